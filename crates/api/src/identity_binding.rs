@@ -1,0 +1,316 @@
+//! The `IdentityBinding` custom resource: one user-assigned managed identity, the
+//! SecretProviderClasses it serves, the nodes it reaches, and what kvbind did about it.
+
+use std::collections::BTreeMap;
+
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::condition::Condition;
+
+/// Gives the pods that mount some SecretProviderClasses a user-assigned managed identity
+/// that can read exactly the Key Vault objects those classes list.
+///
+/// kvbind creates (or adopts) the identity, attaches it to the VM scale sets or VMs that
+/// run the selected nodes, grants it `get` on the listed objects, and writes its client ID
+/// into the SecretProviderClasses.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "kvbind.io",
+    version = "v1alpha1",
+    kind = "IdentityBinding",
+    namespaced,
+    shortname = "ib",
+    category = "kvbind",
+    doc = "Binds a user-assigned managed identity to SecretProviderClasses: kvbind creates or adopts the identity, attaches it to the nodes' VM scale sets or VMs, grants it read access on exactly the listed Key Vault objects and writes its client ID into the SecretProviderClasses.",
+    status = "IdentityBindingStatus",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason","priority":1}"#,
+    printcolumn = r#"{"name":"Identity","type":"string","jsonPath":".status.identity.name"}"#,
+    printcolumn = r#"{"name":"Client ID","type":"string","jsonPath":".status.identity.clientId"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityBindingSpec {
+    /// The user-assigned managed identity: either created by kvbind (`name` and
+    /// `resourceGroup`) or an existing one adopted by `resourceId`.
+    pub identity: IdentitySpec,
+
+    /// The SecretProviderClasses in this namespace that use the identity.
+    pub secret_provider_classes: SecretProviderClassSelector,
+
+    /// Which nodes must be able to use the identity. The VM scale sets and VMs are found
+    /// from these nodes' `spec.providerID`. Empty selects every node.
+    #[serde(default, skip_serializing_if = "LabelSelector::is_empty")]
+    pub nodes: LabelSelector,
+
+    /// The Key Vault to grant access on, when it is not to be found by the
+    /// SecretProviderClasses' `keyvaultName` in the configured subscriptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_vault: Option<KeyVaultRef>,
+
+    /// What happens in Azure when this binding is deleted. `Delete` (the default) removes
+    /// the grants, attachments and identity that kvbind made and no other binding needs;
+    /// `Retain` leaves Azure as it is.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// The scope of role assignments on vaults that use Azure RBAC. `Object` (the default)
+    /// assigns a read role on each listed secret, key or certificate; `Vault` assigns it on
+    /// the whole vault, which also reads every other object of that kind.
+    #[serde(default)]
+    pub rbac_scope: RbacScope,
+}
+
+/// The identity to create or adopt.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.name) != has(self.resourceId)").message("set exactly one of identity.name and identity.resourceId"))]
+#[x_kube(validation = Rule::new("!has(self.name) || has(self.resourceGroup)").message("identity.resourceGroup is required with identity.name"))]
+#[x_kube(validation = Rule::new("!has(self.resourceId) || !(has(self.resourceGroup) || has(self.subscriptionId) || has(self.location) || has(self.tags))").message("identity.resourceGroup, subscriptionId, location and tags apply only to an identity that kvbind creates (identity.name)"))]
+pub struct IdentitySpec {
+    /// Name of a user-assigned identity that kvbind creates (or keeps) in `resourceGroup`.
+    /// Azure allows 3 to 128 letters, digits, hyphens and underscores, starting with a
+    /// letter or digit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 3, max = 128), regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"))]
+    pub name: Option<String>,
+
+    /// Resource group of the identity named by `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 90), regex(pattern = r"^[-\w\._\(\)]*[-\w_\(\)]$"))]
+    pub resource_group: Option<String>,
+
+    /// Subscription of the identity named by `name`. Defaults to the operator's first
+    /// configured subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ))]
+    pub subscription_id: Option<String>,
+
+    /// Azure region of the identity named by `name`. Defaults to the operator's
+    /// configured location.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z0-9]+$"))]
+    pub location: Option<String>,
+
+    /// Extra tags for the identity named by `name`. kvbind adds its own `kvbind.io-*` tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+
+    /// Full ARM resource ID of an existing user-assigned identity to adopt. kvbind never
+    /// deletes an adopted identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(
+        pattern = r"(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+$"
+    ))]
+    pub resource_id: Option<String>,
+}
+
+/// The SecretProviderClasses a binding serves, by name or by label.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.names) != has(self.selector)").message("set exactly one of secretProviderClasses.names and secretProviderClasses.selector"))]
+pub struct SecretProviderClassSelector {
+    /// Names of SecretProviderClasses in the binding's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub names: Option<Vec<String>>,
+
+    /// A label selector over the SecretProviderClasses in the binding's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+}
+
+/// A Kubernetes label selector (`matchLabels` and `matchExpressions`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSelector {
+    /// Labels that must all be present with these values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub match_labels: BTreeMap<String, String>,
+
+    /// Requirements that must all hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_expressions: Vec<LabelSelectorRequirement>,
+}
+
+impl LabelSelector {
+    /// True when the selector selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.match_labels.is_empty() && self.match_expressions.is_empty()
+    }
+}
+
+/// One requirement of a label selector.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSelectorRequirement {
+    /// The label key.
+    pub key: String,
+    /// How the label's value relates to `values`.
+    pub operator: LabelSelectorOperator,
+    /// The values for `In` and `NotIn`; empty for `Exists` and `DoesNotExist`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+/// The operators of a label selector requirement.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LabelSelectorOperator {
+    /// The label's value is one of `values`.
+    In,
+    /// The label is absent or its value is none of `values`.
+    NotIn,
+    /// The label is present.
+    Exists,
+    /// The label is absent.
+    DoesNotExist,
+}
+
+/// An explicit Key Vault, instead of finding it by name.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyVaultRef {
+    /// Full ARM resource ID of the vault
+    /// (`/subscriptions/…/resourceGroups/…/providers/Microsoft.KeyVault/vaults/NAME`).
+    #[schemars(regex(
+        pattern = r"(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.KeyVault/vaults/[a-zA-Z0-9-]{3,24}$"
+    ))]
+    pub resource_id: String,
+}
+
+/// What deleting a binding does in Azure.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeletionPolicy {
+    /// Remove what kvbind made and no other binding still needs.
+    #[default]
+    Delete,
+    /// Leave Azure as it is.
+    Retain,
+}
+
+/// Where role assignments go on RBAC vaults.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RbacScope {
+    /// One role assignment per listed object.
+    #[default]
+    Object,
+    /// One role assignment per object type on the whole vault.
+    Vault,
+}
+
+/// What kvbind observed and did for a binding.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityBindingStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// The identity in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentityStatus>,
+
+    /// The VM scale sets and VMs that carry the identity.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentStatus>,
+
+    /// The access granted per Key Vault.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<VaultGrantStatus>,
+
+    /// The SecretProviderClasses this binding serves and whether each carries the identity.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_provider_classes: Vec<SecretProviderClassStatus>,
+
+    /// `Ready`, `Reconciling` and `Stalled` (kstatus), and `IdentityReady`,
+    /// `NodesAssigned`, `AccessGranted`, `SecretProviderClassesUpdated`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// The identity a binding uses.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityStatus {
+    /// The identity's name.
+    pub name: String,
+    /// The identity's ARM resource ID.
+    pub resource_id: String,
+    /// The client (application) ID that the CSI driver asks tokens for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The object ID of the identity's service principal, which grants name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_id: Option<String>,
+    /// True when kvbind created the identity (and so may delete it).
+    #[serde(default)]
+    pub created_by_kvbind: bool,
+}
+
+/// One VM scale set or VM that carries the identity.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentStatus {
+    /// The ARM resource ID of the VM scale set or VM.
+    pub resource_id: String,
+    /// Whether kvbind attached the identity or found it already there.
+    pub origin: AttachmentOrigin,
+}
+
+/// Who put an identity on a VM scale set or VM.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachmentOrigin {
+    /// kvbind added it and removes it when no binding needs it.
+    Attached,
+    /// It was there before kvbind looked; kvbind never removes it.
+    Found,
+}
+
+/// Access granted on one vault.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultGrantStatus {
+    /// The vault's ARM resource ID.
+    pub vault_id: String,
+    /// How the vault authorises data access.
+    pub model: VaultAccessModel,
+    /// Secret permissions granted (`get`, and `list` where version history is asked for).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+    /// Key permissions granted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+    /// Certificate permissions granted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<String>,
+    /// On RBAC vaults, the role assignment IDs kvbind made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub role_assignments: Vec<String>,
+    /// Why `list` was granted, if it was: the objects that ask for version history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_reason: Option<String>,
+}
+
+/// How a vault authorises data access.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VaultAccessModel {
+    /// Vault access policies.
+    AccessPolicy,
+    /// Azure RBAC role assignments (`enableRbacAuthorization`).
+    Rbac,
+}
+
+/// One SecretProviderClass the binding serves.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretProviderClassStatus {
+    /// The SecretProviderClass's name.
+    pub name: String,
+    /// True when it carries this binding's identity.
+    pub updated: bool,
+}

@@ -1,0 +1,28 @@
+//! kvbind's Kubernetes API.
+//!
+//! - [`IdentityBinding`]: the `kvbind.io/v1alpha1` custom resource that asks kvbind to
+//!   give the pods behind some SecretProviderClasses a user-assigned managed identity
+//!   with just enough Key Vault access.
+//! - [`secret_provider_class`]: the Secrets Store CSI driver's `SecretProviderClass`,
+//!   modelled as far as kvbind reads and writes it.
+//! - [`objects`]: the parser for the Azure provider's `objects` parameter.
+//! - [`condition`]: `metav1.Condition`-shaped status conditions and the kstatus rules.
+//!
+//! This crate does no I/O.
+
+pub mod condition;
+pub mod identity_binding;
+pub mod objects;
+pub mod secret_provider_class;
+
+pub use condition::{Condition, ConditionStatus};
+pub use identity_binding::{
+    DeletionPolicy, IdentityBinding, IdentityBindingSpec, IdentityBindingStatus, IdentitySpec,
+};
+pub use objects::{KeyVaultObject, ObjectType, ObjectsError, parse_objects};
+
+/// The API group of kvbind's own resources.
+pub const GROUP: &str = "kvbind.io";
+
+/// The field manager kvbind uses for every server-side apply it sends.
+pub const FIELD_MANAGER: &str = "kvbind";
