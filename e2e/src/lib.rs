@@ -1,1 +1,132 @@
-//! placeholder
+//! What kvbind's end-to-end tests stand on: one real control plane per test run, shared
+//! by every test through a fresh namespace each.
+//!
+//! The first test to ask starts the control plane (building it on the first run on a
+//! machine) and installs the CRDs: kvbind's generated ones and the Secrets Store CSI
+//! driver's upstream `SecretProviderClass` CRD. The servers stop, and their folder goes,
+//! when the test process exits, whether the tests passed, failed or were interrupted.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use kvbind_local_cluster::ControlPlane;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The upstream SecretProviderClass CRD, as the CSI driver ships it.
+pub fn secret_provider_class_crd() -> PathBuf {
+    repo_root().join("e2e/fixtures/secretproviderclass-crd.yaml")
+}
+
+/// The control plane shared by every test in this process.
+pub fn control_plane() -> &'static ControlPlane {
+    static PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+    let plane = PLANE.get_or_init(|| {
+        let plane = ControlPlane::start(&repo_root()).map_err(|e| e.to_string())?;
+        install_crds(&plane).map_err(|e| e.to_string())?;
+        Ok(plane)
+    });
+    match plane {
+        Ok(plane) => plane,
+        Err(e) => panic!("the test control plane could not start: {e}"),
+    }
+}
+
+fn install_crds(plane: &ControlPlane) -> Result<(), kvbind_local_cluster::ControlPlaneError> {
+    let crds = repo_root().join("crds");
+    let spc = secret_provider_class_crd();
+    plane.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "-f",
+        &crds.to_string_lossy(),
+        "-f",
+        &spc.to_string_lossy(),
+    ])?;
+    plane.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/identitybindings.kvbind.io",
+        "crd/secretproviderclasses.secrets-store.csi.x-k8s.io",
+    ])?;
+    Ok(())
+}
+
+/// A client for the shared control plane, made for the calling test's runtime.
+pub async fn admin_client() -> Client {
+    let plane = control_plane();
+    let kubeconfig = Kubeconfig::read_from(&plane.kubeconfig).expect("kubeconfig is readable");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig is valid");
+    Client::try_from(config).expect("client builds")
+}
+
+/// A namespace of its own for one test, on the shared control plane.
+pub struct TestNamespace {
+    /// The namespace's name.
+    pub name: String,
+    /// An admin client.
+    pub client: Client,
+}
+
+impl TestNamespace {
+    /// Creates `<prefix>-<random>`.
+    pub async fn new(prefix: &str) -> Self {
+        let client = admin_client().await;
+        let name = format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let namespace: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": name, "labels": { "kvbind.io/test": "true" } }
+        }))
+        .expect("namespace literal");
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .expect("namespace is created");
+        TestNamespace { name, client }
+    }
+
+    /// Runs kubectl in this namespace and returns what it did.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        control_plane()
+            .kubectl()
+            .arg("--namespace")
+            .arg(&self.name)
+            .args(args)
+            .output()
+            .expect("kubectl runs")
+    }
+
+    /// Runs `kubectl apply -f -` with `yaml` on stdin.
+    pub fn kubectl_apply(&self, yaml: &str) -> Output {
+        use std::io::Write;
+        let mut child = control_plane()
+            .kubectl()
+            .args(["--namespace", &self.name, "apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(yaml.as_bytes())
+            .expect("kubectl reads stdin");
+        child.wait_with_output().expect("kubectl finishes")
+    }
+}
+
+/// How long tests wait for a condition before they fail.
+pub const DEADLINE: Duration = Duration::from_secs(60);

@@ -11,6 +11,7 @@
 //! This crate does no I/O.
 
 pub mod condition;
+pub mod crdgen;
 pub mod identity_binding;
 pub mod objects;
 pub mod secret_provider_class;

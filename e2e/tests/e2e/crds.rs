@@ -1,0 +1,111 @@
+//! The generated CRDs on a real API server: installed, validated by the server, explained.
+
+use kvbind_e2e::{TestNamespace, control_plane};
+
+fn binding(identity: &str, extra: &str) -> String {
+    format!(
+        r#"apiVersion: kvbind.io/v1alpha1
+kind: IdentityBinding
+metadata:
+  name: b
+spec:
+  identity:
+{identity}
+  secretProviderClasses:
+    names: [spc]
+{extra}"#
+    )
+}
+
+#[track_caller]
+fn assert_rejected(ns: &TestNamespace, yaml: &str, words: &[&str]) {
+    let out = ns.kubectl_apply(yaml);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the server accepted:\n{yaml}");
+    for word in words {
+        assert!(stderr.contains(word), "rejection should mention {word:?}:\n{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn a_valid_binding_is_accepted_with_defaults() {
+    let ns = TestNamespace::new("crd-valid").await;
+    let out = ns.kubectl_apply(&binding("    name: app-reader\n    resourceGroup: rg-id", ""));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ns.kubectl(&["get", "ib", "b", "-o", "jsonpath={.spec.deletionPolicy}/{.spec.rbacScope}"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Delete/Object");
+}
+
+#[tokio::test]
+async fn an_adopted_identity_is_accepted() {
+    let ns = TestNamespace::new("crd-adopt").await;
+    let id = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/x";
+    let out = ns.kubectl_apply(&binding(&format!("    resourceId: {id}"), "  deletionPolicy: Retain\n"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn the_server_rejects_invalid_bindings_naming_the_field() {
+    let ns = TestNamespace::new("crd-invalid").await;
+    let id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/x";
+    assert_rejected(
+        &ns,
+        &binding(&format!("    name: app\n    resourceGroup: rg\n    resourceId: {id}"), ""),
+        &["spec.identity", "exactly one of identity.name and identity.resourceId"],
+    );
+    assert_rejected(&ns, &binding("    resourceGroup: rg", ""), &["spec.identity", "exactly one"]);
+    assert_rejected(&ns, &binding("    name: app", ""), &["spec.identity", "resourceGroup is required"]);
+    assert_rejected(
+        &ns,
+        &binding("    name: -bad/name\n    resourceGroup: rg", ""),
+        &["spec.identity.name", "should match"],
+    );
+    assert_rejected(
+        &ns,
+        &binding("    name: ab\n    resourceGroup: rg", ""),
+        &["spec.identity.name", "at least 3"],
+    );
+    assert_rejected(
+        &ns,
+        &binding("    name: app\n    resourceGroup: rg", "  deletionPolicy: Orphan\n"),
+        &["spec.deletionPolicy", "Unsupported value: \"Orphan\""],
+    );
+    assert_rejected(
+        &ns,
+        &binding("    name: app\n    resourceGroup: rg\n    subscriptionId: not-a-guid", ""),
+        &["spec.identity.subscriptionId"],
+    );
+    assert_rejected(
+        &ns,
+        &binding("    name: app\n    resourceGroup: rg", "  keyVault:\n    resourceId: /subscriptions/s/vaults/x\n"),
+        &["spec.keyVault.resourceId"],
+    );
+}
+
+#[tokio::test]
+async fn kubectl_explain_prints_the_doc_comments() {
+    let out = control_plane()
+        .kubectl_ok(&["explain", "identitybinding.spec"])
+        .expect("explain works");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Gives the pods that mount some SecretProviderClasses"), "{text}");
+    assert!(text.contains("deletionPolicy"), "{text}");
+    let out = control_plane()
+        .kubectl_ok(&["explain", "identitybinding.spec.identity.resourceId"])
+        .expect("explain works");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("never\n    deletes an adopted identity")
+        || String::from_utf8_lossy(&out.stdout).contains("never deletes"));
+}
+
+#[tokio::test]
+async fn printer_columns_show_in_kubectl_get() {
+    let ns = TestNamespace::new("crd-columns").await;
+    let out = ns.kubectl_apply(&binding("    name: app-reader\n    resourceGroup: rg-id", ""));
+    assert!(out.status.success());
+    let out = ns.kubectl(&["get", "identitybindings"]);
+    let header = String::from_utf8_lossy(&out.stdout);
+    let first = header.lines().next().unwrap_or_default();
+    for column in ["NAME", "READY", "IDENTITY", "CLIENT ID", "AGE"] {
+        assert!(first.contains(column), "{first}");
+    }
+}

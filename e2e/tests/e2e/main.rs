@@ -1,0 +1,4 @@
+//! kvbind's end-to-end tests, in one binary so that they share one control plane.
+
+mod crds;
+mod examples;
