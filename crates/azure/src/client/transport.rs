@@ -1,0 +1,102 @@
+//! The HTTP transport under every ARM call, generated or hand-built.
+//!
+//! azure_core 0.21 turns an error response into an `HttpError` whose headers are private,
+//! so `Retry-After` is lost by the time the caller sees the error, and its retry policy
+//! sleeps inside the call instead. This transport sits at the end of every pipeline (the
+//! crates' and ours, with retries switched off) and turns each error response into an
+//! [`ArmFailure`] carrying status, code, message and the server's delay, which
+//! [`classify`] then maps to an [`AzureError`] for the controller to act on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use azure_core::error::ErrorKind;
+use azure_core::headers::{HeaderName, Headers};
+use azure_core::{Context, HttpClient, Policy, PolicyResult, Request, Response};
+use serde_json::Value;
+
+use crate::error::{ArmFailure, AzureError};
+
+/// Sends requests and converts error responses into [`ArmFailureError`]s.
+#[derive(Debug)]
+pub struct ArmTransport {
+    http: Arc<dyn HttpClient>,
+}
+
+impl ArmTransport {
+    /// A transport over `http`.
+    pub fn new(http: Arc<dyn HttpClient>) -> Self {
+        ArmTransport { http }
+    }
+}
+
+/// An ARM error response, carried inside an `azure_core::Error`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("HTTP {} {}: {}", .0.status, .0.code, .0.message)]
+pub struct ArmFailureError(pub ArmFailure);
+
+#[async_trait]
+impl Policy for ArmTransport {
+    async fn send(&self, _ctx: &Context, request: &mut Request, _next: &[Arc<dyn Policy>]) -> PolicyResult {
+        let method = request.method().to_string();
+        let path = request.url().path().to_owned();
+        let response = self.http.execute_request(request).await?;
+        let status = u16::from(response.status());
+        tracing::debug!(%method, %path, status, "ARM request");
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(failure(response).await)
+    }
+}
+
+async fn failure(response: Response) -> azure_core::Error {
+    let (status, headers, body) = response.deconstruct();
+    let body = body.collect().await.unwrap_or_default();
+    let failure = parse_failure(u16::from(status), &headers, &body);
+    azure_core::Error::new(
+        ErrorKind::HttpResponse { status, error_code: Some(failure.code.clone()) },
+        ArmFailureError(failure),
+    )
+}
+
+/// Reads an ARM error body: `{"error":{"code","message"}}`, Compute's unwrapped
+/// `{"code","message"}`, or only an `x-ms-error-code` header.
+pub fn parse_failure(status: u16, headers: &Headers, body: &[u8]) -> ArmFailure {
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let error = json.get("error").unwrap_or(&json);
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+    let code = text(error, "code")
+        .or_else(|| headers.get_optional_string(&HeaderName::from_static("x-ms-error-code")))
+        .unwrap_or_else(|| format!("Http{status}"));
+    let message = text(error, "message")
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned());
+    ArmFailure { status, code, message, retry_after: retry_after(headers) }
+}
+
+/// The server's delay: `retry-after-ms`, `x-ms-retry-after-ms`, or `Retry-After` seconds.
+pub fn retry_after(headers: &Headers) -> Option<Duration> {
+    let header = |name: &'static str| headers.get_optional_str(&HeaderName::from_static(name));
+    for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
+        if let Some(ms) = header(name).and_then(|v| v.trim().parse::<u64>().ok()) {
+            return Some(Duration::from_millis(ms));
+        }
+    }
+    header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs)
+}
+
+/// Maps any error of an ARM call to its class.
+pub fn classify(error: &azure_core::Error, operation: &'static str, resource: &str) -> AzureError {
+    if let Some(ArmFailureError(failure)) = error.downcast_ref::<ArmFailureError>() {
+        return failure.clone().classify(operation, resource);
+    }
+    match error.kind() {
+        ErrorKind::Credential => AzureError::Unauthenticated {
+            operation,
+            resource: resource.to_owned(),
+            message: error.to_string(),
+        },
+        _ => AzureError::Transient { operation, resource: resource.to_owned(), message: error.to_string() },
+    }
+}

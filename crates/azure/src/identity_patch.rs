@@ -1,0 +1,150 @@
+//! The body of a VM scale set or VM identity PATCH.
+//!
+//! ARM merges the `userAssignedIdentities` dictionary: `{}` adds an entry, `null` removes
+//! it, absent entries stay. `type` describes the resulting set, and a `type` without
+//! `SystemAssigned` deletes the system-assigned identity for good. So the body names only
+//! the identities that change, and `type` keeps the system-assigned identity whenever the
+//! resource has one.
+
+use serde_json::{Map, Value, json};
+
+use crate::model::{ComputeIdentity, IdentityChange};
+
+/// The PATCH body that applies `change` to a resource whose identity block is `current`,
+/// or `None` when the resource already looks like that.
+pub fn identity_patch(current: &ComputeIdentity, change: &IdentityChange) -> Option<Value> {
+    let adding: Vec<String> = change
+        .add
+        .iter()
+        .filter(|id| !current.has(id))
+        .map(ToString::to_string)
+        .collect();
+    let removing: Vec<String> = change
+        .remove
+        .iter()
+        .filter(|id| current.has(id) && !change.add.contains(*id))
+        .map(|id| {
+            // Send the key back as ARM spelled it, so the merge matches it exactly.
+            current
+                .user_assigned
+                .iter()
+                .find(|k| k.eq_ignore_ascii_case(&id.key()))
+                .cloned()
+                .unwrap_or_else(|| id.to_string())
+        })
+        .collect();
+    if adding.is_empty() && removing.is_empty() {
+        return None;
+    }
+    let remaining = current.user_assigned.len() + adding.len() - removing.len();
+    let kind = match (current.system_assigned, remaining > 0) {
+        (true, true) => "SystemAssigned, UserAssigned",
+        (false, true) => "UserAssigned",
+        (true, false) => "SystemAssigned",
+        (false, false) => "None",
+    };
+    if remaining == 0 {
+        // ARM's documented way to drop the last user-assigned identity is to change the type;
+        // a dictionary of nulls alone is not accepted everywhere.
+        return Some(json!({ "identity": { "type": kind } }));
+    }
+    let mut entries = Map::new();
+    for id in adding {
+        entries.insert(id, json!({}));
+    }
+    for id in removing {
+        entries.insert(id, Value::Null);
+    }
+    Some(json!({ "identity": { "type": kind, "userAssignedIdentities": entries } }))
+}
+
+/// Reads the `identity` block of a VM scale set or VM body (`type` in any casing, with or
+/// without the space after the comma).
+pub fn read_identity(resource: &Value) -> ComputeIdentity {
+    let Some(identity) = resource.get("identity") else {
+        return ComputeIdentity::default();
+    };
+    let kind = identity
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("None")
+        .to_ascii_lowercase();
+    let user_assigned = identity
+        .get("userAssignedIdentities")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    ComputeIdentity { system_assigned: kind.contains("systemassigned"), user_assigned }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::ids::{GroupResourceId, ResourceKind};
+
+    fn uami(name: &str) -> GroupResourceId {
+        GroupResourceId::new(ResourceKind::UserAssignedIdentity, "s", "rg", name).expect("valid")
+    }
+
+    fn change(add: &[&str], remove: &[&str]) -> IdentityChange {
+        IdentityChange {
+            add: add.iter().map(|n| uami(n)).collect::<BTreeSet<_>>(),
+            remove: remove.iter().map(|n| uami(n)).collect::<BTreeSet<_>>(),
+        }
+    }
+
+    #[test]
+    fn adding_keeps_system_assigned_and_sends_only_the_new_identity() {
+        let current = ComputeIdentity {
+            system_assigned: true,
+            user_assigned: vec![uami("foreign").to_string().replace("resourceGroups", "resourcegroups")],
+        };
+        let body = identity_patch(&current, &change(&["kvbind"], &[])).expect("a change");
+        assert_eq!(body["identity"]["type"], "SystemAssigned, UserAssigned");
+        let entries = body["identity"]["userAssignedIdentities"].as_object().expect("map");
+        assert_eq!(entries.len(), 1);
+        assert!(entries.contains_key(&uami("kvbind").to_string()));
+    }
+
+    #[test]
+    fn nothing_to_do_when_already_attached_in_other_casing() {
+        let current = ComputeIdentity {
+            system_assigned: false,
+            user_assigned: vec![uami("KVBIND").to_string().to_ascii_lowercase()],
+        };
+        assert_eq!(identity_patch(&current, &change(&["kvbind"], &[])), None);
+    }
+
+    #[test]
+    fn removing_the_last_identity_switches_type_and_keeps_system_assigned() {
+        let current = ComputeIdentity { system_assigned: true, user_assigned: vec![uami("kvbind").to_string()] };
+        let body = identity_patch(&current, &change(&[], &["kvbind"])).expect("a change");
+        assert_eq!(body, json!({"identity": {"type": "SystemAssigned"}}));
+        let current = ComputeIdentity { system_assigned: false, user_assigned: vec![uami("kvbind").to_string()] };
+        let body = identity_patch(&current, &change(&[], &["kvbind"])).expect("a change");
+        assert_eq!(body, json!({"identity": {"type": "None"}}));
+    }
+
+    #[test]
+    fn removing_one_of_several_sends_null_for_it_only() {
+        let current = ComputeIdentity {
+            system_assigned: false,
+            user_assigned: vec![uami("foreign").to_string(), uami("kvbind").to_string()],
+        };
+        let body = identity_patch(&current, &change(&[], &["kvbind"])).expect("a change");
+        assert_eq!(body["identity"]["type"], "UserAssigned");
+        assert_eq!(body["identity"]["userAssignedIdentities"][uami("kvbind").to_string()], Value::Null);
+        assert!(body["identity"]["userAssignedIdentities"].get(uami("foreign").to_string()).is_none());
+    }
+
+    #[test]
+    fn reads_type_in_any_spelling() {
+        for kind in ["SystemAssigned, UserAssigned", "SystemAssigned,UserAssigned", "systemAssigned"] {
+            let id = read_identity(&json!({"identity": {"type": kind}}));
+            assert!(id.system_assigned, "{kind}");
+        }
+        assert_eq!(read_identity(&json!({"name": "x"})), ComputeIdentity::default());
+    }
+}

@@ -1,0 +1,313 @@
+//! ARM resource IDs and AKS node provider IDs as types.
+//!
+//! ARM compares IDs case-insensitively and real responses mix `resourceGroups` and
+//! `resourcegroups`, so every ID keeps the casing it was given for display and compares
+//! by a lowercase key.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+
+/// Why a string is not the ID it should be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// The ID does not start with `/subscriptions/`.
+    #[error("{input:?} is not an ARM resource ID: it must start with /subscriptions/")]
+    NoSubscription {
+        /// The rejected input.
+        input: String,
+    },
+    /// The ID has the wrong shape for what it should name.
+    #[error("{input:?} is not a {expected} ID: expected {shape}")]
+    Shape {
+        /// The rejected input.
+        input: String,
+        /// What it should have named.
+        expected: &'static str,
+        /// The expected shape.
+        shape: &'static str,
+    },
+    /// A name in the ID is empty or has characters ARM does not allow.
+    #[error("{input:?}: {part} {value:?} is not a valid name")]
+    BadName {
+        /// The rejected input.
+        input: String,
+        /// Which segment.
+        part: &'static str,
+        /// The segment's value.
+        value: String,
+    },
+    /// A node's `spec.providerID` is not one kvbind can use.
+    #[error("providerID {input:?} is not an Azure VM or VM scale set instance ({reason})")]
+    ProviderId {
+        /// The rejected input.
+        input: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// A resource in a resource group: `/subscriptions/S/resourceGroups/G/providers/NS/TYPE/NAME`.
+#[derive(Debug, Clone, Eq)]
+pub struct GroupResourceId {
+    /// The subscription ID.
+    pub subscription: String,
+    /// The resource group name.
+    pub resource_group: String,
+    /// The resource name.
+    pub name: String,
+    kind: ResourceKind,
+}
+
+/// The resource types kvbind works with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResourceKind {
+    /// `Microsoft.ManagedIdentity/userAssignedIdentities`.
+    UserAssignedIdentity,
+    /// `Microsoft.Compute/virtualMachineScaleSets`.
+    VirtualMachineScaleSet,
+    /// `Microsoft.Compute/virtualMachines`.
+    VirtualMachine,
+    /// `Microsoft.KeyVault/vaults`.
+    Vault,
+}
+
+impl ResourceKind {
+    /// The provider namespace and type, as ARM spells them.
+    pub fn provider_type(self) -> &'static str {
+        match self {
+            ResourceKind::UserAssignedIdentity => "Microsoft.ManagedIdentity/userAssignedIdentities",
+            ResourceKind::VirtualMachineScaleSet => "Microsoft.Compute/virtualMachineScaleSets",
+            ResourceKind::VirtualMachine => "Microsoft.Compute/virtualMachines",
+            ResourceKind::Vault => "Microsoft.KeyVault/vaults",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            ResourceKind::UserAssignedIdentity => "user-assigned identity",
+            ResourceKind::VirtualMachineScaleSet => "VM scale set",
+            ResourceKind::VirtualMachine => "virtual machine",
+            ResourceKind::Vault => "Key Vault",
+        }
+    }
+
+    fn shape(self) -> &'static str {
+        match self {
+            ResourceKind::UserAssignedIdentity => {
+                "/subscriptions/S/resourceGroups/G/providers/Microsoft.ManagedIdentity/userAssignedIdentities/NAME"
+            }
+            ResourceKind::VirtualMachineScaleSet => {
+                "/subscriptions/S/resourceGroups/G/providers/Microsoft.Compute/virtualMachineScaleSets/NAME"
+            }
+            ResourceKind::VirtualMachine => {
+                "/subscriptions/S/resourceGroups/G/providers/Microsoft.Compute/virtualMachines/NAME"
+            }
+            ResourceKind::Vault => {
+                "/subscriptions/S/resourceGroups/G/providers/Microsoft.KeyVault/vaults/NAME"
+            }
+        }
+    }
+}
+
+impl GroupResourceId {
+    /// Builds an ID from its parts, checking each name.
+    pub fn new(
+        kind: ResourceKind,
+        subscription: &str,
+        resource_group: &str,
+        name: &str,
+    ) -> Result<Self, IdError> {
+        let input = || format!("{}/{}/{}", subscription, resource_group, name);
+        check_segment(subscription).map_err(|()| IdError::BadName {
+            input: input(),
+            part: "subscription",
+            value: subscription.to_owned(),
+        })?;
+        check_segment(resource_group).map_err(|()| IdError::BadName {
+            input: input(),
+            part: "resource group",
+            value: resource_group.to_owned(),
+        })?;
+        check_segment(name).map_err(|()| IdError::BadName {
+            input: input(),
+            part: "name",
+            value: name.to_owned(),
+        })?;
+        Ok(GroupResourceId {
+            subscription: subscription.to_owned(),
+            resource_group: resource_group.to_owned(),
+            name: name.to_owned(),
+            kind,
+        })
+    }
+
+    /// Parses an ID that must name a resource of `kind`.
+    pub fn parse(kind: ResourceKind, input: &str) -> Result<Self, IdError> {
+        let shape_error = || IdError::Shape {
+            input: input.to_owned(),
+            expected: kind.describe(),
+            shape: kind.shape(),
+        };
+        let trimmed = input.trim_start_matches('/');
+        if !trimmed.to_ascii_lowercase().starts_with("subscriptions/") {
+            return Err(IdError::NoSubscription { input: input.to_owned() });
+        }
+        let parts: Vec<&str> = trimmed.split('/').collect();
+        let [subs, sub, rgs, rg, providers, namespace, kind_type, name] = parts.as_slice() else {
+            return Err(shape_error());
+        };
+        let (want_ns, want_type) = kind.provider_type().split_once('/').unwrap_or_default();
+        let matches = subs.eq_ignore_ascii_case("subscriptions")
+            && rgs.eq_ignore_ascii_case("resourceGroups")
+            && providers.eq_ignore_ascii_case("providers")
+            && namespace.eq_ignore_ascii_case(want_ns)
+            && kind_type.eq_ignore_ascii_case(want_type);
+        if !matches {
+            return Err(shape_error());
+        }
+        GroupResourceId::new(kind, sub, rg, name).map_err(|e| match e {
+            IdError::BadName { part, value, .. } => IdError::BadName {
+                input: input.to_owned(),
+                part,
+                value,
+            },
+            other => other,
+        })
+    }
+
+    /// The resource type.
+    pub fn kind(&self) -> ResourceKind {
+        self.kind
+    }
+
+    /// The lowercase form used as a map key and for comparison.
+    pub fn key(&self) -> String {
+        self.to_string().to_ascii_lowercase()
+    }
+}
+
+impl fmt::Display for GroupResourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "/subscriptions/{}/resourceGroups/{}/providers/{}/{}",
+            self.subscription,
+            self.resource_group,
+            self.kind.provider_type(),
+            self.name
+        )
+    }
+}
+
+impl PartialEq for GroupResourceId {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Hash for GroupResourceId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl PartialOrd for GroupResourceId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for GroupResourceId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// ARM names: not empty, at most 260 characters, none of the characters that break a URL path.
+fn check_segment(value: &str) -> Result<(), ()> {
+    let bad = value.is_empty()
+        || value.len() > 260
+        || value.chars().any(|c| c.is_control() || matches!(c, '/' | '\\' | '?' | '#' | '%' | '&' | ' '));
+    if bad { Err(()) } else { Ok(()) }
+}
+
+/// A user-assigned managed identity.
+pub type IdentityId = GroupResourceId;
+/// A Key Vault.
+pub type VaultId = GroupResourceId;
+
+/// What an identity can be attached to: a VM scale set, or a single VM (availability sets,
+/// standalone VMs and VMSS Flex instances).
+pub type ComputeId = GroupResourceId;
+
+/// Where a node runs, from its `spec.providerID`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeLocation {
+    /// An instance of a VM scale set (Uniform orchestration).
+    ScaleSetInstance {
+        /// The scale set.
+        scale_set: ComputeId,
+        /// The instance ID.
+        instance: String,
+    },
+    /// A VM of its own (availability set, standalone, or a VMSS Flex instance).
+    VirtualMachine(ComputeId),
+}
+
+impl NodeLocation {
+    /// Parses `azure:///subscriptions/S/resourceGroups/G/providers/Microsoft.Compute/…`.
+    pub fn from_provider_id(input: &str) -> Result<Self, IdError> {
+        let err = |reason| IdError::ProviderId { input: input.to_owned(), reason };
+        let rest = input
+            .strip_prefix("azure://")
+            .ok_or_else(|| err("it must start with azure://"))?;
+        if !rest.starts_with('/') {
+            return Err(err("the resource ID after azure:// must start with /"));
+        }
+        let parts: Vec<&str> = rest.trim_start_matches('/').split('/').collect();
+        match parts.as_slice() {
+            [_, sub, _, rg, _, ns, t, name, vms, instance]
+                if ns.eq_ignore_ascii_case("Microsoft.Compute")
+                    && t.eq_ignore_ascii_case("virtualMachineScaleSets")
+                    && vms.eq_ignore_ascii_case("virtualMachines") =>
+            {
+                if instance.is_empty() || !instance.chars().all(|c| c.is_ascii_digit()) {
+                    return Err(err("the scale set instance ID must be a number"));
+                }
+                let id = format!(
+                    "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachineScaleSets/{name}"
+                );
+                let scale_set = GroupResourceId::parse(ResourceKind::VirtualMachineScaleSet, &id)
+                    .map_err(|_| err("its subscription, resource group or scale set name is invalid"))?;
+                check_prefix(&parts).map_err(err)?;
+                Ok(NodeLocation::ScaleSetInstance { scale_set, instance: (*instance).to_owned() })
+            }
+            [_, _, _, _, _, _, _, _] => {
+                check_prefix(&parts).map_err(err)?;
+                let vm = GroupResourceId::parse(ResourceKind::VirtualMachine, rest)
+                    .map_err(|_| err("it is neither a VM scale set instance nor a virtual machine"))?;
+                Ok(NodeLocation::VirtualMachine(vm))
+            }
+            _ => Err(err("it is neither a VM scale set instance nor a virtual machine")),
+        }
+    }
+
+    /// The resource an identity is attached to for this node.
+    pub fn attach_target(&self) -> &ComputeId {
+        match self {
+            NodeLocation::ScaleSetInstance { scale_set, .. } => scale_set,
+            NodeLocation::VirtualMachine(vm) => vm,
+        }
+    }
+}
+
+fn check_prefix(parts: &[&str]) -> Result<(), &'static str> {
+    let ok = parts.len() >= 5
+        && parts[0].eq_ignore_ascii_case("subscriptions")
+        && parts[2].eq_ignore_ascii_case("resourceGroups")
+        && parts[4].eq_ignore_ascii_case("providers");
+    if ok { Ok(()) } else { Err("expected /subscriptions/S/resourceGroups/G/providers/…") }
+}
+
+#[cfg(test)]
+mod tests;

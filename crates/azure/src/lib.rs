@@ -1,0 +1,24 @@
+//! kvbind's ARM port: the one place in kvbind that talks to Azure.
+//!
+//! - [`Arm`]: every operation kvbind performs, in its own types ([`model`], [`ids`]).
+//! - [`ArmClient`]: the implementation on the azure_mgmt 0.21 crates, going around them
+//!   where they are wrong for these operations (see README.md beside this crate).
+//! - [`AzureError`]: the error classes the controller decides retries on.
+//! - [`cloud`], [`credential`]: where to talk to and as whom.
+
+pub mod client;
+pub mod cloud;
+pub mod credential;
+pub mod error;
+pub mod identity_patch;
+pub mod ids;
+pub mod model;
+pub mod port;
+pub mod roles;
+
+pub use client::{ArmClient, ArmClientConfig, LroSettings};
+pub use cloud::Cloud;
+pub use credential::{CredentialConfig, build_credential};
+pub use error::AzureError;
+pub use ids::{ComputeId, GroupResourceId, IdentityId, NodeLocation, ResourceKind, VaultId};
+pub use port::Arm;

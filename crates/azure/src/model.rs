@@ -1,0 +1,140 @@
+//! kvbind's own view of the Azure resources it reads and changes. No generated type of the
+//! azure_mgmt crates appears outside this crate.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::ids::{ComputeId, IdentityId, VaultId};
+
+/// A user-assigned managed identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Its resource ID.
+    pub id: IdentityId,
+    /// Its region.
+    pub location: String,
+    /// Its tags.
+    pub tags: BTreeMap<String, String>,
+    /// The client (application) ID.
+    pub client_id: String,
+    /// The service principal's object ID.
+    pub principal_id: String,
+    /// The directory it lives in.
+    pub tenant_id: String,
+}
+
+/// The `identity` block of a VM scale set or VM.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ComputeIdentity {
+    /// A system-assigned identity is enabled (and must stay so).
+    pub system_assigned: bool,
+    /// The user-assigned identities, as the full resource IDs ARM returned.
+    pub user_assigned: Vec<String>,
+}
+
+impl ComputeIdentity {
+    /// True when `identity` is among the user-assigned identities (compared ignoring case).
+    pub fn has(&self, identity: &IdentityId) -> bool {
+        let key = identity.key();
+        self.user_assigned.iter().any(|id| id.eq_ignore_ascii_case(&key))
+    }
+}
+
+/// A change to the user-assigned identities of one VM scale set or VM.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentityChange {
+    /// Identities to attach.
+    pub add: BTreeSet<IdentityId>,
+    /// Identities to detach. Only identities kvbind attached belong here.
+    pub remove: BTreeSet<IdentityId>,
+}
+
+impl IdentityChange {
+    /// True when there is nothing to change.
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// The target of an identity change, for error messages.
+pub type ComputeTarget = ComputeId;
+
+/// A Key Vault as far as grants are concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vault {
+    /// Its resource ID.
+    pub id: VaultId,
+    /// The directory its data plane trusts.
+    pub tenant_id: String,
+    /// True when data access is authorised by Azure RBAC instead of access policies.
+    pub rbac_authorization: bool,
+    /// The data-plane URI.
+    pub vault_uri: Option<String>,
+    /// Its access policies (ignored by Azure when `rbac_authorization` is true).
+    pub access_policies: Vec<AccessPolicy>,
+}
+
+/// One access-policy entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessPolicy {
+    /// The principal's directory.
+    pub tenant_id: String,
+    /// The principal's object ID.
+    pub object_id: String,
+    /// The permissions, by object kind.
+    pub permissions: Permissions,
+}
+
+/// Data-plane permissions of an access policy, lowercase.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Permissions {
+    /// Secret permissions (`get`, `list`, …).
+    pub secrets: BTreeSet<String>,
+    /// Key permissions.
+    pub keys: BTreeSet<String>,
+    /// Certificate permissions.
+    pub certificates: BTreeSet<String>,
+    /// Storage permissions; kvbind never grants any but keeps what it reads.
+    pub storage: BTreeSet<String>,
+}
+
+impl Permissions {
+    /// True when no permission is set.
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty() && self.keys.is_empty() && self.certificates.is_empty() && self.storage.is_empty()
+    }
+}
+
+/// The three access-policy operations of `Vaults_UpdateAccessPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessPolicyOp {
+    /// Union the permissions into the principal's entry (or add the entry).
+    Add,
+    /// Set the principal's entry to exactly these permissions.
+    Replace,
+    /// Subtract the permissions; the entry goes when it is empty.
+    Remove,
+}
+
+impl AccessPolicyOp {
+    /// The path segment ARM expects.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessPolicyOp::Add => "add",
+            AccessPolicyOp::Replace => "replace",
+            AccessPolicyOp::Remove => "remove",
+        }
+    }
+}
+
+/// An Azure RBAC role assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleAssignment {
+    /// The assignment's name, a GUID.
+    pub name: String,
+    /// The scope, with a leading slash.
+    pub scope: String,
+    /// The role definition's GUID (lowercase).
+    pub role_definition: String,
+    /// The assignee's object ID.
+    pub principal_id: String,
+}

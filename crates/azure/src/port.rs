@@ -1,0 +1,65 @@
+//! The ARM port: every Azure operation kvbind performs, in kvbind's own terms.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use crate::error::AzureError;
+use crate::ids::{ComputeId, IdentityId, VaultId};
+use crate::model::{AccessPolicy, AccessPolicyOp, ComputeIdentity, Identity, IdentityChange, RoleAssignment, Vault};
+
+/// What kvbind asks of Azure Resource Manager.
+#[async_trait]
+pub trait Arm: Send + Sync {
+    /// Reads a user-assigned identity; `None` when it does not exist.
+    async fn get_identity(&self, id: &IdentityId) -> Result<Option<Identity>, AzureError>;
+
+    /// Creates a user-assigned identity, or updates its tags (its client and principal IDs
+    /// never change).
+    async fn create_or_update_identity(
+        &self,
+        id: &IdentityId,
+        location: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Identity, AzureError>;
+
+    /// Deletes a user-assigned identity; success when it is already gone.
+    async fn delete_identity(&self, id: &IdentityId) -> Result<(), AzureError>;
+
+    /// Reads the identity block of a VM scale set or VM.
+    async fn get_compute_identity(&self, target: &ComputeId) -> Result<ComputeIdentity, AzureError>;
+
+    /// Attaches and detaches user-assigned identities on a VM scale set or VM whose identity
+    /// block was `current`, keeping the system-assigned identity and every other identity,
+    /// and follows the long-running operation to its end. Returns the resulting block.
+    async fn update_compute_identities(
+        &self,
+        target: &ComputeId,
+        current: &ComputeIdentity,
+        change: &IdentityChange,
+    ) -> Result<ComputeIdentity, AzureError>;
+
+    /// Reads a vault's tenant, authorisation model and access policies.
+    async fn get_vault(&self, id: &VaultId) -> Result<Vault, AzureError>;
+
+    /// Finds a vault by name in a subscription; `None` when there is none.
+    async fn find_vault(&self, subscription: &str, name: &str) -> Result<Option<VaultId>, AzureError>;
+
+    /// Adds, replaces or removes the access-policy entry of one principal.
+    async fn update_access_policy(
+        &self,
+        vault: &VaultId,
+        op: AccessPolicyOp,
+        entry: &AccessPolicy,
+    ) -> Result<(), AzureError>;
+
+    /// Creates a role assignment; an identical existing one (same name, or the same
+    /// principal, role and scope under another name) counts as success and is returned.
+    async fn create_role_assignment(&self, assignment: &RoleAssignment) -> Result<RoleAssignment, AzureError>;
+
+    /// Lists the role assignments of `principal_id` at exactly `scope`.
+    async fn list_role_assignments(&self, scope: &str, principal_id: &str) -> Result<Vec<RoleAssignment>, AzureError>;
+
+    /// Deletes a role assignment; success when it is already gone.
+    async fn delete_role_assignment(&self, scope: &str, name: &str) -> Result<(), AzureError>;
+}
