@@ -1,0 +1,320 @@
+//! The ARM face: api-version, bearer token, faults, permissions, then the operation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::route::{Provider, Route, Target, route};
+use super::{Caller, Shared, lock};
+use crate::faults::Fault;
+use crate::world::ArmError;
+
+/// Every request that is not for the admin API or the token endpoint.
+pub async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let path = uri.path().to_owned();
+    let query: Vec<(String, String)> = url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
+    let (operation, response) = match route(method.as_str(), &path) {
+        Ok(route) => {
+            let operation = route.operation;
+            (operation, serve(&shared, route, &method, &path, &query, &headers, &body).await)
+        }
+        Err(e) => ("Unknown", error(&e, None)),
+    };
+    shared.record(method.as_str(), &path, operation, response.status().as_u16());
+    response
+}
+
+async fn serve(
+    shared: &Shared,
+    route: Route,
+    method: &Method,
+    path: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let param = |name: &str| query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+    let Some(api) = param("api-version") else {
+        return error(&ArmError::new(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests."), None);
+    };
+    if !route.provider.api_versions().contains(&api.as_str()) {
+        return error(
+            &ArmError::new(
+                400,
+                "NoRegisteredProviderFound",
+                format!(
+                    "No registered resource provider found for location 'eastus' and API version '{api}' for type '{}'. The supported api-versions are '{}'.",
+                    route.provider.resource_type(),
+                    route.provider.api_versions().join(", ")
+                ),
+            ),
+            None,
+        );
+    }
+    let caller = match authenticate(shared, headers) {
+        Ok(caller) => caller,
+        Err(e) => return error(&e, None),
+    };
+
+    let faults = lock(&shared.faults).take(route.operation, path);
+    for fault in &faults {
+        if let Some(wait) = fault.latency() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    if let Some(fault) = faults.iter().find(|f| f.is_immediate()) {
+        return injected(fault, route.provider);
+    }
+    if !allowed(&caller.actions, &route.action) {
+        return error(&forbidden(&caller, &route.action, path), None);
+    }
+
+    let json: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => return error(&ArmError::new(400, "InvalidRequestContent", format!("The request content was invalid and could not be deserialized: '{e}'.")), None),
+        }
+    };
+    let replication_delay = faults.iter().find_map(|f| match f {
+        Fault::PrincipalReplicationDelay { seconds } => Some(Duration::from_secs(*seconds)),
+        _ => None,
+    });
+    let origin = lock(&shared.origin).clone();
+    let mut world = lock(&shared.world);
+    let result: Result<Response, ArmError> = match (&route.target, method.as_str()) {
+        (Target::Identity { sub, rg, name }, "GET") => world.get_identity(sub, rg, name, &api).map(ok),
+        (Target::Identity { sub, rg, name }, "PUT") => world.put_identity(sub, rg, name, &json, &api).map(|(s, b)| with_status(s, b)),
+        (Target::Identity { sub, rg, name }, "PATCH") => {
+            let location = world.get_identity(sub, rg, name, &api).map(|b| b["location"].clone());
+            location.and_then(|loc| {
+                let mut body = json.clone();
+                body["location"] = loc;
+                world.put_identity(sub, rg, name, &body, &api).map(|(_, b)| ok(b))
+            })
+        }
+        (Target::Identity { sub, rg, name }, "DELETE") => world.delete_identity(sub, rg, name).map(empty),
+        (Target::Compute { path, .. }, "GET") => world.get_compute(path).map(ok),
+        (Target::Compute { path, sub, .. }, "PATCH") => {
+            if let Err(e) = check_assign(&caller, &json) {
+                return error(&e, None);
+            }
+            let fails = faults.contains(&Fault::LroFail);
+            let never = faults.contains(&Fault::LroNeverEnds);
+            world.patch_compute(path, &json, fails, never).map(|(body, op)| {
+                let location = body["location"].as_str().unwrap_or("eastus").to_owned();
+                let mut response = ok(body);
+                let url = format!("{origin}/subscriptions/{sub}/providers/Microsoft.Compute/locations/{location}/operations/{op}?api-version={api}");
+                set_header(&mut response, "azure-asyncoperation", &url);
+                set_header(&mut response, "retry-after", &world.lro.retry_after_seconds.to_string());
+                response
+            })
+        }
+        (Target::Operation { id }, _) => world.operation_status(id).map(|b| {
+            let mut response = ok(b);
+            set_header(&mut response, "retry-after", &world.lro.retry_after_seconds.to_string());
+            response
+        }),
+        (Target::Vault { sub, rg, name }, _) => world.get_vault(sub, rg, name, &api).map(ok),
+        (Target::Vaults { sub }, _) => world.list_vaults(sub, &api).map(|all| page(&all, world.page_size, &origin, path, &api, &param("$skiptoken"), None)),
+        (Target::AccessPolicy { sub, rg, name, kind }, _) => {
+            let young = replication_delay.and_then(|delay| {
+                json.pointer("/properties/accessPolicies")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e.get("objectId").and_then(Value::as_str))
+                    .find(|p| world.principal_age(p).is_some_and(|age| age < delay))
+                    .map(str::to_owned)
+            });
+            match young {
+                Some(p) => Err(principal_not_found(&p, &world.tenant_id)),
+                None => world.update_access_policy(sub, rg, name, kind, &json).map(ok),
+            }
+        }
+        (Target::RoleAssignment { scope, name }, "PUT") => {
+            let principal = json.pointer("/properties/principalId").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let age = world.principal_age(&principal);
+            let unknown = age.is_none() && !principal.is_empty();
+            match (replication_delay, age) {
+                (Some(delay), Some(age)) if age < delay => Err(principal_not_found(&principal, &world.tenant_id)),
+                _ if unknown => Err(principal_not_found(&principal, &world.tenant_id)),
+                _ => world.put_role_assignment(scope, name, &json).map(|(s, b)| with_status(s, b)),
+            }
+        }
+        (Target::RoleAssignment { scope, name }, "GET") => world.get_role_assignment(scope, name).map(ok),
+        (Target::RoleAssignment { scope, name }, _) => {
+            let (status, body) = world.delete_role_assignment(scope, name);
+            Ok(if status == 204 { empty(204) } else { ok(body) })
+        }
+        (Target::RoleAssignments { scope }, _) => {
+            let filter = param("$filter");
+            let principal = filter.as_deref().and_then(principal_filter);
+            let all = world.list_role_assignments(scope, principal.as_deref());
+            Ok(page(&all, world.page_size, &origin, path, &api, &param("$skiptoken"), filter.as_deref()))
+        }
+        _ => Err(ArmError::new(405, "MethodNotAllowed", "The requested method is not allowed.")),
+    };
+    drop(world);
+    let mut response = result.unwrap_or_else(|e| error(&e, None));
+    let writes = !matches!(*method, Method::GET);
+    set_header(&mut response, "x-ms-request-id", &uuid::Uuid::new_v4().to_string());
+    set_header(&mut response, "x-ms-correlation-request-id", &uuid::Uuid::new_v4().to_string());
+    set_header(
+        &mut response,
+        if writes { "x-ms-ratelimit-remaining-subscription-writes" } else { "x-ms-ratelimit-remaining-subscription-reads" },
+        if writes { "1199" } else { "11999" },
+    );
+    if route.provider == Provider::Compute {
+        set_header(&mut response, "x-ms-ratelimit-remaining-resource", "Microsoft.Compute/VMScaleSetUpdate3Min;239,Microsoft.Compute/VMScaleSetUpdate30Min;1199");
+    }
+    response
+}
+
+fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, ArmError> {
+    let header = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if header.is_empty() {
+        return Err(ArmError::new(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."));
+    }
+    let token = header
+        .strip_prefix("Bearer ")
+        .ok_or_else(|| ArmError::new(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is provided in an invalid format."))?;
+    lock(&shared.tokens)
+        .get(token.trim())
+        .cloned()
+        .ok_or_else(|| ArmError::new(401, "InvalidAuthenticationToken", "The access token is invalid."))
+}
+
+/// ARM action matching: `*` matches any run of characters, case-insensitively.
+fn allowed(actions: &[String], action: &str) -> bool {
+    actions.iter().any(|pattern| wildcard(&pattern.to_ascii_lowercase(), &action.to_ascii_lowercase()))
+}
+
+fn wildcard(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            text.starts_with(head) && (0..=text.len() - head.len()).any(|i| wildcard(rest, &text[head.len() + i..]))
+        }
+    }
+}
+
+fn forbidden(caller: &Caller, action: &str, scope: &str) -> ArmError {
+    ArmError::new(
+        403,
+        "AuthorizationFailed",
+        format!(
+            "The client '{}' with object id '{}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials.",
+            caller.client_id, caller.principal_id
+        ),
+    )
+}
+
+/// Attaching an identity also needs `assign/action` on that identity (a linked scope).
+fn check_assign(caller: &Caller, body: &Value) -> Result<(), ArmError> {
+    let action = "Microsoft.ManagedIdentity/userAssignedIdentities/assign/action";
+    if allowed(&caller.actions, action) {
+        return Ok(());
+    }
+    let added = body
+        .pointer("/identity/userAssignedIdentities")
+        .and_then(Value::as_object)
+        .and_then(|m| m.iter().find(|(_, v)| !v.is_null()).map(|(k, _)| k.clone()));
+    match added {
+        None => Ok(()),
+        Some(id) => Err(ArmError::new(
+            403,
+            "LinkedAuthorizationFailed",
+            format!(
+                "The client '{}' with object id '{}' has permission to perform action 'Microsoft.Compute/virtualMachineScaleSets/write'; however, it does not have permission to perform action '{action}' on the linked scope(s) '{id}' or the linked scope(s) are invalid.",
+                caller.client_id, caller.principal_id
+            ),
+        )),
+    }
+}
+
+fn principal_not_found(principal: &str, tenant: &str) -> ArmError {
+    ArmError::new(
+        400,
+        "PrincipalNotFound",
+        format!("Principal {principal} does not exist in the directory {tenant}. Check that you have the correct principal ID. If you are creating this principal and then immediately assigning a role, this error might be related to a replication delay. In this case, set the role assignment principalType property to a value, such as ServicePrincipal, User, or Group.  See https://aka.ms/docs-principaltype"),
+    )
+}
+
+/// `principalId eq 'GUID'` (quoted or not).
+fn principal_filter(filter: &str) -> Option<String> {
+    let rest = filter.trim().strip_prefix("principalId eq ")?;
+    Some(rest.trim().trim_matches('\'').to_owned())
+}
+
+fn page(all: &[Value], size: usize, origin: &str, path: &str, api: &str, skip: &Option<String>, filter: Option<&str>) -> Response {
+    let start: usize = skip.as_deref().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let items: Vec<Value> = all.iter().skip(start).take(size).cloned().collect();
+    let mut body = json!({"value": items});
+    if start + size < all.len() {
+        let mut next = url::form_urlencoded::Serializer::new(String::new());
+        next.append_pair("api-version", api);
+        if let Some(f) = filter {
+            next.append_pair("$filter", f);
+        }
+        next.append_pair("$skiptoken", &(start + size).to_string());
+        body["nextLink"] = json!(format!("{origin}{path}?{}", next.finish()));
+    }
+    ok(body)
+}
+
+fn injected(fault: &Fault, provider: Provider) -> Response {
+    match fault {
+        Fault::Throttle { retry_after_seconds } => {
+            let body = if provider == Provider::Compute {
+                // Compute's throttling body is not wrapped in "error".
+                json!({"code": "OperationNotAllowed", "message": "The server rejected the request because too many requests have been received for this subscription.",
+                       "details": [{"code": "TooManyRequests", "target": "VMScaleSetUpdate3Min", "message": "{\"operationGroup\":\"VMScaleSetUpdate3Min\"}"}]})
+            } else {
+                json!({"error": {"code": "SubscriptionRequestsThrottled", "message": format!("Number of requests for subscription exceeded. Please try again after '{retry_after_seconds}' seconds.")}})
+            };
+            let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+            set_header(&mut response, "retry-after", &retry_after_seconds.to_string());
+            response
+        }
+        Fault::Conflict => error(&ArmError::new(409, "Conflict", "The request failed due to conflict with a concurrent request."), None),
+        Fault::Error { status, code } => {
+            error(&ArmError::new(*status, code.clone(), "An injected failure."), None)
+        }
+        _ => error(&ArmError::new(500, "InternalServerError", "An unexpected fault."), None),
+    }
+}
+
+fn ok(body: Value) -> Response {
+    with_status(200, body)
+}
+
+fn with_status(status: u16, body: Value) -> Response {
+    (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), axum::Json(body)).into_response()
+}
+
+fn empty(status: u16) -> Response {
+    StatusCode::from_u16(status).unwrap_or(StatusCode::NO_CONTENT).into_response()
+}
+
+fn error(e: &ArmError, target: Option<&str>) -> Response {
+    let mut body = json!({"error": {"code": e.code, "message": e.message}});
+    if let Some(t) = target {
+        body["error"]["target"] = json!(t);
+    }
+    let mut response = with_status(e.status, body);
+    set_header(&mut response, "x-ms-error-code", &e.code);
+    response
+}
+
+fn set_header(response: &mut Response, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        response.headers_mut().insert(name, v);
+    }
+}

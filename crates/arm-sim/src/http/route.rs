@@ -1,0 +1,210 @@
+//! ARM paths, matched case-insensitively as ARM does, to the operation they name.
+
+use crate::world::ArmError;
+
+/// The resource providers the simulator serves, for api-version checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// Microsoft.ManagedIdentity.
+    ManagedIdentity,
+    /// Microsoft.Compute.
+    Compute,
+    /// Microsoft.KeyVault.
+    KeyVault,
+    /// Microsoft.Authorization.
+    Authorization,
+}
+
+impl Provider {
+    /// The api-versions the simulator accepts, newest last.
+    pub fn api_versions(self) -> &'static [&'static str] {
+        match self {
+            Provider::ManagedIdentity => &["2018-11-30", "2023-01-31", "2024-11-30"],
+            Provider::Compute => &["2023-09-01", "2024-03-01", "2024-07-01", "2024-11-01", "2025-04-01"],
+            Provider::KeyVault => &["2019-09-01", "2022-07-01", "2023-07-01", "2024-11-01", "2025-05-01", "2026-02-01"],
+            Provider::Authorization => &["2015-07-01", "2020-10-01-preview", "2022-04-01"],
+        }
+    }
+
+    /// The resource type named in api-version errors.
+    pub fn resource_type(self) -> &'static str {
+        match self {
+            Provider::ManagedIdentity => "Microsoft.ManagedIdentity/userAssignedIdentities",
+            Provider::Compute => "Microsoft.Compute/virtualMachineScaleSets",
+            Provider::KeyVault => "Microsoft.KeyVault/vaults",
+            Provider::Authorization => "Microsoft.Authorization/roleAssignments",
+        }
+    }
+}
+
+/// What a request asks for. The fields are the path's own segments.
+#[allow(missing_docs)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A user-assigned identity.
+    Identity { sub: String, rg: String, name: String },
+    /// A VM scale set or VM, by its path.
+    Compute { path: String, sub: String, kind: &'static str },
+    /// A Compute long-running operation.
+    Operation { id: String },
+    /// A vault.
+    Vault { sub: String, rg: String, name: String },
+    /// All vaults of a subscription.
+    Vaults { sub: String },
+    /// An access-policy update.
+    AccessPolicy { sub: String, rg: String, name: String, kind: String },
+    /// One role assignment.
+    RoleAssignment { scope: String, name: String },
+    /// Role assignments at a scope.
+    RoleAssignments { scope: String },
+}
+
+/// A matched request: operation ID, provider, the ARM action it needs, and its target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The REST spec's operation ID.
+    pub operation: &'static str,
+    /// The provider.
+    pub provider: Provider,
+    /// The RBAC action the caller needs.
+    pub action: String,
+    /// What it is about.
+    pub target: Target,
+}
+
+/// Matches `method` and `path` to a route.
+pub fn route(method: &str, path: &str) -> Result<Route, ArmError> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let lower: Vec<String> = parts.iter().map(|p| p.to_ascii_lowercase()).collect();
+    let l: Vec<&str> = lower.iter().map(String::as_str).collect();
+    let method = method.to_ascii_uppercase();
+    let m = method.as_str();
+    let own = |i: usize| parts[i].to_owned();
+    let unsupported = || ArmError::new(405, "MethodNotAllowed", format!("The requested method {m} is not allowed on {path}."));
+
+    // Role assignments may sit under any scope: find the provider segment from the end.
+    if let Some(p) = l.iter().rposition(|s| *s == "microsoft.authorization")
+        && p >= 1
+        && l[p - 1] == "providers"
+        && l.get(p + 1) == Some(&"roleassignments")
+        && l.first() == Some(&"subscriptions")
+    {
+        let scope = format!("/{}", parts[..p - 1].join("/"));
+        let route = |operation, verb: &str, target| Route {
+            operation,
+            provider: Provider::Authorization,
+            action: format!("Microsoft.Authorization/roleAssignments/{verb}"),
+            target,
+        };
+        return match (m, parts.len() - p) {
+            ("GET", 2) => Ok(route("RoleAssignments_ListForScope", "read", Target::RoleAssignments { scope })),
+            (_, 2) => Err(unsupported()),
+            (verb, 3) => {
+                let target = Target::RoleAssignment { scope, name: own(p + 2) };
+                match verb {
+                    "PUT" => Ok(route("RoleAssignments_Create", "write", target)),
+                    "GET" => Ok(route("RoleAssignments_Get", "read", target)),
+                    "DELETE" => Ok(route("RoleAssignments_Delete", "delete", target)),
+                    _ => Err(unsupported()),
+                }
+            }
+            _ => Err(unknown(path)),
+        };
+    }
+
+    match l.as_slice() {
+        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.managedidentity", "userassignedidentities", _] => {
+            let target = Target::Identity { sub: own(1), rg: own(3), name: own(7) };
+            let (operation, verb) = match m {
+                "GET" => ("UserAssignedIdentities_Get", "read"),
+                "PUT" => ("UserAssignedIdentities_CreateOrUpdate", "write"),
+                "PATCH" => ("UserAssignedIdentities_Update", "write"),
+                "DELETE" => ("UserAssignedIdentities_Delete", "delete"),
+                _ => return Err(unsupported()),
+            };
+            Ok(Route {
+                operation,
+                provider: Provider::ManagedIdentity,
+                action: format!("Microsoft.ManagedIdentity/userAssignedIdentities/{verb}"),
+                target,
+            })
+        }
+        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.compute", kind @ ("virtualmachinescalesets" | "virtualmachines"), _] => {
+            let (kind, type_name, prefix) = if *kind == "virtualmachinescalesets" {
+                ("virtualMachineScaleSets", "Microsoft.Compute/virtualMachineScaleSets", "VirtualMachineScaleSets")
+            } else {
+                ("virtualMachines", "Microsoft.Compute/virtualMachines", "VirtualMachines")
+            };
+            let (operation, verb) = match (m, prefix) {
+                ("GET", "VirtualMachineScaleSets") => ("VirtualMachineScaleSets_Get", "read"),
+                ("PATCH", "VirtualMachineScaleSets") => ("VirtualMachineScaleSets_Update", "write"),
+                ("GET", _) => ("VirtualMachines_Get", "read"),
+                ("PATCH", _) => ("VirtualMachines_Update", "write"),
+                _ => return Err(unsupported()),
+            };
+            Ok(Route {
+                operation,
+                provider: Provider::Compute,
+                action: format!("{type_name}/{verb}"),
+                target: Target::Compute { path: format!("/{}", parts.join("/")), sub: own(1), kind },
+            })
+        }
+        ["subscriptions", _, "providers", "microsoft.compute", "locations", _, "operations", _] if m == "GET" => Ok(Route {
+            operation: "Operations_Get",
+            provider: Provider::Compute,
+            action: "Microsoft.Compute/locations/operations/read".to_owned(),
+            target: Target::Operation { id: own(7) },
+        }),
+        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.keyvault", "vaults", _] if m == "GET" => Ok(Route {
+            operation: "Vaults_Get",
+            provider: Provider::KeyVault,
+            action: "Microsoft.KeyVault/vaults/read".to_owned(),
+            target: Target::Vault { sub: own(1), rg: own(3), name: own(7) },
+        }),
+        ["subscriptions", _, "providers", "microsoft.keyvault", "vaults"] if m == "GET" => Ok(Route {
+            operation: "Vaults_ListBySubscription",
+            provider: Provider::KeyVault,
+            action: "Microsoft.KeyVault/vaults/read".to_owned(),
+            target: Target::Vaults { sub: own(1) },
+        }),
+        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.keyvault", "vaults", _, "accesspolicies", _] if m == "PUT" => {
+            Ok(Route {
+                operation: "Vaults_UpdateAccessPolicy",
+                provider: Provider::KeyVault,
+                action: "Microsoft.KeyVault/vaults/accessPolicies/write".to_owned(),
+                target: Target::AccessPolicy { sub: own(1), rg: own(3), name: own(7), kind: lower[9].clone() },
+            })
+        }
+        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.keyvault", "vaults", ..]
+        | ["subscriptions", _, "providers", "microsoft.keyvault", "vaults"]
+        | ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.managedidentity", ..]
+        | ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.compute", ..] => Err(unsupported()),
+        _ => Err(unknown(path)),
+    }
+}
+
+fn unknown(path: &str) -> ArmError {
+    ArmError::new(404, "InvalidResourceType", format!("The resource type of '{path}' could not be found in the namespaces this server serves."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_case_blind_and_tolerate_double_slashes() {
+        let r = route("get", "//subscriptions/S/resourcegroups/RG/providers/microsoft.compute/VIRTUALMACHINESCALESETS/pool").expect("route");
+        assert_eq!(r.operation, "VirtualMachineScaleSets_Get");
+        let r = route("PUT", "/subscriptions/s/resourceGroups/g/providers/Microsoft.KeyVault/vaults/kv/secrets/db/providers/Microsoft.Authorization/roleAssignments/abc").expect("route");
+        assert_eq!(r.target, Target::RoleAssignment {
+            scope: "/subscriptions/s/resourceGroups/g/providers/Microsoft.KeyVault/vaults/kv/secrets/db".to_owned(),
+            name: "abc".to_owned()
+        });
+    }
+
+    #[test]
+    fn unknown_paths_and_methods_are_refused() {
+        assert_eq!(route("GET", "/subscriptions/s/providers/Microsoft.Web/sites").expect_err("unknown").status, 404);
+        assert_eq!(route("POST", "/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/x").expect_err("method").status, 405);
+    }
+}

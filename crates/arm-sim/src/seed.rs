@@ -1,0 +1,167 @@
+//! The simulator's starting state, read from YAML (or JSON) and also accepted by the admin
+//! API at run time to add resources.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::faults::FaultRule;
+
+/// Everything the simulator starts with.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Seed {
+    /// The directory every identity and vault belongs to.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Subscriptions and what is in them.
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionSeed>,
+    /// Clients that may get tokens, and what their principals may do.
+    #[serde(default)]
+    pub clients: Vec<ClientSeed>,
+    /// How long-running operations behave.
+    #[serde(default)]
+    pub lro: Option<LroSeed>,
+    /// How many items a list page holds.
+    #[serde(default)]
+    pub page_size: Option<usize>,
+    /// Faults to inject from the start.
+    #[serde(default)]
+    pub faults: Vec<FaultRule>,
+}
+
+/// One subscription.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubscriptionSeed {
+    /// The subscription ID.
+    pub id: String,
+    /// Its resource groups.
+    #[serde(default)]
+    pub resource_groups: Vec<ResourceGroupSeed>,
+}
+
+/// One resource group and its resources.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceGroupSeed {
+    /// The name.
+    pub name: String,
+    /// The region.
+    #[serde(default = "default_location")]
+    pub location: String,
+    /// User-assigned identities that exist already.
+    #[serde(default)]
+    pub identities: Vec<IdentitySeed>,
+    /// VM scale sets.
+    #[serde(default)]
+    pub scale_sets: Vec<ComputeSeed>,
+    /// Virtual machines (availability sets, standalone, VMSS Flex).
+    #[serde(default)]
+    pub virtual_machines: Vec<ComputeSeed>,
+    /// Key Vaults.
+    #[serde(default)]
+    pub vaults: Vec<VaultSeed>,
+}
+
+fn default_location() -> String {
+    "eastus".to_owned()
+}
+
+/// An existing user-assigned identity.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IdentitySeed {
+    /// The name.
+    pub name: String,
+    /// Its tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// A fixed client ID (random when absent).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// A fixed principal ID (random when absent).
+    #[serde(default)]
+    pub principal_id: Option<String>,
+}
+
+/// A VM scale set or VM and its identity block.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ComputeSeed {
+    /// The name.
+    pub name: String,
+    /// A system-assigned identity is enabled.
+    #[serde(default)]
+    pub system_assigned: bool,
+    /// Full resource IDs of user-assigned identities already attached.
+    #[serde(default)]
+    pub user_assigned: Vec<String>,
+}
+
+/// A Key Vault.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VaultSeed {
+    /// The name.
+    pub name: String,
+    /// Data access through Azure RBAC instead of access policies.
+    #[serde(default)]
+    pub rbac: bool,
+    /// Existing access-policy entries.
+    #[serde(default)]
+    pub access_policies: Vec<serde_json::Value>,
+}
+
+/// A client of the token endpoint and its principal's permissions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientSeed {
+    /// The client (application) ID.
+    pub client_id: String,
+    /// The client secret, for the client-credentials grant.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// Accept federated assertions (workload identity) for this client.
+    #[serde(default)]
+    pub federated: bool,
+    /// Bearer tokens accepted for this client without the token endpoint (tests).
+    #[serde(default)]
+    pub static_tokens: Vec<String>,
+    /// The principal's object ID (random when absent).
+    #[serde(default)]
+    pub principal_id: Option<String>,
+    /// Actions the principal may perform: ARM action strings, `*` wildcards allowed.
+    #[serde(default = "all_actions")]
+    pub actions: Vec<String>,
+}
+
+fn all_actions() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
+/// Long-running operation timing.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LroSeed {
+    /// How long a VMSS/VM update takes, in milliseconds.
+    #[serde(default)]
+    pub duration_ms: u64,
+    /// The `Retry-After` sent with operation responses, in seconds.
+    #[serde(default)]
+    pub retry_after_seconds: u64,
+}
+
+impl Default for LroSeed {
+    fn default() -> Self {
+        LroSeed { duration_ms: 0, retry_after_seconds: 1 }
+    }
+}
+
+impl Seed {
+    /// Parses a seed from YAML (which also reads JSON).
+    pub fn from_yaml(text: &str) -> Result<Seed, serde_yaml_ng::Error> {
+        serde_yaml_ng::from_str(text)
+    }
+}

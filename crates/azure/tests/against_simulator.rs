@@ -1,0 +1,279 @@
+//! The real ARM client, through the azure_mgmt crates and a real credential flow, against
+//! the ARM simulator: every operation of the port.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use kvbind_arm_sim::{Fault, FaultRule, Seed, Simulator};
+use kvbind_azure::client::http_client;
+use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, IdentityChange, Permissions, RoleAssignment};
+use kvbind_azure::roles::{KEY_VAULT_SECRETS_USER, assignment_name};
+use kvbind_azure::{
+    Arm, ArmClient, ArmClientConfig, AzureError, CredentialConfig, GroupResourceId, LroSettings, ResourceKind,
+    build_credential,
+};
+
+const SUB: &str = "00000000-0000-0000-0000-000000000001";
+const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+
+fn seed(actions: &[&str]) -> Seed {
+    let actions: Vec<String> = actions.iter().map(|a| format!("\"{a}\"")).collect();
+    Seed::from_yaml(&format!(
+        r#"
+tenantId: {TENANT}
+lro: {{durationMs: 300, retryAfterSeconds: 0}}
+pageSize: 2
+clients:
+  - clientId: kvbind-operator
+    secret: not-a-real-secret
+    federated: true
+    actions: [{}]
+subscriptions:
+  - id: {SUB}
+    resourceGroups:
+      - name: rg-identities
+        identities: [{{name: foreign}}]
+      - name: MC_rg_aks_eastus
+        scaleSets:
+          - name: aks-pool1-vmss
+            systemAssigned: true
+            userAssigned: ["/subscriptions/{SUB}/resourcegroups/rg-identities/providers/Microsoft.ManagedIdentity/userAssignedIdentities/foreign"]
+        virtualMachines:
+          - name: aks-avset-0
+      - name: rg-vaults
+        vaults:
+          - name: kv-policies
+            accessPolicies:
+              - {{tenantId: {TENANT}, objectId: someone-else, permissions: {{secrets: [get, list, set]}}}}
+          - name: kv-rbac
+            rbac: true
+          - name: kv-three
+          - name: kv-four
+"#,
+        actions.join(", ")
+    ))
+    .expect("seed parses")
+}
+
+async fn client(sim: &Simulator, credential: CredentialConfig) -> ArmClient {
+    let endpoint: url::Url = sim.url.parse().expect("url");
+    let http = http_client(None, Duration::from_secs(10)).expect("http");
+    let credential = build_credential(&credential, &endpoint, http);
+    let config = ArmClientConfig {
+        endpoint: endpoint.clone(),
+        scope: format!("{}/.default", sim.url),
+        extra_ca: None,
+        request_timeout: Duration::from_secs(10),
+        lro: LroSettings { poll_interval: Duration::from_millis(100), max_poll_interval: Duration::from_secs(1), deadline: Duration::from_secs(20) },
+    };
+    ArmClient::new(&config, credential).expect("client")
+}
+
+fn secret_credential() -> CredentialConfig {
+    CredentialConfig::ClientSecret { tenant_id: TENANT.into(), client_id: "kvbind-operator".into(), secret: "not-a-real-secret".into() }
+}
+
+fn id(kind: ResourceKind, rg: &str, name: &str) -> GroupResourceId {
+    GroupResourceId::new(kind, SUB, rg, name).expect("id")
+}
+
+async fn sim(actions: &[&str]) -> Simulator {
+    Simulator::start(&seed(actions), "127.0.0.1:0".parse().expect("addr")).await.expect("simulator")
+}
+
+#[tokio::test]
+async fn identities_create_read_and_delete() {
+    let sim = sim(&["*"]).await;
+    let arm = client(&sim, secret_credential()).await;
+    let uami = id(ResourceKind::UserAssignedIdentity, "rg-identities", "app-reader");
+    assert_eq!(arm.get_identity(&uami).await.expect("get"), None);
+    let tags = BTreeMap::from([("kvbind.io-created-by".to_owned(), "kvbind".to_owned())]);
+    let created = arm.create_or_update_identity(&uami, "eastus", &tags).await.expect("create");
+    assert_eq!(created.tags, tags);
+    assert!(uuid::Uuid::parse_str(&created.client_id).is_ok() && uuid::Uuid::parse_str(&created.principal_id).is_ok());
+    let again = arm.create_or_update_identity(&uami, "eastus", &tags).await.expect("update");
+    assert_eq!(again.principal_id, created.principal_id, "a repeat PUT keeps the principal");
+    assert_eq!(arm.get_identity(&uami).await.expect("get"), Some(created));
+    arm.delete_identity(&uami).await.expect("delete");
+    arm.delete_identity(&uami).await.expect("deleting twice succeeds");
+    assert_eq!(arm.get_identity(&uami).await.expect("get"), None);
+    let counters = sim.counters();
+    assert_eq!(counters.by_operation.get("UserAssignedIdentities_CreateOrUpdate"), Some(&2));
+    assert_eq!(counters.tokens, 1, "the token is fetched once and reused");
+}
+
+#[tokio::test]
+async fn missing_resource_group_is_not_mistaken_for_a_missing_identity() {
+    let sim = sim(&["*"]).await;
+    let arm = client(&sim, secret_credential()).await;
+    let err = arm.get_identity(&id(ResourceKind::UserAssignedIdentity, "no-such-rg", "x")).await.expect_err("rg missing");
+    assert!(matches!(&err, AzureError::NotFound { code, .. } if code == "ResourceGroupNotFound"), "{err:?}");
+}
+
+#[tokio::test]
+async fn attach_and_detach_keep_system_and_foreign_identities() {
+    let sim = sim(&["*"]).await;
+    let arm = client(&sim, secret_credential()).await;
+    let uami = id(ResourceKind::UserAssignedIdentity, "rg-identities", "app-reader");
+    arm.create_or_update_identity(&uami, "eastus", &BTreeMap::new()).await.expect("create");
+    let vmss = id(ResourceKind::VirtualMachineScaleSet, "MC_rg_aks_eastus", "aks-pool1-vmss");
+
+    let before = arm.get_compute_identity(&vmss).await.expect("read");
+    assert!(before.system_assigned);
+    assert_eq!(before.user_assigned.len(), 1, "the foreign identity is read, not dropped");
+
+    let add = IdentityChange { add: BTreeSet::from([uami.clone()]), remove: BTreeSet::new() };
+    let after = arm.update_compute_identities(&vmss, &before, &add).await.expect("attach");
+    assert!(after.system_assigned && after.has(&uami) && after.user_assigned.len() == 2, "{after:?}");
+
+    let polls = sim.counters().by_operation.get("Operations_Get").copied().unwrap_or(0);
+    assert!(polls >= 1, "the long-running operation was polled to its end");
+
+    let remove = IdentityChange { add: BTreeSet::new(), remove: BTreeSet::from([uami.clone()]) };
+    let last = arm.update_compute_identities(&vmss, &after, &remove).await.expect("detach");
+    assert_eq!(last, before);
+    for state in sim.history() {
+        if state.resource.contains("aks-pool1-vmss") {
+            assert!(state.system_assigned && state.user_assigned.iter().any(|u| u.ends_with("/foreign")), "{state:?}");
+        }
+    }
+
+    let vm = id(ResourceKind::VirtualMachine, "MC_rg_aks_eastus", "aks-avset-0");
+    let bare = arm.get_compute_identity(&vm).await.expect("read vm");
+    let on_vm = arm.update_compute_identities(&vm, &bare, &add).await.expect("attach vm");
+    assert!(!on_vm.system_assigned && on_vm.has(&uami));
+    let off = arm.update_compute_identities(&vm, &on_vm, &remove).await.expect("detach vm");
+    assert_eq!(off, bare);
+}
+
+#[tokio::test]
+async fn throttling_and_conflicts_come_back_with_the_server_delay() {
+    let sim = sim(&["*"]).await;
+    let arm = client(&sim, secret_credential()).await;
+    let vmss = id(ResourceKind::VirtualMachineScaleSet, "MC_rg_aks_eastus", "aks-pool1-vmss");
+    sim.set_faults(vec![
+        FaultRule { operation: "VirtualMachineScaleSets_Get".into(), path_contains: None, fault: Fault::Throttle { retry_after_seconds: 7 }, count: Some(1) },
+        FaultRule { operation: "VirtualMachineScaleSets_Update".into(), path_contains: None, fault: Fault::Conflict, count: Some(1) },
+    ]);
+    let err = arm.get_compute_identity(&vmss).await.expect_err("throttled");
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(7)), "{err:?}");
+    assert!(matches!(err, AzureError::Throttled { .. }));
+    assert_eq!(sim.counters().reads, 1, "no retry inside the call");
+    let current = arm.get_compute_identity(&vmss).await.expect("second try");
+
+    let uami = id(ResourceKind::UserAssignedIdentity, "rg-identities", "foreign");
+    let other = arm.create_or_update_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "extra-one"), "eastus", &BTreeMap::new()).await.expect("create");
+    let change = IdentityChange { add: BTreeSet::from([other.id.clone()]), remove: BTreeSet::new() };
+    let err = arm.update_compute_identities(&vmss, &current, &change).await.expect_err("conflict");
+    assert!(matches!(err, AzureError::Conflict { .. }) && err.retry_after().is_some(), "{err:?}");
+    let done = arm.update_compute_identities(&vmss, &current, &change).await.expect("retried");
+    assert!(done.has(&uami) && done.has(&other.id));
+}
+
+#[tokio::test]
+async fn a_failed_operation_is_reported_and_leaves_the_scale_set_as_it_was() {
+    let sim = sim(&["*"]).await;
+    let arm = client(&sim, secret_credential()).await;
+    let vmss = id(ResourceKind::VirtualMachineScaleSet, "MC_rg_aks_eastus", "aks-pool1-vmss");
+    let uami = arm.create_or_update_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "extra-two"), "eastus", &BTreeMap::new()).await.expect("create");
+    sim.set_faults(vec![FaultRule { operation: "VirtualMachineScaleSets_Update".into(), path_contains: None, fault: Fault::LroFail, count: Some(1) }]);
+    let current = arm.get_compute_identity(&vmss).await.expect("read");
+    let change = IdentityChange { add: BTreeSet::from([uami.id.clone()]), remove: BTreeSet::new() };
+    let err = arm.update_compute_identities(&vmss, &current, &change).await.expect_err("failed");
+    assert!(err.is_retryable(), "{err:?}");
+    assert!(!arm.get_compute_identity(&vmss).await.expect("read").has(&uami.id));
+}
+
+#[tokio::test]
+async fn vault_access_policies_touch_only_our_entry() {
+    let sim = sim(&["*"]).await;
+    let arm = client(&sim, secret_credential()).await;
+    let vault = id(ResourceKind::Vault, "rg-vaults", "kv-policies");
+    let read = arm.get_vault(&vault).await.expect("vault");
+    assert!(!read.rbac_authorization, "absent enableRbacAuthorization reads as false");
+    assert_eq!(read.tenant_id, TENANT);
+    let ours = AccessPolicy {
+        tenant_id: TENANT.into(),
+        object_id: "our-principal".into(),
+        permissions: Permissions { secrets: BTreeSet::from(["get".into()]), keys: BTreeSet::from(["get".into()]), ..Permissions::default() },
+    };
+    arm.update_access_policy(&vault, AccessPolicyOp::Add, &ours).await.expect("add");
+    let read = arm.get_vault(&vault).await.expect("vault");
+    assert_eq!(read.access_policies.len(), 2);
+    assert!(read.access_policies.contains(&ours));
+    arm.update_access_policy(&vault, AccessPolicyOp::Remove, &ours).await.expect("remove");
+    let read = arm.get_vault(&vault).await.expect("vault");
+    assert_eq!(read.access_policies.len(), 1);
+    assert_eq!(read.access_policies[0].object_id, "someone-else");
+
+    assert!(arm.get_vault(&id(ResourceKind::Vault, "rg-vaults", "kv-rbac")).await.expect("rbac").rbac_authorization);
+    let found = arm.find_vault(SUB, "KV-FOUR").await.expect("list pages");
+    assert_eq!(found.map(|v| v.name), Some("kv-four".to_owned()), "found on the second page");
+    assert_eq!(arm.find_vault(SUB, "nope").await.expect("list"), None);
+}
+
+#[tokio::test]
+async fn role_assignments_are_idempotent_and_deletes_tolerate_204() {
+    let sim = sim(&["*"]).await;
+    let arm = client(&sim, secret_credential()).await;
+    let uami = arm.create_or_update_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "reader"), "eastus", &BTreeMap::new()).await.expect("create");
+    let scope = format!("{}/secrets/db-password", id(ResourceKind::Vault, "rg-vaults", "kv-rbac"));
+    let wanted = RoleAssignment {
+        name: assignment_name(&scope, &uami.principal_id, KEY_VAULT_SECRETS_USER),
+        scope: scope.clone(),
+        role_definition: KEY_VAULT_SECRETS_USER.into(),
+        principal_id: uami.principal_id.clone(),
+    };
+    assert_eq!(arm.create_role_assignment(&wanted).await.expect("create"), wanted);
+    assert_eq!(arm.create_role_assignment(&wanted).await.expect("again"), wanted);
+    let mut renamed = wanted.clone();
+    renamed.name = uuid::Uuid::new_v4().to_string();
+    assert_eq!(arm.create_role_assignment(&renamed).await.expect("adopts the existing one"), wanted);
+    assert_eq!(arm.list_role_assignments(&scope, &uami.principal_id).await.expect("list"), vec![wanted.clone()]);
+    arm.delete_role_assignment(&scope, &wanted.name).await.expect("delete");
+    arm.delete_role_assignment(&scope, &wanted.name).await.expect("204 is success");
+    assert!(arm.list_role_assignments(&scope, &uami.principal_id).await.expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn a_fresh_principal_is_reported_as_not_yet_replicated() {
+    let sim = sim(&["*"]).await;
+    let arm = client(&sim, secret_credential()).await;
+    let uami = arm.create_or_update_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "fresh"), "eastus", &BTreeMap::new()).await.expect("create");
+    sim.set_faults(vec![FaultRule { operation: "*".into(), path_contains: None, fault: Fault::PrincipalReplicationDelay { seconds: 30 }, count: None }]);
+    let scope = id(ResourceKind::Vault, "rg-vaults", "kv-rbac").to_string();
+    let wanted = RoleAssignment {
+        name: assignment_name(&scope, &uami.principal_id, KEY_VAULT_SECRETS_USER),
+        scope,
+        role_definition: KEY_VAULT_SECRETS_USER.into(),
+        principal_id: uami.principal_id.clone(),
+    };
+    let err = arm.create_role_assignment(&wanted).await.expect_err("not replicated");
+    assert!(matches!(err, AzureError::PrincipalNotReplicated { .. }) && err.is_retryable(), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_missing_permission_names_the_action() {
+    let sim = sim(&["Microsoft.ManagedIdentity/*", "Microsoft.Compute/*/read"]).await;
+    let arm = client(&sim, secret_credential()).await;
+    let err = arm.get_vault(&id(ResourceKind::Vault, "rg-vaults", "kv-rbac")).await.expect_err("forbidden");
+    assert!(matches!(&err, AzureError::Forbidden { action: Some(a), .. } if a == "Microsoft.KeyVault/vaults/read"), "{err:?}");
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn workload_identity_rereads_the_token_file_and_bad_secrets_are_refused() {
+    let sim = sim(&["*"]).await;
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), "projected-service-account-token").expect("write");
+    let arm = client(&sim, CredentialConfig::WorkloadIdentity { tenant_id: TENANT.into(), client_id: "kvbind-operator".into(), token_file: file.path().to_owned() }).await;
+    arm.get_vault(&id(ResourceKind::Vault, "rg-vaults", "kv-rbac")).await.expect("federated token works");
+
+    let wrong = client(&sim, CredentialConfig::ClientSecret { tenant_id: TENANT.into(), client_id: "kvbind-operator".into(), secret: "wrong".into() }).await;
+    let err = wrong.get_vault(&id(ResourceKind::Vault, "rg-vaults", "kv-rbac")).await.expect_err("refused");
+    assert!(matches!(err, AzureError::Unauthenticated { .. }), "{err:?}");
+
+    let stranger = client(&sim, CredentialConfig::StaticToken("made-up".into())).await;
+    let err = stranger.get_vault(&id(ResourceKind::Vault, "rg-vaults", "kv-rbac")).await.expect_err("401");
+    assert!(matches!(err, AzureError::Unauthenticated { .. }), "{err:?}");
+}
