@@ -29,6 +29,9 @@ pub struct Seed {
     /// Faults to inject from the start.
     #[serde(default)]
     pub faults: Vec<FaultRule>,
+    /// Directory principals (object IDs) that exist besides identities and clients.
+    #[serde(default)]
+    pub principals: Vec<String>,
 }
 
 /// One subscription.

@@ -198,6 +198,9 @@ impl World {
         if let Some(size) = seed.page_size {
             self.page_size = size.max(1);
         }
+        for principal in &seed.principals {
+            self.principals.insert(principal.to_ascii_lowercase(), Instant::now() - Duration::from_secs(3600));
+        }
         for sub in &seed.subscriptions {
             self.subscriptions.insert(sub.id.to_ascii_lowercase(), sub.id.clone());
             for rg in &sub.resource_groups {
@@ -365,6 +368,42 @@ impl World {
         }
         let resource = self.compute.get(&k).cloned().ok_or_else(|| compute_not_found(path))?;
         Ok((self.compute_json(&resource, "Updating"), op))
+    }
+
+    /// `VirtualMachineScaleSets_CreateOrUpdate` / `VirtualMachines_CreateOrUpdate`: the
+    /// identity block is set from the body, everything else kvbind does not model is
+    /// echoed back. Returns the status, body and operation ID.
+    pub fn put_compute(&mut self, path: &str, kind: &'static str, body: &Value) -> Result<(u16, Value, String), ArmError> {
+        let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let (sub, rg, name) = (parts[1], parts[3], parts[7]);
+        self.require_group(sub, rg)?;
+        let location = body
+            .get("location")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ArmError::new(400, "LocationRequired", "The location property is required for this definition."))?;
+        let k = key(path);
+        let existed = self.compute.contains_key(&k);
+        let mut resource = self.compute.get(&k).cloned().unwrap_or(ComputeResource {
+            kind,
+            subscription: sub.to_owned(),
+            resource_group: rg.to_owned(),
+            name: name.to_owned(),
+            location: location.to_ascii_lowercase(),
+            system_principal: None,
+            user_assigned: BTreeMap::new(),
+            busy_until: None,
+        });
+        let identity = body.get("identity").cloned().unwrap_or_else(|| json!({"type": "None"}));
+        resource.user_assigned.clear();
+        apply_identity_patch(&mut resource, &identity, &self.identities)?;
+        let ends = Some(Instant::now() + Duration::from_millis(self.lro.duration_ms));
+        resource.busy_until = Some(ends);
+        let op = guid();
+        self.operations.insert(op.clone(), Operation { ends, fails: false, started: now_rfc3339() });
+        self.record(&k, &resource);
+        self.compute.insert(k, resource.clone());
+        let state = if existed { "Updating" } else { "Creating" };
+        Ok((if existed { 200 } else { 201 }, self.compute_json(&resource, state), op))
     }
 
     /// The status body of an operation.

@@ -16,7 +16,7 @@ use crate::world::ArmError;
 
 /// Every request that is not for the admin API or the token endpoint.
 pub async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    let path = uri.path().to_owned();
+    let path = percent_encoding::percent_decode_str(uri.path()).decode_utf8_lossy().into_owned();
     let query: Vec<(String, String)> = url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
     let (operation, response) = match route(method.as_str(), &path) {
         Ok(route) => {
@@ -107,14 +107,19 @@ async fn serve(
             }
             let fails = faults.contains(&Fault::LroFail);
             let never = faults.contains(&Fault::LroNeverEnds);
-            world.patch_compute(path, &json, fails, never).map(|(body, op)| {
-                let location = body["location"].as_str().unwrap_or("eastus").to_owned();
-                let mut response = ok(body);
-                let url = format!("{origin}/subscriptions/{sub}/providers/Microsoft.Compute/locations/{location}/operations/{op}?api-version={api}");
-                set_header(&mut response, "azure-asyncoperation", &url);
-                set_header(&mut response, "retry-after", &world.lro.retry_after_seconds.to_string());
-                response
-            })
+            let retry_after = world.lro.retry_after_seconds;
+            world
+                .patch_compute(path, &json, fails, never)
+                .map(|(body, op)| started_operation(200, body, &op, &origin, sub, &api, retry_after))
+        }
+        (Target::Compute { path, sub, kind }, "PUT") => {
+            if let Err(e) = check_assign(&caller, &json) {
+                return error(&e, None);
+            }
+            let retry_after = world.lro.retry_after_seconds;
+            world
+                .put_compute(path, kind, &json)
+                .map(|(status, body, op)| started_operation(status, body, &op, &origin, sub, &api, retry_after))
         }
         (Target::Operation { id }, _) => world.operation_status(id).map(|b| {
             let mut response = ok(b);
@@ -289,6 +294,17 @@ fn injected(fault: &Fault, provider: Provider) -> Response {
         }
         _ => error(&ArmError::new(500, "InternalServerError", "An unexpected fault."), None),
     }
+}
+
+/// A Compute write that started a long-running operation: the resource body plus the
+/// `Azure-AsyncOperation` URL to poll and the `Retry-After` between polls.
+fn started_operation(status: u16, body: Value, op: &str, origin: &str, sub: &str, api: &str, retry_after: u64) -> Response {
+    let location = body["location"].as_str().unwrap_or("eastus").to_owned();
+    let mut response = with_status(status, body);
+    let url = format!("{origin}/subscriptions/{sub}/providers/Microsoft.Compute/locations/{location}/operations/{op}?api-version={api}");
+    set_header(&mut response, "azure-asyncoperation", &url);
+    set_header(&mut response, "retry-after", &retry_after.to_string());
+    response
 }
 
 fn ok(body: Value) -> Response {

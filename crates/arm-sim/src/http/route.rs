@@ -138,8 +138,10 @@ pub fn route(method: &str, path: &str) -> Result<Route, ArmError> {
             let (operation, verb) = match (m, prefix) {
                 ("GET", "VirtualMachineScaleSets") => ("VirtualMachineScaleSets_Get", "read"),
                 ("PATCH", "VirtualMachineScaleSets") => ("VirtualMachineScaleSets_Update", "write"),
+                ("PUT", "VirtualMachineScaleSets") => ("VirtualMachineScaleSets_CreateOrUpdate", "write"),
                 ("GET", _) => ("VirtualMachines_Get", "read"),
                 ("PATCH", _) => ("VirtualMachines_Update", "write"),
+                ("PUT", _) => ("VirtualMachines_CreateOrUpdate", "write"),
                 _ => return Err(unsupported()),
             };
             Ok(Route {
