@@ -57,7 +57,8 @@ pub trait Arm: Send + Sync {
     /// principal, role and scope under another name) counts as success and is returned.
     async fn create_role_assignment(&self, assignment: &RoleAssignment) -> Result<RoleAssignment, AzureError>;
 
-    /// Lists the role assignments of `principal_id` at exactly `scope`.
+    /// Lists the role assignments of `principal_id` at `scope` or below it (a vault and its
+    /// secrets, keys and certificates), in one call.
     async fn list_role_assignments(&self, scope: &str, principal_id: &str) -> Result<Vec<RoleAssignment>, AzureError>;
 
     /// Deletes a role assignment; success when it is already gone.

@@ -61,8 +61,9 @@ impl ArmClient {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify(&e, "ListRoleAssignments", scope))?;
             found.extend(page.value.into_iter().filter_map(from_model).filter(|a| {
-                // The filter also returns assignments above and below the scope.
-                bare(&a.scope).eq_ignore_ascii_case(bare(scope)) && a.principal_id.eq_ignore_ascii_case(principal_id)
+                // The filter also returns assignments above the scope; keep those at or below it.
+                let (found, wanted) = (bare(&a.scope).to_ascii_lowercase(), bare(scope).to_ascii_lowercase());
+                (found == wanted || found.starts_with(&format!("{wanted}/"))) && a.principal_id.eq_ignore_ascii_case(principal_id)
             }));
         }
         Ok(found)

@@ -1,0 +1,109 @@
+//! One writer per VM scale set or VM.
+//!
+//! Compute allows about four identity PATCHes per scale set per minute and answers 409 to a
+//! second write while one is in flight. So attach and detach requests from every binding
+//! for the same scale set are collected for a short window and sent as one PATCH, and a
+//! scale set never has more than one write in flight from kvbind.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kvbind_azure::model::{ComputeIdentity, IdentityChange};
+use kvbind_azure::{Arm, AzureError, ComputeId, IdentityId};
+use tokio::sync::oneshot;
+
+type Reply = oneshot::Sender<Result<ComputeIdentity, AzureError>>;
+
+#[derive(Default)]
+struct Pending {
+    add: BTreeSet<IdentityId>,
+    remove: BTreeSet<IdentityId>,
+    replies: Vec<Reply>,
+}
+
+/// Batches identity changes per VM scale set or VM.
+#[derive(Clone)]
+pub struct ComputeBatcher {
+    arm: Arc<dyn Arm>,
+    window: Duration,
+    queues: Arc<Mutex<HashMap<String, (ComputeId, Pending)>>>,
+}
+
+impl ComputeBatcher {
+    /// A batcher that collects changes for `window` before writing.
+    pub fn new(arm: Arc<dyn Arm>, window: Duration) -> Self {
+        ComputeBatcher { arm, window, queues: Arc::default() }
+    }
+
+    /// Attaches `add` and detaches `remove` on `target`, together with whatever else is
+    /// asked for the same target in the same window. Returns the identity block after the
+    /// write (or as it was, when nothing needed to change).
+    pub async fn change(
+        &self,
+        target: &ComputeId,
+        add: Option<&IdentityId>,
+        remove: Option<&IdentityId>,
+    ) -> Result<ComputeIdentity, AzureError> {
+        let (reply, answer) = oneshot::channel();
+        let start_writer = {
+            let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let key = target.key();
+            let start = !queues.contains_key(&key);
+            let (_, pending) = queues.entry(key).or_insert_with(|| (target.clone(), Pending::default()));
+            if let Some(id) = add {
+                pending.remove.remove(id);
+                pending.add.insert(id.clone());
+            }
+            if let Some(id) = remove {
+                pending.add.remove(id);
+                pending.remove.insert(id.clone());
+            }
+            pending.replies.push(reply);
+            start
+        };
+        if start_writer {
+            tokio::spawn(self.clone().write_loop(target.key()));
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(AzureError::Transient {
+                operation: "UpdateComputeIdentity",
+                resource: target.to_string(),
+                message: "the writer for this resource stopped".to_owned(),
+            })
+        })
+    }
+
+    /// Writes batches for one target until no more changes arrive.
+    async fn write_loop(self, key: String) {
+        loop {
+            tokio::time::sleep(self.window).await;
+            let batch = {
+                let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                match queues.get_mut(&key) {
+                    Some((target, pending)) if !pending.replies.is_empty() => Some((target.clone(), std::mem::take(pending))),
+                    _ => {
+                        queues.remove(&key);
+                        None
+                    }
+                }
+            };
+            let Some((target, pending)) = batch else { return };
+            let result = self.write(&target, &pending).await;
+            for reply in pending.replies {
+                let _ = reply.send(result.clone());
+            }
+        }
+    }
+
+    async fn write(&self, target: &ComputeId, pending: &Pending) -> Result<ComputeIdentity, AzureError> {
+        let current = self.arm.get_compute_identity(target).await?;
+        let change = IdentityChange { add: pending.add.clone(), remove: pending.remove.clone() };
+        let needed = change.add.iter().any(|id| !current.has(id)) || change.remove.iter().any(|id| current.has(id));
+        if !needed {
+            return Ok(current);
+        }
+        tracing::info!(target = %target, add = change.add.len(), remove = change.remove.len(), "updating identities");
+        self.arm.update_compute_identities(target, &current, &change).await
+    }
+}

@@ -1,0 +1,304 @@
+//! The Azure steps of a binding, in the order of the manual page they replace: the
+//! identity, its attachment to the node pools, and the Key Vault grants. Each step reads
+//! first and writes only what differs, so a converged binding costs no ARM write.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kvbind_api::identity_binding::{
+    AttachmentOrigin, AttachmentStatus, IdentityBindingStatus, IdentitySpec, RbacScope, VaultAccessModel, VaultGrantStatus,
+};
+use kvbind_api::KeyVaultObject;
+use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, Identity, Permissions, Vault};
+use kvbind_azure::{ComputeId, IdentityId, ResourceKind, VaultId};
+
+use super::plan::{access_policy_change, access_policy_permissions, list_reason, made_by_kvbind, role_assignments};
+use crate::context::Context;
+use crate::error::{BindingError, Step};
+
+/// Tag that marks an identity kvbind created (and so may delete).
+pub const MANAGED_BY_TAG: &str = "kvbind.io-managed-by";
+/// Tag that names the bindings using an identity kvbind created.
+pub const BINDINGS_TAG: &str = "kvbind.io-bindings";
+
+/// What kvbind did before, read from the statuses of every binding that shares the identity.
+#[derive(Debug, Default)]
+pub struct Records {
+    /// Targets kvbind attached the identity to (lowercase IDs).
+    pub attached: BTreeSet<String>,
+    /// Access-policy permissions kvbind granted, per vault (lowercase ID).
+    pub granted: BTreeMap<String, Permissions>,
+}
+
+impl Records {
+    /// Collects the records of `statuses`.
+    pub fn from_statuses<'a>(statuses: impl IntoIterator<Item = &'a IdentityBindingStatus>) -> Records {
+        let mut r = Records::default();
+        for status in statuses {
+            for a in &status.attachments {
+                if a.origin == AttachmentOrigin::Attached {
+                    r.attached.insert(a.resource_id.to_ascii_lowercase());
+                }
+            }
+            for g in status.grants.iter().filter(|g| g.model == VaultAccessModel::AccessPolicy) {
+                let p = r.granted.entry(g.vault_id.to_ascii_lowercase()).or_default();
+                p.secrets.extend(g.secrets.iter().cloned());
+                p.keys.extend(g.keys.iter().cloned());
+                p.certificates.extend(g.certificates.iter().cloned());
+            }
+        }
+        r
+    }
+}
+
+/// Something kvbind changed in Azure, for an Event.
+pub type Change = (&'static str, String);
+
+/// Reads the identity, creating it (or updating kvbind's tags on it) when asked to.
+/// Returns it and whether kvbind created it.
+pub async fn ensure_identity(
+    ctx: &Context,
+    id: &IdentityId,
+    adopt: bool,
+    spec: &IdentitySpec,
+    users: &[String],
+    changes: &mut Vec<Change>,
+) -> Result<(Identity, bool), BindingError> {
+    let found = ctx.arm.get_identity(id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
+    if adopt {
+        return found.map(|i| (i, false)).ok_or_else(|| BindingError::IdentityNotFound(id.to_string()));
+    }
+    let mut tags: BTreeMap<String, String> = spec.tags.clone().unwrap_or_default();
+    tags.insert(MANAGED_BY_TAG.to_owned(), "kvbind".to_owned());
+    let mut owners = users.join(",");
+    owners.truncate(256);
+    tags.insert(BINDINGS_TAG.to_owned(), owners);
+    match found {
+        // Made by someone else under that name: use it, never change or delete it.
+        Some(identity) if !identity.tags.contains_key(MANAGED_BY_TAG) => Ok((identity, false)),
+        Some(identity) if identity.tags == tags => Ok((identity, true)),
+        Some(identity) => {
+            let location = identity.location.clone();
+            let updated = ctx.arm.create_or_update_identity(id, &location, &tags).await.map_err(BindingError::azure(Step::Identity, "updating the identity's tags"))?;
+            Ok((updated, true))
+        }
+        None => {
+            let location = spec.location.clone().unwrap_or_else(|| ctx.config.default_location.clone());
+            let created = ctx.arm.create_or_update_identity(id, &location, &tags).await.map_err(BindingError::azure(Step::Identity, "creating the identity"))?;
+            changes.push(("IdentityCreated", format!("created identity {id} (client ID {})", created.client_id)));
+            Ok((created, true))
+        }
+    }
+}
+
+/// Finds each vault by name (or the binding's explicit vault) and reads it, checking its
+/// tenant against the classes'.
+pub async fn resolve_vaults(
+    ctx: &Context,
+    wanted: &BTreeMap<String, (String, Vec<KeyVaultObject>)>,
+    explicit: Option<&str>,
+    classes: &[super::inputs::ClassInput],
+) -> Result<BTreeMap<String, Vault>, BindingError> {
+    let mut out = BTreeMap::new();
+    for (name, (tenant, _)) in wanted {
+        let class = classes.iter().find(|c| &c.vault_name == name).map(|c| c.name.clone()).unwrap_or_default();
+        let id = match explicit {
+            Some(raw) => VaultId::parse(ResourceKind::Vault, raw).map_err(|e| BindingError::Azure {
+                step: Step::Access,
+                action: "reading spec.keyVault.resourceId",
+                source: kvbind_azure::AzureError::Invalid { operation: "ParseVaultId", resource: raw.to_owned(), code: "InvalidResourceId".into(), message: e.to_string() },
+            })?,
+            None => find_vault(ctx, name).await?.ok_or_else(|| BindingError::VaultNotFound {
+                class: class.clone(),
+                vault: name.clone(),
+                subscriptions: ctx.config.subscriptions.join(", "),
+            })?,
+        };
+        let vault = ctx.arm.get_vault(&id).await.map_err(BindingError::azure(Step::Access, "reading the vault"))?;
+        if !tenant.is_empty() && !vault.tenant_id.eq_ignore_ascii_case(tenant) {
+            return Err(BindingError::TenantMismatch { class, vault: id.to_string(), expected: tenant.clone(), found: vault.tenant_id.clone() });
+        }
+        out.insert(name.clone(), vault);
+    }
+    Ok(out)
+}
+
+async fn find_vault(ctx: &Context, name: &str) -> Result<Option<VaultId>, BindingError> {
+    if let Some((id, at)) = ctx.vault_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(name)
+        && at.elapsed() < ctx.config.resync
+    {
+        return Ok(Some(id.clone()));
+    }
+    for subscription in &ctx.config.subscriptions {
+        if let Some(id) = ctx.arm.find_vault(subscription, name).await.map_err(BindingError::azure(Step::Access, "searching for the vault"))? {
+            ctx.vault_names
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(name.to_owned(), (id.clone(), std::time::Instant::now()));
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+/// Attaches the identity to every desired target and detaches it from targets kvbind
+/// attached that no binding needs any more. Targets that carried the identity before
+/// kvbind looked are recorded as found and never detached.
+pub async fn sync_attachments(
+    ctx: &Context,
+    identity: &IdentityId,
+    desired: &BTreeSet<ComputeId>,
+    records: &Records,
+    may_remove: bool,
+    changes: &mut Vec<Change>,
+) -> Result<Vec<AttachmentStatus>, BindingError> {
+    let mut out = Vec::new();
+    for target in desired {
+        let current = ctx.arm.get_compute_identity(target).await.map_err(BindingError::azure(Step::Nodes, "reading the VM scale set's identities"))?;
+        let recorded = records.attached.contains(&target.key());
+        let origin = if current.has(identity) {
+            if recorded { AttachmentOrigin::Attached } else { AttachmentOrigin::Found }
+        } else {
+            ctx.compute.change(target, Some(identity), None).await.map_err(BindingError::azure(Step::Nodes, "attaching the identity"))?;
+            changes.push(("IdentityAttached", format!("attached the identity to {target}")));
+            AttachmentOrigin::Attached
+        };
+        out.push(AttachmentStatus { resource_id: target.to_string(), origin });
+    }
+    if may_remove {
+        let desired_keys: BTreeSet<String> = desired.iter().map(ComputeId::key).collect();
+        for key in records.attached.difference(&desired_keys) {
+            let kind = if key.contains("/virtualmachinescalesets/") { ResourceKind::VirtualMachineScaleSet } else { ResourceKind::VirtualMachine };
+            let Ok(target) = ComputeId::parse(kind, key) else { continue };
+            match ctx.compute.change(&target, None, Some(identity)).await {
+                Ok(_) => changes.push(("IdentityDetached", format!("detached the identity from {target}"))),
+                // A pool that is gone took the identity with it.
+                Err(kvbind_azure::AzureError::NotFound { .. }) => {}
+                Err(e) => return Err(BindingError::azure(Step::Nodes, "detaching the identity")(e)),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Grants `principal` exactly what the objects need on each vault, and revokes what
+/// kvbind granted that is no longer needed.
+pub async fn sync_grants(
+    ctx: &Context,
+    principal: &str,
+    vaults: &BTreeMap<String, (Vault, Vec<KeyVaultObject>)>,
+    records: &Records,
+    scope: RbacScope,
+    may_remove: bool,
+    changes: &mut Vec<Change>,
+) -> Result<Vec<VaultGrantStatus>, BindingError> {
+    let mut out = Vec::new();
+    for (vault, objects) in vaults.values() {
+        let status = if vault.rbac_authorization {
+            sync_role_assignments(ctx, principal, vault, objects, scope, may_remove, changes).await?
+        } else {
+            sync_access_policy(ctx, principal, vault, objects, records, may_remove, changes).await?
+        };
+        out.push(status);
+    }
+    Ok(out)
+}
+
+async fn sync_access_policy(
+    ctx: &Context,
+    principal: &str,
+    vault: &Vault,
+    objects: &[KeyVaultObject],
+    records: &Records,
+    may_remove: bool,
+    changes: &mut Vec<Change>,
+) -> Result<VaultGrantStatus, BindingError> {
+    let desired = access_policy_permissions(objects);
+    let existing = vault
+        .access_policies
+        .iter()
+        .find(|p| p.object_id.eq_ignore_ascii_case(principal))
+        .map(|p| p.permissions.clone())
+        .unwrap_or_default();
+    let granted = records.granted.get(&vault.id.key()).cloned().unwrap_or_default();
+    let change = access_policy_change(&desired, &existing, &granted, may_remove);
+    let entry = |permissions: Permissions| AccessPolicy { tenant_id: vault.tenant_id.clone(), object_id: principal.to_owned(), permissions };
+    if !change.add.is_empty() {
+        ctx.arm.update_access_policy(&vault.id, AccessPolicyOp::Add, &entry(change.add.clone())).await.map_err(BindingError::azure(Step::Access, "adding the access policy"))?;
+        changes.push(("AccessGranted", format!("granted {} on vault {}", describe(&change.add), vault.id.name)));
+    }
+    if !change.remove.is_empty() {
+        ctx.arm.update_access_policy(&vault.id, AccessPolicyOp::Remove, &entry(change.remove.clone())).await.map_err(BindingError::azure(Step::Access, "removing access-policy permissions"))?;
+        changes.push(("AccessRevoked", format!("revoked {} on vault {}", describe(&change.remove), vault.id.name)));
+    }
+    let list = |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>();
+    Ok(VaultGrantStatus {
+        vault_id: vault.id.to_string(),
+        model: VaultAccessModel::AccessPolicy,
+        secrets: list(&change.granted.secrets),
+        keys: list(&change.granted.keys),
+        certificates: list(&change.granted.certificates),
+        role_assignments: Vec::new(),
+        list_reason: list_reason(objects),
+    })
+}
+
+async fn sync_role_assignments(
+    ctx: &Context,
+    principal: &str,
+    vault: &Vault,
+    objects: &[KeyVaultObject],
+    scope: RbacScope,
+    may_remove: bool,
+    changes: &mut Vec<Change>,
+) -> Result<VaultGrantStatus, BindingError> {
+    let desired = role_assignments(&vault.id, objects, principal, scope);
+    let existing = ctx
+        .arm
+        .list_role_assignments(&vault.id.to_string(), principal)
+        .await
+        .map_err(BindingError::azure(Step::Access, "listing role assignments"))?;
+    let existing_names: BTreeSet<&str> = existing.iter().map(|a| a.name.as_str()).collect();
+    for (name, assignment) in &desired {
+        if !existing_names.contains(name.as_str()) {
+            ctx.arm.create_role_assignment(assignment).await.map_err(BindingError::azure(Step::Access, "creating a role assignment"))?;
+            changes.push(("AccessGranted", format!("assigned role {} on {}", assignment.role_definition, assignment.scope)));
+        }
+    }
+    if may_remove {
+        for stale in existing.iter().filter(|a| made_by_kvbind(a) && !desired.contains_key(&a.name)) {
+            ctx.arm.delete_role_assignment(&stale.scope, &stale.name).await.map_err(BindingError::azure(Step::Access, "deleting a role assignment"))?;
+            changes.push(("AccessRevoked", format!("removed role {} on {}", stale.role_definition, stale.scope)));
+        }
+    }
+    let types = access_policy_permissions(objects);
+    let list = |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>();
+    Ok(VaultGrantStatus {
+        vault_id: vault.id.to_string(),
+        model: VaultAccessModel::Rbac,
+        secrets: list(&types.secrets),
+        keys: list(&types.keys),
+        certificates: list(&types.certificates),
+        role_assignments: desired.values().map(|a| format!("{}/providers/Microsoft.Authorization/roleAssignments/{}", a.scope, a.name)).collect(),
+        list_reason: list_reason(objects),
+    })
+}
+
+fn describe(p: &Permissions) -> String {
+    let mut parts = Vec::new();
+    for (kind, set) in [("secrets", &p.secrets), ("keys", &p.keys), ("certificates", &p.certificates)] {
+        if !set.is_empty() {
+            parts.push(format!("{} on {kind}", set.iter().cloned().collect::<Vec<_>>().join("+")));
+        }
+    }
+    parts.join(", ")
+}
+
+/// Removes the identity kvbind created, once no binding uses it.
+pub async fn delete_identity(ctx: &Context, id: &IdentityId, changes: &mut Vec<Change>) -> Result<(), BindingError> {
+    let found = ctx.arm.get_identity(id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
+    if found.is_some_and(|i| i.tags.contains_key(MANAGED_BY_TAG)) {
+        ctx.arm.delete_identity(id).await.map_err(BindingError::azure(Step::Identity, "deleting the identity"))?;
+        changes.push(("IdentityDeleted", format!("deleted identity {id}")));
+    }
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! What a binding asks for, read from the cluster caches only (no Azure call): its
+//! identity, its SecretProviderClasses and their objects, and the VM scale sets and VMs of
+//! its nodes. Bad input fails here, before anything is written anywhere.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use kube::ResourceExt;
+use kvbind_api::identity_binding::IdentitySpec;
+use kvbind_api::secret_provider_class::{AzureParameters, SecretProviderClass};
+use kvbind_api::{FIELD_MANAGER, IdentityBinding, KeyVaultObject};
+use kvbind_azure::{Cloud, ComputeId, IdentityId, NodeLocation, ResourceKind};
+
+use crate::config::ControllerConfig;
+use crate::context::Context;
+use crate::error::BindingError;
+use crate::selector::matches;
+
+/// One SecretProviderClass a binding serves.
+#[derive(Debug, Clone)]
+pub struct ClassInput {
+    /// Its name.
+    pub name: String,
+    /// `keyvaultName`.
+    pub vault_name: String,
+    /// `tenantID` (or `tenantId`).
+    pub tenant_id: String,
+    /// The parsed objects.
+    pub objects: Vec<KeyVaultObject>,
+    /// `userAssignedIdentityID` as it is now.
+    pub identity_id: Option<String>,
+    /// `useVMManagedIdentity` is already true.
+    pub uses_vm_identity: bool,
+}
+
+/// Everything one binding needs from Azure.
+#[derive(Debug, Clone, Default)]
+pub struct Needs {
+    /// The VM scale sets and VMs of the selected nodes.
+    pub targets: BTreeSet<ComputeId>,
+    /// Objects per vault name (lowercase), with the tenant the classes name.
+    pub vaults: BTreeMap<String, (String, Vec<KeyVaultObject>)>,
+    /// The classes, for write-back.
+    pub classes: Vec<ClassInput>,
+}
+
+/// The identity a binding uses, and whether it adopts it (rather than creating it).
+pub fn identity_of(spec: &IdentitySpec, config: &ControllerConfig) -> Result<(IdentityId, bool), BindingError> {
+    if let Some(id) = &spec.resource_id {
+        let id = IdentityId::parse(ResourceKind::UserAssignedIdentity, id).map_err(|e| BindingError::InvalidIdentity(e.to_string()))?;
+        return Ok((id, true));
+    }
+    let name = spec.name.as_deref().ok_or_else(|| BindingError::InvalidIdentity("set name or resourceId".to_owned()))?;
+    let valid = (3..=128).contains(&name.len())
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid {
+        return Err(BindingError::InvalidIdentity(format!(
+            "name {name:?} is not a valid identity name (3-128 letters, digits, hyphens and underscores, starting with a letter or digit)"
+        )));
+    }
+    let group = spec.resource_group.as_deref().ok_or_else(|| BindingError::InvalidIdentity("resourceGroup is required with name".to_owned()))?;
+    let subscription = spec
+        .subscription_id
+        .as_deref()
+        .or(config.subscriptions.first().map(String::as_str))
+        .ok_or_else(|| BindingError::InvalidIdentity("subscriptionId is required: the operator has no default subscription".to_owned()))?;
+    let id = IdentityId::new(ResourceKind::UserAssignedIdentity, subscription, group, name).map_err(|e| BindingError::InvalidIdentity(e.to_string()))?;
+    Ok((id, false))
+}
+
+/// The SecretProviderClasses a binding selects, validated.
+pub fn classes_of(binding: &IdentityBinding, ctx: &Context) -> Result<Vec<ClassInput>, BindingError> {
+    let namespace = binding.namespace().unwrap_or_default();
+    let selector = &binding.spec.secret_provider_classes;
+    let mut found: Vec<Arc<SecretProviderClass>> = Vec::new();
+    if let Some(names) = &selector.names {
+        for name in names {
+            let class = ctx
+                .classes
+                .state()
+                .into_iter()
+                .find(|c| c.namespace().as_deref() == Some(namespace.as_str()) && &c.name_any() == name)
+                .ok_or_else(|| BindingError::ClassNotFound(name.clone()))?;
+            found.push(class);
+        }
+    }
+    if let Some(sel) = &selector.selector {
+        let mut matched: Vec<_> = ctx
+            .classes
+            .state()
+            .into_iter()
+            .filter(|c| c.namespace().as_deref() == Some(namespace.as_str()) && matches(sel, Some(c.labels())))
+            .collect();
+        matched.sort_by_key(|c| c.name_any());
+        found.extend(matched);
+    }
+    found.iter().map(|c| class_input(c, &ctx.config.cloud)).collect()
+}
+
+fn class_input(class: &SecretProviderClass, cloud: &Cloud) -> Result<ClassInput, BindingError> {
+    let name = class.name_any();
+    let spec = &class.spec.0;
+    let provider = spec.provider.clone().unwrap_or_default();
+    if !provider.eq_ignore_ascii_case("azure") {
+        return Err(BindingError::NotAzure { name, provider });
+    }
+    let params = AzureParameters::read(&spec.parameters);
+    let objects = params.validate().map_err(|source| BindingError::InvalidClass { name: name.clone(), source })?;
+    if let Some(cloud_name) = params.cloud_name {
+        let same = Cloud::by_name(cloud_name, Some(cloud)).is_ok_and(|c| c.name.eq_ignore_ascii_case(&cloud.name));
+        if !same {
+            return Err(BindingError::CloudMismatch { name, cloud: cloud_name.to_owned(), ours: cloud.name.clone() });
+        }
+    }
+    let identity_id = params.user_assigned_identity_id.map(str::to_owned);
+    if let Some(found) = &identity_id
+        && !kvbind_owns_identity_id(class)
+    {
+        return Err(BindingError::IdentityConflict { name, found: found.clone() });
+    }
+    Ok(ClassInput {
+        name,
+        vault_name: params.keyvault_name.unwrap_or_default().to_ascii_lowercase(),
+        tenant_id: params.tenant_id.unwrap_or_default().to_owned(),
+        objects,
+        identity_id,
+        uses_vm_identity: params.use_vm_managed_identity,
+    })
+}
+
+/// True when kvbind's field manager owns `spec.parameters.userAssignedIdentityID`.
+fn kvbind_owns_identity_id(class: &SecretProviderClass) -> bool {
+    class.managed_fields().iter().any(|entry| {
+        entry.manager.as_deref() == Some(FIELD_MANAGER)
+            && entry
+                .fields_v1
+                .as_ref()
+                .and_then(|f| f.0.pointer("/f:spec/f:parameters/f:userAssignedIdentityID"))
+                .is_some()
+    })
+}
+
+/// The VM scale sets and VMs that run the nodes a binding selects. Nodes without a
+/// providerID (not yet initialised, or virtual) are skipped.
+pub fn targets_of(binding: &IdentityBinding, ctx: &Context) -> Result<BTreeSet<ComputeId>, BindingError> {
+    let mut targets = BTreeSet::new();
+    for node in ctx.nodes.state() {
+        if !matches(&binding.spec.nodes, Some(node.labels())) {
+            continue;
+        }
+        let Some(provider_id) = node.spec.as_ref().and_then(|s| s.provider_id.as_deref()).filter(|p| !p.is_empty()) else {
+            continue;
+        };
+        let location = NodeLocation::from_provider_id(provider_id).map_err(|source| BindingError::InvalidNode { node: node.name_any(), source })?;
+        targets.insert(location.attach_target().clone());
+    }
+    Ok(targets)
+}
+
+/// Everything `binding` needs from Azure, from the caches.
+pub fn needs_of(binding: &IdentityBinding, ctx: &Context) -> Result<Needs, BindingError> {
+    let classes = classes_of(binding, ctx)?;
+    let targets = targets_of(binding, ctx)?;
+    let mut vaults: BTreeMap<String, (String, Vec<KeyVaultObject>)> = BTreeMap::new();
+    for class in &classes {
+        let entry = vaults.entry(class.vault_name.clone()).or_insert_with(|| (class.tenant_id.clone(), Vec::new()));
+        entry.1.extend(class.objects.iter().cloned());
+    }
+    Ok(Needs { targets, vaults, classes })
+}
+
+/// The other live bindings that use the same identity.
+pub fn sharing_identity(binding: &IdentityBinding, identity: &IdentityId, ctx: &Context) -> Vec<Arc<IdentityBinding>> {
+    ctx.bindings
+        .state()
+        .into_iter()
+        .filter(|b| b.metadata.deletion_timestamp.is_none())
+        .filter(|b| !(b.namespace() == binding.namespace() && b.name_any() == binding.name_any()))
+        .filter(|b| identity_of(&b.spec.identity, &ctx.config).is_ok_and(|(id, _)| &id == identity))
+        .collect()
+}

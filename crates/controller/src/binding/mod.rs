@@ -1,0 +1,248 @@
+//! The IdentityBinding reconciler. It reads like the manual page it replaces:
+//! create the identity, attach it to the node pools, grant it get on the vault, and write
+//! its client ID into the SecretProviderClass; then say so in status and Events.
+
+mod azure_sync;
+pub mod inputs;
+pub mod plan;
+mod status;
+mod write_back;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Resource, ResourceExt};
+use kvbind_api::IdentityBinding;
+use kvbind_api::identity_binding::{DeletionPolicy, IdentityStatus, SecretProviderClassStatus};
+use rand::Rng;
+
+use self::azure_sync::{Change, Records};
+use self::inputs::{Needs, identity_of, needs_of, sharing_identity};
+use self::status::{Progress, conditions, patch_if_changed};
+use crate::context::Context;
+use crate::error::{BindingError, ReconcileError, Retry, Step};
+
+/// The finalizer that holds a binding until kvbind has undone its work in Azure.
+pub const FINALIZER: &str = "kvbind.io/cleanup";
+
+/// Reconciles one IdentityBinding.
+pub async fn reconcile(binding: Arc<IdentityBinding>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let namespace = binding.namespace().ok_or(ReconcileError::NoNamespace)?;
+    let api: Api<IdentityBinding> = Api::namespaced(ctx.client.clone(), &namespace);
+    ctx.classes.wait_until_ready().await.ok();
+    ctx.nodes.wait_until_ready().await.ok();
+    finalizer(&api, FINALIZER, binding, |event| async {
+        match event {
+            Finalizer::Apply(binding) => apply(&api, &binding, &ctx).await,
+            Finalizer::Cleanup(binding) => cleanup(&binding, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| ReconcileError::Finalizer(Box::new(e)))
+}
+
+/// What the controller does when a reconcile fails outside the binding's own steps.
+pub fn error_policy(binding: Arc<IdentityBinding>, error: &ReconcileError, ctx: Arc<Context>) -> Action {
+    tracing::warn!(binding = %key(&binding), %error, "reconcile failed");
+    Action::requeue(backoff(&ctx, &key(&binding)))
+}
+
+fn key(binding: &IdentityBinding) -> String {
+    format!("{}/{}", binding.namespace().unwrap_or_default(), binding.name_any())
+}
+
+/// Exponential backoff with jitter, from 2 s to 5 min, per binding.
+fn backoff(ctx: &Context, key: &str) -> Duration {
+    let mut failures = ctx.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let n = failures.entry(key.to_owned()).or_default();
+    *n = n.saturating_add(1);
+    let base = 2u64.saturating_pow((*n).min(8)).min(300);
+    Duration::from_millis(base * 1000 + rand::rng().random_range(0..=base * 250))
+}
+
+async fn apply(api: &Api<IdentityBinding>, binding: &IdentityBinding, ctx: &Context) -> Result<Action, ReconcileError> {
+    let mut progress = Progress::default();
+    let mut changes = Vec::new();
+    let outcome = converge(binding, ctx, &mut progress, &mut changes).await;
+    publish(ctx, binding, &changes, outcome.as_ref().err()).await;
+    let mut status = progress.status.clone();
+    status.observed_generation = binding.metadata.generation;
+    status.conditions = conditions(binding.metadata.generation, &progress, outcome.as_ref().map(|_| ()));
+    patch_if_changed(api, binding, status).await?;
+    let key = key(binding);
+    Ok(match outcome.as_ref().map_err(BindingError::retry) {
+        Ok(()) => {
+            ctx.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
+            Action::requeue(ctx.config.resync)
+        }
+        Err(Retry::After(delay)) => Action::requeue(delay + Duration::from_millis(rand::rng().random_range(0..500))),
+        Err(Retry::Backoff) => Action::requeue(backoff(ctx, &key)),
+        // Nothing will change without an edit; the watches bring that, the resync covers
+        // fixes made in Azure.
+        Err(Retry::OnChange) => Action::requeue(ctx.config.resync),
+    })
+}
+
+/// Everything the binding's identity needs across all bindings that share it.
+struct Demand {
+    needs: Needs,
+    vaults: BTreeMap<String, (String, Vec<kvbind_api::KeyVaultObject>)>,
+    targets: BTreeSet<kvbind_azure::ComputeId>,
+    may_remove: bool,
+    records: Records,
+    users: Vec<String>,
+}
+
+fn demand(binding: &IdentityBinding, identity: &kvbind_azure::IdentityId, own: Option<Needs>, ctx: &Context) -> Demand {
+    let group = sharing_identity(binding, identity, ctx);
+    let needs = own.clone().unwrap_or_default();
+    let mut vaults = needs.vaults.clone();
+    let mut targets = needs.targets.clone();
+    let mut may_remove = true;
+    let mut users: Vec<String> = own.is_some().then(|| key(binding)).into_iter().collect();
+    for member in &group {
+        users.push(key(member));
+        match needs_of(member, ctx) {
+            Ok(n) => {
+                targets.extend(n.targets);
+                for (vault, (tenant, objects)) in n.vaults {
+                    vaults.entry(vault).or_insert_with(|| (tenant, Vec::new())).1.extend(objects);
+                }
+            }
+            // Keep what a broken member may still need until it is fixed.
+            Err(_) => may_remove = false,
+        }
+    }
+    users.sort();
+    let records = Records::from_statuses(group.iter().filter_map(|b| b.status.as_ref()).chain(binding.status.as_ref()));
+    Demand { needs, vaults, targets, may_remove, records, users }
+}
+
+async fn converge(binding: &IdentityBinding, ctx: &Context, progress: &mut Progress, changes: &mut Vec<Change>) -> Result<(), BindingError> {
+    // Read and check everything first: bad input stops here, before any write.
+    let (identity_id, adopt) = identity_of(&binding.spec.identity, &ctx.config)?;
+    let needs = needs_of(binding, ctx)?;
+    let demand = demand(binding, &identity_id, Some(needs), ctx);
+    let explicit = binding.spec.key_vault.as_ref().map(|k| k.resource_id.as_str());
+    let vaults = azure_sync::resolve_vaults(ctx, &demand.vaults, explicit, &demand.needs.classes).await?;
+
+    // 1. The identity.
+    let (identity, created) = azure_sync::ensure_identity(ctx, &identity_id, adopt, &binding.spec.identity, &demand.users, changes).await?;
+    progress.status.identity = Some(IdentityStatus {
+        name: identity.id.name.clone(),
+        resource_id: identity.id.to_string(),
+        client_id: Some(identity.client_id.clone()),
+        principal_id: Some(identity.principal_id.clone()),
+        created_by_kvbind: created,
+    });
+    let how = if adopt { "adopted" } else if created { "managed by kvbind" } else { "found" };
+    progress.done.push((Step::Identity, "IdentityAvailable", format!("identity {} ({how}) has client ID {}", identity.id.name, identity.client_id)));
+
+    // 2. The node pools.
+    let attachments = azure_sync::sync_attachments(ctx, &identity.id, &demand.targets, &demand.records, demand.may_remove, changes).await?;
+    let names: Vec<&str> = attachments.iter().map(|a| a.resource_id.rsplit('/').next().unwrap_or_default()).collect();
+    let (reason, message) = if names.is_empty() {
+        ("NoMatchingNodes", "no node matches spec.nodes yet; the identity is attached as nodes appear".to_owned())
+    } else {
+        ("Attached", format!("attached to {}", names.join(", ")))
+    };
+    progress.status.attachments = attachments;
+    progress.done.push((Step::Nodes, reason, message));
+
+    // 3. The vault grants.
+    let mut granted_on = BTreeMap::new();
+    for (name, vault) in vaults {
+        let objects = demand.vaults.get(&name).map(|(_, o)| o.clone()).unwrap_or_default();
+        granted_on.insert(vault.id.key(), (vault, objects));
+    }
+    let grants = azure_sync::sync_grants(ctx, &identity.principal_id, &granted_on, &demand.records, binding.spec.rbac_scope, demand.may_remove, changes).await?;
+    let summary: Vec<String> = grants.iter().map(|g| format!("{} ({:?})", g.vault_id.rsplit('/').next().unwrap_or_default(), g.model)).collect();
+    progress.status.grants = grants;
+    progress.done.push((Step::Access, "Granted", format!("read access granted on {}", summary.join(", "))));
+
+    // 4. The SecretProviderClasses.
+    let namespace = binding.namespace().unwrap_or_default();
+    write_back::write_identity(ctx, &namespace, &demand.needs.classes, &identity.client_id, changes).await?;
+    progress.status.secret_provider_classes = demand.needs.classes.iter().map(|c| SecretProviderClassStatus { name: c.name.clone(), updated: true }).collect();
+    progress.done.push((Step::Classes, "Updated", format!("{} SecretProviderClass(es) carry client ID {}", demand.needs.classes.len(), identity.client_id)));
+    Ok(())
+}
+
+/// Undoes what kvbind did for a deleted binding, keeping what other bindings need.
+async fn cleanup(binding: &IdentityBinding, ctx: &Context) -> Result<Action, ReconcileError> {
+    if binding.spec.deletion_policy == DeletionPolicy::Retain {
+        return Ok(Action::await_change());
+    }
+    let mut changes = Vec::new();
+    let result = undo(binding, ctx, &mut changes).await;
+    publish(ctx, binding, &changes, result.as_ref().err()).await;
+    result.map_err(ReconcileError::Cleanup)?;
+    Ok(Action::await_change())
+}
+
+async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change>) -> Result<(), BindingError> {
+    // An identity that never validated was never touched.
+    let Ok((identity_id, _)) = identity_of(&binding.spec.identity, &ctx.config) else { return Ok(()) };
+    let demand = demand(binding, &identity_id, None, ctx);
+    let namespace = binding.namespace().unwrap_or_default();
+    let shared_classes: BTreeSet<String> = sharing_identity(binding, &identity_id, ctx)
+        .iter()
+        .filter(|b| b.namespace().as_deref() == Some(namespace.as_str()))
+        .filter_map(|b| b.status.as_ref())
+        .flat_map(|s| s.secret_provider_classes.iter().map(|c| c.name.clone()))
+        .collect();
+    if let Some(identity) = ctx.arm.get_identity(&identity_id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))? {
+        azure_sync::sync_attachments(ctx, &identity.id, &demand.targets, &demand.records, demand.may_remove, changes).await?;
+        // Every vault this binding touched, with what the remaining bindings still need.
+        let explicit = binding.spec.key_vault.as_ref().map(|k| k.resource_id.as_str());
+        let mut vaults = BTreeMap::new();
+        for (name, vault) in azure_sync::resolve_vaults(ctx, &demand.vaults, explicit, &[]).await? {
+            let objects = demand.vaults.get(&name).map(|(_, o)| o.clone()).unwrap_or_default();
+            vaults.insert(vault.id.key(), (vault, objects));
+        }
+        for grant in binding.status.iter().flat_map(|s| s.grants.iter()) {
+            let Ok(id) = kvbind_azure::VaultId::parse(kvbind_azure::ResourceKind::Vault, &grant.vault_id) else { continue };
+            if vaults.contains_key(&id.key()) {
+                continue;
+            }
+            match ctx.arm.get_vault(&id).await {
+                Ok(vault) => {
+                    vaults.insert(id.key(), (vault, Vec::new()));
+                }
+                Err(kvbind_azure::AzureError::NotFound { .. }) => {}
+                Err(e) => return Err(BindingError::azure(Step::Access, "reading the vault")(e)),
+            }
+        }
+        azure_sync::sync_grants(ctx, &identity.principal_id, &vaults, &demand.records, binding.spec.rbac_scope, demand.may_remove, changes).await?;
+        if demand.users.is_empty() {
+            azure_sync::delete_identity(ctx, &identity.id, changes).await?;
+        }
+    }
+    for class in binding.status.iter().flat_map(|s| s.secret_provider_classes.iter()) {
+        if !shared_classes.contains(&class.name) {
+            write_back::forget_identity(ctx, &namespace, &class.name).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn publish(ctx: &Context, binding: &IdentityBinding, changes: &[Change], error: Option<&BindingError>) {
+    let reference = binding.object_ref(&());
+    let mut events: Vec<Event> = changes
+        .iter()
+        .map(|(reason, note)| Event { type_: EventType::Normal, reason: (*reason).to_owned(), note: Some(note.clone()), action: "Reconcile".to_owned(), secondary: None })
+        .collect();
+    if let Some(e) = error {
+        events.push(Event { type_: EventType::Warning, reason: e.reason().to_owned(), note: Some(e.to_string()), action: "Reconcile".to_owned(), secondary: None });
+    }
+    for event in events {
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            tracing::debug!(error = %e, "publishing an event failed");
+        }
+    }
+}

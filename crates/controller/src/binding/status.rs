@@ -1,0 +1,65 @@
+//! The binding's status: domain conditions per step, the kstatus trio, and the record of
+//! what kvbind did. Written with server-side apply, and only when it changed.
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::ResourceExt;
+use kvbind_api::condition::{Condition, ConditionStatus, READY, RECONCILING, STALLED, merge_conditions};
+use kvbind_api::identity_binding::IdentityBindingStatus;
+use kvbind_api::{FIELD_MANAGER, IdentityBinding};
+use serde_json::json;
+
+use crate::error::{BindingError, ReconcileError, Step};
+
+/// How far a reconcile got.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    /// The status fields filled so far.
+    pub status: IdentityBindingStatus,
+    /// Success messages per step.
+    pub done: Vec<(Step, &'static str, String)>,
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+/// The conditions for a reconcile that ended with `outcome`.
+pub fn conditions(generation: Option<i64>, progress: &Progress, outcome: Result<(), &BindingError>) -> Vec<Condition> {
+    let at = now();
+    let cond = |t: &str, s: ConditionStatus, reason: &str, message: String| Condition::new(t, s, reason, message, generation, &at);
+    let mut out = Vec::new();
+    let failed_step = outcome.err().map(BindingError::step);
+    for step in Step::ALL {
+        let done = progress.done.iter().find(|(s, _, _)| *s == step);
+        let c = match (done, outcome, failed_step) {
+            (Some((_, reason, message)), _, f) if f != Some(step) => cond(step.condition(), ConditionStatus::True, reason, message.clone()),
+            (_, Err(e), Some(f)) if f == step => cond(step.condition(), ConditionStatus::False, e.reason(), e.to_string()),
+            (_, Err(_), Some(f)) => cond(step.condition(), ConditionStatus::Unknown, "Waiting", format!("waiting for {}", f.condition())),
+            _ => cond(step.condition(), ConditionStatus::Unknown, "Waiting", "not reached yet".to_owned()),
+        };
+        out.push(c);
+    }
+    match outcome {
+        Ok(()) => out.push(cond(READY, ConditionStatus::True, "Converged", "the identity is attached, granted and written into every SecretProviderClass".to_owned())),
+        Err(e) => {
+            out.push(cond(READY, ConditionStatus::False, e.reason(), e.to_string()));
+            let trio = if e.is_stalled() { STALLED } else { RECONCILING };
+            out.push(cond(trio, ConditionStatus::True, e.reason(), e.to_string()));
+        }
+    }
+    out
+}
+
+/// Writes `status` unless it says the same as what the binding has.
+pub async fn patch_if_changed(api: &Api<IdentityBinding>, binding: &IdentityBinding, mut status: IdentityBindingStatus) -> Result<bool, ReconcileError> {
+    let old = binding.status.clone().unwrap_or_default();
+    status.conditions = merge_conditions(&old.conditions, status.conditions);
+    if status == old {
+        return Ok(false);
+    }
+    let patch = json!({"apiVersion": "kvbind.io/v1alpha1", "kind": "IdentityBinding", "status": status});
+    api.patch_status(&binding.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await
+        .map_err(|source| ReconcileError::PatchStatus { binding: format!("{}/{}", binding.namespace().unwrap_or_default(), binding.name_any()), source })?;
+    Ok(true)
+}

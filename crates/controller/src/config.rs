@@ -1,0 +1,41 @@
+//! What the controller is told by the operator's configuration.
+
+use std::time::Duration;
+
+use kvbind_azure::Cloud;
+
+/// The controller's settings.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Subscriptions searched for vaults by name; the first is the default for identities.
+    pub subscriptions: Vec<String>,
+    /// Region for identities whose binding names none.
+    pub default_location: String,
+    /// The cloud the operator works in; SecretProviderClasses naming another are refused.
+    pub cloud: Cloud,
+    /// How often each binding is re-read against Azure to repair drift.
+    pub resync: Duration,
+    /// How long identity changes for one VM scale set are collected into one PATCH.
+    pub batch_window: Duration,
+    /// The name Events are reported under.
+    pub reporter: String,
+    /// Watch IdentityBindings and SecretProviderClasses in this namespace only.
+    pub namespace: Option<String>,
+    /// Consider only Nodes with these labels (a label selector string).
+    pub node_selector: Option<String>,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            subscriptions: Vec::new(),
+            default_location: "eastus".to_owned(),
+            cloud: Cloud::public(),
+            resync: Duration::from_secs(600),
+            batch_window: Duration::from_secs(2),
+            reporter: "kvbind".to_owned(),
+            namespace: None,
+            node_selector: None,
+        }
+    }
+}

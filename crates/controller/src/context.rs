@@ -1,0 +1,67 @@
+//! Everything a reconcile needs, shared by all of them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::Node;
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::Store;
+use kvbind_api::IdentityBinding;
+use kvbind_api::secret_provider_class::SecretProviderClass;
+use kvbind_azure::{Arm, VaultId};
+
+use crate::batcher::ComputeBatcher;
+use crate::config::ControllerConfig;
+
+/// The reconcilers' shared state.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// The ARM port.
+    pub arm: Arc<dyn Arm>,
+    /// Settings.
+    pub config: ControllerConfig,
+    /// Every IdentityBinding (the controller's own cache).
+    pub bindings: Store<IdentityBinding>,
+    /// Every SecretProviderClass (v1).
+    pub classes: Store<SecretProviderClass>,
+    /// Every Node, stripped to labels and providerID.
+    pub nodes: Store<Node>,
+    /// The per-VM-scale-set writer.
+    pub compute: ComputeBatcher,
+    /// Event publisher.
+    pub recorder: Recorder,
+    /// Consecutive failures per binding, for backoff.
+    pub failures: Mutex<HashMap<String, u32>>,
+    /// Vaults found by name (lowercase), with when they were found.
+    pub vault_names: Mutex<HashMap<String, (VaultId, Instant)>>,
+}
+
+impl Context {
+    /// Builds the context.
+    pub fn new(
+        client: Client,
+        arm: Arc<dyn Arm>,
+        config: ControllerConfig,
+        bindings: Store<IdentityBinding>,
+        classes: Store<SecretProviderClass>,
+        nodes: Store<Node>,
+    ) -> Arc<Self> {
+        let recorder = Recorder::new(client.clone(), Reporter { controller: config.reporter.clone(), instance: None });
+        let compute = ComputeBatcher::new(arm.clone(), config.batch_window);
+        Arc::new(Context {
+            client,
+            arm,
+            config,
+            bindings,
+            classes,
+            nodes,
+            compute,
+            recorder,
+            failures: Mutex::default(),
+            vault_names: Mutex::default(),
+        })
+    }
+}

@@ -1,0 +1,225 @@
+//! What can stop a binding from converging, which condition it belongs to, and when to
+//! try again.
+
+use std::time::Duration;
+
+use kvbind_api::secret_provider_class::ParametersError;
+use kvbind_azure::AzureError;
+use kvbind_azure::ids::IdError;
+
+/// The four domain conditions a failure can belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Step {
+    /// `IdentityReady`.
+    Identity,
+    /// `NodesAssigned`.
+    Nodes,
+    /// `AccessGranted`.
+    Access,
+    /// `SecretProviderClassesUpdated`.
+    Classes,
+}
+
+impl Step {
+    /// The condition type.
+    pub fn condition(self) -> &'static str {
+        match self {
+            Step::Identity => "IdentityReady",
+            Step::Nodes => "NodesAssigned",
+            Step::Access => "AccessGranted",
+            Step::Classes => "SecretProviderClassesUpdated",
+        }
+    }
+
+    /// Every step, in the order the reconciler takes them.
+    pub const ALL: [Step; 4] = [Step::Identity, Step::Nodes, Step::Access, Step::Classes];
+}
+
+/// When to look at a failed binding again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// After exactly this long (the server said so).
+    After(Duration),
+    /// With exponential backoff and jitter.
+    Backoff,
+    /// Not before something changes (the spec, a SecretProviderClass, a node), or a slow
+    /// resync in case the fix is in Azure.
+    OnChange,
+}
+
+/// Why a binding did not converge.
+#[derive(Debug, thiserror::Error)]
+pub enum BindingError {
+    /// The identity in the spec cannot be used.
+    #[error("spec.identity: {0}")]
+    InvalidIdentity(String),
+    /// The identity to adopt does not exist.
+    #[error("spec.identity.resourceId: identity {0} does not exist")]
+    IdentityNotFound(String),
+    /// A named SecretProviderClass does not exist.
+    #[error("SecretProviderClass {0} does not exist in this namespace")]
+    ClassNotFound(String),
+    /// A SecretProviderClass is not for the Azure provider.
+    #[error("SecretProviderClass {name}: spec.provider is {provider:?}, kvbind serves only \"azure\"")]
+    NotAzure {
+        /// The class.
+        name: String,
+        /// Its provider.
+        provider: String,
+    },
+    /// A SecretProviderClass's parameters are malformed.
+    #[error("SecretProviderClass {name}: {source}")]
+    InvalidClass {
+        /// The class.
+        name: String,
+        /// What is wrong.
+        source: ParametersError,
+    },
+    /// A SecretProviderClass already names another identity.
+    #[error("SecretProviderClass {name}: spec.parameters.userAssignedIdentityID is {found:?}, set by someone else; kvbind will not overwrite it")]
+    IdentityConflict {
+        /// The class.
+        name: String,
+        /// The identity it names.
+        found: String,
+    },
+    /// A SecretProviderClass names a cloud other than the operator's.
+    #[error("SecretProviderClass {name}: spec.parameters.cloudName {cloud:?} is not the cloud kvbind works in ({ours})")]
+    CloudMismatch {
+        /// The class.
+        name: String,
+        /// The cloud it names.
+        cloud: String,
+        /// The operator's cloud.
+        ours: String,
+    },
+    /// No vault of that name in the configured subscriptions.
+    #[error("SecretProviderClass {class}: spec.parameters.keyvaultName {vault:?} was not found in subscriptions {subscriptions}")]
+    VaultNotFound {
+        /// The class.
+        class: String,
+        /// The vault name.
+        vault: String,
+        /// Where kvbind looked.
+        subscriptions: String,
+    },
+    /// The vault trusts another tenant than the class names.
+    #[error("SecretProviderClass {class}: spec.parameters.tenantID {expected} is not the tenant of vault {vault} ({found})")]
+    TenantMismatch {
+        /// The class.
+        class: String,
+        /// The vault.
+        vault: String,
+        /// The tenant the class names.
+        expected: String,
+        /// The vault's tenant.
+        found: String,
+    },
+    /// A selected node's providerID is not an Azure VM.
+    #[error("node {node}: {source}")]
+    InvalidNode {
+        /// The node.
+        node: String,
+        /// What is wrong.
+        source: IdError,
+    },
+    /// An Azure call failed.
+    #[error("{action}: {source}")]
+    Azure {
+        /// Which condition.
+        step: Step,
+        /// What kvbind was doing.
+        action: &'static str,
+        /// The classified failure.
+        source: AzureError,
+    },
+    /// A Kubernetes call failed.
+    #[error("{action}: {source}")]
+    Kube {
+        /// What kvbind was doing.
+        action: &'static str,
+        /// The failure.
+        source: kube::Error,
+    },
+}
+
+impl BindingError {
+    /// Wraps an Azure failure of `action` in `step`.
+    pub fn azure(step: Step, action: &'static str) -> impl FnOnce(AzureError) -> BindingError {
+        move |source| BindingError::Azure { step, action, source }
+    }
+
+    /// The condition this failure belongs to.
+    pub fn step(&self) -> Step {
+        match self {
+            BindingError::InvalidIdentity(_) | BindingError::IdentityNotFound(_) => Step::Identity,
+            BindingError::InvalidNode { .. } => Step::Nodes,
+            BindingError::VaultNotFound { .. } | BindingError::TenantMismatch { .. } => Step::Access,
+            BindingError::ClassNotFound(_)
+            | BindingError::NotAzure { .. }
+            | BindingError::InvalidClass { .. }
+            | BindingError::IdentityConflict { .. }
+            | BindingError::CloudMismatch { .. }
+            | BindingError::Kube { .. } => Step::Classes,
+            BindingError::Azure { step, .. } => *step,
+        }
+    }
+
+    /// A CamelCase reason for conditions, Events and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            BindingError::InvalidIdentity(_) => "InvalidIdentity",
+            BindingError::IdentityNotFound(_) => "IdentityNotFound",
+            BindingError::ClassNotFound(_) => "SecretProviderClassNotFound",
+            BindingError::NotAzure { .. } => "NotAzureProvider",
+            BindingError::InvalidClass { source: ParametersError::Objects(_), .. } => "InvalidObjects",
+            BindingError::InvalidClass { .. } => "InvalidParameters",
+            BindingError::IdentityConflict { .. } => "IdentityConflict",
+            BindingError::CloudMismatch { .. } => "CloudMismatch",
+            BindingError::VaultNotFound { .. } => "VaultNotFound",
+            BindingError::TenantMismatch { .. } => "TenantMismatch",
+            BindingError::InvalidNode { .. } => "InvalidProviderID",
+            BindingError::Azure { source, .. } => source.reason(),
+            BindingError::Kube { .. } => "KubernetesError",
+        }
+    }
+
+    /// When to try again.
+    pub fn retry(&self) -> Retry {
+        match self {
+            BindingError::Azure { source, .. } if source.is_retryable() => {
+                source.retry_after().map_or(Retry::Backoff, Retry::After)
+            }
+            BindingError::Kube { .. } => Retry::Backoff,
+            _ => Retry::OnChange,
+        }
+    }
+
+    /// True when nothing will change without a change to the spec, the cluster or Azure
+    /// permissions (kstatus `Stalled`).
+    pub fn is_stalled(&self) -> bool {
+        self.retry() == Retry::OnChange
+    }
+}
+
+/// A failure of the reconciler itself (Kubernetes writes of status or finalizers).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// Writing the status failed.
+    #[error("patching the status of {binding}: {source}")]
+    PatchStatus {
+        /// `namespace/name`.
+        binding: String,
+        /// The failure.
+        source: kube::Error,
+    },
+    /// The finalizer could not be added or removed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<ReconcileError>>),
+    /// The binding has no namespace.
+    #[error("the binding has no namespace")]
+    NoNamespace,
+    /// Undoing what kvbind did for a deleted binding failed; the finalizer stays.
+    #[error("cleaning up: {0}")]
+    Cleanup(#[source] BindingError),
+}

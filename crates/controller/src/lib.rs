@@ -1,0 +1,93 @@
+//! kvbind's reconcilers as a library: the IdentityBinding controller and the watches that
+//! feed it (SecretProviderClasses and Nodes, mapped to the bindings they affect).
+
+pub mod batcher;
+pub mod binding;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod selector;
+
+use std::sync::Arc;
+
+use futures::{Future, StreamExt};
+use k8s_openapi::api::core::v1::{Node, NodeSpec};
+use kube::runtime::controller::Controller;
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use kvbind_api::IdentityBinding;
+use kvbind_api::secret_provider_class::SecretProviderClass;
+use kvbind_azure::Arm;
+
+pub use config::ControllerConfig;
+pub use context::Context;
+
+/// Keeps only what kvbind reads of a Node (labels and providerID), so a large cluster's
+/// nodes cost little memory.
+fn strip_node(node: &mut Node) {
+    node.metadata.managed_fields = None;
+    node.metadata.annotations = None;
+    node.status = None;
+    let provider_id = node.spec.as_ref().and_then(|s| s.provider_id.clone());
+    node.spec = Some(NodeSpec { provider_id, ..NodeSpec::default() });
+}
+
+fn bindings_for_class(bindings: &Store<IdentityBinding>, class: &SecretProviderClass) -> Vec<ObjectRef<IdentityBinding>> {
+    let namespace = class.namespace();
+    bindings
+        .state()
+        .iter()
+        .filter(|b| b.namespace() == namespace)
+        .filter(|b| {
+            let s = &b.spec.secret_provider_classes;
+            s.names.as_ref().is_some_and(|n| n.contains(&class.name_any()))
+                || s.selector.as_ref().is_some_and(|sel| selector::matches(sel, Some(class.labels())))
+        })
+        .map(|b| ObjectRef::from_obj(b.as_ref()))
+        .collect()
+}
+
+fn bindings_for_node(bindings: &Store<IdentityBinding>, node: &Node) -> Vec<ObjectRef<IdentityBinding>> {
+    bindings
+        .state()
+        .iter()
+        .filter(|b| selector::matches(&b.spec.nodes, Some(node.labels())))
+        .map(|b| ObjectRef::from_obj(b.as_ref()))
+        .collect()
+}
+
+/// Runs the IdentityBinding controller until `shutdown` completes.
+pub async fn run(client: Client, arm: Arc<dyn Arm>, config: ControllerConfig, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    let scoped = |namespace: &Option<String>| match namespace {
+        Some(ns) => (Api::<IdentityBinding>::namespaced(client.clone(), ns), Api::<SecretProviderClass>::namespaced(client.clone(), ns)),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let (binding_api, class_api) = scoped(&config.namespace);
+    let node_config = match &config.node_selector {
+        Some(selector) => watcher::Config::default().labels(selector),
+        None => watcher::Config::default(),
+    };
+    let (classes, classes_writer) = reflector::store();
+    let class_events = reflector(classes_writer, watcher(class_api, watcher::Config::default()).default_backoff()).touched_objects();
+    let (nodes, nodes_writer) = reflector::store();
+    let node_events = reflector(nodes_writer, watcher(Api::<Node>::all(client.clone()), node_config).default_backoff().modify(strip_node))
+        .touched_objects();
+
+    let controller = Controller::new(binding_api, watcher::Config::default());
+    let bindings = controller.store();
+    let ctx = Context::new(client, arm, config, bindings.clone(), classes, nodes);
+    let (for_classes, for_nodes) = (bindings.clone(), bindings);
+    controller
+        .watches_stream(class_events, move |class| bindings_for_class(&for_classes, &class))
+        .watches_stream(node_events, move |node| bindings_for_node(&for_nodes, &node))
+        .graceful_shutdown_on(shutdown)
+        .run(binding::reconcile, binding::error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((object, _)) => tracing::debug!(binding = %object, "reconciled"),
+                Err(error) => tracing::debug!(%error, "reconcile error"),
+            }
+        })
+        .await;
+}
