@@ -1,7 +1,11 @@
 //! The `kvbind` command.
 
+mod config;
 mod crdgen;
+mod demo;
+mod run;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +21,23 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the operator.
+    Run(config::RunConfig),
+    /// Run the whole flow locally: control plane, ARM simulator, operator and the examples.
+    Demo {
+        /// The repository root (where crds/, examples/ and e2e/ are).
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+    },
+    /// Serve the ARM simulator.
+    ArmSim {
+        /// The address to listen on.
+        #[arg(long, env = "ARM_SIM_LISTEN", default_value = "127.0.0.1:8790")]
+        listen: SocketAddr,
+        /// A YAML seed with subscriptions, resources, clients and faults.
+        #[arg(long, env = "ARM_SIM_SEED")]
+        seed: Option<PathBuf>,
+    },
     /// Write the generated CRD YAML to crds/ and charts/kvbind/crds/ (or check it).
     Crdgen {
         /// The repository root.
@@ -28,8 +49,38 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Run(config) => {
+            init_logging(config.log_json);
+            run::run(config).await
+        }
+        Command::Demo { root } => {
+            init_logging(false);
+            demo::demo(&root).await
+        }
+        Command::ArmSim { listen, seed } => {
+            init_logging(false);
+            let seed = match seed {
+                Some(path) => kvbind_arm_sim::Seed::from_yaml(&std::fs::read_to_string(path)?)?,
+                None => kvbind_arm_sim::Seed::default(),
+            };
+            let sim = kvbind_arm_sim::Simulator::start(&seed, listen).await?;
+            println!("ARM simulator listening on {}", sim.url);
+            sim.serve_forever().await;
+            Ok(())
+        }
         Command::Crdgen { root, check } => crdgen::run(&root, check),
     }
 }

@@ -1,0 +1,101 @@
+//! The operator's configuration, from flags and environment variables.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use kvbind_azure::credential::IMDS_TOKEN_ENDPOINT;
+use kvbind_azure::{Cloud, CredentialConfig};
+
+/// How the operator authenticates to Azure.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CredentialKind {
+    /// Workload identity (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE).
+    WorkloadIdentity,
+    /// A managed identity on the node (IMDS); AZURE_CLIENT_ID picks a user-assigned one.
+    ManagedIdentity,
+    /// A service principal secret (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET).
+    ClientSecret,
+}
+
+/// Settings of `kvbind run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunConfig {
+    /// Subscriptions where vaults are looked up by name; the first is the default for
+    /// identities (comma-separated).
+    #[arg(long, env = "KVBIND_SUBSCRIPTIONS", value_delimiter = ',', required = true)]
+    pub subscriptions: Vec<String>,
+    /// Region for identities whose binding names none.
+    #[arg(long, env = "KVBIND_DEFAULT_LOCATION", default_value = "eastus")]
+    pub default_location: String,
+    /// The Azure cloud: AzurePublicCloud, AzureChinaCloud, AzureUSGovernmentCloud.
+    #[arg(long, env = "KVBIND_CLOUD", default_value = "AzurePublicCloud")]
+    pub cloud: String,
+    /// A custom cloud file (Azure Stack environment JSON); overrides --cloud.
+    #[arg(long, env = "KVBIND_CLOUD_FILE")]
+    pub cloud_file: Option<PathBuf>,
+    /// An ARM endpoint to use instead of the cloud's (for the ARM simulator).
+    #[arg(long, env = "KVBIND_ARM_ENDPOINT")]
+    pub arm_endpoint: Option<url::Url>,
+    /// How the operator authenticates to Azure.
+    #[arg(long, env = "KVBIND_CREDENTIAL", value_enum, default_value = "workload-identity")]
+    pub credential: CredentialKind,
+    /// The directory (tenant) ID.
+    #[arg(long, env = "AZURE_TENANT_ID")]
+    pub tenant_id: Option<String>,
+    /// The operator identity's client ID.
+    #[arg(long, env = "AZURE_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// The projected service-account token for workload identity.
+    #[arg(long, env = "AZURE_FEDERATED_TOKEN_FILE")]
+    pub federated_token_file: Option<PathBuf>,
+    /// How often each binding is checked against Azure for drift (seconds).
+    #[arg(long, env = "KVBIND_RESYNC_SECONDS", default_value_t = 600)]
+    pub resync_seconds: u64,
+    /// How long changes to one VM scale set are collected into one PATCH (milliseconds).
+    #[arg(long, env = "KVBIND_BATCH_WINDOW_MS", default_value_t = 2000)]
+    pub batch_window_ms: u64,
+    /// Watch only this namespace.
+    #[arg(long, env = "KVBIND_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Consider only nodes matching this label selector.
+    #[arg(long, env = "KVBIND_NODE_SELECTOR")]
+    pub node_selector: Option<String>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "KVBIND_LOG_JSON")]
+    pub log_json: bool,
+}
+
+impl RunConfig {
+    /// The cloud to work in.
+    pub fn cloud(&self) -> anyhow::Result<Cloud> {
+        match &self.cloud_file {
+            Some(path) => Ok(Cloud::from_json(&std::fs::read_to_string(path)?, false)?),
+            None => Ok(Cloud::by_name(&self.cloud, None)?),
+        }
+    }
+
+    /// The credential settings; the client secret is read from AZURE_CLIENT_SECRET only,
+    /// never from a flag, so it does not show in the process list.
+    pub fn credential(&self) -> anyhow::Result<CredentialConfig> {
+        let need = |v: &Option<String>, name: &str| v.clone().ok_or_else(|| anyhow::anyhow!("{name} is required for this credential"));
+        Ok(match self.credential {
+            CredentialKind::WorkloadIdentity => CredentialConfig::WorkloadIdentity {
+                tenant_id: need(&self.tenant_id, "AZURE_TENANT_ID")?,
+                client_id: need(&self.client_id, "AZURE_CLIENT_ID")?,
+                token_file: self.federated_token_file.clone().ok_or_else(|| anyhow::anyhow!("AZURE_FEDERATED_TOKEN_FILE is required"))?,
+            },
+            CredentialKind::ManagedIdentity => CredentialConfig::ManagedIdentity { client_id: self.client_id.clone(), endpoint: IMDS_TOKEN_ENDPOINT.parse()? },
+            CredentialKind::ClientSecret => CredentialConfig::ClientSecret {
+                tenant_id: need(&self.tenant_id, "AZURE_TENANT_ID")?,
+                client_id: need(&self.client_id, "AZURE_CLIENT_ID")?,
+                secret: std::env::var("AZURE_CLIENT_SECRET").map_err(|_| anyhow::anyhow!("AZURE_CLIENT_SECRET is required"))?,
+            },
+        })
+    }
+
+    /// The resync period.
+    pub fn resync(&self) -> Duration {
+        Duration::from_secs(self.resync_seconds.max(10))
+    }
+}
