@@ -14,9 +14,10 @@
 //! provider ignores them) and rejects what the provider would fail on at mount time, with
 //! an error that names the entry and the field.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use serde::de::{self, Deserialize, Deserializer, Visitor};
 use serde_yaml_ng::Value;
 
 /// The largest `objects` text kvbind reads.
@@ -201,18 +202,14 @@ pub fn parse_objects(text: &str) -> Result<Vec<KeyVaultObject>, ObjectsError> {
 }
 
 fn parse_entry(index: usize, text: &str) -> Result<KeyVaultObject, ObjectsError> {
-    let value: Value =
+    // Read every value as the text it was written as: `objectName: 0E0` is the name "0E0",
+    // not a number, just as the provider (Go, into string fields) reads it.
+    let value: BTreeMap<String, Field> =
         serde_yaml_ng::from_str(text).map_err(|e| ObjectsError::EntryNotMapping {
             index,
             detail: e.to_string(),
         })?;
-    let Value::Mapping(_) = value else {
-        return Err(ObjectsError::EntryNotMapping {
-            index,
-            detail: "expected keys such as objectName and objectType".to_owned(),
-        });
-    };
-    let field = |name: &'static str| scalar(index, &value, name);
+    let field = |name: &'static str| scalar(index, value.get(name), name);
 
     let name = field("objectName")?.ok_or(ObjectsError::Missing {
         index,
@@ -285,17 +282,65 @@ fn parse_entry(index: usize, text: &str) -> Result<KeyVaultObject, ObjectsError>
     })
 }
 
+/// One value of an entry: its text as written, or a list or mapping (which no field takes).
+enum Field {
+    Text(String),
+    Nested,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl<'de> Visitor<'de> for FieldVisitor {
+            type Value = Field;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a single value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
+                Ok(Field::Text(v.to_owned()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Field, E> {
+                Ok(Field::Text(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Field, E> {
+                Ok(Field::Text(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Field, E> {
+                Ok(Field::Text(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Field, E> {
+                Ok(Field::Text(v.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Field, E> {
+                Ok(Field::Text(String::new()))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Field, E> {
+                Ok(Field::Text(String::new()))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Field, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Field::Nested)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Field, A::Error> {
+                while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+                Ok(Field::Nested)
+            }
+        }
+        deserializer.deserialize_string(FieldVisitor)
+    }
+}
+
 /// Reads one field as a string: absent and empty are both `None`, as the provider treats
 /// them; a list or mapping is an error.
-fn scalar(index: usize, entry: &Value, field: &'static str) -> Result<Option<String>, ObjectsError> {
-    let text = match entry.get(field) {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(s)) => s.trim().to_owned(),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::Bool(b)) => b.to_string(),
-        Some(_) => return Err(invalid(index, field, "must be a single value, not a list or mapping".to_owned())),
-    };
-    Ok((!text.is_empty()).then_some(text))
+fn scalar(index: usize, field: Option<&Field>, name: &'static str) -> Result<Option<String>, ObjectsError> {
+    match field {
+        None => Ok(None),
+        Some(Field::Nested) => Err(invalid(index, name, "must be a single value, not a list or mapping".to_owned())),
+        Some(Field::Text(t)) => {
+            let t = t.trim();
+            Ok((!t.is_empty()).then(|| t.to_owned()))
+        }
+    }
 }
 
 /// Key Vault object names: 1 to 127 letters, digits and hyphens.

@@ -132,3 +132,10 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn names_that_look_like_numbers_stay_as_written() {
+    let objects = parse_objects("array:\n  - |\n    objectName: 0E0\n    objectType: secret\n    objectVersion: 00123\n").expect("valid");
+    assert_eq!(objects[0].name, "0E0");
+    assert_eq!(objects[0].version.as_deref(), Some("00123"));
+}
