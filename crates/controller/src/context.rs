@@ -13,6 +13,7 @@ use kvbind_api::secret_provider_class::SecretProviderClass;
 use kvbind_azure::{Arm, VaultId};
 
 use crate::batcher::ComputeBatcher;
+use crate::binding::Records;
 use crate::config::ControllerConfig;
 
 /// The reconcilers' shared state.
@@ -37,6 +38,11 @@ pub struct Context {
     pub failures: Mutex<HashMap<String, u32>>,
     /// Vaults found by name (lowercase), with when they were found.
     pub vault_names: Mutex<HashMap<String, (VaultId, Instant)>>,
+    /// What kvbind did per identity (lowercase ID) since this process started. The
+    /// statuses say the same once written, but the cache can lag a status write by a
+    /// reconcile; without this a quick second reconcile would take kvbind's own attachment
+    /// for one it found, and never undo it.
+    pub ledger: Mutex<HashMap<String, Records>>,
 }
 
 impl Context {
@@ -62,6 +68,7 @@ impl Context {
             recorder,
             failures: Mutex::default(),
             vault_names: Mutex::default(),
+            ledger: Mutex::default(),
         })
     }
 }

@@ -2,4 +2,6 @@
 
 mod crds;
 mod examples;
+mod lifecycle;
 mod reconcile;
+mod world;

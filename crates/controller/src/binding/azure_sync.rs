@@ -20,8 +20,9 @@ pub const MANAGED_BY_TAG: &str = "kvbind.io-managed-by";
 /// Tag that names the bindings using an identity kvbind created.
 pub const BINDINGS_TAG: &str = "kvbind.io-bindings";
 
-/// What kvbind did before, read from the statuses of every binding that shares the identity.
-#[derive(Debug, Default)]
+/// What kvbind did before, read from the statuses of every binding that shares the identity
+/// and from the context's ledger.
+#[derive(Debug, Default, Clone)]
 pub struct Records {
     /// Targets kvbind attached the identity to (lowercase IDs).
     pub attached: BTreeSet<String>,
@@ -47,6 +48,17 @@ impl Records {
             }
         }
         r
+    }
+
+    /// Adds what `other` records.
+    pub fn merge(&mut self, other: &Records) {
+        self.attached.extend(other.attached.iter().cloned());
+        for (vault, p) in &other.granted {
+            let mine = self.granted.entry(vault.clone()).or_default();
+            mine.secrets.extend(p.secrets.iter().cloned());
+            mine.keys.extend(p.keys.iter().cloned());
+            mine.certificates.extend(p.certificates.iter().cloned());
+        }
     }
 }
 

@@ -18,10 +18,11 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use kvbind_api::IdentityBinding;
-use kvbind_api::identity_binding::{DeletionPolicy, IdentityStatus, SecretProviderClassStatus};
+use kvbind_api::identity_binding::{AttachmentOrigin, DeletionPolicy, IdentityBindingStatus, IdentityStatus, SecretProviderClassStatus};
 use rand::Rng;
 
-use self::azure_sync::{Change, Records};
+pub use self::azure_sync::Records;
+use self::azure_sync::Change;
 use self::inputs::{Needs, identity_of, needs_of, sharing_identity};
 use self::status::{Progress, conditions, patch_if_changed};
 use crate::context::Context;
@@ -119,7 +120,10 @@ fn demand(binding: &IdentityBinding, identity: &kvbind_azure::IdentityId, own: O
         }
     }
     users.sort();
-    let records = Records::from_statuses(group.iter().filter_map(|b| b.status.as_ref()).chain(binding.status.as_ref()));
+    let mut records = Records::from_statuses(group.iter().filter_map(|b| b.status.as_ref()).chain(binding.status.as_ref()));
+    if let Some(ledger) = ctx.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&identity.key()) {
+        records.merge(ledger);
+    }
     Demand { needs, vaults, targets, may_remove, records, users }
 }
 
@@ -151,6 +155,9 @@ async fn converge(binding: &IdentityBinding, ctx: &Context, progress: &mut Progr
     } else {
         ("Attached", format!("attached to {}", names.join(", ")))
     };
+    remember(ctx, &identity.id, |r| {
+        r.attached = attachments.iter().filter(|a| a.origin == AttachmentOrigin::Attached).map(|a| a.resource_id.to_ascii_lowercase()).collect();
+    });
     progress.status.attachments = attachments;
     progress.done.push((Step::Nodes, reason, message));
 
@@ -162,6 +169,9 @@ async fn converge(binding: &IdentityBinding, ctx: &Context, progress: &mut Progr
     }
     let grants = azure_sync::sync_grants(ctx, &identity.principal_id, &granted_on, &demand.records, binding.spec.rbac_scope, demand.may_remove, changes).await?;
     let summary: Vec<String> = grants.iter().map(|g| format!("{} ({:?})", g.vault_id.rsplit('/').next().unwrap_or_default(), g.model)).collect();
+    remember(ctx, &identity.id, |r| {
+        r.granted = Records::from_statuses([&IdentityBindingStatus { grants: grants.clone(), ..IdentityBindingStatus::default() }]).granted;
+    });
     progress.status.grants = grants;
     progress.done.push((Step::Access, "Granted", format!("read access granted on {}", summary.join(", "))));
 
@@ -171,6 +181,12 @@ async fn converge(binding: &IdentityBinding, ctx: &Context, progress: &mut Progr
     progress.status.secret_provider_classes = demand.needs.classes.iter().map(|c| SecretProviderClassStatus { name: c.name.clone(), updated: true }).collect();
     progress.done.push((Step::Classes, "Updated", format!("{} SecretProviderClass(es) carry client ID {}", demand.needs.classes.len(), identity.client_id)));
     Ok(())
+}
+
+/// Updates the ledger of what kvbind did for `identity`.
+fn remember(ctx: &Context, identity: &kvbind_azure::IdentityId, update: impl FnOnce(&mut Records)) {
+    let mut ledger = ctx.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    update(ledger.entry(identity.key()).or_default());
 }
 
 /// Undoes what kvbind did for a deleted binding, keeping what other bindings need.
@@ -197,7 +213,10 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         .flat_map(|s| s.secret_provider_classes.iter().map(|c| c.name.clone()))
         .collect();
     if let Some(identity) = ctx.arm.get_identity(&identity_id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))? {
-        azure_sync::sync_attachments(ctx, &identity.id, &demand.targets, &demand.records, demand.may_remove, changes).await?;
+        let attachments = azure_sync::sync_attachments(ctx, &identity.id, &demand.targets, &demand.records, demand.may_remove, changes).await?;
+        remember(ctx, &identity.id, |r| {
+            r.attached = attachments.iter().filter(|a| a.origin == AttachmentOrigin::Attached).map(|a| a.resource_id.to_ascii_lowercase()).collect();
+        });
         // Every vault this binding touched, with what the remaining bindings still need.
         let explicit = binding.spec.key_vault.as_ref().map(|k| k.resource_id.as_str());
         let mut vaults = BTreeMap::new();
@@ -218,9 +237,13 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
                 Err(e) => return Err(BindingError::azure(Step::Access, "reading the vault")(e)),
             }
         }
-        azure_sync::sync_grants(ctx, &identity.principal_id, &vaults, &demand.records, binding.spec.rbac_scope, demand.may_remove, changes).await?;
+        let grants = azure_sync::sync_grants(ctx, &identity.principal_id, &vaults, &demand.records, binding.spec.rbac_scope, demand.may_remove, changes).await?;
+        remember(ctx, &identity.id, |r| {
+            r.granted = Records::from_statuses([&IdentityBindingStatus { grants, ..IdentityBindingStatus::default() }]).granted;
+        });
         if demand.users.is_empty() {
             azure_sync::delete_identity(ctx, &identity.id, changes).await?;
+            ctx.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&identity.id.key());
         }
     }
     for class in binding.status.iter().flat_map(|s| s.secret_provider_classes.iter()) {

@@ -1,0 +1,82 @@
+//! Bindings over time: new pools, changing objects, shared identities and deletion.
+
+use kvbind_e2e::operator::{Scenario, seed};
+
+use crate::world::{binding, class, cluster, identities_on, key, perms, policy_of, uami};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_pool_gets_the_identity_and_grants_follow_the_objects() {
+    let s = Scenario::start("scale-out", seed(&cluster(&["pool-a-vmss", "pool-b-vmss"], &[], false))).await;
+    s.node("a-0", &Scenario::vmss_node("pool-a-vmss", 0), &[]).await;
+    s.apply(&class("app", &[("db-password", "secret", 0)]));
+    s.apply(&binding("app", "app-reader", &["app"], ""));
+    s.wait_condition("app", "Ready").await;
+    let identity = key(&uami("rg-identities", "app-reader"));
+    assert!(!identities_on(&s.sim, "pool-b-vmss").contains(&identity), "no node of pool b yet");
+
+    s.node("b-0", &Scenario::vmss_node("pool-b-vmss", 0), &[]).await;
+    s.eventually("pool b to carry the identity", |s| identities_on(&s.sim, "pool-b-vmss").contains(&identity)).await;
+
+    let principal = s.jsonpath("identitybinding/app", "{.status.identity.principalId}");
+    s.apply(&class("app", &[("db-password", "secret", 0), ("tls", "cert", 0)]));
+    s.eventually("the cert grant", |s| perms(&policy_of(&s.sim, &principal), "certificates") == ["get"]).await;
+    s.apply(&class("app", &[("db-password", "secret", 0)]));
+    s.eventually("the cert grant to go", |s| perms(&policy_of(&s.sim, &principal), "certificates").is_empty()).await;
+    assert_eq!(perms(&policy_of(&s.sim, &principal), "secrets"), ["get"], "the secret grant stays");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_identity_survives_one_deletion_and_both_deletions_restore_azure() {
+    let s = Scenario::start("shared", seed(&cluster(&["pool-a-vmss", "pool-b-vmss"], &[], false))).await;
+    let before = s.sim.snapshot();
+    s.node("a-0", &Scenario::vmss_node("pool-a-vmss", 0), &[("pool", "a")]).await;
+    s.node("b-0", &Scenario::vmss_node("pool-b-vmss", 0), &[("pool", "b")]).await;
+    s.apply(&class("one", &[("db-password", "secret", 0)]));
+    s.apply(&class("two", &[("signing", "key", 0)]));
+    s.apply(&binding("one", "shared-reader", &["one"], "  nodes:\n    matchLabels: {pool: a}\n"));
+    s.apply(&binding("two", "shared-reader", &["two"], "  nodes:\n    matchLabels: {pool: b}\n"));
+    s.wait_condition("one", "Ready").await;
+    s.wait_condition("two", "Ready").await;
+    let principal = s.jsonpath("identitybinding/one", "{.status.identity.principalId}");
+    assert_eq!(principal, s.jsonpath("identitybinding/two", "{.status.identity.principalId}"), "one identity for both");
+    let identity = key(&uami("rg-identities", "shared-reader"));
+    s.eventually("both pools and both grants", |s| {
+        let p = policy_of(&s.sim, &principal);
+        identities_on(&s.sim, "pool-a-vmss").contains(&identity)
+            && identities_on(&s.sim, "pool-b-vmss").contains(&identity)
+            && perms(&p, "secrets") == ["get"]
+            && perms(&p, "keys") == ["get"]
+    })
+    .await;
+
+    let out = s.ns.kubectl(&["delete", "identitybinding", "one", "--wait=true", "--timeout=60s"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(s.sim.world().identities.keys().any(|k| k.ends_with("/shared-reader")), "the identity stays for binding two");
+    assert!(identities_on(&s.sim, "pool-b-vmss").contains(&identity), "pool b keeps it");
+    assert!(!identities_on(&s.sim, "pool-a-vmss").contains(&identity), "pool a is no longer needed");
+    let p = policy_of(&s.sim, &principal);
+    assert_eq!((perms(&p, "secrets"), perms(&p, "keys")), (vec![], vec!["get".to_owned()]), "only binding two's grant stays");
+    assert_eq!(s.jsonpath("secretproviderclass/one", "{.spec.parameters.userAssignedIdentityID}"), "", "kvbind took its write back");
+
+    let out = s.ns.kubectl(&["delete", "identitybinding", "two", "--wait=true", "--timeout=60s"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(s.sim.snapshot(), before, "Azure is as it was before the first apply");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retain_leaves_azure_alone() {
+    let s = Scenario::start("retain", seed(&cluster(&["pool-vmss"], &[], false))).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    s.apply(&class("app", &[("db-password", "secret", 0)]));
+    s.apply(&binding("app", "kept-reader", &["app"], "  deletionPolicy: Retain\n"));
+    s.wait_condition("app", "Ready").await;
+    let converged = s.sim.snapshot();
+    let writes = s.sim.counters().writes;
+    let out = s.ns.kubectl(&["delete", "identitybinding", "app", "--wait=true", "--timeout=60s"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(s.sim.snapshot(), converged);
+    assert_eq!(s.sim.counters().writes, writes, "no ARM write on deletion");
+    s.stop().await;
+}
