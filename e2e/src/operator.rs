@@ -129,6 +129,25 @@ impl Scenario {
         );
     }
 
+    /// Waits until every IdentityBinding in the namespace has `condition`.
+    pub async fn wait_all(&self, condition: &str) {
+        let args = vec!["wait".to_owned(), format!("--for=condition={condition}"), "identitybinding".to_owned(), "--all".to_owned(), format!("--timeout={}s", DEADLINE.as_secs() * 2)];
+        let namespace = self.ns.name.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            crate::control_plane().kubectl().arg("--namespace").arg(namespace).args(args).output().expect("kubectl runs")
+        })
+        .await
+        .expect("kubectl wait finishes");
+        assert!(out.status.success(), "not every binding became {condition}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// The reasons of the Events about `object` (a name in this namespace).
+    pub fn event_reasons(&self, object: &str) -> Vec<String> {
+        let selector = format!("involvedObject.name={object}");
+        let out = self.ns.kubectl(&["get", "events", "--field-selector", &selector, "-o", "jsonpath={.items[*].reason}"]);
+        String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect()
+    }
+
     /// A field of a resource, by jsonpath.
     pub fn jsonpath(&self, resource: &str, path: &str) -> String {
         let out = self.ns.kubectl(&["get", resource, "-o", &format!("jsonpath={path}")]);

@@ -1,7 +1,9 @@
 //! kvbind's end-to-end tests, in one binary so that they share one control plane.
 
+mod bad_input;
 mod crds;
 mod examples;
 mod lifecycle;
 mod reconcile;
+mod scale;
 mod world;

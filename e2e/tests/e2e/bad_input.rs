@@ -1,0 +1,79 @@
+//! Bad input gets a condition and an Event that name the field, and no Azure write.
+
+use kvbind_e2e::operator::{Scenario, TENANT, seed};
+
+use crate::world::{binding, class, cluster};
+
+fn spc(name: &str, parameters: &str) -> String {
+    format!("apiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\nmetadata:\n  name: {name}\nspec:\n  provider: azure\n  parameters:\n{parameters}")
+}
+
+const OBJECTS: &str = "    objects: |\n      array:\n        - |\n          objectName: db\n          objectType: secret\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_bad_input_names_its_field_and_changes_nothing_in_azure() {
+    let s = Scenario::start("bad-input", seed(&cluster(&["pool-vmss"], &[], false))).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    let tenant = format!("    tenantId: {TENANT}\n");
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        ("bad-yaml", spc("bad-yaml", &format!("    keyvaultName: kvname\n{tenant}    objects: \"array: [\"\n")), "InvalidObjects", "objects is not valid YAML"),
+        ("bad-type", spc("bad-type", &format!("    keyvaultName: kvname\n{tenant}    objects: |\n      array:\n        - |\n          objectName: db\n          objectType: blob\n")), "InvalidObjects", "objects.array[0].objectType"),
+        ("no-vault-name", spc("no-vault-name", &format!("{tenant}{OBJECTS}")), "InvalidParameters", "spec.parameters.keyvaultName is required"),
+        ("no-such-vault", spc("no-such-vault", &format!("    keyvaultName: nope\n{tenant}{OBJECTS}")), "VaultNotFound", "keyvaultName \"nope\""),
+        ("two-modes", spc("two-modes", &format!("    keyvaultName: kvname\n    usePodIdentity: \"true\"\n    useAzureTokenProxy: \"true\"\n{tenant}{OBJECTS}")), "InvalidParameters", "usePodIdentity, useAzureTokenProxy"),
+        ("other-identity", spc("other-identity", &format!("    keyvaultName: kvname\n    useVMManagedIdentity: \"true\"\n    userAssignedIdentityID: 9d1c5a4e-0000-0000-0000-000000000000\n{tenant}{OBJECTS}")), "IdentityConflict", "userAssignedIdentityID"),
+        ("wrong-tenant", spc("wrong-tenant", &format!("    keyvaultName: kvname\n    tenantId: 00000000-0000-0000-0000-00000000dead\n{OBJECTS}")), "TenantMismatch", "tenantID"),
+        ("wrong-cloud", spc("wrong-cloud", &format!("    keyvaultName: kvname\n    cloudName: AzureChinaCloud\n{tenant}{OBJECTS}")), "CloudMismatch", "cloudName"),
+        ("not-azure", "apiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\nmetadata:\n  name: not-azure\nspec:\n  provider: vault\n  parameters:\n    roleName: x\n".to_owned(), "NotAzureProvider", "spec.provider"),
+    ];
+    for (name, yaml, _, _) in &cases {
+        s.apply(yaml);
+        s.apply(&binding(name, &format!("{name}-reader"), &[name], ""));
+    }
+    s.apply(&binding("missing-class", "missing-class-reader", &["does-not-exist"], ""));
+    s.wait_all("Stalled").await;
+
+    let mut all = cases.iter().map(|(n, _, r, w)| (*n, *r, *w)).collect::<Vec<_>>();
+    all.push(("missing-class", "SecretProviderClassNotFound", "does-not-exist"));
+    for (name, reason, words) in all {
+        let b = format!("identitybinding/{name}");
+        assert_eq!(s.jsonpath(&b, "{.status.conditions[?(@.type==\"Ready\")].status}"), "False", "{name}");
+        assert_eq!(s.jsonpath(&b, "{.status.conditions[?(@.type==\"Ready\")].reason}"), reason, "{name}");
+        let message = s.jsonpath(&b, "{.status.conditions[?(@.type==\"Ready\")].message}");
+        assert!(message.contains(words), "{name}: {message:?} should name {words:?}");
+        assert_eq!(s.jsonpath(&b, "{.status.conditions[?(@.type==\"Reconciling\")].status}"), "", "{name}: not Reconciling while Stalled");
+        s.eventually(&format!("a {reason} event for {name}"), |s| s.event_reasons(name).iter().any(|r| r == reason)).await;
+    }
+    assert_eq!(s.sim.counters().writes, 0, "bad input must not reach Azure: {:?}", s.sim.counters());
+
+    // A fix is picked up without a restart.
+    s.apply(&spc("no-vault-name", &format!("    keyvaultName: kvname\n{tenant}{OBJECTS}")));
+    s.wait_condition("no-vault-name", "Ready").await;
+    assert_eq!(s.jsonpath("identitybinding/no-vault-name", "{.status.conditions[?(@.type==\"Stalled\")].status}"), "");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_server_refuses_an_invalid_identity_name_before_kvbind_sees_it() {
+    let ns = kvbind_e2e::TestNamespace::new("bad-name").await;
+    let out = ns.kubectl_apply(&binding("x", "-not/valid", &["app"], ""));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("spec.identity.name"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_azure_permission_is_named_in_the_condition() {
+    let mut seed = seed(&cluster(&["pool-vmss"], &[], true));
+    seed.clients[0].actions = vec!["Microsoft.ManagedIdentity/*".into(), "Microsoft.Compute/*".into(), "Microsoft.KeyVault/*".into(), "Microsoft.Authorization/roleAssignments/read".into()];
+    let s = Scenario::start("no-permission", seed).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    s.apply(&class("app", &[("db-password", "secret", 0)]));
+    s.apply(&binding("app", "app-reader", &["app"], ""));
+    s.wait_condition("app", "Stalled").await;
+    assert_eq!(s.jsonpath("identitybinding/app", "{.status.conditions[?(@.type==\"AccessGranted\")].reason}"), "AzurePermissionMissing");
+    let message = s.jsonpath("identitybinding/app", "{.status.conditions[?(@.type==\"AccessGranted\")].message}");
+    assert!(message.contains("Microsoft.Authorization/roleAssignments/write"), "{message}");
+    assert_eq!(s.jsonpath("identitybinding/app", "{.status.conditions[?(@.type==\"IdentityReady\")].status}"), "True");
+    s.eventually("a warning event", |s| s.event_reasons("app").iter().any(|r| r == "AzurePermissionMissing")).await;
+    s.stop().await;
+}

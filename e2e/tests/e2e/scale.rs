@@ -1,0 +1,45 @@
+//! Many bindings at once: batched VM scale set writes, and no writes once converged.
+
+use std::time::Duration;
+
+use kvbind_e2e::operator::{Scenario, seed};
+
+use crate::world::{binding, class, cluster, identities_on};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_bindings_on_three_pools_batch_their_writes_and_then_write_nothing() {
+    let pools = ["pool-a-vmss", "pool-b-vmss", "pool-c-vmss"];
+    let s = Scenario::start_with("batch", seed(&cluster(&pools, &[], false)), |c| {
+        c.resync = Duration::from_secs(3);
+        c.batch_window = Duration::from_millis(500);
+    })
+    .await;
+    for pool in pools {
+        s.node(pool, &Scenario::vmss_node(pool, 0), &[]).await;
+    }
+    let mut all = String::new();
+    for i in 0..20 {
+        all.push_str(&class(&format!("app-{i:02}"), &[("db-password", "secret", 0)]));
+        all.push_str("\n---\n");
+        all.push_str(&binding(&format!("app-{i:02}"), &format!("app-{i:02}-reader"), &[&format!("app-{i:02}")], ""));
+        all.push_str("\n---\n");
+    }
+    s.apply(&all);
+    s.wait_all("Ready").await;
+
+    for pool in pools {
+        assert_eq!(identities_on(&s.sim, pool).len(), 21, "{pool}: 20 identities plus the foreign one");
+    }
+    let counters = s.sim.counters();
+    let patches = counters.by_operation.get("VirtualMachineScaleSets_Update").copied().unwrap_or(0);
+    println!("VMSS PATCHes for 20 bindings on 3 pools: {patches}; all ARM writes: {}", counters.writes);
+    assert!(patches <= 6, "{patches} VMSS writes: changes were not batched ({counters:?})");
+    assert_eq!(counters.by_operation.get("UserAssignedIdentities_CreateOrUpdate"), Some(&20));
+
+    // Steady state: every binding is re-read at least once more, and nothing is written.
+    s.sim.reset_counters();
+    s.eventually("a resync of every binding", |s| s.sim.counters().by_operation.get("UserAssignedIdentities_Get").copied().unwrap_or(0) >= 20).await;
+    let steady = s.sim.counters();
+    assert_eq!(steady.writes, 0, "a converged binding wrote to ARM: {steady:?}");
+    s.stop().await;
+}
