@@ -80,3 +80,38 @@ async fn retain_leaves_azure_alone() {
     assert_eq!(s.sim.counters().writes, writes, "no ARM write on deletion");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_class_revokes_only_its_grants_and_says_so() {
+    let s = Scenario::start("class-gone", seed(&cluster(&["pool-vmss"], &[], false))).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    s.apply(&class("one", &[("db-password", "secret", 0)]));
+    s.apply(&class("two", &[("signing", "key", 0)]));
+    s.apply(&binding("app", "app-reader", &["one", "two"], ""));
+    s.wait_condition("app", "Ready").await;
+    let principal = s.jsonpath("identitybinding/app", "{.status.identity.principalId}");
+    assert_eq!(perms(&policy_of(&s.sim, &principal), "keys"), ["get"]);
+
+    let out = s.ns.kubectl(&["delete", "secretproviderclass", "two"]);
+    assert!(out.status.success());
+    s.eventually("the key grant to go", |s| perms(&policy_of(&s.sim, &principal), "keys").is_empty()).await;
+    assert_eq!(perms(&policy_of(&s.sim, &principal), "secrets"), ["get"]);
+    s.wait_condition("app", "Stalled").await;
+    assert_eq!(s.jsonpath("identitybinding/app", "{.status.conditions[?(@.type==\"Ready\")].reason}"), "SecretProviderClassNotFound");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn classes_without_an_identity_id_are_warned_when_a_pool_gets_a_second_identity() {
+    let s = Scenario::start("blast", seed(&cluster(&["pool-vmss"], &[], false))).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    s.apply("apiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\nmetadata:\n  name: unpinned\nspec:\n  provider: azure\n  parameters:\n    useVMManagedIdentity: \"true\"\n    keyvaultName: kvname\n");
+    s.apply(&class("app", &[("db-password", "secret", 0)]));
+    s.apply(&binding("app", "app-reader", &["app"], ""));
+    s.wait_condition("app", "Ready").await;
+    s.wait_condition("app", "UnpinnedClassesAtRisk").await;
+    let message = s.jsonpath("identitybinding/app", "{.status.conditions[?(@.type==\"UnpinnedClassesAtRisk\")].message}");
+    assert!(message.contains("pool-vmss") && message.contains("/unpinned"), "{message}");
+    s.eventually("a warning on the unpinned class", |s| s.event_reasons("unpinned").iter().any(|r| r == "MultipleIdentitiesOnPool")).await;
+    s.stop().await;
+}

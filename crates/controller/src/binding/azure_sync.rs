@@ -152,6 +152,19 @@ async fn find_vault(ctx: &Context, name: &str) -> Result<Option<VaultId>, Bindin
     Ok(None)
 }
 
+/// The attachments, and the targets that carry more than one user-assigned identity (where
+/// a SecretProviderClass that names no identity cannot mount), split by whether kvbind just
+/// made them so.
+#[derive(Debug, Default)]
+pub struct Attachments {
+    /// One entry per desired target.
+    pub status: Vec<AttachmentStatus>,
+    /// Targets with several user-assigned identities.
+    pub crowded: Vec<ComputeId>,
+    /// Targets that kvbind's attachment just took from one identity to two.
+    pub newly_crowded: Vec<ComputeId>,
+}
+
 /// Attaches the identity to every desired target and detaches it from targets kvbind
 /// attached that no binding needs any more. Targets that carried the identity before
 /// kvbind looked are recorded as found and never detached.
@@ -162,19 +175,25 @@ pub async fn sync_attachments(
     records: &Records,
     may_remove: bool,
     changes: &mut Vec<Change>,
-) -> Result<Vec<AttachmentStatus>, BindingError> {
-    let mut out = Vec::new();
+) -> Result<Attachments, BindingError> {
+    let mut out = Attachments::default();
     for target in desired {
         let current = ctx.arm.get_compute_identity(target).await.map_err(BindingError::azure(Step::Nodes, "reading the VM scale set's identities"))?;
         let recorded = records.attached.contains(&target.key());
-        let origin = if current.has(identity) {
-            if recorded { AttachmentOrigin::Attached } else { AttachmentOrigin::Found }
+        let (origin, after) = if current.has(identity) {
+            (if recorded { AttachmentOrigin::Attached } else { AttachmentOrigin::Found }, current)
         } else {
-            ctx.compute.change(target, Some(identity), None).await.map_err(BindingError::azure(Step::Nodes, "attaching the identity"))?;
+            let after = ctx.compute.change(target, Some(identity), None).await.map_err(BindingError::azure(Step::Nodes, "attaching the identity"))?;
             changes.push(("IdentityAttached", format!("attached the identity to {target}")));
-            AttachmentOrigin::Attached
+            if current.user_assigned.len() == 1 {
+                out.newly_crowded.push(target.clone());
+            }
+            (AttachmentOrigin::Attached, after)
         };
-        out.push(AttachmentStatus { resource_id: target.to_string(), origin });
+        if after.user_assigned.len() > 1 {
+            out.crowded.push(target.clone());
+        }
+        out.status.push(AttachmentStatus { resource_id: target.to_string(), origin });
     }
     if may_remove {
         let desired_keys: BTreeSet<String> = desired.iter().map(ComputeId::key).collect();

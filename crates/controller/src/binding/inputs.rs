@@ -42,6 +42,8 @@ pub struct Needs {
     pub vaults: BTreeMap<String, (String, Vec<KeyVaultObject>)>,
     /// The classes, for write-back.
     pub classes: Vec<ClassInput>,
+    /// Classes named in the spec that do not exist (any more).
+    pub missing: Vec<String>,
 }
 
 /// The identity a binding uses, and whether it adopts it (rather than creating it).
@@ -69,20 +71,20 @@ pub fn identity_of(spec: &IdentitySpec, config: &ControllerConfig) -> Result<(Id
     Ok((id, false))
 }
 
-/// The SecretProviderClasses a binding selects, validated.
-pub fn classes_of(binding: &IdentityBinding, ctx: &Context) -> Result<Vec<ClassInput>, BindingError> {
+/// The SecretProviderClasses a binding selects, validated, and the names of those it
+/// names that do not exist: a missing class needs nothing, so its grants go, but the binding
+/// says it is missing.
+pub fn classes_of(binding: &IdentityBinding, ctx: &Context) -> Result<(Vec<ClassInput>, Vec<String>), BindingError> {
     let namespace = binding.namespace().unwrap_or_default();
     let selector = &binding.spec.secret_provider_classes;
     let mut found: Vec<Arc<SecretProviderClass>> = Vec::new();
+    let mut missing = Vec::new();
     if let Some(names) = &selector.names {
         for name in names {
-            let class = ctx
-                .classes
-                .state()
-                .into_iter()
-                .find(|c| c.namespace().as_deref() == Some(namespace.as_str()) && &c.name_any() == name)
-                .ok_or_else(|| BindingError::ClassNotFound(name.clone()))?;
-            found.push(class);
+            match ctx.classes.state().into_iter().find(|c| c.namespace().as_deref() == Some(namespace.as_str()) && &c.name_any() == name) {
+                Some(class) => found.push(class),
+                None => missing.push(name.clone()),
+            }
         }
     }
     if let Some(sel) = &selector.selector {
@@ -95,7 +97,8 @@ pub fn classes_of(binding: &IdentityBinding, ctx: &Context) -> Result<Vec<ClassI
         matched.sort_by_key(|c| c.name_any());
         found.extend(matched);
     }
-    found.iter().map(|c| class_input(c, &ctx.config.cloud)).collect()
+    let classes = found.iter().map(|c| class_input(c, &ctx.config.cloud)).collect::<Result<Vec<_>, _>>()?;
+    Ok((classes, missing))
 }
 
 fn class_input(class: &SecretProviderClass, cloud: &Cloud) -> Result<ClassInput, BindingError> {
@@ -160,14 +163,14 @@ pub fn targets_of(binding: &IdentityBinding, ctx: &Context) -> Result<BTreeSet<C
 
 /// Everything `binding` needs from Azure, from the caches.
 pub fn needs_of(binding: &IdentityBinding, ctx: &Context) -> Result<Needs, BindingError> {
-    let classes = classes_of(binding, ctx)?;
+    let (classes, missing) = classes_of(binding, ctx)?;
     let targets = targets_of(binding, ctx)?;
     let mut vaults: BTreeMap<String, (String, Vec<KeyVaultObject>)> = BTreeMap::new();
     for class in &classes {
         let entry = vaults.entry(class.vault_name.clone()).or_insert_with(|| (class.tenant_id.clone(), Vec::new()));
         entry.1.extend(class.objects.iter().cloned());
     }
-    Ok(Needs { targets, vaults, classes })
+    Ok(Needs { targets, vaults, classes, missing })
 }
 
 /// The other live bindings that use the same identity.

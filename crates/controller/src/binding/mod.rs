@@ -3,6 +3,7 @@
 //! its client ID into the SecretProviderClass; then say so in status and Events.
 
 mod azure_sync;
+mod blast_radius;
 pub mod inputs;
 pub mod plan;
 mod status;
@@ -148,7 +149,9 @@ async fn converge(binding: &IdentityBinding, ctx: &Context, progress: &mut Progr
     progress.done.push((Step::Identity, "IdentityAvailable", format!("identity {} ({how}) has client ID {}", identity.id.name, identity.client_id)));
 
     // 2. The node pools.
-    let attachments = azure_sync::sync_attachments(ctx, &identity.id, &demand.targets, &demand.records, demand.may_remove, changes).await?;
+    let azure_sync::Attachments { status: attachments, crowded, newly_crowded } =
+        azure_sync::sync_attachments(ctx, &identity.id, &demand.targets, &demand.records, demand.may_remove, changes).await?;
+    blast_radius::report(ctx, binding, &demand.needs.classes, &crowded, &newly_crowded, progress).await;
     let names: Vec<&str> = attachments.iter().map(|a| a.resource_id.rsplit('/').next().unwrap_or_default()).collect();
     let (reason, message) = if names.is_empty() {
         ("NoMatchingNodes", "no node matches spec.nodes yet; the identity is attached as nodes appear".to_owned())
@@ -180,7 +183,10 @@ async fn converge(binding: &IdentityBinding, ctx: &Context, progress: &mut Progr
     write_back::write_identity(ctx, &namespace, &demand.needs.classes, &identity.client_id, changes).await?;
     progress.status.secret_provider_classes = demand.needs.classes.iter().map(|c| SecretProviderClassStatus { name: c.name.clone(), updated: true }).collect();
     progress.done.push((Step::Classes, "Updated", format!("{} SecretProviderClass(es) carry client ID {}", demand.needs.classes.len(), identity.client_id)));
-    Ok(())
+    match demand.needs.missing.first() {
+        Some(name) => Err(BindingError::ClassNotFound(name.clone())),
+        None => Ok(()),
+    }
 }
 
 /// Updates the ledger of what kvbind did for `identity`.
@@ -213,7 +219,7 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         .flat_map(|s| s.secret_provider_classes.iter().map(|c| c.name.clone()))
         .collect();
     if let Some(identity) = ctx.arm.get_identity(&identity_id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))? {
-        let attachments = azure_sync::sync_attachments(ctx, &identity.id, &demand.targets, &demand.records, demand.may_remove, changes).await?;
+        let attachments = azure_sync::sync_attachments(ctx, &identity.id, &demand.targets, &demand.records, demand.may_remove, changes).await?.status;
         remember(ctx, &identity.id, |r| {
             r.attached = attachments.iter().filter(|a| a.origin == AttachmentOrigin::Attached).map(|a| a.resource_id.to_ascii_lowercase()).collect();
         });

@@ -17,6 +17,8 @@ pub struct Progress {
     pub status: IdentityBindingStatus,
     /// Success messages per step.
     pub done: Vec<(Step, &'static str, String)>,
+    /// Informational conditions: `(type, reason, message)`, present while they hold.
+    pub notices: Vec<(&'static str, &'static str, String)>,
 }
 
 fn now() -> String {
@@ -38,6 +40,9 @@ pub fn conditions(generation: Option<i64>, progress: &Progress, outcome: Result<
             _ => cond(step.condition(), ConditionStatus::Unknown, "Waiting", "not reached yet".to_owned()),
         };
         out.push(c);
+    }
+    for (t, reason, message) in &progress.notices {
+        out.push(cond(t, ConditionStatus::True, reason, message.clone()));
     }
     match outcome {
         Ok(()) => out.push(cond(READY, ConditionStatus::True, "Converged", "the identity is attached, granted and written into every SecretProviderClass".to_owned())),
