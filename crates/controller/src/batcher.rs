@@ -13,6 +13,8 @@ use kvbind_azure::model::{ComputeIdentity, IdentityChange};
 use kvbind_azure::{Arm, AzureError, ComputeId, IdentityId};
 use tokio::sync::oneshot;
 
+use crate::read_cache::ReadCache;
+
 type Reply = oneshot::Sender<Result<ComputeIdentity, AzureError>>;
 
 #[derive(Default)]
@@ -26,14 +28,15 @@ struct Pending {
 #[derive(Clone)]
 pub struct ComputeBatcher {
     arm: Arc<dyn Arm>,
+    cache: Arc<ReadCache>,
     window: Duration,
     queues: Arc<Mutex<HashMap<String, (ComputeId, Pending)>>>,
 }
 
 impl ComputeBatcher {
     /// A batcher that collects changes for `window` before writing.
-    pub fn new(arm: Arc<dyn Arm>, window: Duration) -> Self {
-        ComputeBatcher { arm, window, queues: Arc::default() }
+    pub fn new(arm: Arc<dyn Arm>, cache: Arc<ReadCache>, window: Duration) -> Self {
+        ComputeBatcher { arm, cache, window, queues: Arc::default() }
     }
 
     /// Attaches `add` and detaches `remove` on `target`, together with whatever else is
@@ -97,13 +100,17 @@ impl ComputeBatcher {
     }
 
     async fn write(&self, target: &ComputeId, pending: &Pending) -> Result<ComputeIdentity, AzureError> {
+        // Always a fresh read before a write: the PATCH must keep what is there now.
         let current = self.arm.get_compute_identity(target).await?;
+        self.cache.put_compute(target, current.clone());
         let change = IdentityChange { add: pending.add.clone(), remove: pending.remove.clone() };
         let needed = change.add.iter().any(|id| !current.has(id)) || change.remove.iter().any(|id| current.has(id));
         if !needed {
             return Ok(current);
         }
         tracing::info!(target = %target, add = change.add.len(), remove = change.remove.len(), "updating identities");
-        self.arm.update_compute_identities(target, &current, &change).await
+        let after = self.arm.update_compute_identities(target, &current, &change).await?;
+        self.cache.put_compute(target, after.clone());
+        Ok(after)
     }
 }

@@ -14,6 +14,7 @@ use kvbind_azure::{Arm, VaultId};
 
 use crate::batcher::ComputeBatcher;
 use crate::binding::Records;
+use crate::read_cache::ReadCache;
 use crate::config::ControllerConfig;
 
 /// The reconcilers' shared state.
@@ -32,6 +33,8 @@ pub struct Context {
     pub nodes: Store<Node>,
     /// The per-VM-scale-set writer.
     pub compute: ComputeBatcher,
+    /// Identity blocks and vaults, read once per resync period.
+    pub reads: Arc<ReadCache>,
     /// Event publisher.
     pub recorder: Recorder,
     /// Consecutive failures per binding, for backoff.
@@ -56,7 +59,8 @@ impl Context {
         nodes: Store<Node>,
     ) -> Arc<Self> {
         let recorder = Recorder::new(client.clone(), Reporter { controller: config.reporter.clone(), instance: None });
-        let compute = ComputeBatcher::new(arm.clone(), config.batch_window);
+        let reads = Arc::new(ReadCache::new(config.resync));
+        let compute = ComputeBatcher::new(arm.clone(), reads.clone(), config.batch_window);
         Arc::new(Context {
             client,
             arm,
@@ -65,6 +69,7 @@ impl Context {
             classes,
             nodes,
             compute,
+            reads,
             recorder,
             failures: Mutex::default(),
             vault_names: Mutex::default(),

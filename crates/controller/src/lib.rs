@@ -6,6 +6,7 @@ pub mod binding;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod read_cache;
 pub mod selector;
 
 use std::sync::Arc;

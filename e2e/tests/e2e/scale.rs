@@ -41,5 +41,10 @@ async fn twenty_bindings_on_three_pools_batch_their_writes_and_then_write_nothin
     s.eventually("a resync of every binding", |s| s.sim.counters().by_operation.get("UserAssignedIdentities_Get").copied().unwrap_or(0) >= 20).await;
     let steady = s.sim.counters();
     assert_eq!(steady.writes, 0, "a converged binding wrote to ARM: {steady:?}");
+    let per_pool = steady.by_operation.get("VirtualMachineScaleSets_Get").copied().unwrap_or(0);
+    let per_vault = steady.by_operation.get("Vaults_Get").copied().unwrap_or(0);
+    println!("steady state reads while 20 bindings resynced: {per_pool} VMSS reads, {per_vault} vault reads");
+    assert!(per_pool <= 9, "pool reads are shared across bindings: {per_pool} for 3 pools");
+    assert!(per_vault <= 3, "vault reads are shared across bindings: {per_vault} for 1 vault");
     s.stop().await;
 }

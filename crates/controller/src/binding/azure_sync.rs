@@ -125,7 +125,7 @@ pub async fn resolve_vaults(
                 subscriptions: ctx.config.subscriptions.join(", "),
             })?,
         };
-        let vault = ctx.arm.get_vault(&id).await.map_err(BindingError::azure(Step::Access, "reading the vault"))?;
+        let vault = ctx.reads.vault(ctx.arm.as_ref(), &id).await.map_err(BindingError::azure(Step::Access, "reading the vault"))?;
         if !tenant.is_empty() && !vault.tenant_id.eq_ignore_ascii_case(tenant) {
             return Err(BindingError::TenantMismatch { class, vault: id.to_string(), expected: tenant.clone(), found: vault.tenant_id.clone() });
         }
@@ -178,7 +178,7 @@ pub async fn sync_attachments(
 ) -> Result<Attachments, BindingError> {
     let mut out = Attachments::default();
     for target in desired {
-        let current = ctx.arm.get_compute_identity(target).await.map_err(BindingError::azure(Step::Nodes, "reading the VM scale set's identities"))?;
+        let current = ctx.reads.compute(ctx.arm.as_ref(), target).await.map_err(BindingError::azure(Step::Nodes, "reading the VM scale set's identities"))?;
         let recorded = records.attached.contains(&target.key());
         let (origin, after) = if current.has(identity) {
             (if recorded { AttachmentOrigin::Attached } else { AttachmentOrigin::Found }, current)
@@ -253,6 +253,9 @@ async fn sync_access_policy(
     let granted = records.granted.get(&vault.id.key()).cloned().unwrap_or_default();
     let change = access_policy_change(&desired, &existing, &granted, may_remove);
     let entry = |permissions: Permissions| AccessPolicy { tenant_id: vault.tenant_id.clone(), object_id: principal.to_owned(), permissions };
+    if !change.add.is_empty() || !change.remove.is_empty() {
+        ctx.reads.forget_vault(&vault.id);
+    }
     if !change.add.is_empty() {
         ctx.arm.update_access_policy(&vault.id, AccessPolicyOp::Add, &entry(change.add.clone())).await.map_err(BindingError::azure(Step::Access, "adding the access policy"))?;
         changes.push(("AccessGranted", format!("granted {} on vault {}", describe(&change.add), vault.id.name)));

@@ -1,0 +1,67 @@
+//! Azure state shared by many bindings, read once per resync period.
+//!
+//! Every binding on a pool reads that pool's identity block, and every binding of a vault
+//! reads the vault. Reads are cached for the resync period, so a converged cluster costs
+//! about one read per VM scale set and per vault per period instead of one per binding.
+//! kvbind's own writes update the cache; a change made by someone else is seen at the next
+//! expiry, which is when the resync promises to repair drift.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use kvbind_azure::model::{ComputeIdentity, Vault};
+use kvbind_azure::{Arm, AzureError, ComputeId, VaultId};
+
+/// Cached reads of identity blocks and vaults.
+pub struct ReadCache {
+    ttl: Duration,
+    compute: Mutex<HashMap<String, (ComputeIdentity, Instant)>>,
+    vaults: Mutex<HashMap<String, (Vault, Instant)>>,
+}
+
+fn fresh<T: Clone>(map: &Mutex<HashMap<String, (T, Instant)>>, key: &str, ttl: Duration) -> Option<T> {
+    let map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    map.get(key).filter(|(_, at)| at.elapsed() < ttl).map(|(v, _)| v.clone())
+}
+
+fn store<T>(map: &Mutex<HashMap<String, (T, Instant)>>, key: String, value: T) {
+    map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, (value, Instant::now()));
+}
+
+impl ReadCache {
+    /// A cache whose entries live for `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        ReadCache { ttl, compute: Mutex::default(), vaults: Mutex::default() }
+    }
+
+    /// A VM scale set's or VM's identity block.
+    pub async fn compute(&self, arm: &dyn Arm, target: &ComputeId) -> Result<ComputeIdentity, AzureError> {
+        if let Some(hit) = fresh(&self.compute, &target.key(), self.ttl) {
+            return Ok(hit);
+        }
+        let read = arm.get_compute_identity(target).await?;
+        store(&self.compute, target.key(), read.clone());
+        Ok(read)
+    }
+
+    /// Records an identity block kvbind just read or wrote.
+    pub fn put_compute(&self, target: &ComputeId, identity: ComputeIdentity) {
+        store(&self.compute, target.key(), identity);
+    }
+
+    /// A vault.
+    pub async fn vault(&self, arm: &dyn Arm, id: &VaultId) -> Result<Vault, AzureError> {
+        if let Some(hit) = fresh(&self.vaults, &id.key(), self.ttl) {
+            return Ok(hit);
+        }
+        let read = arm.get_vault(id).await?;
+        store(&self.vaults, id.key(), read.clone());
+        Ok(read)
+    }
+
+    /// Drops a vault kvbind just changed, so the next read sees the change.
+    pub fn forget_vault(&self, id: &VaultId) {
+        self.vaults.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id.key());
+    }
+}
