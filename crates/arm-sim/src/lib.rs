@@ -12,6 +12,7 @@
 pub mod faults;
 pub mod http;
 pub mod seed;
+pub mod tls;
 pub mod world;
 
 use std::net::SocketAddr;
@@ -27,8 +28,9 @@ use crate::http::lock;
 
 /// A running simulator.
 pub struct Simulator {
-    /// `http://127.0.0.1:PORT`, the ARM endpoint and AAD authority host.
+    /// `http://127.0.0.1:PORT` (or `https://`), the ARM endpoint and AAD authority host.
     pub url: String,
+    ca_pem: Option<String>,
     shared: Arc<Shared>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -47,7 +49,30 @@ impl Simulator {
                 tracing::error!(error = %e, "the ARM simulator stopped");
             }
         });
-        Ok(Simulator { url, shared, server })
+        Ok(Simulator { url, ca_pem: None, shared, server })
+    }
+
+    /// Like [`Simulator::start`], serving HTTPS with a certificate signed by a CA made for
+    /// this run; trust [`Simulator::ca_pem`].
+    pub async fn start_tls(seed: &Seed, addr: SocketAddr) -> Result<Simulator, tls::TlsError> {
+        let shared = Arc::new(Shared::from_seed(seed));
+        let (config, ca_pem) = tls::self_signed().await?;
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let url = format!("https://{}", listener.local_addr()?);
+        *lock(&shared.origin) = url.clone();
+        let app = http::router(shared.clone());
+        let server = tokio::spawn(async move {
+            if let Err(e) = axum_server::from_tcp_rustls(listener, config).serve(app.into_make_service()).await {
+                tracing::error!(error = %e, "the ARM simulator stopped");
+            }
+        });
+        Ok(Simulator { url, ca_pem: Some(ca_pem), shared, server })
+    }
+
+    /// The CA certificate (PEM) to trust when serving HTTPS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// Request counts so far.

@@ -129,6 +129,10 @@ pub struct ClientSeed {
     /// Accept federated assertions (workload identity) for this client.
     #[serde(default)]
     pub federated: bool,
+    /// The client is a managed identity: IMDS (`/metadata/identity/oauth2/token`) hands out
+    /// its tokens.
+    #[serde(default)]
+    pub managed_identity: bool,
     /// Bearer tokens accepted for this client without the token endpoint (tests).
     #[serde(default)]
     pub static_tokens: Vec<String>,

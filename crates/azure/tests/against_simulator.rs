@@ -277,3 +277,33 @@ async fn workload_identity_rereads_the_token_file_and_bad_secrets_are_refused() 
     let err = stranger.get_vault(&id(ResourceKind::Vault, "rg-vaults", "kv-rbac")).await.expect_err("401");
     assert!(matches!(err, AzureError::Unauthenticated { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn https_with_a_private_ca_and_a_managed_identity_from_imds() {
+    let mut seed = seed(&["*"]);
+    seed.clients.push(serde_json::from_value(serde_json::json!({"clientId": "kvbind-uami", "managedIdentity": true, "actions": ["Microsoft.KeyVault/*"]})).expect("client"));
+    let sim = Simulator::start_tls(&seed, "127.0.0.1:0".parse().expect("addr")).await.expect("TLS simulator");
+    assert!(sim.url.starts_with("https://"));
+    let ca = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(ca.path(), sim.ca_pem().expect("a CA")).expect("write");
+
+    let endpoint: url::Url = sim.url.parse().expect("url");
+    let http = http_client(Some(&ca.path().to_owned()), Duration::from_secs(10)).expect("http");
+    let imds = format!("{}/metadata/identity/oauth2/token", sim.url).parse().expect("url");
+    let credential = build_credential(&CredentialConfig::ManagedIdentity { client_id: Some("kvbind-uami".into()), endpoint: imds }, &endpoint, http);
+    let config = ArmClientConfig {
+        endpoint,
+        scope: format!("{}/.default", sim.url),
+        extra_ca: Some(ca.path().to_owned()),
+        request_timeout: Duration::from_secs(10),
+        lro: LroSettings::default(),
+    };
+    let arm = ArmClient::new(&config, credential).expect("client");
+    assert!(arm.get_vault(&id(ResourceKind::Vault, "rg-vaults", "kv-rbac")).await.expect("vault over HTTPS").rbac_authorization);
+    let err = arm.get_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "foreign")).await.expect_err("this identity may only read vaults");
+    assert!(matches!(err, AzureError::Forbidden { .. }), "{err:?}");
+
+    let untrusting = ArmClient::new(&ArmClientConfig { extra_ca: None, ..config }, build_credential(&CredentialConfig::StaticToken("x".into()), &sim.url.parse().expect("url"), http_client(None, Duration::from_secs(5)).expect("http"))).expect("client");
+    let err = untrusting.get_vault(&id(ResourceKind::Vault, "rg-vaults", "kv-rbac")).await.expect_err("unknown CA");
+    assert!(matches!(err, AzureError::Transient { .. }), "{err:?}");
+}

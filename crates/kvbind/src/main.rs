@@ -37,6 +37,9 @@ enum Command {
         /// A YAML seed with subscriptions, resources, clients and faults.
         #[arg(long, env = "ARM_SIM_SEED")]
         seed: Option<PathBuf>,
+        /// Serve HTTPS with a certificate from a CA made at start, written to this file.
+        #[arg(long, env = "ARM_SIM_TLS_CA_OUT")]
+        tls_ca_out: Option<PathBuf>,
     },
     /// Write the generated CRD YAML to crds/ and charts/kvbind/crds/ (or check it).
     Crdgen {
@@ -70,13 +73,21 @@ async fn main() -> anyhow::Result<()> {
             init_logging(false);
             demo::demo(&root).await
         }
-        Command::ArmSim { listen, seed } => {
+        Command::ArmSim { listen, seed, tls_ca_out } => {
             init_logging(false);
             let seed = match seed {
                 Some(path) => kvbind_arm_sim::Seed::from_yaml(&std::fs::read_to_string(path)?)?,
                 None => kvbind_arm_sim::Seed::default(),
             };
-            let sim = kvbind_arm_sim::Simulator::start(&seed, listen).await?;
+            let sim = match tls_ca_out {
+                Some(ca_out) => {
+                    let sim = kvbind_arm_sim::Simulator::start_tls(&seed, listen).await?;
+                    std::fs::write(&ca_out, sim.ca_pem().unwrap_or_default())?;
+                    println!("CA certificate written to {}", ca_out.display());
+                    sim
+                }
+                None => kvbind_arm_sim::Simulator::start(&seed, listen).await?,
+            };
             println!("ARM simulator listening on {}", sim.url);
             sim.serve_forever().await;
             Ok(())

@@ -113,6 +113,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/_admin/faults", get(admin::get_faults).put(admin::put_faults).post(admin::add_faults))
         .route("/_admin/seed", post(admin::add_seed))
         .route("/{tenant}/oauth2/v2.0/token", post(token::issue))
+        .route("/metadata/identity/oauth2/token", get(token::imds))
         .fallback(arm::handle)
         .with_state(shared)
 }

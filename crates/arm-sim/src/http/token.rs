@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Form;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -28,6 +28,46 @@ pub async fn issue(
     let response = issue_token(&shared, &tenant, &form);
     shared.record("POST", &format!("/{tenant}/oauth2/v2.0/token"), "Token", response.status().as_u16());
     response
+}
+
+/// `GET /metadata/identity/oauth2/token`: the Instance Metadata Service's token endpoint,
+/// for clients registered as managed identities; `client_id` picks one, as on a VM with
+/// several user-assigned identities.
+pub async fn imds(State(shared): State<Arc<Shared>>, headers: HeaderMap, Query(query): Query<HashMap<String, String>>) -> Response {
+    let response = imds_token(&shared, &headers, &query);
+    shared.record("GET", "/metadata/identity/oauth2/token", "Token", response.status().as_u16());
+    response
+}
+
+fn imds_token(shared: &Shared, headers: &HeaderMap, query: &HashMap<String, String>) -> Response {
+    if headers.get("metadata").and_then(|v| v.to_str().ok()) != Some("true") {
+        return refuse(StatusCode::BAD_REQUEST, "invalid_request", "Required metadata header not specified");
+    }
+    if !query.contains_key("resource") {
+        return refuse(StatusCode::BAD_REQUEST, "invalid_request", "Required query variable 'resource' is missing");
+    }
+    let client = {
+        let clients = lock(&shared.clients);
+        let managed = clients.values().filter(|c| c.managed_identity);
+        match query.get("client_id") {
+            Some(id) => managed.into_iter().find(|c| &c.client_id == id).cloned(),
+            None => managed.into_iter().next().cloned(),
+        }
+    };
+    let Some(client) = client else {
+        return refuse(StatusCode::BAD_REQUEST, "invalid_request", "Identity not found");
+    };
+    let token = format!("sim.{}", uuid::Uuid::new_v4().simple());
+    lock(&shared.tokens).insert(
+        token.clone(),
+        Caller { client_id: client.client_id.clone(), principal_id: client.principal_id.clone().unwrap_or_default(), actions: client.actions.clone() },
+    );
+    let expires_on = (time::OffsetDateTime::now_utc().unix_timestamp() + 86_399).to_string();
+    axum::Json(json!({
+        "access_token": token, "client_id": client.client_id, "expires_in": "86399", "expires_on": expires_on,
+        "ext_expires_in": "86399", "not_before": expires_on, "resource": query.get("resource"), "token_type": "Bearer",
+    }))
+    .into_response()
 }
 
 fn issue_token(shared: &Shared, tenant: &str, form: &HashMap<String, String>) -> Response {
