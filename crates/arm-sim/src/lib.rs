@@ -12,6 +12,7 @@
 pub mod faults;
 pub mod http;
 pub mod seed;
+pub mod serve;
 pub mod tls;
 pub mod world;
 

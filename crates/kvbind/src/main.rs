@@ -5,7 +5,6 @@ mod crdgen;
 mod demo;
 mod run;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -30,17 +29,7 @@ enum Command {
         root: PathBuf,
     },
     /// Serve the ARM simulator.
-    ArmSim {
-        /// The address to listen on.
-        #[arg(long, env = "ARM_SIM_LISTEN", default_value = "127.0.0.1:8790")]
-        listen: SocketAddr,
-        /// A YAML seed with subscriptions, resources, clients and faults.
-        #[arg(long, env = "ARM_SIM_SEED")]
-        seed: Option<PathBuf>,
-        /// Serve HTTPS with a certificate from a CA made at start, written to this file.
-        #[arg(long, env = "ARM_SIM_TLS_CA_OUT")]
-        tls_ca_out: Option<PathBuf>,
-    },
+    ArmSim(kvbind_arm_sim::serve::ServeArgs),
     /// Write the generated CRD YAML to crds/ and charts/kvbind/crds/ (or check it).
     Crdgen {
         /// The repository root.
@@ -73,24 +62,9 @@ async fn main() -> anyhow::Result<()> {
             init_logging(false);
             demo::demo(&root).await
         }
-        Command::ArmSim { listen, seed, tls_ca_out } => {
+        Command::ArmSim(args) => {
             init_logging(false);
-            let seed = match seed {
-                Some(path) => kvbind_arm_sim::Seed::from_yaml(&std::fs::read_to_string(path)?)?,
-                None => kvbind_arm_sim::Seed::default(),
-            };
-            let sim = match tls_ca_out {
-                Some(ca_out) => {
-                    let sim = kvbind_arm_sim::Simulator::start_tls(&seed, listen).await?;
-                    std::fs::write(&ca_out, sim.ca_pem().unwrap_or_default())?;
-                    println!("CA certificate written to {}", ca_out.display());
-                    sim
-                }
-                None => kvbind_arm_sim::Simulator::start(&seed, listen).await?,
-            };
-            println!("ARM simulator listening on {}", sim.url);
-            sim.serve_forever().await;
-            Ok(())
+            kvbind_arm_sim::serve::serve(&args).await.map_err(|e| anyhow::anyhow!(e))
         }
         Command::Crdgen { root, check } => crdgen::run(&root, check),
     }
