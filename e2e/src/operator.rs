@@ -28,6 +28,8 @@ pub struct Scenario {
     pub ns: TestNamespace,
     /// The simulator.
     pub sim: Simulator,
+    /// The controller's metrics and health.
+    pub telemetry: kvbind_controller::Telemetry,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -57,6 +59,7 @@ impl Scenario {
             &endpoint,
             http,
         );
+        let telemetry = kvbind_controller::Telemetry::default();
         let arm = ArmClient::new(
             &ArmClientConfig {
                 endpoint,
@@ -64,6 +67,7 @@ impl Scenario {
                 extra_ca: None,
                 request_timeout: Duration::from_secs(10),
                 lro: LroSettings { poll_interval: Duration::from_millis(100), max_poll_interval: Duration::from_secs(1), deadline: Duration::from_secs(30) },
+                observer: Some(telemetry.metrics.clone()),
             },
             credential,
         )
@@ -78,10 +82,10 @@ impl Scenario {
         adjust(&mut config);
         let (stop, stopped) = oneshot::channel::<()>();
         let client = ns.client.clone();
-        let task = tokio::spawn(kvbind_controller::run(client, Arc::new(arm), config, async move {
+        let task = tokio::spawn(kvbind_controller::run(client, Arc::new(arm), config, telemetry.clone(), async move {
             let _ = stopped.await;
         }));
-        Scenario { ns, sim, stop: Some(stop), task }
+        Scenario { ns, sim, telemetry, stop: Some(stop), task }
     }
 
     /// Creates a Node for this test that runs on `provider_id`, with extra labels.

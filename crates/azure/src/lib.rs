@@ -22,3 +22,5 @@ pub use credential::{CredentialConfig, build_credential};
 pub use error::AzureError;
 pub use ids::{ComputeId, GroupResourceId, IdentityId, NodeLocation, ResourceKind, VaultId};
 pub use port::Arm;
+/// The credential trait the clients authenticate with.
+pub use azure_core::auth::TokenCredential;

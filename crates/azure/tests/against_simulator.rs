@@ -65,6 +65,7 @@ async fn client(sim: &Simulator, credential: CredentialConfig) -> ArmClient {
         extra_ca: None,
         request_timeout: Duration::from_secs(10),
         lro: LroSettings { poll_interval: Duration::from_millis(100), max_poll_interval: Duration::from_secs(1), deadline: Duration::from_secs(20) },
+        observer: None,
     };
     ArmClient::new(&config, credential).expect("client")
 }
@@ -297,6 +298,7 @@ async fn https_with_a_private_ca_and_a_managed_identity_from_imds() {
         extra_ca: Some(ca.path().to_owned()),
         request_timeout: Duration::from_secs(10),
         lro: LroSettings::default(),
+        observer: None,
     };
     let arm = ArmClient::new(&config, credential).expect("client");
     assert!(arm.get_vault(&id(ResourceKind::Vault, "rg-vaults", "kv-rbac")).await.expect("vault over HTTPS").rbac_authorization);

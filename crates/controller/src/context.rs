@@ -14,6 +14,7 @@ use kvbind_azure::{Arm, VaultId};
 
 use crate::batcher::ComputeBatcher;
 use crate::binding::Records;
+use crate::metrics::Metrics;
 use crate::read_cache::ReadCache;
 use crate::config::ControllerConfig;
 
@@ -37,6 +38,8 @@ pub struct Context {
     pub reads: Arc<ReadCache>,
     /// Event publisher.
     pub recorder: Recorder,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
     /// Consecutive failures per binding, for backoff.
     pub failures: Mutex<HashMap<String, u32>>,
     /// Vaults found by name (lowercase), with when they were found.
@@ -57,6 +60,7 @@ impl Context {
         bindings: Store<IdentityBinding>,
         classes: Store<SecretProviderClass>,
         nodes: Store<Node>,
+        metrics: Arc<Metrics>,
     ) -> Arc<Self> {
         let recorder = Recorder::new(client.clone(), Reporter { controller: config.reporter.clone(), instance: None });
         let reads = Arc::new(ReadCache::new(config.resync));
@@ -71,6 +75,7 @@ impl Context {
             compute,
             reads,
             recorder,
+            metrics,
             failures: Mutex::default(),
             vault_names: Mutex::default(),
             ledger: Mutex::default(),

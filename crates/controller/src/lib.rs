@@ -6,6 +6,7 @@ pub mod binding;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod metrics;
 pub mod read_cache;
 pub mod selector;
 
@@ -23,6 +24,7 @@ use kvbind_azure::Arm;
 
 pub use config::ControllerConfig;
 pub use context::Context;
+pub use metrics::{Health, Metrics};
 
 /// Keeps only what kvbind reads of a Node (labels and providerID), so a large cluster's
 /// nodes cost little memory.
@@ -58,8 +60,23 @@ fn bindings_for_node(bindings: &Store<IdentityBinding>, node: &Node) -> Vec<Obje
         .collect()
 }
 
+/// Metrics and health, shared with the admin server.
+#[derive(Debug, Clone, Default)]
+pub struct Telemetry {
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Readiness.
+    pub health: Arc<Health>,
+}
+
 /// Runs the IdentityBinding controller until `shutdown` completes.
-pub async fn run(client: Client, arm: Arc<dyn Arm>, config: ControllerConfig, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+pub async fn run(
+    client: Client,
+    arm: Arc<dyn Arm>,
+    config: ControllerConfig,
+    telemetry: Telemetry,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
     let scoped = |namespace: &Option<String>| match namespace {
         Some(ns) => (Api::<IdentityBinding>::namespaced(client.clone(), ns), Api::<SecretProviderClass>::namespaced(client.clone(), ns)),
         None => (Api::all(client.clone()), Api::all(client.clone())),
@@ -77,7 +94,15 @@ pub async fn run(client: Client, arm: Arc<dyn Arm>, config: ControllerConfig, sh
 
     let controller = Controller::new(binding_api, watcher::Config::default());
     let bindings = controller.store();
-    let ctx = Context::new(client, arm, config, bindings.clone(), classes, nodes);
+    let synced = {
+        let (bindings, classes, nodes, health) = (bindings.clone(), classes.clone(), nodes.clone(), telemetry.health.clone());
+        async move {
+            let _ = futures::join!(bindings.wait_until_ready(), classes.wait_until_ready(), nodes.wait_until_ready());
+            health.caches_synced.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    };
+    tokio::spawn(synced);
+    let ctx = Context::new(client, arm, config, bindings.clone(), classes, nodes, telemetry.metrics);
     let (for_classes, for_nodes) = (bindings.clone(), bindings);
     controller
         .watches_stream(class_events, move |class| bindings_for_class(&for_classes, &class))

@@ -64,6 +64,24 @@ pub struct RunConfig {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "KVBIND_LOG_JSON")]
     pub log_json: bool,
+    /// Where /healthz, /readyz and /metrics are served.
+    #[arg(long, env = "KVBIND_ADMIN_ADDRESS", default_value = "0.0.0.0:8080")]
+    pub admin_address: std::net::SocketAddr,
+    /// Elect a leader among replicas on a Lease; only the leader writes.
+    #[arg(long, env = "KVBIND_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// The Lease's name.
+    #[arg(long, env = "KVBIND_LEASE_NAME", default_value = "kvbind")]
+    pub lease_name: String,
+    /// The Lease's namespace (the operator's own).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "kvbind-system")]
+    pub lease_namespace: String,
+    /// This replica's name in the Lease.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+    /// How long a Lease holds without renewal (seconds); failover takes at most this long.
+    #[arg(long, env = "KVBIND_LEASE_SECONDS", default_value_t = 15)]
+    pub lease_seconds: u64,
 }
 
 impl RunConfig {

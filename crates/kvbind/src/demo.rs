@@ -67,12 +67,13 @@ pub async fn demo(root: &Path) -> anyhow::Result<()> {
             extra_ca: None,
             request_timeout: Duration::from_secs(10),
             lro: LroSettings { poll_interval: Duration::from_secs(1), ..LroSettings::default() },
+            observer: None,
         },
         credential,
     )?;
     let config = ControllerConfig { subscriptions: vec![SUBSCRIPTION.to_owned()], batch_window: Duration::from_millis(500), ..ControllerConfig::default() };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(kvbind_controller::run(client, Arc::new(arm), config, async move {
+    let operator = tokio::spawn(kvbind_controller::run(client, Arc::new(arm), config, kvbind_controller::Telemetry::default(), async move {
         let _ = stopped.await;
     }));
 

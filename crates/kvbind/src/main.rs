@@ -1,8 +1,10 @@
 //! The `kvbind` command.
 
+mod admin;
 mod config;
 mod crdgen;
 mod demo;
+mod leader;
 mod run;
 
 use std::path::PathBuf;

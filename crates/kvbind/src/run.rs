@@ -1,32 +1,49 @@
 //! `kvbind run`: the operator.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use kvbind_azure::TokenCredential;
 use kvbind_azure::client::http_client;
 use kvbind_azure::{ArmClient, ArmClientConfig, LroSettings, build_credential};
-use kvbind_controller::ControllerConfig;
+use kvbind_controller::{ControllerConfig, Telemetry};
 
 use crate::config::RunConfig;
+use crate::leader::Leadership;
 
-/// Runs the controller until SIGTERM or Ctrl-C.
+/// Runs the operator until SIGTERM or Ctrl-C (or, with leader election, until the lease is
+/// lost).
 pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     let cloud = config.cloud()?;
     let endpoint = config.arm_endpoint.clone().unwrap_or_else(|| cloud.resource_manager.clone());
-    let scope = match &config.arm_endpoint {
-        Some(e) => format!("{}/.default", e.as_str().trim_end_matches('/')),
-        None => cloud.token_scope(),
+    let (scope, authority) = match &config.arm_endpoint {
+        Some(e) => (format!("{}/.default", e.as_str().trim_end_matches('/')), e.clone()),
+        None => (cloud.token_scope(), cloud.authority_host.clone()),
     };
-    let http = http_client(None, Duration::from_secs(30))?;
-    let authority = match &config.arm_endpoint {
-        Some(e) => e.clone(),
-        None => cloud.authority_host.clone(),
-    };
-    let credential = build_credential(&config.credential()?, &authority, http);
+    let telemetry = Telemetry::default();
+    let credential = build_credential(&config.credential()?, &authority, http_client(None, Duration::from_secs(30))?);
     let arm = ArmClient::new(
-        &ArmClientConfig { endpoint, scope, extra_ca: None, request_timeout: Duration::from_secs(30), lro: LroSettings::default() },
-        credential,
+        &ArmClientConfig {
+            endpoint,
+            scope: scope.clone(),
+            extra_ca: None,
+            request_timeout: Duration::from_secs(30),
+            lro: LroSettings::default(),
+            observer: Some(telemetry.metrics.clone()),
+        },
+        credential.clone(),
     )?;
+    tokio::spawn(check_credential(credential, scope, telemetry.clone()));
+    tokio::spawn({
+        let (addr, telemetry) = (config.admin_address, telemetry.clone());
+        async move {
+            if let Err(e) = crate::admin::serve(addr, telemetry).await {
+                tracing::error!(error = %e, "the admin server stopped");
+            }
+        }
+    });
+
     let client = kube::Client::try_default().await?;
     let controller = ControllerConfig {
         subscriptions: config.subscriptions.clone(),
@@ -38,10 +55,59 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         namespace: config.namespace.clone(),
         node_selector: config.node_selector.clone(),
     };
-    tracing::info!(subscriptions = ?controller.subscriptions, cloud = %controller.cloud.name, "starting kvbind");
-    kvbind_controller::run(client, Arc::new(arm), controller, shutdown_signal()).await;
-    tracing::info!("kvbind stopped");
+
+    if !config.leader_election {
+        telemetry.health.leading.store(true, Ordering::Relaxed);
+        telemetry.metrics.set_leader(true);
+        tracing::info!("starting kvbind without leader election");
+        kvbind_controller::run(client, Arc::new(arm), controller, telemetry, shutdown_signal()).await;
+        return Ok(());
+    }
+
+    let identity = config.pod_name.clone().unwrap_or_else(|| format!("kvbind-{}", std::process::id()));
+    let mut leadership = Leadership::start(client.clone(), &config.lease_name, &config.lease_namespace, &identity, config.lease_seconds).await?;
+    tracing::info!(%identity, lease = %config.lease_name, "waiting for the leader lease");
+    tokio::select! {
+        acquired = leadership.acquired() => acquired?,
+        () = shutdown_signal() => {
+            leadership.release().await;
+            return Ok(());
+        }
+    }
+    tracing::info!(%identity, "leading; starting the controller");
+    telemetry.health.leading.store(true, Ordering::Relaxed);
+    telemetry.metrics.set_leader(true);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut controller = tokio::spawn(kvbind_controller::run(client, Arc::new(arm), controller, telemetry.clone(), async move {
+        let _ = stopped.await;
+    }));
+    tokio::select! {
+        () = leadership.lost() => {
+            // Another replica may be writing already: stop now, not after in-flight work.
+            tracing::error!(%identity, "lost the leader lease; exiting");
+            std::process::exit(1);
+        }
+        () = shutdown_signal() => {
+            tracing::info!("shutting down");
+            let _ = stop.send(());
+            let _ = tokio::time::timeout(Duration::from_secs(20), &mut controller).await;
+        }
+        _ = &mut controller => {}
+    }
+    leadership.release().await;
     Ok(())
+}
+
+/// Asks for a token now and every minute, for `/readyz`.
+async fn check_credential(credential: Arc<dyn TokenCredential>, scope: String, telemetry: Telemetry) {
+    loop {
+        let ok = credential.get_token(&[scope.as_str()]).await.is_ok();
+        if !ok {
+            tracing::warn!("the Azure credential could not get a token");
+        }
+        telemetry.health.credential_ok.store(ok, Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_secs(if ok { 60 } else { 5 })).await;
+    }
 }
 
 async fn shutdown_signal() {

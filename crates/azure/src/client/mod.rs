@@ -21,7 +21,7 @@ use azure_core::auth::TokenCredential;
 use azure_core::{HttpClient, RetryOptions, TransportOptions, Url};
 
 pub use lro::LroSettings;
-pub use transport::{classify, parse_failure};
+pub use transport::{ArmObserver, classify, parse_failure, resource_type};
 
 use self::raw::RawArm;
 use self::transport::ArmTransport;
@@ -31,7 +31,7 @@ use crate::model::{AccessPolicy, AccessPolicyOp, ComputeIdentity, Identity, Iden
 use crate::port::Arm;
 
 /// How to reach ARM.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ArmClientConfig {
     /// The Resource Manager endpoint.
     pub endpoint: Url,
@@ -43,6 +43,8 @@ pub struct ArmClientConfig {
     pub request_timeout: Duration,
     /// How long-running operations are followed.
     pub lro: LroSettings,
+    /// Told about every request (for metrics).
+    pub observer: Option<Arc<dyn ArmObserver>>,
 }
 
 /// Why the client could not be built.
@@ -92,7 +94,7 @@ impl ArmClient {
     /// Builds the clients for `config`, authenticating with `credential`.
     pub fn new(config: &ArmClientConfig, credential: Arc<dyn TokenCredential>) -> Result<Self, ClientError> {
         let http = http_client(config.extra_ca.as_ref(), config.request_timeout)?;
-        let transport = Arc::new(ArmTransport::new(http));
+        let transport = Arc::new(ArmTransport::new(http, config.observer.clone()));
         let scopes = [config.scope.as_str()];
         // Retries are the controller's: it requeues with the server's delay instead of
         // sleeping inside a call.

@@ -18,16 +18,41 @@ use serde_json::Value;
 
 use crate::error::{ArmFailure, AzureError};
 
+/// Told about every ARM request, for metrics. Never sees a header or a body.
+pub trait ArmObserver: Send + Sync + std::fmt::Debug {
+    /// One request: its method, the resource type it was about (see [`resource_type`]),
+    /// the status (0 when no response came) and how long it took.
+    fn observe(&self, method: &str, resource: &'static str, status: u16, seconds: f64);
+}
+
+/// The resource type an ARM path is about, as a metric label.
+pub fn resource_type(path: &str) -> &'static str {
+    let p = path.to_ascii_lowercase();
+    [
+        ("/microsoft.authorization/roleassignments", "roleAssignments"),
+        ("/accesspolicies/", "accessPolicies"),
+        ("/operations/", "operations"),
+        ("/virtualmachinescalesets/", "virtualMachineScaleSets"),
+        ("/virtualmachines/", "virtualMachines"),
+        ("/userassignedidentities/", "userAssignedIdentities"),
+        ("/microsoft.keyvault/vaults", "vaults"),
+    ]
+    .into_iter()
+    .find(|(needle, _)| p.contains(needle))
+    .map_or("other", |(_, label)| label)
+}
+
 /// Sends requests and converts error responses into [`ArmFailureError`]s.
 #[derive(Debug)]
 pub struct ArmTransport {
     http: Arc<dyn HttpClient>,
+    observer: Option<Arc<dyn ArmObserver>>,
 }
 
 impl ArmTransport {
-    /// A transport over `http`.
-    pub fn new(http: Arc<dyn HttpClient>) -> Self {
-        ArmTransport { http }
+    /// A transport over `http`, reporting each request to `observer`.
+    pub fn new(http: Arc<dyn HttpClient>, observer: Option<Arc<dyn ArmObserver>>) -> Self {
+        ArmTransport { http, observer }
     }
 }
 
@@ -41,8 +66,13 @@ impl Policy for ArmTransport {
     async fn send(&self, _ctx: &Context, request: &mut Request, _next: &[Arc<dyn Policy>]) -> PolicyResult {
         let method = request.method().to_string();
         let path = request.url().path().to_owned();
-        let response = self.http.execute_request(request).await?;
-        let status = u16::from(response.status());
+        let started = std::time::Instant::now();
+        let response = self.http.execute_request(request).await;
+        let status = response.as_ref().map_or(0, |r| u16::from(r.status()));
+        if let Some(observer) = &self.observer {
+            observer.observe(&method, resource_type(&path), status, started.elapsed().as_secs_f64());
+        }
+        let response = response?;
         tracing::debug!(%method, %path, status, "ARM request");
         if response.status().is_success() {
             return Ok(response);

@@ -68,6 +68,37 @@ fn backoff(ctx: &Context, key: &str) -> Duration {
 }
 
 async fn apply(api: &Api<IdentityBinding>, binding: &IdentityBinding, ctx: &Context) -> Result<Action, ReconcileError> {
+    let started = std::time::Instant::now();
+    ctx.metrics.in_flight(1);
+    let action = apply_and_report(api, binding, ctx).await;
+    ctx.metrics.in_flight(-1);
+    let result = match &action {
+        Ok((_, None)) => "converged",
+        Ok((_, Some(true))) => "stalled",
+        _ => "retrying",
+    };
+    ctx.metrics.reconciled(result, started.elapsed().as_secs_f64());
+    count_ready(ctx);
+    action.map(|(a, _)| a)
+}
+
+/// Sets the bindings-by-Ready gauge from the cache.
+fn count_ready(ctx: &Context) {
+    let (mut t, mut f, mut u) = (0, 0, 0);
+    for b in ctx.bindings.state() {
+        let ready = b.status.as_ref().and_then(|s| kvbind_api::condition::find(&s.conditions, kvbind_api::condition::READY)).map(|c| c.status);
+        match ready {
+            Some(kvbind_api::ConditionStatus::True) => t += 1,
+            Some(kvbind_api::ConditionStatus::False) => f += 1,
+            _ => u += 1,
+        }
+    }
+    ctx.metrics.set_bindings(t, f, u);
+}
+
+/// Converges, writes status and Events, and says when to come back; the second value is
+/// `Some(stalled)` when the binding did not converge.
+async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding, ctx: &Context) -> Result<(Action, Option<bool>), ReconcileError> {
     let mut progress = Progress::default();
     let mut changes = Vec::new();
     let outcome = converge(binding, ctx, &mut progress, &mut changes).await;
@@ -77,7 +108,8 @@ async fn apply(api: &Api<IdentityBinding>, binding: &IdentityBinding, ctx: &Cont
     status.conditions = conditions(binding.metadata.generation, &progress, outcome.as_ref().map(|_| ()));
     patch_if_changed(api, binding, status).await?;
     let key = key(binding);
-    Ok(match outcome.as_ref().map_err(BindingError::retry) {
+    let stalled = outcome.as_ref().err().map(BindingError::is_stalled);
+    let action = match outcome.as_ref().map_err(BindingError::retry) {
         Ok(()) => {
             ctx.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
             Action::requeue(ctx.config.resync)
@@ -87,7 +119,8 @@ async fn apply(api: &Api<IdentityBinding>, binding: &IdentityBinding, ctx: &Cont
         // Nothing will change without an edit; the watches bring that, the resync covers
         // fixes made in Azure.
         Err(Retry::OnChange) => Action::requeue(ctx.config.resync),
-    })
+    };
+    Ok((action, stalled))
 }
 
 /// Everything the binding's identity needs across all bindings that share it.
