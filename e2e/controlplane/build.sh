@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds etcd, kube-apiserver and kubectl from the Go modules pinned in this
+# Builds etcd, kube-apiserver, kubectl and helm from the Go modules pinned in this
 # folder and caches them outside target/, keyed by the pinned version and
 # go.sum, so only the first run on a machine pays for the build.
 # Prints the folder that holds the binaries.
@@ -9,7 +9,7 @@ k8s_version="$(awk '$1 == "k8s.io/kubernetes" { print $2; exit }' "$here/go.mod"
 key="$(cat "$here/go.mod" "$here/go.sum" "$here/build.sh" "$here/cmd/etcd/main.go" | sha256sum | cut -c1-12)"
 cache="${KVBIND_CACHE:-$HOME/.cache/kvbind}"
 out="$cache/controlplane/$k8s_version-$key"
-if [[ -x "$out/kube-apiserver" && -x "$out/etcd" && -x "$out/kubectl" ]]; then
+if [[ -x "$out/kube-apiserver" && -x "$out/etcd" && -x "$out/kubectl" && -x "$out/helm" ]]; then
   echo "$out"
   exit 0
 fi
@@ -28,6 +28,7 @@ echo "building the control plane $k8s_version into $out (first run only)" >&2
 go build -trimpath -ldflags "$ldflags" -o "$out.partial/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver >&2
 go build -trimpath -ldflags "$ldflags" -o "$out.partial/kubectl" k8s.io/kubernetes/cmd/kubectl >&2
 go build -trimpath -ldflags "-s -w" -o "$out.partial/etcd" ./cmd/etcd >&2
+go build -trimpath -ldflags "-s -w" -o "$out.partial/helm" helm.sh/helm/v3/cmd/helm >&2
 rm -rf "$out"
 mv "$out.partial" "$out"
 echo "$out"

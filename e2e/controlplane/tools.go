@@ -7,4 +7,6 @@ package controlplane
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+
+	_ "helm.sh/helm/v3/cmd/helm"
 )

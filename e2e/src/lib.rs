@@ -18,6 +18,7 @@ use kube::{Client, Config};
 use kvbind_local_cluster::ControlPlane;
 
 pub mod operator;
+pub mod world;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -74,6 +75,22 @@ pub async fn admin_client() -> Client {
     Client::try_from(config).expect("client builds")
 }
 
+/// A client that authenticates with `token` (for example a ServiceAccount's), for the
+/// calling test's runtime.
+pub async fn client_with_token(token: &str) -> Client {
+    let plane = control_plane();
+    let mut kubeconfig = Kubeconfig::read_from(&plane.kubeconfig).expect("kubeconfig is readable");
+    for user in &mut kubeconfig.auth_infos {
+        if let Some(auth) = user.auth_info.as_mut() {
+            auth.token = Some(token.to_owned().into());
+        }
+    }
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig is valid");
+    Client::try_from(config).expect("client builds")
+}
+
 /// A namespace of its own for one test, on the shared control plane.
 pub struct TestNamespace {
     /// The namespace's name.
@@ -109,12 +126,30 @@ impl TestNamespace {
             .expect("kubectl runs")
     }
 
+    /// Runs kubectl off the async workers, for commands that wait (a blocked worker can
+    /// hold tasks that other servers in the test process need, such as the simulator).
+    pub async fn kubectl_off_runtime(&self, args: &[&str]) -> Output {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let namespace = self.name.clone();
+        tokio::task::spawn_blocking(move || {
+            control_plane().kubectl().arg("--namespace").arg(namespace).args(args).output().expect("kubectl runs")
+        })
+        .await
+        .expect("kubectl finishes")
+    }
+
     /// Runs `kubectl apply -f -` with `yaml` on stdin.
     pub fn kubectl_apply(&self, yaml: &str) -> Output {
+        self.kubectl_apply_args(yaml, &[])
+    }
+
+    /// Runs `kubectl apply -f - <extra>` with `yaml` on stdin.
+    pub fn kubectl_apply_args(&self, yaml: &str, extra: &[&str]) -> Output {
         use std::io::Write;
         let mut child = control_plane()
             .kubectl()
             .args(["--namespace", &self.name, "apply", "-f", "-"])
+            .args(extra)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

@@ -42,6 +42,11 @@ pub fn seed(rest: &str) -> Seed {
     Seed::from_yaml(&format!("tenantId: {TENANT}\nlro: {{durationMs: 200, retryAfterSeconds: 0}}\n{OPERATOR_CLIENT}{rest}")).expect("seed parses")
 }
 
+/// A Node for test namespace `namespace` that runs on `provider_id`, as YAML.
+pub fn node_manifest(namespace: &str, name: &str, provider_id: &str) -> String {
+    format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {namespace}-{name}\n  labels:\n    kvbind.io/test: {namespace}\nspec:\n  providerID: {provider_id}\n")
+}
+
 impl Scenario {
     /// Starts a simulator with `seed` and the controller for a new namespace.
     pub async fn start(prefix: &str, seed: Seed) -> Scenario {
@@ -51,6 +56,13 @@ impl Scenario {
     /// Like [`Scenario::start`], adjusting the controller's settings first.
     pub async fn start_with(prefix: &str, seed: Seed, adjust: impl FnOnce(&mut ControllerConfig)) -> Scenario {
         let ns = TestNamespace::new(prefix).await;
+        let client = ns.client.clone();
+        Self::start_in(ns, client, seed, adjust).await
+    }
+
+    /// Starts the controller for an existing namespace, talking to Kubernetes through
+    /// `client` (for example with a ServiceAccount's token).
+    pub async fn start_in(ns: TestNamespace, client: kube::Client, seed: Seed, adjust: impl FnOnce(&mut ControllerConfig)) -> Scenario {
         let sim = Simulator::start(&seed, "127.0.0.1:0".parse().expect("addr")).await.expect("simulator starts");
         let endpoint: url::Url = sim.url.parse().expect("url");
         let http = http_client(None, Duration::from_secs(10)).expect("http client");
@@ -81,7 +93,6 @@ impl Scenario {
         };
         adjust(&mut config);
         let (stop, stopped) = oneshot::channel::<()>();
-        let client = ns.client.clone();
         let task = tokio::spawn(kvbind_controller::run(client, Arc::new(arm), config, telemetry.clone(), async move {
             let _ = stopped.await;
         }));

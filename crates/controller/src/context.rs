@@ -40,6 +40,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// True once every cache has listed its objects.
+    pub caches_ready: tokio::sync::watch::Receiver<bool>,
     /// Consecutive failures per binding, for backoff.
     pub failures: Mutex<HashMap<String, u32>>,
     /// Vaults found by name (lowercase), with when they were found.
@@ -61,6 +63,7 @@ impl Context {
         classes: Store<SecretProviderClass>,
         nodes: Store<Node>,
         metrics: Arc<Metrics>,
+        caches_ready: tokio::sync::watch::Receiver<bool>,
     ) -> Arc<Self> {
         let recorder = Recorder::new(client.clone(), Reporter { controller: config.reporter.clone(), instance: None });
         let reads = Arc::new(ReadCache::new(config.resync));
@@ -76,6 +79,7 @@ impl Context {
             reads,
             recorder,
             metrics,
+            caches_ready,
             failures: Mutex::default(),
             vault_names: Mutex::default(),
             ledger: Mutex::default(),

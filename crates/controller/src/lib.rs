@@ -94,15 +94,20 @@ pub async fn run(
 
     let controller = Controller::new(binding_api, watcher::Config::default());
     let bindings = controller.store();
+    // Exactly one waiter per store: a store's readiness wakes only some of several
+    // concurrent waiters, so the reconciles wait on `caches_ready` instead. The controller
+    // itself waits for the bindings store before it reconciles anything.
+    let (ready_tx, caches_ready) = tokio::sync::watch::channel(false);
     let synced = {
-        let (bindings, classes, nodes, health) = (bindings.clone(), classes.clone(), nodes.clone(), telemetry.health.clone());
+        let (classes, nodes, health) = (classes.clone(), nodes.clone(), telemetry.health.clone());
         async move {
-            let _ = futures::join!(bindings.wait_until_ready(), classes.wait_until_ready(), nodes.wait_until_ready());
+            let _ = futures::join!(classes.wait_until_ready(), nodes.wait_until_ready());
             health.caches_synced.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = ready_tx.send(true);
         }
     };
     tokio::spawn(synced);
-    let ctx = Context::new(client, arm, config, bindings.clone(), classes, nodes, telemetry.metrics);
+    let ctx = Context::new(client, arm, config, bindings.clone(), classes, nodes, telemetry.metrics, caches_ready);
     let (for_classes, for_nodes) = (bindings.clone(), bindings);
     controller
         .watches_stream(class_events, move |class| bindings_for_class(&for_classes, &class))

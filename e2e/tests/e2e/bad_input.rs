@@ -2,7 +2,7 @@
 
 use kvbind_e2e::operator::{Scenario, TENANT, seed};
 
-use crate::world::{binding, class, cluster};
+use kvbind_e2e::world::{binding, class, cluster};
 
 fn spc(name: &str, parameters: &str) -> String {
     format!("apiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\nmetadata:\n  name: {name}\nspec:\n  provider: azure\n  parameters:\n{parameters}")

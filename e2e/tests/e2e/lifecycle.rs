@@ -2,7 +2,7 @@
 
 use kvbind_e2e::operator::{Scenario, seed};
 
-use crate::world::{binding, class, cluster, identities_on, key, perms, policy_of, uami};
+use kvbind_e2e::world::{binding, class, cluster, identities_on, key, perms, policy_of, uami};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_pool_gets_the_identity_and_grants_follow_the_objects() {
@@ -50,7 +50,7 @@ async fn shared_identity_survives_one_deletion_and_both_deletions_restore_azure(
     })
     .await;
 
-    let out = s.ns.kubectl(&["delete", "identitybinding", "one", "--wait=true", "--timeout=60s"]);
+    let out = s.ns.kubectl_off_runtime(&["delete", "identitybinding", "one", "--wait=true", "--timeout=60s"]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(s.sim.world().identities.keys().any(|k| k.ends_with("/shared-reader")), "the identity stays for binding two");
     assert!(identities_on(&s.sim, "pool-b-vmss").contains(&identity), "pool b keeps it");
@@ -59,7 +59,7 @@ async fn shared_identity_survives_one_deletion_and_both_deletions_restore_azure(
     assert_eq!((perms(&p, "secrets"), perms(&p, "keys")), (vec![], vec!["get".to_owned()]), "only binding two's grant stays");
     assert_eq!(s.jsonpath("secretproviderclass/one", "{.spec.parameters.userAssignedIdentityID}"), "", "kvbind took its write back");
 
-    let out = s.ns.kubectl(&["delete", "identitybinding", "two", "--wait=true", "--timeout=60s"]);
+    let out = s.ns.kubectl_off_runtime(&["delete", "identitybinding", "two", "--wait=true", "--timeout=60s"]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(s.sim.snapshot(), before, "Azure is as it was before the first apply");
     s.stop().await;
@@ -74,7 +74,7 @@ async fn retain_leaves_azure_alone() {
     s.wait_condition("app", "Ready").await;
     let converged = s.sim.snapshot();
     let writes = s.sim.counters().writes;
-    let out = s.ns.kubectl(&["delete", "identitybinding", "app", "--wait=true", "--timeout=60s"]);
+    let out = s.ns.kubectl_off_runtime(&["delete", "identitybinding", "app", "--wait=true", "--timeout=60s"]).await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(s.sim.snapshot(), converged);
     assert_eq!(s.sim.counters().writes, writes, "no ARM write on deletion");

@@ -1,9 +1,10 @@
 //! kvbind's end-to-end tests, in one binary so that they share one control plane.
 
 mod bad_input;
+mod chart;
 mod crds;
 mod examples;
 mod lifecycle;
 mod reconcile;
 mod scale;
-mod world;
+

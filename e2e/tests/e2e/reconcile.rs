@@ -3,7 +3,7 @@
 
 use kvbind_e2e::operator::{NODE_GROUP, SUBSCRIPTION, Scenario, seed};
 
-use crate::world::{binding, class, cluster, identities_on, key, perms, policy_of, uami};
+use kvbind_e2e::world::{binding, class, cluster, identities_on, key, perms, policy_of, uami};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_scenario_leaves_azure_as_the_manual_steps_would() {
@@ -22,7 +22,7 @@ async fn the_seed_scenario_leaves_azure_as_the_manual_steps_would() {
         let ids = identities_on(&s.sim, vmss);
         assert!(ids.contains(&key(&uami("rg-identities", "kvname-reader"))), "{vmss} carries the identity: {ids:?}");
         assert!(ids.contains(&key(&uami("rg-identities", "team-foreign"))), "{vmss} kept the foreign identity");
-        assert!(crate::world::compute(&s.sim, vmss)["systemPrincipal"].is_string(), "{vmss} kept its system-assigned identity");
+        assert!(kvbind_e2e::world::compute(&s.sim, vmss)["systemPrincipal"].is_string(), "{vmss} kept its system-assigned identity");
     }
     let ours = policy_of(&s.sim, &principal);
     assert_eq!(perms(&ours, "secrets"), ["get"]);
@@ -55,7 +55,7 @@ async fn availability_set_nodes_and_an_rbac_vault_get_object_scoped_roles() {
 
     for vm in ["aks-agentpool-0", "aks-agentpool-1"] {
         assert_eq!(identities_on(&s.sim, vm), vec![key(&uami("rg-identities", "app-reader"))], "{vm}");
-        assert!(crate::world::compute(&s.sim, vm)["systemPrincipal"].is_null(), "{vm} had no system identity and got none");
+        assert!(kvbind_e2e::world::compute(&s.sim, vm)["systemPrincipal"].is_null(), "{vm} had no system identity and got none");
     }
     let principal = s.jsonpath("identitybinding/app", "{.status.identity.principalId}");
     let snapshot = s.sim.snapshot();

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use kvbind_e2e::operator::{Scenario, seed};
 
-use crate::world::{binding, class, cluster, identities_on};
+use kvbind_e2e::world::{binding, class, cluster, identities_on};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_bindings_on_three_pools_batch_their_writes_and_then_write_nothing() {

@@ -36,8 +36,8 @@ pub const FINALIZER: &str = "kvbind.io/cleanup";
 pub async fn reconcile(binding: Arc<IdentityBinding>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let namespace = binding.namespace().ok_or(ReconcileError::NoNamespace)?;
     let api: Api<IdentityBinding> = Api::namespaced(ctx.client.clone(), &namespace);
-    ctx.classes.wait_until_ready().await.ok();
-    ctx.nodes.wait_until_ready().await.ok();
+    // Judging a binding against half-listed caches would report classes or nodes as missing.
+    let _ = ctx.caches_ready.clone().wait_for(|ready| *ready).await;
     finalizer(&api, FINALIZER, binding, |event| async {
         match event {
             Finalizer::Apply(binding) => apply(&api, &binding, &ctx).await,

@@ -1,7 +1,7 @@
 //! The simulated Azure and cluster objects the scenarios share.
 
 use kvbind_arm_sim::Simulator;
-use kvbind_e2e::operator::{NODE_GROUP, SUBSCRIPTION, TENANT};
+use crate::operator::{NODE_GROUP, SUBSCRIPTION, TENANT};
 use serde_json::Value;
 
 /// A user-assigned identity's ID.

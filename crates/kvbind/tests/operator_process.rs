@@ -1,0 +1,121 @@
+//! `kvbind run` as a process: two replicas elect a leader that alone writes to Azure,
+//! a killed leader hands over, and `/readyz` waits for the caches.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use kvbind_arm_sim::Simulator;
+use kvbind_e2e::operator::{Scenario, TENANT, seed};
+use kvbind_e2e::world::{binding, class, cluster};
+use kvbind_e2e::{DEADLINE, TestNamespace, control_plane};
+use tokio::process::{Child, Command};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// Starts `kvbind run` as replica `name`, returning it and its admin port.
+fn replica(name: &str, ns: &TestNamespace, sim: &Simulator, kubeconfig: &std::path::Path, extra: &[&str]) -> (Child, u16) {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_kvbind"))
+        .args(["run", "--subscriptions", "00000000-0000-0000-0000-000000000001", "--credential", "client-secret"])
+        .args(["--arm-endpoint", &sim.url, "--namespace", &ns.name, "--lease-namespace", &ns.name, "--pod-name", name])
+        .args(["--node-selector", &format!("kvbind.io/test={}", ns.name), "--lease-seconds", "4", "--batch-window-ms", "200"])
+        .args(["--admin-address", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .env("KUBECONFIG", kubeconfig)
+        .env("AZURE_TENANT_ID", TENANT)
+        .env("AZURE_CLIENT_ID", "kvbind-operator")
+        .env("AZURE_CLIENT_SECRET", "test-only-secret")
+        .env("RUST_LOG", "info,kube=warn")
+        .stderr(Stdio::null())
+        .stdout(std::fs::File::create(std::env::temp_dir().join(format!("kvbind-{}-{name}.log", ns.name))).map(Stdio::from).unwrap_or_else(|_| Stdio::null()))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kvbind starts");
+    (child, port)
+}
+
+async fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let response = reqwest::get(format!("http://127.0.0.1:{port}{path}")).await.ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.text().await.unwrap_or_default()))
+}
+
+async fn until<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let start = tokio::time::Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn holder(ns: &TestNamespace) -> String {
+    let out = ns.kubectl(&["get", "lease", "kvbind", "-o", "jsonpath={.spec.holderIdentity}"]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_writes_and_a_killed_leader_hands_over() {
+    let ns = TestNamespace::new("leader").await;
+    let sim = Simulator::start(&seed(&cluster(&["pool-vmss"], &[], false)), "127.0.0.1:0".parse().expect("addr")).await.expect("sim");
+    let kubeconfig = control_plane().kubeconfig.clone();
+    let (mut a, a_port) = replica("replica-a", &ns, &sim, &kubeconfig, &[]);
+    until("a leader", || async { !holder(&ns).is_empty() }).await;
+    let (mut b, b_port) = replica("replica-b", &ns, &sim, &kubeconfig, &[]);
+    until("both admin servers", || async { get(a_port, "/healthz").await.is_some() && get(b_port, "/healthz").await.is_some() }).await;
+
+    let node = kvbind_e2e::operator::node_manifest(&ns.name, "pool-0", &Scenario::vmss_node("pool-vmss", 0));
+    for yaml in [node, class("app", &[("db-password", "secret", 0)]), binding("app", "app-reader", &["app"], "")] {
+        let out = ns.kubectl_apply(&yaml);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let wait = ns.kubectl_off_runtime(&["wait", "--for=condition=Ready", "identitybinding/app", "--timeout=60s"]).await;
+    assert!(wait.status.success(), "{}", String::from_utf8_lossy(&wait.stderr));
+
+    let leader = holder(&ns);
+    let (leader_port, follower_port, leader_child, mut follower_child) =
+        if leader == "replica-a" { (a_port, b_port, &mut a, b) } else { (b_port, a_port, &mut b, a) };
+    let (_, leader_metrics) = get(leader_port, "/metrics").await.expect("leader metrics");
+    let (_, follower_metrics) = get(follower_port, "/metrics").await.expect("follower metrics");
+    assert!(leader_metrics.contains("kvbind_leader 1"), "{leader_metrics}");
+    assert!(leader_metrics.contains("kvbind_arm_requests_total{method=\"PUT\",resource=\"userAssignedIdentities\",status=\"201\"} 1"), "{leader_metrics}");
+    assert!(leader_metrics.contains("kvbind_reconciles_total{result=\"converged\"}"), "{leader_metrics}");
+    assert!(leader_metrics.contains("kvbind_bindings{ready=\"True\"} 1"), "{leader_metrics}");
+    assert!(follower_metrics.contains("kvbind_leader 0"), "{follower_metrics}");
+    assert!(!follower_metrics.contains("kvbind_arm_requests_total{"), "the follower called ARM: {follower_metrics}");
+    assert_eq!(get(leader_port, "/readyz").await.map(|r| r.0), Some(200));
+    assert_eq!(get(follower_port, "/readyz").await.map(|r| r.0), Some(200), "a standby replica is ready");
+
+    leader_child.kill().await.expect("kill the leader");
+    for yaml in [class("two", &[("signing", "key", 0)]), binding("two", "two-reader", &["two"], "")] {
+        let out = ns.kubectl_apply(&yaml);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let wait = ns.kubectl_off_runtime(&["wait", "--for=condition=Ready", "identitybinding/two", "--timeout=60s"]).await;
+    assert!(
+        wait.status.success(),
+        "the new leader reconciles: {}\n{}",
+        String::from_utf8_lossy(&wait.stderr),
+        String::from_utf8_lossy(&ns.kubectl(&["get", "identitybinding,secretproviderclass,lease,events", "-o", "yaml"]).stdout)
+    );
+    assert_ne!(holder(&ns), leader, "leadership moved");
+    let (_, metrics) = get(follower_port, "/metrics").await.expect("new leader metrics");
+    assert!(metrics.contains("kvbind_leader 1"), "{metrics}");
+    follower_child.kill().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_waits_for_the_caches_while_healthz_answers() {
+    let ns = TestNamespace::new("readyz").await;
+    let sim = Simulator::start(&seed(&cluster(&[], &[], false)), "127.0.0.1:0".parse().expect("addr")).await.expect("sim");
+    // A kubeconfig whose API server never answers: the caches can never sync.
+    let dead = std::env::temp_dir().join(format!("kvbind-dead-{}.kubeconfig", ns.name));
+    std::fs::write(&dead, format!("apiVersion: v1\nkind: Config\nclusters: [{{name: dead, cluster: {{server: \"https://127.0.0.1:{}\", insecure-skip-tls-verify: true}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: c, context: {{cluster: dead, user: u}}}}]\ncurrent-context: c\n", free_port())).expect("write");
+    let (mut child, port) = replica("solo", &ns, &sim, &dead, &["--leader-election", "false"]);
+    until("/healthz", || async { get(port, "/healthz").await.is_some_and(|r| r.0 == 200) }).await;
+    until("the credential check", || async { sim.counters().tokens >= 1 }).await;
+    assert_eq!(get(port, "/readyz").await.map(|r| r.0), Some(503), "not ready before the caches sync");
+    child.kill().await.expect("stop");
+    let _ = std::fs::remove_file(dead);
+}

@@ -1,0 +1,99 @@
+//! The Helm chart: it renders, its schema refuses bad values, its manifests pass the real
+//! API server's validation, and its RBAC is all the operator needs.
+
+use std::process::Output;
+
+use kvbind_e2e::operator::{Scenario, seed};
+use kvbind_e2e::{TestNamespace, client_with_token, control_plane, repo_root};
+
+use kvbind_e2e::world::{binding, class, cluster};
+
+const SUBSCRIPTION: &str = "00000000-0000-0000-0000-000000000001";
+
+fn helm_template(release: &str, namespace: &str, sets: &[&str]) -> Output {
+    let mut command = std::process::Command::new(control_plane().bin_dir().join("helm"));
+    command
+        .args(["template", release])
+        .arg(repo_root().join("charts/kvbind"))
+        .args(["--namespace", namespace, "--kube-version", "1.35.4", "--set", &format!("azure.subscriptions[0]={SUBSCRIPTION}")]);
+    for set in sets {
+        command.args(["--set", set]);
+    }
+    command.env("HELM_CACHE_HOME", std::env::temp_dir().join("kvbind-helm-cache"));
+    command.env("HELM_CONFIG_HOME", std::env::temp_dir().join("kvbind-helm-config"));
+    command.output().expect("helm runs")
+}
+
+fn rendered(release: &str, namespace: &str, sets: &[&str]) -> String {
+    let out = helm_template(release, namespace, sets);
+    assert!(out.status.success(), "helm template failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The documents of `yaml` whose kind is one of `kinds`.
+fn only(yaml: &str, kinds: &[&str]) -> String {
+    yaml.split("\n---")
+        .filter(|doc| kinds.iter().any(|k| doc.contains(&format!("\nkind: {k}\n"))))
+        .collect::<Vec<_>>()
+        .join("\n---")
+}
+
+#[tokio::test]
+async fn the_chart_renders_and_passes_server_side_validation() {
+    let ns = TestNamespace::new("chart").await;
+    let all = rendered("kvbind", &ns.name, &["networkPolicy.enabled=true", "azure.clientId=11111111-1111-1111-1111-111111111111"]);
+    for kind in ["Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "PodDisruptionBudget", "NetworkPolicy"] {
+        assert!(all.contains(&format!("kind: {kind}\n")), "{kind} missing from the chart");
+    }
+    assert!(all.contains("azure.workload.identity/client-id: \"11111111-1111-1111-1111-111111111111\""));
+    assert!(all.contains("readOnlyRootFilesystem: true") && all.contains("runAsNonRoot: true"));
+    let out = ns.kubectl_apply_args(&all, &["--dry-run=server"]);
+    assert!(out.status.success(), "the server refused the chart: {}", String::from_utf8_lossy(&out.stderr));
+
+    let with_monitor = rendered("kvbind", &ns.name, &["metrics.serviceMonitor.enabled=true"]);
+    assert!(with_monitor.contains("kind: ServiceMonitor"));
+    let crd = std::fs::read_to_string(repo_root().join("charts/kvbind/crds/identitybindings.kvbind.io.yaml")).expect("chart CRD");
+    assert_eq!(crd, std::fs::read_to_string(repo_root().join("crds/identitybindings.kvbind.io.yaml")).expect("CRD"), "one source for the CRD");
+}
+
+#[tokio::test]
+async fn the_values_schema_refuses_bad_values() {
+    for (set, words) in [
+        ("replicaCount=0", "replicaCount"),
+        ("azure.credential=password", "credential"),
+        ("logFormat=xml", "logFormat"),
+        ("azure.subscriptions[0]=not-a-guid", "subscriptions"),
+        ("controller.resyncSeconds=1", "resyncSeconds"),
+        ("unknownValue=1", "unknownValue"),
+    ] {
+        let out = helm_template("kvbind", "kvbind-system", &[set]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{set} was accepted");
+        assert!(stderr.contains(words), "{set}: {stderr}");
+    }
+    let mut command = std::process::Command::new(control_plane().bin_dir().join("helm"));
+    let out = command.args(["template", "kvbind", "--kube-version", "1.35.4"]).arg(repo_root().join("charts/kvbind")).output().expect("helm runs");
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("azure.subscriptions"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_needs_no_permission_beyond_the_charts_rbac() {
+    let ns = TestNamespace::new("chart-rbac").await;
+    let release = format!("kvbind-{}", &ns.name[ns.name.len() - 8..]);
+    let rbac = only(&rendered(&release, &ns.name, &[]), &["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]);
+    let out = ns.kubectl_apply_args(&rbac, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = ns.kubectl(&["create", "token", &release]);
+    assert!(token.status.success(), "{}", String::from_utf8_lossy(&token.stderr));
+    let client = client_with_token(String::from_utf8_lossy(&token.stdout).trim()).await;
+
+    let s = Scenario::start_in(ns, client, seed(&cluster(&["pool-vmss"], &[], false)), |_| {}).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    s.apply(&class("app", &[("db-password", "secret", 0)]));
+    s.apply(&binding("app", "app-reader", &["app"], ""));
+    s.wait_condition("app", "Ready").await;
+    s.eventually("events written under the chart's RBAC", |s| s.event_reasons("app").iter().any(|r| r == "IdentityCreated")).await;
+    let out = s.ns.kubectl_off_runtime(&["delete", "identitybinding", "app", "--wait=true", "--timeout=60s"]).await;
+    assert!(out.status.success(), "the finalizer was removed under the chart's RBAC: {}", String::from_utf8_lossy(&out.stderr));
+    s.stop().await;
+}
