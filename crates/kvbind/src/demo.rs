@@ -103,6 +103,12 @@ pub async fn demo(root: &Path) -> anyhow::Result<()> {
         "{}",
         kubectl(&plane, &["get", "identitybindings", "-n", "default", "-o", "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{range .status.conditions[*]}{\"  \"}{.type}={.status} {.reason}: {.message}{\"\\n\"}{end}{end}"])?
     );
+    step("kvbind status");
+    let kubeconfig = Kubeconfig::read_from(&plane.kubeconfig)?;
+    let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?)?;
+    for binding in kube::Api::<kvbind_api::IdentityBinding>::namespaced(client, "default").list(&Default::default()).await? {
+        println!("{}", crate::status::render(&binding));
+    }
     step("what the SecretProviderClasses carry now");
     print!(
         "{}",

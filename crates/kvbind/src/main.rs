@@ -6,6 +6,7 @@ mod crdgen;
 mod demo;
 mod leader;
 mod run;
+mod status;
 
 use std::path::PathBuf;
 
@@ -29,6 +30,14 @@ enum Command {
         /// The repository root (where crds/, examples/ and e2e/ are).
         #[arg(long, default_value = ".")]
         root: PathBuf,
+    },
+    /// Show each IdentityBinding as a tree: identity, node pools, vault grants,
+    /// SecretProviderClasses, and what needs attention. Install as `kubectl-kvbind` to run
+    /// it as `kubectl kvbind status`.
+    Status {
+        /// The namespace (default: all namespaces).
+        #[arg(short, long)]
+        namespace: Option<String>,
     },
     /// Serve the ARM simulator.
     ArmSim(kvbind_arm_sim::serve::ServeArgs),
@@ -68,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
             init_logging(false);
             kvbind_arm_sim::serve::serve(&args).await.map_err(|e| anyhow::anyhow!(e))
         }
+        Command::Status { namespace } => status::status(namespace.as_deref()).await,
         Command::Crdgen { root, check } => crdgen::run(&root, check),
     }
 }

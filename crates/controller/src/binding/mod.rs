@@ -32,7 +32,8 @@ use crate::error::{BindingError, ReconcileError, Retry, Step};
 /// The finalizer that holds a binding until kvbind has undone its work in Azure.
 pub const FINALIZER: &str = "kvbind.io/cleanup";
 
-/// Reconciles one IdentityBinding.
+/// Reconciles one IdentityBinding, in a span that names it.
+#[tracing::instrument(skip_all, fields(binding = %key(&binding)))]
 pub async fn reconcile(binding: Arc<IdentityBinding>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let namespace = binding.namespace().ok_or(ReconcileError::NoNamespace)?;
     let api: Api<IdentityBinding> = Api::namespaced(ctx.client.clone(), &namespace);
