@@ -153,14 +153,19 @@ async fn throttling_and_conflicts_come_back_with_the_server_delay() {
     let arm = client(&sim, secret_credential()).await;
     let vmss = id(ResourceKind::VirtualMachineScaleSet, "MC_rg_aks_eastus", "aks-pool1-vmss");
     sim.set_faults(vec![
-        FaultRule { operation: "VirtualMachineScaleSets_Get".into(), path_contains: None, fault: Fault::Throttle { retry_after_seconds: 7 }, count: Some(1) },
+        FaultRule { operation: "VirtualMachineScaleSets_Get".into(), path_contains: None, fault: Fault::Throttle { retry_after_seconds: 1 }, count: Some(1) },
         FaultRule { operation: "VirtualMachineScaleSets_Update".into(), path_contains: None, fault: Fault::Conflict, count: Some(1) },
     ]);
     let err = arm.get_compute_identity(&vmss).await.expect_err("throttled");
-    assert_eq!(err.retry_after(), Some(Duration::from_secs(7)), "{err:?}");
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(1)), "{err:?}");
     assert!(matches!(err, AzureError::Throttled { .. }));
     assert_eq!(sim.counters().reads, 1, "no retry inside the call");
-    let current = arm.get_compute_identity(&vmss).await.expect("second try");
+    let early = arm.get_compute_identity(&vmss).await.expect_err("too early");
+    assert!(early.retry_after().is_some_and(|d| d <= Duration::from_secs(1)), "{early:?}");
+    assert_eq!(sim.counters().reads, 1, "nothing is sent before Retry-After has passed");
+    // Honouring the server's delay is the behaviour under test here.
+    tokio::time::sleep(early.retry_after().unwrap_or_default()).await;
+    let current = arm.get_compute_identity(&vmss).await.expect("after the delay");
 
     let uami = id(ResourceKind::UserAssignedIdentity, "rg-identities", "foreign");
     let other = arm.create_or_update_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "extra-one"), "eastus", &BTreeMap::new()).await.expect("create");

@@ -89,3 +89,23 @@ async fn version_history_adds_list_for_that_object_type_only() {
     assert!(reason.contains("db-password") && !reason.contains("signing"), "{reason}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_waited_out_for_as_long_as_arm_asks() {
+    use kvbind_arm_sim::{Fault, FaultRule};
+    let s = Scenario::start("throttled", seed(&cluster(&["pool-vmss"], &[], false))).await;
+    s.sim.set_faults(vec![FaultRule { operation: "VirtualMachineScaleSets_Update".into(), path_contains: None, fault: Fault::Throttle { retry_after_seconds: 2 }, count: Some(2) }]);
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    s.apply(&class("app", &[("db-password", "secret", 0)]));
+    s.apply(&binding("app", "app-reader", &["app"], ""));
+    s.wait_condition("app", "Reconciling").await;
+    assert_eq!(s.jsonpath("identitybinding/app", "{.status.conditions[?(@.type==\"NodesAssigned\")].reason}"), "AzureThrottled");
+    s.wait_condition("app", "Ready").await;
+    let patches: Vec<_> = s.sim.requests().into_iter().filter(|r| r.operation == "VirtualMachineScaleSets_Update").collect();
+    assert_eq!(patches.iter().map(|r| r.status).collect::<Vec<_>>(), vec![429, 429, 200], "{patches:?}");
+    for pair in patches.windows(2) {
+        assert!(pair[1].at_ms >= pair[0].at_ms + 2000, "a retry came {} ms after a 429 that asked for 2 s", pair[1].at_ms - pair[0].at_ms);
+    }
+    assert_eq!(s.jsonpath("identitybinding/app", "{.status.conditions[?(@.type==\"Reconciling\")].status}"), "", "Reconciling goes once converged");
+    s.stop().await;
+}

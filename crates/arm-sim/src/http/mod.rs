@@ -31,6 +31,8 @@ pub struct LoggedRequest {
     pub operation: String,
     /// The status answered.
     pub status: u16,
+    /// Milliseconds since the simulator started.
+    pub at_ms: u64,
 }
 
 /// A principal that holds a token.
@@ -59,6 +61,8 @@ pub struct Shared {
     pub log: Mutex<Vec<LoggedRequest>>,
     /// `scheme://host:port` of this server, for operation and next-page links.
     pub origin: Mutex<String>,
+    /// When the simulator started.
+    pub started: Mutex<Option<std::time::Instant>>,
 }
 
 /// Locks a mutex, recovering from a handler that panicked while holding it.
@@ -98,7 +102,8 @@ impl Shared {
     pub fn record(&self, method: &str, path: &str, operation: &str, status: u16) {
         let mut log = lock(&self.log);
         let seq = log.len() as u64 + 1;
-        log.push(LoggedRequest { seq, method: method.to_owned(), path: path.to_owned(), operation: operation.to_owned(), status });
+        let at_ms = lock(&self.started).get_or_insert_with(std::time::Instant::now).elapsed().as_millis() as u64;
+        log.push(LoggedRequest { seq, method: method.to_owned(), path: path.to_owned(), operation: operation.to_owned(), status, at_ms });
     }
 }
 

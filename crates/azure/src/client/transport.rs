@@ -7,13 +7,14 @@
 //! [`ArmFailure`] carrying status, code, message and the server's delay, which
 //! [`classify`] then maps to an [`AzureError`] for the controller to act on.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use azure_core::error::ErrorKind;
 use azure_core::headers::{HeaderName, Headers};
-use azure_core::{Context, HttpClient, Policy, PolicyResult, Request, Response};
+use azure_core::{Context, HttpClient, Policy, PolicyResult, Request};
 use serde_json::Value;
 
 use crate::error::{ArmFailure, AzureError};
@@ -43,16 +44,44 @@ pub fn resource_type(path: &str) -> &'static str {
 }
 
 /// Sends requests and converts error responses into [`ArmFailureError`]s.
+///
+/// After a 429, no request goes to the throttled scope before its `Retry-After` has
+/// passed: a request for it fails at once with the remaining delay, so whichever binding
+/// asks next is requeued too instead of spending the server's patience. The scope is the
+/// subscription for ARM's subscription throttling, else the resource itself (Compute
+/// throttles per scale set).
 #[derive(Debug)]
 pub struct ArmTransport {
     http: Arc<dyn HttpClient>,
     observer: Option<Arc<dyn ArmObserver>>,
+    throttled_until: Mutex<HashMap<String, Instant>>,
 }
 
 impl ArmTransport {
     /// A transport over `http`, reporting each request to `observer`.
     pub fn new(http: Arc<dyn HttpClient>, observer: Option<Arc<dyn ArmObserver>>) -> Self {
-        ArmTransport { http, observer }
+        ArmTransport { http, observer, throttled_until: Mutex::default() }
+    }
+
+    /// The remaining wait for `path`, if a 429 covers it.
+    fn throttled(&self, path: &str) -> Option<Duration> {
+        let now = Instant::now();
+        let mut gates = self.throttled_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        gates.retain(|_, until| *until > now);
+        gates.iter().filter(|(scope, _)| path.starts_with(scope.as_str())).map(|(_, until)| *until - now).max()
+    }
+
+    fn throttle(&self, path: &str, failure: &ArmFailure) {
+        let Some(wait) = failure.retry_after else { return };
+        let scope = if failure.code == "SubscriptionRequestsThrottled" {
+            path.split('/').take(3).collect::<Vec<_>>().join("/")
+        } else {
+            path.to_owned()
+        };
+        self.throttled_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(scope, Instant::now() + wait);
     }
 }
 
@@ -66,6 +95,19 @@ impl Policy for ArmTransport {
     async fn send(&self, _ctx: &Context, request: &mut Request, _next: &[Arc<dyn Policy>]) -> PolicyResult {
         let method = request.method().to_string();
         let path = request.url().path().to_owned();
+        let scope = path.to_ascii_lowercase();
+        if let Some(wait) = self.throttled(&scope) {
+            let failure = ArmFailure {
+                status: 429,
+                code: "ThrottledByServer".to_owned(),
+                message: format!("not sent: ARM asked for no requests here for another {wait:?}"),
+                retry_after: Some(wait),
+            };
+            return Err(azure_core::Error::new(
+                ErrorKind::HttpResponse { status: azure_core::StatusCode::TooManyRequests, error_code: Some(failure.code.clone()) },
+                ArmFailureError(failure),
+            ));
+        }
         let started = std::time::Instant::now();
         let response = self.http.execute_request(request).await;
         let status = response.as_ref().map_or(0, |r| u16::from(r.status()));
@@ -77,14 +119,17 @@ impl Policy for ArmTransport {
         if response.status().is_success() {
             return Ok(response);
         }
-        Err(failure(response).await)
+        let (status, headers, body) = response.deconstruct();
+        let body = body.collect().await.unwrap_or_default();
+        let failure = parse_failure(u16::from(status), &headers, &body);
+        if failure.status == 429 {
+            self.throttle(&scope, &failure);
+        }
+        Err(failure_error(status, failure))
     }
 }
 
-async fn failure(response: Response) -> azure_core::Error {
-    let (status, headers, body) = response.deconstruct();
-    let body = body.collect().await.unwrap_or_default();
-    let failure = parse_failure(u16::from(status), &headers, &body);
+fn failure_error(status: azure_core::StatusCode, failure: ArmFailure) -> azure_core::Error {
     azure_core::Error::new(
         ErrorKind::HttpResponse { status, error_code: Some(failure.code.clone()) },
         ArmFailureError(failure),
