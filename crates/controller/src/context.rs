@@ -18,6 +18,18 @@ use crate::metrics::Metrics;
 use crate::read_cache::ReadCache;
 use crate::config::ControllerConfig;
 
+/// The informer caches a reconcile reads instead of the API server.
+pub struct Caches {
+    /// Every IdentityBinding (the controller's own cache).
+    pub bindings: Store<IdentityBinding>,
+    /// Every SecretProviderClass (v1).
+    pub classes: Store<SecretProviderClass>,
+    /// Every Node, stripped to labels and providerID.
+    pub nodes: Store<Node>,
+    /// True once every cache has listed its objects.
+    pub ready: tokio::sync::watch::Receiver<bool>,
+}
+
 /// The reconcilers' shared state.
 pub struct Context {
     /// The Kubernetes client.
@@ -55,16 +67,8 @@ pub struct Context {
 
 impl Context {
     /// Builds the context.
-    pub fn new(
-        client: Client,
-        arm: Arc<dyn Arm>,
-        config: ControllerConfig,
-        bindings: Store<IdentityBinding>,
-        classes: Store<SecretProviderClass>,
-        nodes: Store<Node>,
-        metrics: Arc<Metrics>,
-        caches_ready: tokio::sync::watch::Receiver<bool>,
-    ) -> Arc<Self> {
+    pub fn new(client: Client, arm: Arc<dyn Arm>, config: ControllerConfig, caches: Caches, metrics: Arc<Metrics>) -> Arc<Self> {
+        let Caches { bindings, classes, nodes, ready: caches_ready } = caches;
         let recorder = Recorder::new(client.clone(), Reporter { controller: config.reporter.clone(), instance: None });
         let reads = Arc::new(ReadCache::new(config.resync));
         let compute = ComputeBatcher::new(arm.clone(), reads.clone(), config.batch_window);

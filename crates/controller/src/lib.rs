@@ -107,7 +107,8 @@ pub async fn run(
         }
     };
     tokio::spawn(synced);
-    let ctx = Context::new(client, arm, config, bindings.clone(), classes, nodes, telemetry.metrics, caches_ready);
+    let caches = context::Caches { bindings: bindings.clone(), classes, nodes, ready: caches_ready };
+    let ctx = Context::new(client, arm, config, caches, telemetry.metrics);
     let (for_classes, for_nodes) = (bindings.clone(), bindings);
     controller
         .watches_stream(class_events, move |class| bindings_for_class(&for_classes, &class))

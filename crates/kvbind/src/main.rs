@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the operator.
-    Run(config::RunConfig),
+    Run(Box<config::RunConfig>),
     /// Run the whole flow locally: control plane, ARM simulator, operator and the examples.
     Demo {
         /// The repository root (where crds/, examples/ and e2e/ are).
@@ -67,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(config) => {
             init_logging(config.log_json);
-            run::run(config).await
+            run::run(*config).await
         }
         Command::Demo { root } => {
             init_logging(false);
