@@ -138,3 +138,66 @@ pub struct RoleAssignment {
     /// The assignee's object ID.
     pub principal_id: String,
 }
+
+/// Where `kvbind doctor` asks for the operator's permissions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PermissionScope {
+    /// A resource group (identities, or a node resource group).
+    ResourceGroup {
+        /// The subscription.
+        subscription: String,
+        /// The resource group.
+        resource_group: String,
+    },
+    /// One vault.
+    Vault(VaultId),
+}
+
+impl std::fmt::Display for PermissionScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PermissionScope::ResourceGroup { subscription, resource_group } => write!(f, "/subscriptions/{subscription}/resourceGroups/{resource_group}"),
+            PermissionScope::Vault(id) => write!(f, "{id}"),
+        }
+    }
+}
+
+/// Actions a principal may and may not perform at a scope (one role's worth).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PermissionSet {
+    /// Allowed actions, `*` wildcards allowed.
+    pub actions: Vec<String>,
+    /// Excluded actions.
+    pub not_actions: Vec<String>,
+}
+
+impl PermissionSet {
+    /// True when `action` is allowed by this set.
+    pub fn allows(&self, action: &str) -> bool {
+        let action = action.to_ascii_lowercase();
+        let matches = |pattern: &String| wildcard(&pattern.to_ascii_lowercase(), &action);
+        self.actions.iter().any(matches) && !self.not_actions.iter().any(matches)
+    }
+}
+
+/// ARM action patterns: `*` matches any run of characters.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => text.starts_with(head) && (head.len()..=text.len()).any(|i| wildcard(rest, &text[i..])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_with_wildcards_and_exclusions() {
+        let p = PermissionSet { actions: vec!["Microsoft.Compute/*/read".into(), "Microsoft.KeyVault/*".into()], not_actions: vec!["Microsoft.KeyVault/vaults/delete".into()] };
+        assert!(p.allows("microsoft.compute/virtualMachineScaleSets/read"));
+        assert!(!p.allows("Microsoft.Compute/virtualMachineScaleSets/write"));
+        assert!(p.allows("Microsoft.KeyVault/vaults/accessPolicies/write"));
+        assert!(!p.allows("Microsoft.KeyVault/vaults/delete"));
+    }
+}

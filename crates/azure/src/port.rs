@@ -63,4 +63,7 @@ pub trait Arm: Send + Sync {
 
     /// Deletes a role assignment; success when it is already gone.
     async fn delete_role_assignment(&self, scope: &str, name: &str) -> Result<(), AzureError>;
+
+    /// The operator's own permissions at a resource group or a resource (`kvbind doctor`).
+    async fn permissions(&self, scope: &crate::model::PermissionScope) -> Result<Vec<crate::model::PermissionSet>, AzureError>;
 }

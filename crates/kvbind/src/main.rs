@@ -4,6 +4,7 @@ mod admin;
 mod config;
 mod crdgen;
 mod demo;
+mod doctor;
 mod leader;
 mod run;
 mod status;
@@ -30,6 +31,22 @@ enum Command {
         /// The repository root (where crds/, examples/ and e2e/ are).
         #[arg(long, default_value = ".")]
         root: PathBuf,
+    },
+    /// Check that the operator's identity has every permission kvbind needs on these
+    /// scopes, and print the `az role assignment create` lines for what is missing.
+    Doctor {
+        /// How to reach Azure, as for `run`.
+        #[command(flatten)]
+        azure: Box<config::RunConfig>,
+        /// A resource group of identities kvbind creates (SUBSCRIPTION/GROUP); repeatable.
+        #[arg(long = "identity-group")]
+        identity_groups: Vec<String>,
+        /// A node resource group, `MC_…` (SUBSCRIPTION/GROUP); repeatable.
+        #[arg(long = "node-group")]
+        node_groups: Vec<String>,
+        /// A vault's resource ID; repeatable.
+        #[arg(long = "vault")]
+        vaults: Vec<String>,
     },
     /// Show each IdentityBinding as a tree: identity, node pools, vault grants,
     /// SecretProviderClasses, and what needs attention. Install as `kubectl-kvbind` to run
@@ -76,6 +93,17 @@ async fn main() -> anyhow::Result<()> {
         Command::ArmSim(args) => {
             init_logging(false);
             kvbind_arm_sim::serve::serve(&args).await.map_err(|e| anyhow::anyhow!(e))
+        }
+        Command::Doctor { azure, identity_groups, node_groups, vaults } => {
+            init_logging(false);
+            let identity_groups = identity_groups.iter().map(|g| doctor::resource_group(g)).collect::<anyhow::Result<Vec<_>>>()?;
+            let node_groups = node_groups.iter().map(|g| doctor::resource_group(g)).collect::<anyhow::Result<Vec<_>>>()?;
+            let vaults = vaults.iter().map(|v| doctor::vault(v)).collect::<anyhow::Result<Vec<_>>>()?;
+            let (arm, _, _) = run::arm_client(&azure, None)?;
+            let assignee = azure.client_id.clone().unwrap_or_else(|| "<operator client ID>".to_owned());
+            let ok = doctor::doctor(&arm, &assignee, &doctor::requirements(&identity_groups, &node_groups, &vaults)).await?;
+            anyhow::ensure!(ok, "permissions are missing");
+            Ok(())
         }
         Command::Status { namespace } => status::status(namespace.as_deref()).await,
         Command::Crdgen { root, check } => crdgen::run(&root, check),

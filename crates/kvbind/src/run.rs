@@ -12,28 +12,28 @@ use kvbind_controller::{ControllerConfig, Telemetry};
 use crate::config::RunConfig;
 use crate::leader::Leadership;
 
-/// Runs the operator until SIGTERM or Ctrl-C (or, with leader election, until the lease is
-/// lost).
-pub async fn run(config: RunConfig) -> anyhow::Result<()> {
+/// The ARM client, its credential and token scope, as configured.
+pub fn arm_client(config: &RunConfig, observer: Option<Arc<dyn kvbind_azure::client::ArmObserver>>) -> anyhow::Result<(ArmClient, Arc<dyn TokenCredential>, String)> {
     let cloud = config.cloud()?;
     let endpoint = config.arm_endpoint.clone().unwrap_or_else(|| cloud.resource_manager.clone());
     let (scope, authority) = match &config.arm_endpoint {
         Some(e) => (format!("{}/.default", e.as_str().trim_end_matches('/')), e.clone()),
         None => (cloud.token_scope(), cloud.authority_host.clone()),
     };
-    let telemetry = Telemetry::default();
     let credential = build_credential(&config.credential()?, &authority, http_client(None, Duration::from_secs(30))?);
     let arm = ArmClient::new(
-        &ArmClientConfig {
-            endpoint,
-            scope: scope.clone(),
-            extra_ca: None,
-            request_timeout: Duration::from_secs(30),
-            lro: LroSettings::default(),
-            observer: Some(telemetry.metrics.clone()),
-        },
+        &ArmClientConfig { endpoint, scope: scope.clone(), extra_ca: None, request_timeout: Duration::from_secs(30), lro: LroSettings::default(), observer },
         credential.clone(),
     )?;
+    Ok((arm, credential, scope))
+}
+
+/// Runs the operator until SIGTERM or Ctrl-C (or, with leader election, until the lease is
+/// lost).
+pub async fn run(config: RunConfig) -> anyhow::Result<()> {
+    let cloud = config.cloud()?;
+    let telemetry = Telemetry::default();
+    let (arm, credential, scope) = arm_client(&config, Some(telemetry.metrics.clone()))?;
     tokio::spawn(check_credential(credential, scope, telemetry.clone()));
     tokio::spawn({
         let (addr, telemetry) = (config.admin_address, telemetry.clone());

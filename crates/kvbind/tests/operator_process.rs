@@ -119,3 +119,34 @@ async fn readyz_waits_for_the_caches_while_healthz_answers() {
     child.kill().await.expect("stop");
     let _ = std::fs::remove_file(dead);
 }
+
+#[tokio::test]
+async fn doctor_prints_the_role_assignments_that_would_fix_missing_permissions() {
+    let mut limited = seed(&cluster(&["pool-vmss"], &[], false));
+    limited.clients[0].actions = vec!["Microsoft.ManagedIdentity/*".into(), "Microsoft.Compute/*/read".into(), "Microsoft.KeyVault/*".into()];
+    let sim = Simulator::start(&limited, "127.0.0.1:0".parse().expect("addr")).await.expect("sim");
+    let vault = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-vaults/providers/Microsoft.KeyVault/vaults/kvname";
+    let doctor = |sim_url: String| {
+        Command::new(env!("CARGO_BIN_EXE_kvbind"))
+            .args(["doctor", "--subscriptions", "00000000-0000-0000-0000-000000000001", "--credential", "client-secret", "--arm-endpoint", &sim_url])
+            .args(["--identity-group", "00000000-0000-0000-0000-000000000001/rg-identities"])
+            .args(["--node-group", &format!("00000000-0000-0000-0000-000000000001/{}", kvbind_e2e::operator::NODE_GROUP)])
+            .args(["--vault", vault])
+            .env("AZURE_TENANT_ID", TENANT)
+            .env("AZURE_CLIENT_ID", "kvbind-operator")
+            .env("AZURE_CLIENT_SECRET", "test-only-secret")
+            .output()
+    };
+    let out = doctor(sim.url.clone()).await.expect("doctor runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "missing permissions fail the command:\n{stdout}");
+    assert!(stdout.contains("MISSING") && stdout.contains("Microsoft.Compute/virtualMachineScaleSets/write"), "{stdout}");
+    assert!(stdout.contains(&format!("az role assignment create --assignee kvbind-operator --role \"Virtual Machine Contributor\" --scope /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/{}", kvbind_e2e::operator::NODE_GROUP)), "{stdout}");
+    assert!(stdout.contains("--role \"Role Based Access Control Administrator\""), "{stdout}");
+    assert!(!stdout.contains("--role \"Managed Identity Contributor\""), "identity permissions are there: {stdout}");
+
+    let full = Simulator::start(&seed(&cluster(&["pool-vmss"], &[], false)), "127.0.0.1:0".parse().expect("addr")).await.expect("sim");
+    let out = doctor(full.url.clone()).await.expect("doctor runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("every permission it needs"));
+}

@@ -70,7 +70,7 @@ async fn serve(
     if let Some(fault) = faults.iter().find(|f| f.is_immediate()) {
         return injected(fault, route.provider);
     }
-    if !allowed(&caller.actions, &route.action) {
+    if !route.action.is_empty() && !allowed(&caller.actions, &route.action) {
         return error(&forbidden(&caller, &route.action, path), None);
     }
 
@@ -158,6 +158,7 @@ async fn serve(
             let (status, body) = world.delete_role_assignment(scope, name);
             Ok(if status == 204 { empty(204) } else { ok(body) })
         }
+        (Target::Permissions { .. }, _) => Ok(ok(json!({"value": [{"actions": caller.actions, "notActions": [], "dataActions": [], "notDataActions": []}]}))),
         (Target::RoleAssignments { scope }, _) => {
             let filter = param("$filter");
             let principal = filter.as_deref().and_then(principal_filter);

@@ -57,6 +57,8 @@ pub enum Target {
     RoleAssignment { scope: String, name: String },
     /// Role assignments at a scope.
     RoleAssignments { scope: String },
+    /// The caller's own permissions at a scope.
+    Permissions { scope: String },
 }
 
 /// A matched request: operation ID, provider, the ARM action it needs, and its target.
@@ -81,6 +83,24 @@ pub fn route(method: &str, path: &str) -> Result<Route, ArmError> {
     let m = method.as_str();
     let own = |i: usize| parts[i].to_owned();
     let unsupported = || ArmError::new(405, "MethodNotAllowed", format!("The requested method {m} is not allowed on {path}."));
+
+    // The caller's permissions, at a resource group or a resource.
+    if m == "GET"
+        && l.len() >= 6
+        && l[l.len() - 3..] == ["providers", "microsoft.authorization", "permissions"]
+        && l.first() == Some(&"subscriptions")
+        && l.get(2) == Some(&"resourcegroups")
+    {
+        let scope = format!("/{}", parts[..parts.len() - 3].join("/"));
+        let operation = if l.len() == 7 { "Permissions_ListForResourceGroup" } else { "Permissions_ListForResource" };
+        return Ok(Route {
+            operation,
+            provider: Provider::Authorization,
+            // Every principal may read its own permissions.
+            action: String::new(),
+            target: Target::Permissions { scope },
+        });
+    }
 
     // Role assignments may sit under any scope: find the provider segment from the end.
     if let Some(p) = l.iter().rposition(|s| *s == "microsoft.authorization")

@@ -176,4 +176,8 @@ impl Arm for ArmClient {
     async fn delete_role_assignment(&self, scope: &str, name: &str) -> Result<(), AzureError> {
         self.remove_role_assignment(scope, name).await
     }
+
+    async fn permissions(&self, scope: &crate::model::PermissionScope) -> Result<Vec<crate::model::PermissionSet>, AzureError> {
+        self.read_permissions(scope).await
+    }
 }

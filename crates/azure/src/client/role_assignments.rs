@@ -8,7 +8,7 @@ use futures::StreamExt;
 use super::ArmClient;
 use super::transport::classify;
 use crate::error::AzureError;
-use crate::model::RoleAssignment;
+use crate::model::{PermissionScope, PermissionSet, RoleAssignment};
 use crate::roles::{role_definition_id, role_guid};
 
 /// The generated client builds `/{scope}/providers/…`: the scope goes without its slash.
@@ -78,6 +78,29 @@ impl ArmClient {
                 other => Err(other),
             },
         }
+    }
+}
+
+impl ArmClient {
+    pub(super) async fn read_permissions(&self, scope: &PermissionScope) -> Result<Vec<PermissionSet>, AzureError> {
+        let client = self.authorization.permissions_client();
+        let mut pages = match scope {
+            PermissionScope::ResourceGroup { subscription, resource_group } => {
+                client.list_for_resource_group(resource_group, subscription).into_stream()
+            }
+            PermissionScope::Vault(v) => {
+                // A vault has no parent resource: the generated path then holds an empty
+                // segment (`…/Microsoft.KeyVault//vaults/…`). The simulator ignores it; that
+                // ARM does too is not confirmed (see the crate README).
+                client.list_for_resource(&v.resource_group, "Microsoft.KeyVault", "", "vaults", &v.name, &v.subscription).into_stream()
+            }
+        };
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(&e, "ListPermissions", &scope.to_string()))?;
+            out.extend(page.value.into_iter().map(|p| PermissionSet { actions: p.actions, not_actions: p.not_actions }));
+        }
+        Ok(out)
     }
 }
 

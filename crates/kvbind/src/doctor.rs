@@ -1,0 +1,116 @@
+//! `kvbind doctor`: checks that the operator's own identity may do everything kvbind does
+//! on the scopes it works in, and prints the `az role assignment create` lines that would
+//! fix what is missing.
+
+use kvbind_azure::model::{PermissionScope, PermissionSet};
+use kvbind_azure::{Arm, ResourceKind, VaultId};
+
+/// What kvbind needs at one scope, and the built-in role that grants it.
+#[derive(Debug, Clone)]
+pub struct Requirement {
+    /// Where.
+    pub scope: PermissionScope,
+    /// The actions kvbind performs there.
+    pub actions: &'static [&'static str],
+    /// The narrowest built-in role with all of them.
+    pub role: &'static str,
+    /// Why kvbind needs them.
+    pub why: &'static str,
+}
+
+const IDENTITY_ACTIONS: &[&str] = &[
+    "Microsoft.ManagedIdentity/userAssignedIdentities/read",
+    "Microsoft.ManagedIdentity/userAssignedIdentities/write",
+    "Microsoft.ManagedIdentity/userAssignedIdentities/delete",
+];
+const ASSIGN_ACTIONS: &[&str] = &["Microsoft.ManagedIdentity/userAssignedIdentities/assign/action"];
+const COMPUTE_ACTIONS: &[&str] = &[
+    "Microsoft.Compute/virtualMachineScaleSets/read",
+    "Microsoft.Compute/virtualMachineScaleSets/write",
+    "Microsoft.Compute/virtualMachines/read",
+    "Microsoft.Compute/virtualMachines/write",
+];
+const VAULT_ACTIONS: &[&str] = &["Microsoft.KeyVault/vaults/read", "Microsoft.KeyVault/vaults/accessPolicies/write"];
+const RBAC_ACTIONS: &[&str] = &[
+    "Microsoft.Authorization/roleAssignments/read",
+    "Microsoft.Authorization/roleAssignments/write",
+    "Microsoft.Authorization/roleAssignments/delete",
+];
+
+/// Parses `SUBSCRIPTION/RESOURCE_GROUP`.
+pub fn resource_group(text: &str) -> anyhow::Result<PermissionScope> {
+    let (subscription, resource_group) = text
+        .trim_matches('/')
+        .split_once('/')
+        .filter(|(s, g)| !s.is_empty() && !g.is_empty() && !g.contains('/'))
+        .ok_or_else(|| anyhow::anyhow!("{text:?} is not SUBSCRIPTION/RESOURCE_GROUP"))?;
+    Ok(PermissionScope::ResourceGroup { subscription: subscription.to_owned(), resource_group: resource_group.to_owned() })
+}
+
+/// Everything kvbind needs on these scopes.
+pub fn requirements(identity_groups: &[PermissionScope], node_groups: &[PermissionScope], vaults: &[VaultId]) -> Vec<Requirement> {
+    let mut out = Vec::new();
+    for scope in identity_groups {
+        out.push(Requirement { scope: scope.clone(), actions: IDENTITY_ACTIONS, role: "Managed Identity Contributor", why: "create, tag and delete the identities kvbind manages" });
+        out.push(Requirement { scope: scope.clone(), actions: ASSIGN_ACTIONS, role: "Managed Identity Operator", why: "attach identities to VM scale sets and VMs" });
+    }
+    for scope in node_groups {
+        out.push(Requirement { scope: scope.clone(), actions: COMPUTE_ACTIONS, role: "Virtual Machine Contributor", why: "read and PATCH the identity block of the node pools" });
+    }
+    for vault in vaults {
+        let scope = PermissionScope::Vault(vault.clone());
+        out.push(Requirement { scope: scope.clone(), actions: VAULT_ACTIONS, role: "Key Vault Contributor", why: "read the vault and write its access policies" });
+        out.push(Requirement { scope, actions: RBAC_ACTIONS, role: "Role Based Access Control Administrator", why: "create and delete per-object role assignments on RBAC vaults" });
+    }
+    out
+}
+
+/// The actions of `requirement` that none of `sets` allows.
+pub fn missing(requirement: &Requirement, sets: &[PermissionSet]) -> Vec<&'static str> {
+    requirement.actions.iter().copied().filter(|a| !sets.iter().any(|s| s.allows(a))).collect()
+}
+
+/// Checks every requirement and prints the report; true when nothing is missing.
+pub async fn doctor(arm: &dyn Arm, assignee: &str, requirements: &[Requirement]) -> anyhow::Result<bool> {
+    let mut fixes = Vec::new();
+    for requirement in requirements {
+        let sets = arm.permissions(&requirement.scope).await?;
+        let gaps = missing(requirement, &sets);
+        if gaps.is_empty() {
+            println!("ok       {}  ({})", requirement.scope, requirement.why);
+        } else {
+            println!("MISSING  {}  {}  ({})", requirement.scope, gaps.join(", "), requirement.why);
+            fixes.push(format!("az role assignment create --assignee {assignee} --role \"{}\" --scope {}", requirement.role, requirement.scope));
+        }
+    }
+    if fixes.is_empty() {
+        println!("\nkvbind has every permission it needs on these scopes.");
+    } else {
+        println!("\nTo grant what is missing:");
+        for fix in &fixes {
+            println!("  {fix}");
+        }
+    }
+    Ok(fixes.is_empty())
+}
+
+/// Parses a vault resource ID.
+pub fn vault(text: &str) -> anyhow::Result<VaultId> {
+    Ok(VaultId::parse(ResourceKind::Vault, text)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_misses_every_write() {
+        let scope = resource_group("s/rg").expect("scope");
+        let reqs = requirements(&[], &[scope], &[]);
+        let reader = PermissionSet { actions: vec!["*/read".into()], not_actions: vec![] };
+        assert_eq!(missing(&reqs[0], &[reader]), vec!["Microsoft.Compute/virtualMachineScaleSets/write", "Microsoft.Compute/virtualMachines/write"]);
+        let owner = PermissionSet { actions: vec!["*".into()], not_actions: vec![] };
+        assert!(missing(&reqs[0], &[owner]).is_empty());
+        assert!(resource_group("just-a-group").is_err());
+    }
+}
