@@ -115,3 +115,30 @@ async fn classes_without_an_identity_id_are_warned_when_a_pool_gets_a_second_ide
     s.eventually("a warning on the unpinned class", |s| s.event_reasons("unpinned").iter().any(|r| r == "MultipleIdentitiesOnPool")).await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resync_repairs_drift_made_behind_kvbinds_back() {
+    let s = Scenario::start_with("drift", seed(&cluster(&["pool-vmss"], &[], false)), |c| c.resync = std::time::Duration::from_secs(2)).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    s.apply(&class("app", &[("db-password", "secret", 0)]));
+    s.apply(&binding("app", "app-reader", &["app"], ""));
+    s.wait_condition("app", "Ready").await;
+    let principal = s.jsonpath("identitybinding/app", "{.status.identity.principalId}");
+    let identity = key(&uami("rg-identities", "app-reader"));
+
+    // Someone detaches the identity and deletes the access policy, outside Kubernetes.
+    {
+        let mut world = s.sim.world();
+        let pool = world.compute.values_mut().find(|c| c.name == "pool-vmss").expect("pool");
+        pool.user_assigned.remove(&identity);
+        let vault = world.vaults.values_mut().find(|v| v.name == "kvname").expect("vault");
+        vault.access_policies.retain(|p| p["objectId"] != principal.as_str());
+    }
+    assert!(!identities_on(&s.sim, "pool-vmss").contains(&identity));
+    s.eventually("the attachment and the grant to come back", |s| {
+        identities_on(&s.sim, "pool-vmss").contains(&identity) && perms(&policy_of(&s.sim, &principal), "secrets") == ["get"]
+    })
+    .await;
+    assert!(identities_on(&s.sim, "pool-vmss").contains(&key(&uami("rg-identities", "team-foreign"))), "the foreign identity stayed");
+    s.stop().await;
+}
