@@ -4,6 +4,7 @@ mod bad_input;
 mod chart;
 mod crds;
 mod examples;
+mod faults;
 mod lifecycle;
 mod reconcile;
 mod scale;
