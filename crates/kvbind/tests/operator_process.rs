@@ -150,3 +150,85 @@ async fn doctor_prints_the_role_assignments_that_would_fix_missing_permissions()
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(String::from_utf8_lossy(&out.stdout).contains("every permission it needs"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_killed_at_every_write_recovers_without_duplicates_or_losses() {
+    let ns = TestNamespace::new("kill").await;
+    let mut world = seed(&cluster(&["pool-a-vmss", "pool-b-vmss"], &[], false));
+    world.lro = Some(kvbind_arm_sim::seed::LroSeed { duration_ms: 300, retry_after_seconds: 0 });
+    let sim = Simulator::start(&world, "127.0.0.1:0".parse().expect("addr")).await.expect("sim");
+    let before = sim.snapshot();
+    let kubeconfig = control_plane().kubeconfig.clone();
+    let mut all = String::new();
+    for pool in ["pool-a-vmss", "pool-b-vmss"] {
+        all.push_str(&kvbind_e2e::operator::node_manifest(&ns.name, pool, &Scenario::vmss_node(pool, 0)));
+        all.push_str("\n---\n");
+    }
+    for i in 0..4 {
+        let identity = if i < 2 { "shared-reader".to_owned() } else { format!("app-{i}-reader") };
+        all.push_str(&class(&format!("app-{i}"), &[("db-password", "secret", 0)]));
+        all.push_str("\n---\n");
+        all.push_str(&binding(&format!("app-{i}"), &identity, &[&format!("app-{i}")], ""));
+        all.push_str("\n---\n");
+    }
+    let out = ns.kubectl_apply(&all);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Kill the operator right after each new ARM write, until it converges without one.
+    let mut kills = 0;
+    loop {
+        let writes = sim.counters().writes;
+        let (mut operator, _) = replica("solo", &ns, &sim, &kubeconfig, &["--leader-election", "false"]);
+        let ready = ns.kubectl_off_runtime(&["wait", "--for=condition=Ready", "identitybinding", "--all", "--timeout=1s"]);
+        let progressed = async { until("an ARM write", || async { sim.counters().writes > writes }).await };
+        tokio::select! {
+            () = progressed => {}
+            out = ready => if out.status.success() { operator.kill().await.ok(); break; },
+        }
+        operator.kill().await.expect("SIGKILL");
+        kills += 1;
+        assert!(kills < 40, "no convergence after {kills} kills");
+    }
+    let (mut operator, _) = replica("solo", &ns, &sim, &kubeconfig, &["--leader-election", "false"]);
+    let out = ns.kubectl_off_runtime(&["wait", "--for=condition=Ready", "identitybinding", "--all", "--timeout=60s"]).await;
+    assert!(out.status.success(), "after {kills} kills: {}", String::from_utf8_lossy(&out.stderr));
+    println!("converged after {kills} kills, {} ARM writes", sim.counters().writes);
+    assert!(kills >= 3, "the test killed the operator only {kills} times");
+
+    let foreign = kvbind_e2e::world::key(&kvbind_e2e::world::uami("rg-identities", "team-foreign"));
+    for state in sim.history() {
+        assert!(state.system_assigned && state.user_assigned.contains(&foreign), "an identity went missing: {state:?}");
+    }
+    let snapshot = sim.snapshot();
+    assert_eq!(snapshot["identities"].as_object().map(|m| m.len()), Some(1 + 3), "no duplicate identities");
+    let vault = snapshot["vaults"].as_object().and_then(|m| m.values().next().cloned()).expect("vault");
+    assert_eq!(vault["accessPolicies"].as_array().map(Vec::len), Some(1 + 3), "one entry per principal");
+
+    // Deletion, killed as well, still honours the finalizers and restores Azure.
+    operator.kill().await.ok();
+    let out = ns.kubectl(&["delete", "identitybinding", "--all", "--wait=false"]);
+    assert!(out.status.success());
+    let mut deletion_kills = 0;
+    loop {
+        let writes = sim.counters().writes;
+        let (mut op, _) = replica("solo", &ns, &sim, &kubeconfig, &["--leader-election", "false"]);
+        let gone = ns.kubectl_off_runtime(&["wait", "--for=delete", "identitybinding", "--all", "--timeout=1s"]);
+        let progressed = async { until("a deletion write", || async { sim.counters().writes > writes }).await };
+        let done = tokio::select! {
+            () = progressed => false,
+            out = gone => out.status.success(),
+        };
+        op.kill().await.ok();
+        if done {
+            break;
+        }
+        deletion_kills += 1;
+        assert!(deletion_kills < 40, "no deletion after {deletion_kills} kills");
+    }
+    println!("deleted after {deletion_kills} more kills");
+    let out = ns.kubectl(&["get", "identitybinding", "-o", "name"]);
+    assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty(), "finalizers were honoured and removed");
+    assert_eq!(sim.snapshot()["identities"], before["identities"]);
+    assert_eq!(sim.snapshot()["compute"], before["compute"], "every attachment kvbind made is gone, the rest stays");
+    assert_eq!(sim.snapshot()["vaults"], before["vaults"], "every grant kvbind made is gone, the rest stays");
+}

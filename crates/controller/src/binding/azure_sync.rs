@@ -168,9 +168,14 @@ pub struct Attachments {
 /// Attaches the identity to every desired target and detaches it from targets kvbind
 /// attached that no binding needs any more. Targets that carried the identity before
 /// kvbind looked are recorded as found and never detached.
+///
+/// An identity kvbind created (`owned`) was attached by nobody else, so every attachment
+/// of it is kvbind's: that holds even when kvbind was killed between a PATCH and the status
+/// write that records it. For adopted identities the records are the only evidence.
 pub async fn sync_attachments(
     ctx: &Context,
     identity: &IdentityId,
+    owned: bool,
     desired: &BTreeSet<ComputeId>,
     records: &Records,
     may_remove: bool,
@@ -179,7 +184,7 @@ pub async fn sync_attachments(
     let mut out = Attachments::default();
     for target in desired {
         let current = ctx.reads.compute(ctx.arm.as_ref(), target).await.map_err(BindingError::azure(Step::Nodes, "reading the VM scale set's identities"))?;
-        let recorded = records.attached.contains(&target.key());
+        let recorded = owned || records.attached.contains(&target.key());
         let (origin, after) = if current.has(identity) {
             (if recorded { AttachmentOrigin::Attached } else { AttachmentOrigin::Found }, current)
         } else {
@@ -212,10 +217,13 @@ pub async fn sync_attachments(
 }
 
 /// Grants `principal` exactly what the objects need on each vault, and revokes what
-/// kvbind granted that is no longer needed.
+/// kvbind granted that is no longer needed. For an identity kvbind created (`owned`) every
+/// permission of its principal is kvbind's, recorded or not.
+#[allow(clippy::too_many_arguments)]
 pub async fn sync_grants(
     ctx: &Context,
     principal: &str,
+    owned: bool,
     vaults: &BTreeMap<String, (Vault, Vec<KeyVaultObject>)>,
     records: &Records,
     scope: RbacScope,
@@ -227,16 +235,18 @@ pub async fn sync_grants(
         let status = if vault.rbac_authorization {
             sync_role_assignments(ctx, principal, vault, objects, scope, may_remove, changes).await?
         } else {
-            sync_access_policy(ctx, principal, vault, objects, records, may_remove, changes).await?
+            sync_access_policy(ctx, principal, owned, vault, objects, records, may_remove, changes).await?
         };
         out.push(status);
     }
     Ok(out)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn sync_access_policy(
     ctx: &Context,
     principal: &str,
+    owned: bool,
     vault: &Vault,
     objects: &[KeyVaultObject],
     records: &Records,
@@ -250,7 +260,12 @@ async fn sync_access_policy(
         .find(|p| p.object_id.eq_ignore_ascii_case(principal))
         .map(|p| p.permissions.clone())
         .unwrap_or_default();
-    let granted = records.granted.get(&vault.id.key()).cloned().unwrap_or_default();
+    let mut granted = records.granted.get(&vault.id.key()).cloned().unwrap_or_default();
+    if owned {
+        granted.secrets.extend(existing.secrets.iter().cloned());
+        granted.keys.extend(existing.keys.iter().cloned());
+        granted.certificates.extend(existing.certificates.iter().cloned());
+    }
     let change = access_policy_change(&desired, &existing, &granted, may_remove);
     let entry = |permissions: Permissions| AccessPolicy { tenant_id: vault.tenant_id.clone(), object_id: principal.to_owned(), permissions };
     if !change.add.is_empty() || !change.remove.is_empty() {

@@ -184,7 +184,7 @@ async fn converge(binding: &IdentityBinding, ctx: &Context, progress: &mut Progr
 
     // 2. The node pools.
     let azure_sync::Attachments { status: attachments, crowded, newly_crowded } =
-        azure_sync::sync_attachments(ctx, &identity.id, &demand.targets, &demand.records, demand.may_remove, changes).await?;
+        azure_sync::sync_attachments(ctx, &identity.id, created, &demand.targets, &demand.records, demand.may_remove, changes).await?;
     blast_radius::report(ctx, binding, &demand.needs.classes, &crowded, &newly_crowded, progress).await;
     let names: Vec<&str> = attachments.iter().map(|a| a.resource_id.rsplit('/').next().unwrap_or_default()).collect();
     let (reason, message) = if names.is_empty() {
@@ -204,7 +204,7 @@ async fn converge(binding: &IdentityBinding, ctx: &Context, progress: &mut Progr
         let objects = demand.vaults.get(&name).map(|(_, o)| o.clone()).unwrap_or_default();
         granted_on.insert(vault.id.key(), (vault, objects));
     }
-    let grants = azure_sync::sync_grants(ctx, &identity.principal_id, &granted_on, &demand.records, binding.spec.rbac_scope, demand.may_remove, changes).await?;
+    let grants = azure_sync::sync_grants(ctx, &identity.principal_id, created, &granted_on, &demand.records, binding.spec.rbac_scope, demand.may_remove, changes).await?;
     let summary: Vec<String> = grants.iter().map(|g| format!("{} ({:?})", g.vault_id.rsplit('/').next().unwrap_or_default(), g.model)).collect();
     remember(ctx, &identity.id, |r| {
         r.granted = Records::from_statuses([&IdentityBindingStatus { grants: grants.clone(), ..IdentityBindingStatus::default() }]).granted;
@@ -253,7 +253,16 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         .flat_map(|s| s.secret_provider_classes.iter().map(|c| c.name.clone()))
         .collect();
     if let Some(identity) = ctx.arm.get_identity(&identity_id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))? {
-        let attachments = azure_sync::sync_attachments(ctx, &identity.id, &demand.targets, &demand.records, demand.may_remove, changes).await?.status;
+        let owned = identity.tags.contains_key(azure_sync::MANAGED_BY_TAG);
+        let mut records = demand.records.clone();
+        if owned {
+            // Pools this binding reaches may carry the identity without a record of it (a
+            // crash between the PATCH and the status write); they are kvbind's to clean.
+            if let Ok(targets) = inputs::targets_of(binding, ctx) {
+                records.attached.extend(targets.iter().map(kvbind_azure::ComputeId::key));
+            }
+        }
+        let attachments = azure_sync::sync_attachments(ctx, &identity.id, owned, &demand.targets, &records, demand.may_remove, changes).await?.status;
         remember(ctx, &identity.id, |r| {
             r.attached = attachments.iter().filter(|a| a.origin == AttachmentOrigin::Attached).map(|a| a.resource_id.to_ascii_lowercase()).collect();
         });
@@ -277,7 +286,7 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
                 Err(e) => return Err(BindingError::azure(Step::Access, "reading the vault")(e)),
             }
         }
-        let grants = azure_sync::sync_grants(ctx, &identity.principal_id, &vaults, &demand.records, binding.spec.rbac_scope, demand.may_remove, changes).await?;
+        let grants = azure_sync::sync_grants(ctx, &identity.principal_id, owned, &vaults, &records, binding.spec.rbac_scope, demand.may_remove, changes).await?;
         remember(ctx, &identity.id, |r| {
             r.granted = Records::from_statuses([&IdentityBindingStatus { grants, ..IdentityBindingStatus::default() }]).granted;
         });
