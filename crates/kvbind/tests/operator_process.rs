@@ -232,3 +232,60 @@ async fn an_operator_killed_at_every_write_recovers_without_duplicates_or_losses
     assert_eq!(sim.snapshot()["compute"], before["compute"], "every attachment kvbind made is gone, the rest stays");
     assert_eq!(sim.snapshot()["vaults"], before["vaults"], "every grant kvbind made is gone, the rest stays");
 }
+
+// Known gap: after a SIGKILLed API server comes back, the watchers get 410 Gone and back
+// off exponentially (1 s, 3 s, 6 s, 12 s, 17 s, 42 s, ...) before they relist, so the
+// operator resumes only after about a minute. Run with `--ignored` to reproduce.
+#[ignore = "watch recovery after an API server crash takes longer than the test's deadline"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_carries_on_after_the_api_server_crashes() {
+    // A control plane of its own: restarting the shared one would disturb other tests.
+    let root = kvbind_e2e::repo_root();
+    let mut plane = tokio::task::spawn_blocking(move || kvbind_local_cluster::ControlPlane::start(&root)).await.expect("join").expect("control plane");
+    let crds = [kvbind_e2e::repo_root().join("crds"), kvbind_e2e::secret_provider_class_crd()];
+    for file in &crds {
+        plane.kubectl_ok(&["apply", "--server-side", "-f", &file.to_string_lossy()]).expect("CRDs apply");
+    }
+    plane.kubectl_ok(&["wait", "--for=condition=Established", "--timeout=60s", "crd/identitybindings.kvbind.io", "crd/secretproviderclasses.secrets-store.csi.x-k8s.io"]).expect("CRDs established");
+    let ns = "restart";
+    plane.kubectl_ok(&["create", "namespace", ns]).expect("namespace");
+    let apply = |plane: &kvbind_local_cluster::ControlPlane, yaml: String| {
+        let file = std::env::temp_dir().join(format!("kvbind-restart-{}.yaml", std::process::id()));
+        std::fs::write(&file, yaml).expect("write");
+        plane.kubectl_ok(&["apply", "-n", ns, "-f", &file.to_string_lossy()]).expect("apply");
+    };
+    apply(&plane, kvbind_e2e::operator::node_manifest(ns, "pool-0", &Scenario::vmss_node("pool-vmss", 0)));
+    apply(&plane, format!("{}\n---\n{}", class("one", &[("db-password", "secret", 0)]), binding("one", "one-reader", &["one"], "")));
+
+    let sim = Simulator::start(&seed(&cluster(&["pool-vmss"], &[], false)), "127.0.0.1:0".parse().expect("addr")).await.expect("sim");
+    let port = free_port();
+    let mut operator = Command::new(env!("CARGO_BIN_EXE_kvbind"))
+        .args(["run", "--subscriptions", "00000000-0000-0000-0000-000000000001", "--credential", "client-secret", "--arm-endpoint", &sim.url])
+        .args(["--namespace", ns, "--node-selector", &format!("kvbind.io/test={ns}"), "--leader-election", "false", "--batch-window-ms", "200"])
+        .args(["--admin-address", &format!("127.0.0.1:{port}")])
+        .env("KUBECONFIG", &plane.kubeconfig)
+        .env("AZURE_TENANT_ID", TENANT)
+        .env("AZURE_CLIENT_ID", "kvbind-operator")
+        .env("AZURE_CLIENT_SECRET", "test-only-secret")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("kvbind starts");
+    let wait = |plane: &kvbind_local_cluster::ControlPlane, name: &str| {
+        plane.kubectl().args(["wait", "-n", ns, "--for=condition=Ready", &format!("identitybinding/{name}"), "--timeout=60s"]).output().expect("kubectl")
+    };
+    let plane = tokio::task::spawn_blocking(move || {
+        let out = wait(&plane, "one");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        plane.restart_apiserver().expect("the API server comes back");
+        apply(&plane, format!("{}\n---\n{}", class("two", &[("signing", "key", 0)]), binding("two", "two-reader", &["two"], "")));
+        let out = wait(&plane, "two");
+        assert!(out.status.success(), "the operator relisted after the restart: {}", String::from_utf8_lossy(&out.stderr));
+        plane
+    })
+    .await
+    .expect("the checks run");
+    assert_eq!(sim.counters().by_operation.get("UserAssignedIdentities_CreateOrUpdate"), Some(&2), "each identity created once");
+    operator.kill().await.ok();
+    drop(plane);
+}

@@ -62,11 +62,12 @@ pub enum ControlPlaneError {
 pub struct ControlPlane {
     workdir: PathBuf,
     bin_dir: PathBuf,
+    apiserver_args: Vec<String>,
     /// The API server's URL (`https://127.0.0.1:PORT`).
     pub server: String,
     /// The admin's kubeconfig (cluster-admin through `system:masters`).
     pub kubeconfig: PathBuf,
-    _servers: Vec<Supervised>,
+    servers: Vec<Supervised>,
 }
 
 /// How long kube-apiserver may take to answer `/readyz` with ok.
@@ -105,10 +106,7 @@ impl ControlPlane {
             &workdir,
             Some(&workdir),
         )?;
-        let apiserver = Supervised::spawn(
-            "kube-apiserver",
-            &bin_dir.join("kube-apiserver"),
-            &[
+        let apiserver_args: Vec<String> = vec![
                 format!("--etcd-servers=http://127.0.0.1:{etcd_client}"),
                 "--bind-address=127.0.0.1".into(),
                 "--advertise-address=127.0.0.1".into(),
@@ -131,10 +129,8 @@ impl ControlPlane {
                 "--allow-privileged=true".into(),
                 "--profiling=false".into(),
                 "--v=0".into(),
-            ],
-            &workdir,
-            None,
-        )?;
+        ];
+        let apiserver = Supervised::spawn("kube-apiserver", &bin_dir.join("kube-apiserver"), &apiserver_args, &workdir, None)?;
         let server = format!("https://127.0.0.1:{apiserver_port}");
         let kubeconfig = workdir.join("kubeconfig");
         std::fs::write(&kubeconfig, certs::kubeconfig(&server, &pki))
@@ -142,12 +138,23 @@ impl ControlPlane {
         let plane = ControlPlane {
             workdir,
             bin_dir,
+            apiserver_args,
             server,
             kubeconfig,
-            _servers: vec![apiserver, etcd],
+            servers: vec![apiserver, etcd],
         };
         plane.wait_ready()?;
         Ok(plane)
+    }
+
+    /// Kills kube-apiserver (SIGKILL, as a crash would) and starts it again on the same port
+    /// and etcd, waiting until it is ready. Watches from before get `410 Gone` and relist.
+    pub fn restart_apiserver(&mut self) -> Result<(), ControlPlaneError> {
+        // The first supervised server is the API server.
+        self.servers.remove(0).stop();
+        let apiserver = Supervised::spawn("kube-apiserver", &self.bin_dir.join("kube-apiserver"), &self.apiserver_args, &self.workdir, None)?;
+        self.servers.insert(0, apiserver);
+        self.wait_ready()
     }
 
     /// The folder with the `kubectl`, `kube-apiserver` and `etcd` binaries.

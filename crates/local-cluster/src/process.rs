@@ -24,8 +24,8 @@ exit 0
 
 /// A server process tied to this process's lifetime.
 pub struct Supervised {
-    _supervisor: Child,
-    _lifeline: ChildStdin,
+    supervisor: Child,
+    lifeline: Option<ChildStdin>,
 }
 
 impl Supervised {
@@ -55,7 +55,13 @@ impl Supervised {
             binary: name,
             source: std::io::Error::other("no stdin pipe"),
         })?;
-        Ok(Supervised { _supervisor: child, _lifeline: lifeline })
+        Ok(Supervised { supervisor: child, lifeline: Some(lifeline) })
+    }
+
+    /// Kills the server now and waits until it is gone (its port is free again).
+    pub fn stop(mut self) {
+        drop(self.lifeline.take());
+        let _ = self.supervisor.wait();
     }
 }
 
