@@ -64,15 +64,6 @@ impl Condition {
             message: message.into(),
         }
     }
-
-    /// True when both say the same thing, whenever they were observed.
-    pub fn same_observation(&self, other: &Condition) -> bool {
-        self.r#type == other.r#type
-            && self.status == other.status
-            && self.reason == other.reason
-            && self.message == other.message
-            && self.observed_generation == other.observed_generation
-    }
 }
 
 /// Merges freshly computed conditions into the previous ones: a condition whose status,

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::ids::{ComputeId, IdentityId, VaultId};
+use crate::ids::{IdentityId, VaultId};
 
 /// A user-assigned managed identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,9 +54,6 @@ impl IdentityChange {
         self.add.is_empty() && self.remove.is_empty()
     }
 }
-
-/// The target of an identity change, for error messages.
-pub type ComputeTarget = ComputeId;
 
 /// A Key Vault as far as grants are concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]

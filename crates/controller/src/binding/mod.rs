@@ -19,7 +19,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use kvbind_api::IdentityBinding;
-use kvbind_api::identity_binding::{AttachmentOrigin, DeletionPolicy, IdentityBindingStatus, IdentityStatus, SecretProviderClassStatus};
+use kvbind_api::identity_binding::{AttachmentStatus, DeletionPolicy, IdentityBindingStatus, IdentityStatus, SecretProviderClassStatus, VaultGrantStatus};
 use rand::Rng;
 
 pub use self::azure_sync::Records;
@@ -192,9 +192,7 @@ async fn converge(binding: &IdentityBinding, ctx: &Context, progress: &mut Progr
     } else {
         ("Attached", format!("attached to {}", names.join(", ")))
     };
-    remember(ctx, &identity.id, |r| {
-        r.attached = attachments.iter().filter(|a| a.origin == AttachmentOrigin::Attached).map(|a| a.resource_id.to_ascii_lowercase()).collect();
-    });
+    remember_attachments(ctx, &identity.id, &attachments);
     progress.status.attachments = attachments;
     progress.done.push((Step::Nodes, reason, message));
 
@@ -206,9 +204,7 @@ async fn converge(binding: &IdentityBinding, ctx: &Context, progress: &mut Progr
     }
     let grants = azure_sync::sync_grants(ctx, &identity.principal_id, created, &granted_on, &demand.records, binding.spec.rbac_scope, demand.may_remove, changes).await?;
     let summary: Vec<String> = grants.iter().map(|g| format!("{} ({:?})", g.vault_id.rsplit('/').next().unwrap_or_default(), g.model)).collect();
-    remember(ctx, &identity.id, |r| {
-        r.granted = Records::from_statuses([&IdentityBindingStatus { grants: grants.clone(), ..IdentityBindingStatus::default() }]).granted;
-    });
+    remember_grants(ctx, &identity.id, &grants);
     progress.status.grants = grants;
     progress.done.push((Step::Access, "Granted", format!("read access granted on {}", summary.join(", "))));
 
@@ -223,10 +219,18 @@ async fn converge(binding: &IdentityBinding, ctx: &Context, progress: &mut Progr
     }
 }
 
-/// Updates the ledger of what kvbind did for `identity`.
-fn remember(ctx: &Context, identity: &kvbind_azure::IdentityId, update: impl FnOnce(&mut Records)) {
-    let mut ledger = ctx.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    update(ledger.entry(identity.key()).or_default());
+/// Records in the ledger which attachments of `identity` kvbind made.
+fn remember_attachments(ctx: &Context, identity: &kvbind_azure::IdentityId, attachments: &[AttachmentStatus]) {
+    let status = IdentityBindingStatus { attachments: attachments.to_vec(), ..IdentityBindingStatus::default() };
+    let attached = Records::from_statuses([&status]).attached;
+    ctx.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(identity.key()).or_default().attached = attached;
+}
+
+/// Records in the ledger which access-policy permissions kvbind granted `identity`.
+fn remember_grants(ctx: &Context, identity: &kvbind_azure::IdentityId, grants: &[VaultGrantStatus]) {
+    let status = IdentityBindingStatus { grants: grants.to_vec(), ..IdentityBindingStatus::default() };
+    let granted = Records::from_statuses([&status]).granted;
+    ctx.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(identity.key()).or_default().granted = granted;
 }
 
 /// Undoes what kvbind did for a deleted binding, keeping what other bindings need.
@@ -263,9 +267,7 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
             }
         }
         let attachments = azure_sync::sync_attachments(ctx, &identity.id, owned, &demand.targets, &records, demand.may_remove, changes).await?.status;
-        remember(ctx, &identity.id, |r| {
-            r.attached = attachments.iter().filter(|a| a.origin == AttachmentOrigin::Attached).map(|a| a.resource_id.to_ascii_lowercase()).collect();
-        });
+        remember_attachments(ctx, &identity.id, &attachments);
         // Every vault this binding touched, with what the remaining bindings still need.
         let explicit = binding.spec.key_vault.as_ref().map(|k| k.resource_id.as_str());
         let mut vaults = BTreeMap::new();
@@ -287,9 +289,7 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
             }
         }
         let grants = azure_sync::sync_grants(ctx, &identity.principal_id, owned, &vaults, &records, binding.spec.rbac_scope, demand.may_remove, changes).await?;
-        remember(ctx, &identity.id, |r| {
-            r.granted = Records::from_statuses([&IdentityBindingStatus { grants, ..IdentityBindingStatus::default() }]).granted;
-        });
+        remember_grants(ctx, &identity.id, &grants);
         if demand.users.is_empty() {
             azure_sync::delete_identity(ctx, &identity.id, changes).await?;
             ctx.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&identity.id.key());
