@@ -9,6 +9,7 @@ pub mod error;
 pub mod metrics;
 pub mod read_cache;
 pub mod selector;
+pub mod watch_backoff;
 
 use std::sync::Arc;
 
@@ -87,12 +88,12 @@ pub async fn run(
         None => watcher::Config::default(),
     };
     let (classes, classes_writer) = reflector::store();
-    let class_events = reflector(classes_writer, watcher(class_api, watcher::Config::default()).default_backoff()).touched_objects();
+    let class_events = reflector(classes_writer, watcher(class_api, watcher::Config::default()).backoff(watch_backoff::watch_backoff())).touched_objects();
     let (nodes, nodes_writer) = reflector::store();
-    let node_events = reflector(nodes_writer, watcher(Api::<Node>::all(client.clone()), node_config).default_backoff().modify(strip_node))
+    let node_events = reflector(nodes_writer, watcher(Api::<Node>::all(client.clone()), node_config).backoff(watch_backoff::watch_backoff()).modify(strip_node))
         .touched_objects();
 
-    let controller = Controller::new(binding_api, watcher::Config::default());
+    let controller = Controller::new(binding_api, watcher::Config::default()).trigger_backoff(watch_backoff::watch_backoff());
     let bindings = controller.store();
     // Exactly one waiter per store: a store's readiness wakes only some of several
     // concurrent waiters, so the reconciles wait on `caches_ready` instead. The controller
