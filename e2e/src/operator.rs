@@ -80,6 +80,7 @@ impl Scenario {
                 request_timeout: Duration::from_secs(10),
                 lro: LroSettings { poll_interval: Duration::from_millis(100), max_poll_interval: Duration::from_secs(1), deadline: Duration::from_secs(30) },
                 observer: Some(telemetry.metrics.clone()),
+                fence: None,
             },
             credential,
         )

@@ -23,7 +23,7 @@ use serde_json::Value;
 
 pub use faults::{Fault, FaultRule};
 pub use http::{Counters, Shared};
-pub use seed::Seed;
+pub use seed::{ClientSeed, Seed};
 
 use crate::http::lock;
 

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+use std::sync::Arc;
 
 use kvbind_arm_sim::{Fault, FaultRule, Seed, Simulator};
 use kvbind_azure::client::http_client;
@@ -66,6 +67,7 @@ async fn client(sim: &Simulator, credential: CredentialConfig) -> ArmClient {
         request_timeout: Duration::from_secs(10),
         lro: LroSettings { poll_interval: Duration::from_millis(100), max_poll_interval: Duration::from_secs(1), deadline: Duration::from_secs(20) },
         observer: None,
+        fence: None,
     };
     ArmClient::new(&config, credential).expect("client")
 }
@@ -304,6 +306,7 @@ async fn https_with_a_private_ca_and_a_managed_identity_from_imds() {
         request_timeout: Duration::from_secs(10),
         lro: LroSettings::default(),
         observer: None,
+        fence: None,
     };
     let arm = ArmClient::new(&config, credential).expect("client");
     assert!(arm.get_vault(&id(ResourceKind::Vault, "rg-vaults", "kv-rbac")).await.expect("vault over HTTPS").rbac_authorization);
@@ -313,4 +316,38 @@ async fn https_with_a_private_ca_and_a_managed_identity_from_imds() {
     let untrusting = ArmClient::new(&ArmClientConfig { extra_ca: None, ..config }, build_credential(&CredentialConfig::StaticToken("x".into()), &sim.url.parse().expect("url"), http_client(None, Duration::from_secs(5)).expect("http"))).expect("client");
     let err = untrusting.get_vault(&id(ResourceKind::Vault, "rg-vaults", "kv-rbac")).await.expect_err("unknown CA");
     assert!(matches!(err, AzureError::Transient { .. }), "{err:?}");
+}
+
+/// A fence that allows writes until it is closed.
+#[derive(Debug, Default)]
+struct Switch(std::sync::atomic::AtomicBool);
+
+impl kvbind_azure::client::WriteFence for Switch {
+    fn may_write(&self) -> Result<(), String> {
+        if self.0.load(std::sync::atomic::Ordering::SeqCst) { Err("the lease was lost".into()) } else { Ok(()) }
+    }
+}
+
+#[tokio::test]
+async fn a_closed_fence_stops_writes_but_not_reads() {
+    let sim = sim(&["*"]).await;
+    let endpoint: url::Url = sim.url.parse().expect("url");
+    let fence = Arc::new(Switch::default());
+    let config = ArmClientConfig {
+        endpoint: endpoint.clone(),
+        scope: format!("{}/.default", sim.url),
+        extra_ca: None,
+        request_timeout: Duration::from_secs(10),
+        lro: LroSettings::default(),
+        observer: None,
+        fence: Some(fence.clone()),
+    };
+    let arm = ArmClient::new(&config, build_credential(&secret_credential(), &endpoint, http_client(None, Duration::from_secs(10)).expect("http"))).expect("client");
+    let uami = id(ResourceKind::UserAssignedIdentity, "rg-identities", "app-reader");
+    arm.create_or_update_identity(&uami, "eastus", &BTreeMap::new()).await.expect("an open fence lets writes through");
+    fence.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    let refused = arm.delete_identity(&uami).await.expect_err("a closed fence refuses");
+    assert!(refused.is_retryable() && refused.to_string().contains("the lease was lost"), "{refused}");
+    assert!(arm.get_identity(&uami).await.expect("reads go on").is_some(), "the identity was not deleted");
+    assert_eq!(sim.counters().by_operation.get("UserAssignedIdentities_Delete"), None, "the delete never reached ARM");
 }

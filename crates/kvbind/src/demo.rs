@@ -68,6 +68,7 @@ pub async fn demo(root: &Path) -> anyhow::Result<()> {
             request_timeout: Duration::from_secs(10),
             lro: LroSettings { poll_interval: Duration::from_secs(1), ..LroSettings::default() },
             observer: None,
+            fence: None,
         },
         credential,
     )?;

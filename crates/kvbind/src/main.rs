@@ -5,6 +5,7 @@ mod config;
 mod crdgen;
 mod demo;
 mod doctor;
+mod fence;
 mod leader;
 mod run;
 mod status;
@@ -99,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
             let identity_groups = identity_groups.iter().map(|g| doctor::resource_group(g)).collect::<anyhow::Result<Vec<_>>>()?;
             let node_groups = node_groups.iter().map(|g| doctor::resource_group(g)).collect::<anyhow::Result<Vec<_>>>()?;
             let vaults = vaults.iter().map(|v| doctor::vault(v)).collect::<anyhow::Result<Vec<_>>>()?;
-            let (arm, _, _) = run::arm_client(&azure, None)?;
+            let (arm, _, _) = run::arm_client(&azure, None, None)?;
             let assignee = azure.client_id.clone().unwrap_or_else(|| "<operator client ID>".to_owned());
             let ok = doctor::doctor(&arm, &assignee, &doctor::requirements(&identity_groups, &node_groups, &vaults)).await?;
             anyhow::ensure!(ok, "permissions are missing");

@@ -5,15 +5,20 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use kvbind_azure::TokenCredential;
-use kvbind_azure::client::http_client;
+use kvbind_azure::client::{WriteFence, http_client};
 use kvbind_azure::{ArmClient, ArmClientConfig, LroSettings, build_credential};
 use kvbind_controller::{ControllerConfig, Telemetry};
 
 use crate::config::RunConfig;
+use crate::fence::LeaseFence;
 use crate::leader::Leadership;
 
 /// The ARM client, its credential and token scope, as configured.
-pub fn arm_client(config: &RunConfig, observer: Option<Arc<dyn kvbind_azure::client::ArmObserver>>) -> anyhow::Result<(ArmClient, Arc<dyn TokenCredential>, String)> {
+pub fn arm_client(
+    config: &RunConfig,
+    observer: Option<Arc<dyn kvbind_azure::client::ArmObserver>>,
+    fence: Option<Arc<dyn WriteFence>>,
+) -> anyhow::Result<(ArmClient, Arc<dyn TokenCredential>, String)> {
     let cloud = config.cloud()?;
     let endpoint = config.arm_endpoint.clone().unwrap_or_else(|| cloud.resource_manager.clone());
     let (scope, authority) = match &config.arm_endpoint {
@@ -22,7 +27,7 @@ pub fn arm_client(config: &RunConfig, observer: Option<Arc<dyn kvbind_azure::cli
     };
     let credential = build_credential(&config.credential()?, &authority, http_client(None, Duration::from_secs(30))?);
     let arm = ArmClient::new(
-        &ArmClientConfig { endpoint, scope: scope.clone(), extra_ca: None, request_timeout: Duration::from_secs(30), lro: LroSettings::default(), observer },
+        &ArmClientConfig { endpoint, scope: scope.clone(), extra_ca: None, request_timeout: Duration::from_secs(30), lro: LroSettings::default(), observer, fence },
         credential.clone(),
     )?;
     Ok((arm, credential, scope))
@@ -33,7 +38,14 @@ pub fn arm_client(config: &RunConfig, observer: Option<Arc<dyn kvbind_azure::cli
 pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     let cloud = config.cloud()?;
     let telemetry = Telemetry::default();
-    let (arm, credential, scope) = arm_client(&config, Some(telemetry.metrics.clone()))?;
+    let client = kube::Client::try_default().await?;
+    let identity = config.pod_name.clone().unwrap_or_else(|| format!("kvbind-{}", std::process::id()));
+    // An eighth of the lease: how often the fence rereads the Lease, and how much sooner
+    // than the Lease's own expiry it closes.
+    let fence_period = Duration::from_millis((config.lease_seconds * 1000 / 8).clamp(250, 2000));
+    let fence = Arc::new(LeaseFence::new(client.clone(), &config.lease_namespace, &config.lease_name, &identity, fence_period));
+    let write_fence = config.leader_election.then(|| fence.clone() as Arc<dyn WriteFence>);
+    let (arm, credential, scope) = arm_client(&config, Some(telemetry.metrics.clone()), write_fence)?;
     tokio::spawn(check_credential(credential, scope, telemetry.clone()));
     tokio::spawn({
         let (addr, telemetry) = (config.admin_address, telemetry.clone());
@@ -44,7 +56,6 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         }
     });
 
-    let client = kube::Client::try_default().await?;
     let controller = ControllerConfig {
         subscriptions: config.subscriptions.clone(),
         default_location: config.default_location.clone(),
@@ -64,16 +75,20 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let identity = config.pod_name.clone().unwrap_or_else(|| format!("kvbind-{}", std::process::id()));
     let mut leadership = Leadership::start(client.clone(), &config.lease_name, &config.lease_namespace, &identity, config.lease_seconds).await?;
     tracing::info!(%identity, lease = %config.lease_name, "waiting for the leader lease");
     tokio::select! {
-        acquired = leadership.acquired() => acquired?,
+        acquired = async {
+            leadership.acquired().await?;
+            fence_opened(&fence).await;
+            anyhow::Ok(())
+        } => acquired?,
         () = shutdown_signal() => {
             leadership.release().await;
             return Ok(());
         }
     }
+    tokio::spawn(async move { fence.keep_refreshing(fence_period).await });
     tracing::info!(%identity, "leading; starting the controller");
     telemetry.health.leading.store(true, Ordering::Relaxed);
     telemetry.metrics.set_leader(true);
@@ -96,6 +111,18 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     }
     leadership.release().await;
     Ok(())
+}
+
+/// Waits until the fence has read the Lease as this replica's.
+async fn fence_opened(fence: &LeaseFence) {
+    while !fence.is_open() {
+        if let Err(error) = fence.refresh().await {
+            tracing::warn!(%error, "reading the leader lease");
+        }
+        if !fence.is_open() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }
 
 /// Asks for a token now and every minute, for `/readyz`.

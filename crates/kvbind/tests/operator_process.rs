@@ -25,7 +25,7 @@ fn replica(name: &str, ns: &TestNamespace, sim: &Simulator, kubeconfig: &std::pa
         .args(extra)
         .env("KUBECONFIG", kubeconfig)
         .env("AZURE_TENANT_ID", TENANT)
-        .env("AZURE_CLIENT_ID", "kvbind-operator")
+        .env("AZURE_CLIENT_ID", name)
         .env("AZURE_CLIENT_SECRET", "test-only-secret")
         .env("RUST_LOG", "info,kube=warn")
         .stderr(Stdio::null())
@@ -34,6 +34,17 @@ fn replica(name: &str, ns: &TestNamespace, sim: &Simulator, kubeconfig: &std::pa
         .spawn()
         .expect("kvbind starts");
     (child, port)
+}
+
+/// A simulator seeded with `rest` and an Azure client per replica name, so its request
+/// log tells the replicas apart.
+async fn simulator_for(replicas: &[&str], rest: &str) -> Simulator {
+    let mut world = seed(rest);
+    let operator = world.clients[0].clone();
+    for name in replicas {
+        world.clients.push(kvbind_arm_sim::ClientSeed { client_id: (*name).to_owned(), ..operator.clone() });
+    }
+    Simulator::start(&world, "127.0.0.1:0".parse().expect("addr")).await.expect("sim")
 }
 
 async fn get(port: u16, path: &str) -> Option<(u16, String)> {
@@ -58,7 +69,7 @@ fn holder(ns: &TestNamespace) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_leader_writes_and_a_killed_leader_hands_over() {
     let ns = TestNamespace::new("leader").await;
-    let sim = Simulator::start(&seed(&cluster(&["pool-vmss"], &[], false)), "127.0.0.1:0".parse().expect("addr")).await.expect("sim");
+    let sim = simulator_for(&["replica-a", "replica-b"], &cluster(&["pool-vmss"], &[], false)).await;
     let kubeconfig = control_plane().kubeconfig.clone();
     let (mut a, a_port) = replica("replica-a", &ns, &sim, &kubeconfig, &[]);
     until("a leader", || async { !holder(&ns).is_empty() }).await;
@@ -105,10 +116,70 @@ async fn only_the_leader_writes_and_a_killed_leader_hands_over() {
     follower_child.kill().await.expect("stop");
 }
 
+fn signal(child: &Child, signal: &str) {
+    let pid = child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill").args([signal, &pid]).status().expect("kill runs");
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// The leader is stopped (SIGSTOP) just as it starts on a new binding, stays stopped past
+/// its lease while the other replica takes over, and is resumed with the work it had
+/// begun: its fence has closed, so nothing it sends after the pause is a write, and it
+/// exits once it sees the lease gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_paused_past_its_lease_does_not_write_after_losing_it() {
+    let ns = TestNamespace::new("paused").await;
+    let sim = simulator_for(&["replica-a", "replica-b"], &cluster(&["pool-vmss"], &[], false)).await;
+    let kubeconfig = control_plane().kubeconfig.clone();
+    let (mut a, _) = replica("replica-a", &ns, &sim, &kubeconfig, &[]);
+    until("replica-a leads", || async { holder(&ns) == "replica-a" }).await;
+    let (mut b, _) = replica("replica-b", &ns, &sim, &kubeconfig, &[]);
+    let node = kvbind_e2e::operator::node_manifest(&ns.name, "pool-0", &Scenario::vmss_node("pool-vmss", 0));
+    for yaml in [node, class("one", &[("db-password", "secret", 0)]), binding("one", "one-reader", &["one"], "")] {
+        let out = ns.kubectl_apply(&yaml);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let wait = ns.kubectl_off_runtime(&["wait", "--for=condition=Ready", "identitybinding/one", "--timeout=60s"]).await;
+    assert!(wait.status.success(), "{}", String::from_utf8_lossy(&wait.stderr));
+
+    // The leader's first read for the new binding is slow, so it is mid-reconcile, one
+    // answer away from its first write, when it is stopped.
+    sim.set_faults(vec![kvbind_arm_sim::FaultRule {
+        operation: "UserAssignedIdentities_Get".into(),
+        path_contains: Some("two-reader".into()),
+        fault: kvbind_arm_sim::Fault::Latency { min_ms: 1500, max_ms: 1500 },
+        count: Some(1),
+    }]);
+    let seen_before_pause = sim.requests().len();
+    for yaml in [class("two", &[("signing", "key", 0)]), binding("two", "two-reader", &["two"], "")] {
+        let out = ns.kubectl_apply(&yaml);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    signal(&a, "-STOP");
+    until("replica-b takes the lease", || async { holder(&ns) == "replica-b" }).await;
+    signal(&a, "-CONT");
+    let exit = tokio::time::timeout(kvbind_e2e::DEADLINE, a.wait()).await.expect("the resumed replica exits").expect("wait");
+    assert!(!exit.success(), "it exits as a replica that lost its lease: {exit:?}");
+
+    let wait = ns.kubectl_off_runtime(&["wait", "--for=condition=Ready", "identitybinding/two", "--timeout=60s"]).await;
+    assert!(wait.status.success(), "the new leader reconciles: {}", String::from_utf8_lossy(&wait.stderr));
+    let late_writes: Vec<_> = sim.requests()[seen_before_pause..]
+        .iter()
+        .filter(|r| r.client_id.as_deref() == Some("replica-a") && r.method != "GET")
+        .cloned()
+        .collect();
+    assert!(late_writes.is_empty(), "the paused leader wrote after losing the lease: {late_writes:?}");
+    assert!(
+        sim.requests()[seen_before_pause..].iter().any(|r| r.client_id.as_deref() == Some("replica-b") && r.method == "PUT"),
+        "the new leader did the work"
+    );
+    b.kill().await.expect("stop");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_waits_for_the_caches_while_healthz_answers() {
     let ns = TestNamespace::new("readyz").await;
-    let sim = Simulator::start(&seed(&cluster(&[], &[], false)), "127.0.0.1:0".parse().expect("addr")).await.expect("sim");
+    let sim = simulator_for(&["solo"], &cluster(&[], &[], false)).await;
     // A kubeconfig whose API server never answers: the caches can never sync.
     let dead = std::env::temp_dir().join(format!("kvbind-dead-{}.kubeconfig", ns.name));
     std::fs::write(&dead, format!("apiVersion: v1\nkind: Config\nclusters: [{{name: dead, cluster: {{server: \"https://127.0.0.1:{}\", insecure-skip-tls-verify: true}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: c, context: {{cluster: dead, user: u}}}}]\ncurrent-context: c\n", free_port())).expect("write");

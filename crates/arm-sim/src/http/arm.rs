@@ -25,7 +25,8 @@ pub async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri,
         }
         Err(e) => ("Unknown", error(&e, None)),
     };
-    shared.record(method.as_str(), &path, operation, response.status().as_u16());
+    let client_id = authenticate(&shared, &headers).ok().map(|caller| caller.client_id);
+    shared.record(method.as_str(), &path, operation, response.status().as_u16(), client_id);
     response
 }
 

@@ -33,6 +33,8 @@ pub struct LoggedRequest {
     pub status: u16,
     /// Milliseconds since the simulator started.
     pub at_ms: u64,
+    /// The client whose bearer token came with the request, when it was a known one.
+    pub client_id: Option<String>,
 }
 
 /// A principal that holds a token.
@@ -99,11 +101,11 @@ impl Shared {
     }
 
     /// Appends a request to the log.
-    pub fn record(&self, method: &str, path: &str, operation: &str, status: u16) {
+    pub fn record(&self, method: &str, path: &str, operation: &str, status: u16, client_id: Option<String>) {
         let mut log = lock(&self.log);
         let seq = log.len() as u64 + 1;
         let at_ms = lock(&self.started).get_or_insert_with(std::time::Instant::now).elapsed().as_millis() as u64;
-        log.push(LoggedRequest { seq, method: method.to_owned(), path: path.to_owned(), operation: operation.to_owned(), status, at_ms });
+        log.push(LoggedRequest { seq, method: method.to_owned(), path: path.to_owned(), operation: operation.to_owned(), status, at_ms, client_id });
     }
 }
 

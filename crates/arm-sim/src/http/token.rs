@@ -26,7 +26,7 @@ pub async fn issue(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let response = issue_token(&shared, &tenant, &form);
-    shared.record("POST", &format!("/{tenant}/oauth2/v2.0/token"), "Token", response.status().as_u16());
+    shared.record("POST", &format!("/{tenant}/oauth2/v2.0/token"), "Token", response.status().as_u16(), None);
     response
 }
 
@@ -35,7 +35,7 @@ pub async fn issue(
 /// several user-assigned identities.
 pub async fn imds(State(shared): State<Arc<Shared>>, headers: HeaderMap, Query(query): Query<HashMap<String, String>>) -> Response {
     let response = imds_token(&shared, &headers, &query);
-    shared.record("GET", "/metadata/identity/oauth2/token", "Token", response.status().as_u16());
+    shared.record("GET", "/metadata/identity/oauth2/token", "Token", response.status().as_u16(), None);
     response
 }
 

@@ -21,7 +21,7 @@ use azure_core::auth::TokenCredential;
 use azure_core::{HttpClient, RetryOptions, TransportOptions, Url};
 
 pub use lro::LroSettings;
-pub use transport::{ArmObserver, classify, parse_failure, resource_type};
+pub use transport::{ArmObserver, WriteFence, classify, parse_failure, resource_type};
 
 use self::raw::RawArm;
 use self::transport::ArmTransport;
@@ -45,6 +45,8 @@ pub struct ArmClientConfig {
     pub lro: LroSettings,
     /// Told about every request (for metrics).
     pub observer: Option<Arc<dyn ArmObserver>>,
+    /// Consulted before every write; `None` writes unconditionally.
+    pub fence: Option<Arc<dyn WriteFence>>,
 }
 
 /// Why the client could not be built.
@@ -94,7 +96,7 @@ impl ArmClient {
     /// Builds the clients for `config`, authenticating with `credential`.
     pub fn new(config: &ArmClientConfig, credential: Arc<dyn TokenCredential>) -> Result<Self, ClientError> {
         let http = http_client(config.extra_ca.as_ref(), config.request_timeout)?;
-        let transport = Arc::new(ArmTransport::new(http, config.observer.clone()));
+        let transport = Arc::new(ArmTransport::new(http, config.observer.clone(), config.fence.clone()));
         let scopes = [config.scope.as_str()];
         // Retries are the controller's: it requeues with the server's delay instead of
         // sleeping inside a call.

@@ -26,6 +26,14 @@ pub trait ArmObserver: Send + Sync + std::fmt::Debug {
     fn observe(&self, method: &str, resource: &'static str, status: u16, seconds: f64);
 }
 
+/// Decides whether this process may still write to Azure. Consulted before every request
+/// that changes something (anything but GET and HEAD), so a replica that lost leadership
+/// while paused cannot write before it notices.
+pub trait WriteFence: Send + Sync + std::fmt::Debug {
+    /// `Err` with the reason when writing is no longer allowed.
+    fn may_write(&self) -> Result<(), String>;
+}
+
 /// The resource type an ARM path is about, as a metric label.
 pub fn resource_type(path: &str) -> &'static str {
     let p = path.to_ascii_lowercase();
@@ -54,13 +62,25 @@ pub fn resource_type(path: &str) -> &'static str {
 pub struct ArmTransport {
     http: Arc<dyn HttpClient>,
     observer: Option<Arc<dyn ArmObserver>>,
+    fence: Option<Arc<dyn WriteFence>>,
     throttled_until: Mutex<HashMap<String, Instant>>,
 }
 
 impl ArmTransport {
-    /// A transport over `http`, reporting each request to `observer`.
-    pub fn new(http: Arc<dyn HttpClient>, observer: Option<Arc<dyn ArmObserver>>) -> Self {
-        ArmTransport { http, observer, throttled_until: Mutex::default() }
+    /// A transport over `http`, reporting each request to `observer` and sending writes
+    /// only while `fence` allows them.
+    pub fn new(http: Arc<dyn HttpClient>, observer: Option<Arc<dyn ArmObserver>>, fence: Option<Arc<dyn WriteFence>>) -> Self {
+        ArmTransport { http, observer, fence, throttled_until: Mutex::default() }
+    }
+
+    /// Refuses a write the fence does not allow, as a transient failure: by the time it
+    /// would be retried, this process has stepped down.
+    fn fenced(&self, method: &str) -> Option<ArmFailure> {
+        if matches!(method, "GET" | "HEAD") {
+            return None;
+        }
+        let reason = self.fence.as_ref()?.may_write().err()?;
+        Some(ArmFailure { status: 503, code: "NotLeader".to_owned(), message: format!("not sent: {reason}"), retry_after: None })
     }
 
     /// The remaining wait for `path`, if a 429 covers it.
@@ -96,6 +116,10 @@ impl Policy for ArmTransport {
         let method = request.method().to_string();
         let path = request.url().path().to_owned();
         let scope = path.to_ascii_lowercase();
+        if let Some(failure) = self.fenced(&method) {
+            tracing::warn!(%method, %path, "write refused: {}", failure.message);
+            return Err(failure_error(azure_core::StatusCode::ServiceUnavailable, failure));
+        }
         if let Some(wait) = self.throttled(&scope) {
             let failure = ArmFailure {
                 status: 429,
