@@ -145,10 +145,13 @@ impl LabelSelector {
 }
 
 /// One requirement of a label selector.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(self.operator == 'In' || self.operator == 'NotIn') == (has(self.values) && size(self.values) > 0)").message("values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist"))]
 pub struct LabelSelectorRequirement {
-    /// The label key.
+    /// The label key: an optional DNS-subdomain prefix and `/`, then a name of at most 63
+    /// characters.
+    #[schemars(length(min = 1, max = 317), regex(pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"))]
     pub key: String,
     /// How the label's value relates to `values`.
     pub operator: LabelSelectorOperator,

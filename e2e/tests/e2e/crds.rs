@@ -80,6 +80,11 @@ async fn the_server_rejects_invalid_bindings_naming_the_field() {
         &binding("    name: app\n    resourceGroup: rg", "  keyVault:\n    resourceId: /subscriptions/s/vaults/x\n"),
         &["spec.keyVault.resourceId"],
     );
+    let nodes = |expression: &str| binding("    name: app\n    resourceGroup: rg", &format!("  nodes:\n    matchExpressions:\n      - {expression}\n"));
+    assert_rejected(&ns, &nodes("{key: pool, operator: Matches, values: [a]}"), &["spec.nodes.matchExpressions[0].operator", "Unsupported value"]);
+    assert_rejected(&ns, &nodes("{key: pool, operator: In}"), &["spec.nodes.matchExpressions[0]", "values must be non-empty for In"]);
+    assert_rejected(&ns, &nodes("{key: pool, operator: Exists, values: [a]}"), &["spec.nodes.matchExpressions[0]", "empty for Exists"]);
+    assert_rejected(&ns, &nodes("{key: 'bad key!', operator: Exists}"), &["spec.nodes.matchExpressions[0].key", "should match"]);
 }
 
 #[tokio::test]
