@@ -6,8 +6,10 @@
 //! - [`AzureError`]: the error classes the controller decides retries on.
 //! - [`cloud`], [`credential`]: where to talk to and as whom.
 
+#[cfg(feature = "client")]
 pub mod client;
 pub mod cloud;
+#[cfg(feature = "client")]
 pub mod credential;
 pub mod error;
 pub mod identity_patch;
@@ -16,11 +18,14 @@ pub mod model;
 pub mod port;
 pub mod roles;
 
+#[cfg(feature = "client")]
 pub use client::{ArmClient, ArmClientConfig, LroSettings};
 pub use cloud::Cloud;
+#[cfg(feature = "client")]
 pub use credential::{CredentialConfig, build_credential};
 pub use error::AzureError;
 pub use ids::{ComputeId, GroupResourceId, IdentityId, NodeLocation, ResourceKind, VaultId};
 pub use port::Arm;
 /// The credential trait the clients authenticate with.
+#[cfg(feature = "client")]
 pub use azure_core::auth::TokenCredential;
