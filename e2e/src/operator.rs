@@ -65,7 +65,7 @@ impl Scenario {
     pub async fn start_in(ns: TestNamespace, client: kube::Client, seed: Seed, adjust: impl FnOnce(&mut ControllerConfig)) -> Scenario {
         let sim = Simulator::start(&seed, "127.0.0.1:0".parse().expect("addr")).await.expect("simulator starts");
         let endpoint: url::Url = sim.url.parse().expect("url");
-        let http = http_client(None, Duration::from_secs(10)).expect("http client");
+        let http = http_client(None, Duration::from_secs(5)).expect("http client");
         let credential = build_credential(
             &CredentialConfig::ClientSecret { tenant_id: TENANT.into(), client_id: "kvbind-operator".into(), secret: "test-only-secret".into() },
             &endpoint,
@@ -77,8 +77,9 @@ impl Scenario {
                 endpoint,
                 scope: format!("{}/.default", sim.url),
                 extra_ca: None,
-                request_timeout: Duration::from_secs(10),
-                lro: LroSettings { poll_interval: Duration::from_millis(100), max_poll_interval: Duration::from_secs(1), deadline: Duration::from_secs(30) },
+                // Short, so the fault tests' timeouts and endless operations end quickly.
+                request_timeout: Duration::from_secs(5),
+                lro: LroSettings { poll_interval: Duration::from_millis(100), max_poll_interval: Duration::from_secs(1), deadline: Duration::from_secs(10) },
                 observer: Some(telemetry.metrics.clone()),
                 fence: None,
             },

@@ -46,6 +46,11 @@ pub enum Fault {
     },
     /// Answer 409 as Compute does for a concurrent write.
     Conflict,
+    /// Drop the connection before the request has any effect (the client sees a reset).
+    Reset,
+    /// Carry the request out, then drop the connection before the answer is complete:
+    /// the change is made and the client does not know it.
+    ResponseLost,
     /// Accept a VMSS/VM update but end its operation `Failed`, leaving the resource as it was.
     LroFail,
     /// Accept a VMSS/VM update whose operation never ends.
@@ -60,7 +65,7 @@ pub enum Fault {
 impl Fault {
     /// True for faults decided before the request runs (the others shape its effect).
     pub fn is_immediate(&self) -> bool {
-        matches!(self, Fault::Throttle { .. } | Fault::Error { .. } | Fault::Conflict)
+        matches!(self, Fault::Throttle { .. } | Fault::Error { .. } | Fault::Conflict | Fault::Reset)
     }
 
     /// The wait a latency fault asks for.

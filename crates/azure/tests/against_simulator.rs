@@ -351,3 +351,17 @@ async fn a_closed_fence_stops_writes_but_not_reads() {
     assert!(arm.get_identity(&uami).await.expect("reads go on").is_some(), "the identity was not deleted");
     assert_eq!(sim.counters().by_operation.get("UserAssignedIdentities_Delete"), None, "the delete never reached ARM");
 }
+
+#[tokio::test]
+async fn dropped_connections_are_transient_and_a_lost_answer_leaves_the_change_made() {
+    let sim = sim(&["*"]).await;
+    let arm = client(&sim, secret_credential()).await;
+    let uami = id(ResourceKind::UserAssignedIdentity, "rg-identities", "app-reader");
+    let rule = |operation: &str, fault| FaultRule { operation: operation.into(), path_contains: None, fault, count: Some(1) };
+    sim.set_faults(vec![rule("UserAssignedIdentities_Get", Fault::Reset), rule("UserAssignedIdentities_CreateOrUpdate", Fault::ResponseLost)]);
+    let reset = arm.get_identity(&uami).await.expect_err("a reset fails the call");
+    assert!(matches!(reset, AzureError::Transient { .. }), "{reset:?}");
+    let lost = arm.create_or_update_identity(&uami, "eastus", &BTreeMap::new()).await.expect_err("a lost answer fails the call");
+    assert!(lost.is_retryable(), "{lost:?}");
+    assert!(arm.get_identity(&uami).await.expect("get").is_some(), "the PUT took effect although its answer was lost");
+}

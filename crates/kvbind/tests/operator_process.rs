@@ -36,15 +36,19 @@ fn replica(name: &str, ns: &TestNamespace, sim: &Simulator, kubeconfig: &std::pa
     (child, port)
 }
 
-/// A simulator seeded with `rest` and an Azure client per replica name, so its request
-/// log tells the replicas apart.
-async fn simulator_for(replicas: &[&str], rest: &str) -> Simulator {
-    let mut world = seed(rest);
+/// `world` with an Azure client per replica name (each replica signs in as its name), so
+/// the simulator's request log tells the replicas apart.
+fn with_replicas(mut world: kvbind_arm_sim::Seed, replicas: &[&str]) -> kvbind_arm_sim::Seed {
     let operator = world.clients[0].clone();
     for name in replicas {
         world.clients.push(kvbind_arm_sim::ClientSeed { client_id: (*name).to_owned(), ..operator.clone() });
     }
-    Simulator::start(&world, "127.0.0.1:0".parse().expect("addr")).await.expect("sim")
+    world
+}
+
+/// A simulator seeded with `rest` and a client per replica.
+async fn simulator_for(replicas: &[&str], rest: &str) -> Simulator {
+    Simulator::start(&with_replicas(seed(rest), replicas), "127.0.0.1:0".parse().expect("addr")).await.expect("sim")
 }
 
 async fn get(port: u16, path: &str) -> Option<(u16, String)> {
@@ -225,7 +229,7 @@ async fn doctor_prints_the_role_assignments_that_would_fix_missing_permissions()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_killed_at_every_write_recovers_without_duplicates_or_losses() {
     let ns = TestNamespace::new("kill").await;
-    let mut world = seed(&cluster(&["pool-a-vmss", "pool-b-vmss"], &[], false));
+    let mut world = with_replicas(seed(&cluster(&["pool-a-vmss", "pool-b-vmss"], &[], false)), &["solo"]);
     world.lro = Some(kvbind_arm_sim::seed::LroSeed { duration_ms: 300, retry_after_seconds: 0 });
     let sim = Simulator::start(&world, "127.0.0.1:0".parse().expect("addr")).await.expect("sim");
     let before = sim.snapshot();
@@ -304,9 +308,9 @@ async fn an_operator_killed_at_every_write_recovers_without_duplicates_or_losses
     assert_eq!(sim.snapshot()["vaults"], before["vaults"], "every grant kvbind made is gone, the rest stays");
 }
 
-/// The API server is SIGKILLed and restarted between two bindings: the watches come back
-/// within seconds (see `watch_backoff`), the second binding is reconciled and nothing is
-/// created twice.
+/// The API server is SIGKILLed and restarted while a binding is being reconciled: the
+/// watches come back within seconds (see `watch_backoff`), the interrupted binding and one
+/// created after the restart are reconciled, and nothing is created twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_carries_on_after_the_api_server_crashes() {
     // A control plane of its own: restarting the shared one would disturb other tests.
@@ -344,18 +348,29 @@ async fn the_operator_carries_on_after_the_api_server_crashes() {
     let wait = |plane: &kvbind_local_cluster::ControlPlane, name: &str| {
         plane.kubectl().args(["wait", "-n", ns, "--for=condition=Ready", &format!("identitybinding/{name}"), "--timeout=60s"]).output().expect("kubectl")
     };
+    // The second binding's first ARM read is slow, so its reconcile is in flight while
+    // the API server goes down and its status write meets the restarted server.
+    sim.set_faults(vec![kvbind_arm_sim::FaultRule {
+        operation: "UserAssignedIdentities_Get".into(),
+        path_contains: Some("two-reader".into()),
+        fault: kvbind_arm_sim::Fault::Latency { min_ms: 2000, max_ms: 2000 },
+        count: Some(1),
+    }]);
     let plane = tokio::task::spawn_blocking(move || {
         let out = wait(&plane, "one");
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        plane.restart_apiserver().expect("the API server comes back");
         apply(&plane, format!("{}\n---\n{}", class("two", &[("signing", "key", 0)]), binding("two", "two-reader", &["two"], "")));
-        let out = wait(&plane, "two");
-        assert!(out.status.success(), "the operator relisted after the restart: {}", String::from_utf8_lossy(&out.stderr));
+        plane.restart_apiserver().expect("the API server comes back");
+        apply(&plane, format!("{}\n---\n{}", class("three", &[("tls", "cert", 0)]), binding("three", "three-reader", &["three"], "")));
+        for name in ["two", "three"] {
+            let out = wait(&plane, name);
+            assert!(out.status.success(), "{name} reconciled after the restart: {}", String::from_utf8_lossy(&out.stderr));
+        }
         plane
     })
     .await
     .expect("the checks run");
-    assert_eq!(sim.counters().by_operation.get("UserAssignedIdentities_CreateOrUpdate"), Some(&2), "each identity created once");
+    assert_eq!(sim.counters().by_operation.get("UserAssignedIdentities_CreateOrUpdate"), Some(&3), "each identity created once");
     operator.kill().await.ok();
     drop(plane);
 }

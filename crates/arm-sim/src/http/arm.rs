@@ -178,6 +178,9 @@ async fn serve(
         if writes { "x-ms-ratelimit-remaining-subscription-writes" } else { "x-ms-ratelimit-remaining-subscription-reads" },
         if writes { "1199" } else { "11999" },
     );
+    if faults.contains(&Fault::ResponseLost) {
+        return broken();
+    }
     if route.provider == Provider::Compute {
         set_header(&mut response, "x-ms-ratelimit-remaining-resource", "Microsoft.Compute/VMScaleSetUpdate3Min;239,Microsoft.Compute/VMScaleSetUpdate30Min;1199");
     }
@@ -291,11 +294,19 @@ fn injected(fault: &Fault, provider: Provider) -> Response {
             response
         }
         Fault::Conflict => error(&ArmError::new(409, "Conflict", "The request failed due to conflict with a concurrent request."), None),
+        Fault::Reset => broken(),
         Fault::Error { status, code } => {
             error(&ArmError::new(*status, code.clone(), "An injected failure."), None)
         }
         _ => error(&ArmError::new(500, "InternalServerError", "An unexpected fault."), None),
     }
+}
+
+/// A response whose body fails at once: the server aborts the connection mid-answer, which
+/// the client sees as a reset or an incomplete message.
+fn broken() -> Response {
+    let failing = futures::stream::once(async { Err::<Bytes, std::io::Error>(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected reset")) });
+    Response::new(axum::body::Body::from_stream(failing))
 }
 
 /// A Compute write that started a long-running operation: the resource body plus the
