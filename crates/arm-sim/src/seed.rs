@@ -87,6 +87,22 @@ pub struct IdentitySeed {
     /// A fixed principal ID (random when absent).
     #[serde(default)]
     pub principal_id: Option<String>,
+    /// Federated identity credentials it already has (someone else's, for tests of what
+    /// kvbind leaves alone).
+    #[serde(default)]
+    pub federated_credentials: Vec<FederatedCredentialSeed>,
+}
+
+/// A federated identity credential present at start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FederatedCredentialSeed {
+    /// The name.
+    pub name: String,
+    /// The issuer URL.
+    pub issuer: String,
+    /// The subject.
+    pub subject: String,
 }
 
 /// A VM scale set or VM and its identity block.

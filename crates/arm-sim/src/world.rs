@@ -12,6 +12,8 @@ use uuid::Uuid;
 
 use crate::seed::{ComputeSeed, LroSeed, Seed};
 
+pub mod federated;
+
 /// An ARM error to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArmError {
@@ -53,6 +55,9 @@ pub struct IdentityResource {
     pub client_id: String,
     /// Principal ID.
     pub principal_id: String,
+    /// Federated identity credentials by lowercase name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub federated_credentials: BTreeMap<String, federated::FederatedCredentialResource>,
 }
 
 /// A VM scale set or VM.
@@ -217,6 +222,19 @@ impl World {
                         tags: id.tags.iter().map(|(k, v)| (k.clone(), json!(v))).collect(),
                         client_id: id.client_id.clone().unwrap_or_else(guid),
                         principal_id: principal,
+                        federated_credentials: id
+                            .federated_credentials
+                            .iter()
+                            .map(|c| {
+                                let credential = federated::FederatedCredentialResource {
+                                    name: c.name.clone(),
+                                    issuer: c.issuer.clone(),
+                                    subject: c.subject.clone(),
+                                    audiences: vec!["api://AzureADTokenExchange".to_owned()],
+                                };
+                                (c.name.to_ascii_lowercase(), credential)
+                            })
+                            .collect(),
                     };
                     self.identities.insert(identity_key(&sub.id, &rg.name, &id.name), resource);
                 }
@@ -316,6 +334,7 @@ impl World {
                     tags,
                     client_id: guid(),
                     principal_id: principal,
+                    federated_credentials: BTreeMap::new(),
                 };
                 self.identities.insert(k, created.clone());
                 (201, created)

@@ -65,7 +65,8 @@ fn modelled(operation: &str, path: &str) -> bool {
             || path.starts_with("/identity")
             || path.starts_with("/sku/");
     }
-    !matches!(path, "/properties/hsmPoolResourceId")
+    // One page holds every credential of an identity (at most 20), so no nextLink.
+    !matches!(path, "/properties/hsmPoolResourceId" | "/nextLink")
 }
 
 fn seed_for(example: &Example, identity_ids: &[String]) -> Seed {
@@ -84,6 +85,13 @@ fn seed_for(example: &Example, identity_ids: &[String]) -> Seed {
     let identity_names: Vec<Value> = identity_ids.iter().map(|id| json!({"name": id.rsplit('/').next().unwrap_or_default()})).collect();
     let mut group = json!({"name": rg, "identities": identity_names});
     let op = example.operation.as_str();
+    if op.starts_with("FederatedIdentityCredentials") {
+        let mut parent = json!({"name": s(p, "resourceName")});
+        if op != "FederatedIdentityCredentials_CreateOrUpdate" {
+            parent["federatedCredentials"] = json!([{"name": "ficResourceName", "issuer": "https://oidc.prod-aks.azure.com/TenantGUID/IssuerGUID", "subject": "system:serviceaccount:ns:svcaccount"}]);
+        }
+        group["identities"].as_array_mut().expect("array").push(parent);
+    }
     if op.starts_with("UserAssignedIdentities") && !op.ends_with("CreateOrUpdate") {
         group["identities"].as_array_mut().expect("array").push(json!({"name": s(p, "resourceName"), "tags": {"key1": "value1", "key2": "value2"}}));
     }
@@ -112,6 +120,7 @@ fn request(example: &Example) -> (reqwest::Method, String, Option<Value>) {
     let group = format!("/subscriptions/{sub}/resourceGroups/{rg}/providers");
     let body = p.get("parameters").cloned();
     let ra = format!("/{}/providers/Microsoft.Authorization/roleAssignments", s(p, "scope"));
+    let fic = format!("{group}/Microsoft.ManagedIdentity/userAssignedIdentities/{}/federatedIdentityCredentials", s(p, "resourceName"));
     use reqwest::Method as M;
     match example.operation.as_str() {
         "UserAssignedIdentities_CreateOrUpdate" => (M::PUT, format!("{group}/Microsoft.ManagedIdentity/userAssignedIdentities/{}", s(p, "resourceName")), body),
@@ -129,6 +138,10 @@ fn request(example: &Example) -> (reqwest::Method, String, Option<Value>) {
         "RoleAssignments_Get" => (M::GET, format!("{ra}/{}", s(p, "roleAssignmentName")), None),
         "RoleAssignments_Delete" => (M::DELETE, format!("{ra}/{}", s(p, "roleAssignmentName")), None),
         "RoleAssignments_ListForScope" => (M::GET, ra, None),
+        "FederatedIdentityCredentials_CreateOrUpdate" => (M::PUT, format!("{fic}/{}", s(p, "federatedIdentityCredentialResourceName")), body),
+        "FederatedIdentityCredentials_Get" => (M::GET, format!("{fic}/{}", s(p, "federatedIdentityCredentialResourceName")), None),
+        "FederatedIdentityCredentials_Delete" => (M::DELETE, format!("{fic}/{}", s(p, "federatedIdentityCredentialResourceName")), None),
+        "FederatedIdentityCredentials_List" => (M::GET, fic, None),
         other => panic!("no request for {other}"),
     }
 }
@@ -147,7 +160,7 @@ fn real_identity_keys(body: &mut Value, real: &str) -> Option<String> {
 #[tokio::test]
 async fn every_spec_example_replays_against_the_simulator() {
     let examples = examples();
-    assert!(examples.len() >= 21, "fixtures missing: {}", examples.len());
+    assert!(examples.len() >= 25, "fixtures missing: {}", examples.len());
     let http = reqwest::Client::new();
     for example in &examples {
         let real = format!(

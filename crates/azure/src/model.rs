@@ -5,6 +5,23 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ids::{IdentityId, VaultId};
 
+/// A federated identity credential: tokens from `issuer` about `subject`, for one of
+/// `audiences`, are exchanged for tokens of the identity it belongs to (workload identity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederatedCredential {
+    /// Its name under the identity.
+    pub name: String,
+    /// The OIDC issuer URL of the cluster.
+    pub issuer: String,
+    /// `system:serviceaccount:<namespace>:<name>`.
+    pub subject: String,
+    /// The audiences (workload identity uses `api://AzureADTokenExchange`).
+    pub audiences: Vec<String>,
+}
+
+/// The audience Azure AD expects for workload identity token exchange.
+pub const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
+
 /// A user-assigned managed identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {

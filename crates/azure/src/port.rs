@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use crate::error::AzureError;
 use crate::ids::{ComputeId, IdentityId, VaultId};
-use crate::model::{AccessPolicy, AccessPolicyOp, ComputeIdentity, Identity, IdentityChange, RoleAssignment, Vault};
+use crate::model::{AccessPolicy, FederatedCredential, AccessPolicyOp, ComputeIdentity, Identity, IdentityChange, RoleAssignment, Vault};
 
 /// What kvbind asks of Azure Resource Manager.
 #[async_trait]
@@ -25,6 +25,15 @@ pub trait Arm: Send + Sync {
 
     /// Deletes a user-assigned identity; success when it is already gone.
     async fn delete_identity(&self, id: &IdentityId) -> Result<(), AzureError>;
+
+    /// Reads one federated identity credential of an identity; `None` when it does not exist.
+    async fn get_federated_credential(&self, identity: &IdentityId, name: &str) -> Result<Option<FederatedCredential>, AzureError>;
+
+    /// Creates or replaces a federated identity credential of an identity.
+    async fn put_federated_credential(&self, identity: &IdentityId, credential: &FederatedCredential) -> Result<(), AzureError>;
+
+    /// Deletes a federated identity credential; success when it is already gone.
+    async fn delete_federated_credential(&self, identity: &IdentityId, name: &str) -> Result<(), AzureError>;
 
     /// Reads the identity block of a VM scale set or VM.
     async fn get_compute_identity(&self, target: &ComputeId) -> Result<ComputeIdentity, AzureError>;

@@ -365,3 +365,27 @@ async fn dropped_connections_are_transient_and_a_lost_answer_leaves_the_change_m
     assert!(lost.is_retryable(), "{lost:?}");
     assert!(arm.get_identity(&uami).await.expect("get").is_some(), "the PUT took effect although its answer was lost");
 }
+
+#[tokio::test]
+async fn federated_credentials_are_created_read_replaced_and_deleted() {
+    let sim = sim(&["*"]).await;
+    let arm = client(&sim, secret_credential()).await;
+    let uami = id(ResourceKind::UserAssignedIdentity, "rg-identities", "app-reader");
+    arm.create_or_update_identity(&uami, "eastus", &BTreeMap::new()).await.expect("identity");
+    let credential = kvbind_azure::model::FederatedCredential {
+        name: "kvbind-team-a-app".into(),
+        issuer: "https://oidc.prod-aks.azure.com/tenant/issuer/".into(),
+        subject: "system:serviceaccount:team-a:app".into(),
+        audiences: vec![kvbind_azure::model::TOKEN_EXCHANGE_AUDIENCE.into()],
+    };
+    assert_eq!(arm.get_federated_credential(&uami, &credential.name).await.expect("get"), None);
+    arm.put_federated_credential(&uami, &credential).await.expect("create");
+    assert_eq!(arm.get_federated_credential(&uami, &credential.name).await.expect("get"), Some(credential.clone()));
+    arm.put_federated_credential(&uami, &credential).await.expect("a repeat PUT replaces");
+    let plain_http = kvbind_azure::model::FederatedCredential { name: "other".into(), issuer: "http://issuer".into(), ..credential.clone() };
+    let refused = arm.put_federated_credential(&uami, &plain_http).await.expect_err("an HTTP issuer is refused");
+    assert!(matches!(refused, AzureError::Invalid { .. }), "{refused:?}");
+    arm.delete_federated_credential(&uami, &credential.name).await.expect("delete");
+    arm.delete_federated_credential(&uami, &credential.name).await.expect("deleting twice succeeds");
+    assert_eq!(arm.get_federated_credential(&uami, &credential.name).await.expect("get"), None);
+}

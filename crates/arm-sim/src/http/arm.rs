@@ -101,6 +101,12 @@ async fn serve(
             })
         }
         (Target::Identity { sub, rg, name }, "DELETE") => world.delete_identity(sub, rg, name).map(empty),
+        (Target::FederatedCredential { sub, rg, identity, name }, "GET") => world.get_federated_credential(sub, rg, identity, name).map(ok),
+        (Target::FederatedCredential { sub, rg, identity, name }, "PUT") => {
+            world.put_federated_credential(sub, rg, identity, name, &json).map(|(s, b)| with_status(s, b))
+        }
+        (Target::FederatedCredential { sub, rg, identity, name }, _) => world.delete_federated_credential(sub, rg, identity, name).map(empty),
+        (Target::FederatedCredentials { sub, rg, identity }, _) => world.list_federated_credentials(sub, rg, identity).map(ok),
         (Target::Compute { path, .. }, "GET") => world.get_compute(path).map(ok),
         (Target::Compute { path, sub, .. }, "PATCH") => {
             if let Err(e) = check_assign(&caller, &json) {

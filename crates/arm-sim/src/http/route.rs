@@ -43,6 +43,10 @@ impl Provider {
 pub enum Target {
     /// A user-assigned identity.
     Identity { sub: String, rg: String, name: String },
+    /// One federated identity credential of an identity.
+    FederatedCredential { sub: String, rg: String, identity: String, name: String },
+    /// The federated identity credentials of an identity.
+    FederatedCredentials { sub: String, rg: String, identity: String },
     /// A VM scale set or VM, by its path.
     Compute { path: String, sub: String, kind: &'static str },
     /// A Compute long-running operation.
@@ -146,6 +150,29 @@ pub fn route(method: &str, path: &str) -> Result<Route, ArmError> {
                 operation,
                 provider: Provider::ManagedIdentity,
                 action: format!("Microsoft.ManagedIdentity/userAssignedIdentities/{verb}"),
+                target,
+            })
+        }
+        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.managedidentity", "userassignedidentities", _, "federatedidentitycredentials", rest @ ..]
+            if rest.len() <= 1 =>
+        {
+            let (operation, verb, target) = match (m, rest.first()) {
+                ("GET", None) => ("FederatedIdentityCredentials_List", "read", Target::FederatedCredentials { sub: own(1), rg: own(3), identity: own(7) }),
+                (method, Some(_)) => {
+                    let target = Target::FederatedCredential { sub: own(1), rg: own(3), identity: own(7), name: own(9) };
+                    match method {
+                        "GET" => ("FederatedIdentityCredentials_Get", "read", target),
+                        "PUT" => ("FederatedIdentityCredentials_CreateOrUpdate", "write", target),
+                        "DELETE" => ("FederatedIdentityCredentials_Delete", "delete", target),
+                        _ => return Err(unsupported()),
+                    }
+                }
+                _ => return Err(unsupported()),
+            };
+            Ok(Route {
+                operation,
+                provider: Provider::ManagedIdentity,
+                action: format!("Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/{verb}"),
                 target,
             })
         }

@@ -4,6 +4,7 @@
 //! the generated code (see also the crate README).
 
 mod compute;
+mod federated_credentials;
 mod identities;
 mod lro;
 mod raw;
@@ -27,7 +28,7 @@ use self::raw::RawArm;
 use self::transport::ArmTransport;
 use crate::error::AzureError;
 use crate::ids::{ComputeId, IdentityId, VaultId};
-use crate::model::{AccessPolicy, AccessPolicyOp, ComputeIdentity, Identity, IdentityChange, RoleAssignment, Vault};
+use crate::model::{AccessPolicy, AccessPolicyOp, ComputeIdentity, FederatedCredential, Identity, IdentityChange, RoleAssignment, Vault};
 use crate::port::Arm;
 
 /// How to reach ARM.
@@ -140,6 +141,18 @@ impl Arm for ArmClient {
 
     async fn delete_identity(&self, id: &IdentityId) -> Result<(), AzureError> {
         self.remove_identity(id).await
+    }
+
+    async fn get_federated_credential(&self, identity: &IdentityId, name: &str) -> Result<Option<FederatedCredential>, AzureError> {
+        self.read_federated_credential(identity, name).await
+    }
+
+    async fn put_federated_credential(&self, identity: &IdentityId, credential: &FederatedCredential) -> Result<(), AzureError> {
+        self.write_federated_credential(identity, credential).await
+    }
+
+    async fn delete_federated_credential(&self, identity: &IdentityId, name: &str) -> Result<(), AzureError> {
+        self.remove_federated_credential(identity, name).await
     }
 
     async fn get_compute_identity(&self, target: &ComputeId) -> Result<ComputeIdentity, AzureError> {
