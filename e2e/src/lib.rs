@@ -60,10 +60,30 @@ fn install_crds(plane: &ControlPlane) -> Result<(), kvbind_local_cluster::Contro
         "--for=condition=Established",
         "--timeout=60s",
         "crd/identitybindings.kvbind.io",
+        "crd/bindingpolicies.kvbind.io",
         "crd/secretproviderclasses.secrets-store.csi.x-k8s.io",
     ])?;
+    let policy = std::env::temp_dir().join(format!("kvbind-e2e-policy-{}.yaml", std::process::id()));
+    std::fs::write(&policy, TEST_POLICY).map_err(|e| kvbind_local_cluster::ControlPlaneError::Write { what: "the test policy", source: e })?;
+    plane.kubectl_ok(&["apply", "--server-side", "-f", &policy.to_string_lossy()])?;
     Ok(())
 }
+
+/// Allows everything in the namespaces of [`TestNamespace::new`]: tests that are not
+/// about policies run as on a single-tenant cluster. Policy tests make namespaces this
+/// does not select ([`TestNamespace::unpoliced`]).
+const TEST_POLICY: &str = "apiVersion: kvbind.io/v1alpha1
+kind: BindingPolicy
+metadata:
+  name: e2e-allow-all
+spec:
+  namespaceSelector:
+    matchLabels:
+      kvbind.io/test: \"true\"
+  vaults: [\"*\"]
+  identityResourceGroups: [\"*\"]
+  adoptableIdentities: [\"*\"]
+";
 
 /// A client for the shared control plane, made for the calling test's runtime.
 pub async fn admin_client() -> Client {
@@ -102,10 +122,19 @@ pub struct TestNamespace {
 impl TestNamespace {
     /// Creates `<prefix>-<random>`.
     pub async fn new(prefix: &str) -> Self {
+        Self::labelled(prefix, "kvbind.io/test").await
+    }
+
+    /// A fresh namespace that the tests' allow-all BindingPolicy does not select.
+    pub async fn unpoliced(prefix: &str) -> Self {
+        Self::labelled(prefix, "kvbind.io/policy-test").await
+    }
+
+    async fn labelled(prefix: &str, label: &str) -> Self {
         let client = admin_client().await;
         let name = format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let namespace: Namespace = serde_json::from_value(serde_json::json!({
-            "metadata": { "name": name, "labels": { "kvbind.io/test": "true" } }
+            "metadata": { "name": name, "labels": { label: "true" } }
         }))
         .expect("namespace literal");
         Api::<Namespace>::all(client.clone())

@@ -32,6 +32,7 @@ use crate::condition::Condition;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.mode) && self.mode == 'WorkloadIdentity') == has(self.serviceAccount)").message("spec.serviceAccount is required with mode WorkloadIdentity and only then"))]
 pub struct IdentityBindingSpec {
     /// The user-assigned managed identity: either created by kvbind (`name` and
     /// `resourceGroup`) or an existing one adopted by `resourceId`.
@@ -39,6 +40,18 @@ pub struct IdentityBindingSpec {
 
     /// The SecretProviderClasses in this namespace that use the identity.
     pub secret_provider_classes: SecretProviderClassSelector,
+
+    /// How pods get the identity's tokens. `VMManagedIdentity` (the default) attaches the
+    /// identity to the nodes' VM scale sets or VMs, so every pod on those nodes can get its
+    /// tokens from IMDS. `WorkloadIdentity` attaches nothing: kvbind federates the identity
+    /// with `serviceAccount`, so only pods running as that ServiceAccount get its tokens.
+    #[serde(default)]
+    pub mode: IdentityMode,
+
+    /// The ServiceAccount in this namespace whose pods use the identity, with
+    /// `mode: WorkloadIdentity`. kvbind annotates it with the identity's client ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<ServiceAccountRef>,
 
     /// Which nodes must be able to use the identity. The VM scale sets and VMs are found
     /// from these nodes' `spec.providerID`. Empty selects every node.
@@ -185,6 +198,36 @@ pub struct KeyVaultRef {
     pub resource_id: String,
 }
 
+/// How pods get the identity's tokens.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum IdentityMode {
+    /// Attached to the nodes' VM scale sets or VMs; any pod there can use it.
+    #[default]
+    #[serde(rename = "VMManagedIdentity")]
+    VmManagedIdentity,
+    /// Federated with one ServiceAccount; only its pods can use it.
+    WorkloadIdentity,
+}
+
+impl IdentityMode {
+    /// The name as written in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityMode::VmManagedIdentity => "VMManagedIdentity",
+            IdentityMode::WorkloadIdentity => "WorkloadIdentity",
+        }
+    }
+}
+
+/// A ServiceAccount in the binding's namespace.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccountRef {
+    /// The ServiceAccount's name.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"))]
+    pub name: String,
+}
+
 /// What deleting a binding does in Azure.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DeletionPolicy {
@@ -225,6 +268,11 @@ pub struct IdentityBindingStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<VaultGrantStatus>,
 
+    /// With `mode: WorkloadIdentity`, the federated credential and ServiceAccount kvbind
+    /// set up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_identity: Option<WorkloadIdentityStatus>,
+
     /// The SecretProviderClasses this binding serves and whether each carries the identity.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret_provider_classes: Vec<SecretProviderClassStatus>,
@@ -253,6 +301,20 @@ pub struct IdentityStatus {
     /// True when kvbind created the identity (and so may delete it).
     #[serde(default)]
     pub created_by_kvbind: bool,
+}
+
+/// The workload identity federation kvbind made for a binding.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadIdentityStatus {
+    /// The federated identity credential's name under the identity.
+    pub federated_credential: String,
+    /// The issuer it trusts (the cluster's OIDC issuer).
+    pub issuer: String,
+    /// The subject it trusts (`system:serviceaccount:<namespace>:<name>`).
+    pub subject: String,
+    /// The ServiceAccount annotated with the client ID.
+    pub service_account: String,
 }
 
 /// One VM scale set or VM that carries the identity.

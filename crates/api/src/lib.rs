@@ -10,12 +10,14 @@
 //!
 //! This crate does no I/O.
 
+pub mod binding_policy;
 pub mod condition;
 pub mod crdgen;
 pub mod identity_binding;
 pub mod objects;
 pub mod secret_provider_class;
 
+pub use binding_policy::{BindingPolicy, BindingPolicySpec};
 pub use condition::{Condition, ConditionStatus};
 pub use identity_binding::{
     DeletionPolicy, IdentityBinding, IdentityBindingSpec, IdentityBindingStatus, IdentitySpec,

@@ -23,6 +23,8 @@ pub struct ControllerConfig {
     pub namespace: Option<String>,
     /// Consider only Nodes with these labels (a label selector string).
     pub node_selector: Option<String>,
+    /// The cluster's OIDC issuer URL, which federated credentials trust (workload identity).
+    pub oidc_issuer: Option<String>,
 }
 
 impl Default for ControllerConfig {
@@ -36,6 +38,7 @@ impl Default for ControllerConfig {
             reporter: "kvbind".to_owned(),
             namespace: None,
             node_selector: None,
+            oidc_issuer: None,
         }
     }
 }

@@ -4,11 +4,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
-use kvbind_api::IdentityBinding;
+use kube::core::PartialObjectMeta;
+use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_api::secret_provider_class::SecretProviderClass;
 use kvbind_azure::{Arm, VaultId};
 
@@ -26,6 +27,10 @@ pub struct Caches {
     pub classes: Store<SecretProviderClass>,
     /// Every Node, stripped to labels and providerID.
     pub nodes: Store<Node>,
+    /// Every BindingPolicy.
+    pub policies: Store<BindingPolicy>,
+    /// Every Namespace's metadata, for the policies' namespace selectors.
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
     /// True once every cache has listed its objects.
     pub ready: tokio::sync::watch::Receiver<bool>,
 }
@@ -44,6 +49,10 @@ pub struct Context {
     pub classes: Store<SecretProviderClass>,
     /// Every Node, stripped to labels and providerID.
     pub nodes: Store<Node>,
+    /// Every BindingPolicy.
+    pub policies: Store<BindingPolicy>,
+    /// Every Namespace's metadata.
+    pub namespaces: Store<PartialObjectMeta<Namespace>>,
     /// The per-VM-scale-set writer.
     pub compute: ComputeBatcher,
     /// Identity blocks and vaults, read once per resync period.
@@ -68,7 +77,7 @@ pub struct Context {
 impl Context {
     /// Builds the context.
     pub fn new(client: Client, arm: Arc<dyn Arm>, config: ControllerConfig, caches: Caches, metrics: Arc<Metrics>) -> Arc<Self> {
-        let Caches { bindings, classes, nodes, ready: caches_ready } = caches;
+        let Caches { bindings, classes, nodes, policies, namespaces, ready: caches_ready } = caches;
         let recorder = Recorder::new(client.clone(), Reporter { controller: config.reporter.clone(), instance: None });
         let reads = Arc::new(ReadCache::new(config.resync));
         let compute = ComputeBatcher::new(arm.clone(), reads.clone(), config.batch_window);
@@ -79,6 +88,8 @@ impl Context {
             bindings,
             classes,
             nodes,
+            policies,
+            namespaces,
             compute,
             reads,
             recorder,

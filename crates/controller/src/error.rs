@@ -7,9 +7,11 @@ use kvbind_api::secret_provider_class::ParametersError;
 use kvbind_azure::AzureError;
 use kvbind_azure::ids::IdError;
 
-/// The four domain conditions a failure can belong to.
+/// The domain conditions a failure can belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Step {
+    /// `AllowedByPolicy`.
+    Policy,
     /// `IdentityReady`.
     Identity,
     /// `NodesAssigned`.
@@ -24,6 +26,7 @@ impl Step {
     /// The condition type.
     pub fn condition(self) -> &'static str {
         match self {
+            Step::Policy => "AllowedByPolicy",
             Step::Identity => "IdentityReady",
             Step::Nodes => "NodesAssigned",
             Step::Access => "AccessGranted",
@@ -32,7 +35,7 @@ impl Step {
     }
 
     /// Every step, in the order the reconciler takes them.
-    pub const ALL: [Step; 4] = [Step::Identity, Step::Nodes, Step::Access, Step::Classes];
+    pub const ALL: [Step; 5] = [Step::Policy, Step::Identity, Step::Nodes, Step::Access, Step::Classes];
 }
 
 /// When to look at a failed binding again.
@@ -75,11 +78,30 @@ pub enum BindingError {
         /// What is wrong.
         source: ParametersError,
     },
+    /// No BindingPolicy allows every part of the binding.
+    #[error("not allowed by policy: {0}")]
+    NotAllowedByPolicy(String),
+    /// Workload identity needs the cluster's OIDC issuer, which the operator was not given.
+    #[error("spec.mode: WorkloadIdentity needs the cluster's OIDC issuer URL, and the operator has none (--oidc-issuer-url; on AKS: az aks show --query oidcIssuerProfile.issuerUrl)")]
+    NoIssuer,
+    /// The ServiceAccount to federate does not exist.
+    #[error("spec.serviceAccount.name: ServiceAccount {0} does not exist in this namespace")]
+    ServiceAccountNotFound(String),
+    /// The ServiceAccount already names another client ID.
+    #[error("spec.serviceAccount.name: ServiceAccount {name} carries azure.workload.identity/client-id {found:?}, set by someone else; kvbind will not overwrite it")]
+    ServiceAccountConflict {
+        /// The ServiceAccount.
+        name: String,
+        /// The client ID it names.
+        found: String,
+    },
     /// A SecretProviderClass already names another identity.
-    #[error("SecretProviderClass {name}: spec.parameters.userAssignedIdentityID is {found:?}, set by someone else; kvbind will not overwrite it")]
+    #[error("SecretProviderClass {name}: spec.parameters.{parameter} is {found:?}, set by someone else; kvbind will not overwrite it")]
     IdentityConflict {
         /// The class.
         name: String,
+        /// The parameter that names it.
+        parameter: &'static str,
         /// The identity it names.
         found: String,
     },
@@ -152,8 +174,12 @@ impl BindingError {
     /// The condition this failure belongs to.
     pub fn step(&self) -> Step {
         match self {
+            BindingError::NotAllowedByPolicy(_) => Step::Policy,
             BindingError::InvalidIdentity(_) | BindingError::IdentityNotFound(_) => Step::Identity,
-            BindingError::InvalidNode { .. } => Step::Nodes,
+            BindingError::InvalidNode { .. }
+            | BindingError::NoIssuer
+            | BindingError::ServiceAccountNotFound(_)
+            | BindingError::ServiceAccountConflict { .. } => Step::Nodes,
             BindingError::VaultNotFound { .. } | BindingError::TenantMismatch { .. } => Step::Access,
             BindingError::ClassNotFound(_)
             | BindingError::NotAzure { .. }
@@ -168,6 +194,10 @@ impl BindingError {
     /// A CamelCase reason for conditions, Events and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
+            BindingError::NotAllowedByPolicy(_) => "NotAllowedByPolicy",
+            BindingError::NoIssuer => "OIDCIssuerNotConfigured",
+            BindingError::ServiceAccountNotFound(_) => "ServiceAccountNotFound",
+            BindingError::ServiceAccountConflict { .. } => "ServiceAccountConflict",
             BindingError::InvalidIdentity(_) => "InvalidIdentity",
             BindingError::IdentityNotFound(_) => "IdentityNotFound",
             BindingError::ClassNotFound(_) => "SecretProviderClassNotFound",
@@ -190,7 +220,8 @@ impl BindingError {
             BindingError::Azure { source, .. } if source.is_retryable() => {
                 source.retry_after().map_or(Retry::Backoff, Retry::After)
             }
-            BindingError::Kube { .. } => Retry::Backoff,
+            // ServiceAccounts are not watched: look again soon.
+            BindingError::Kube { .. } | BindingError::ServiceAccountNotFound(_) => Retry::Backoff,
             _ => Retry::OnChange,
         }
     }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod metrics;
+pub mod policy;
 pub mod read_cache;
 pub mod selector;
 pub mod watch_backoff;
@@ -14,12 +15,13 @@ pub mod watch_backoff;
 use std::sync::Arc;
 
 use futures::{Future, StreamExt};
-use k8s_openapi::api::core::v1::{Node, NodeSpec};
+use k8s_openapi::api::core::v1::{Namespace, Node, NodeSpec};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
-use kvbind_api::IdentityBinding;
+use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_api::secret_provider_class::SecretProviderClass;
 use kvbind_azure::Arm;
 
@@ -50,6 +52,15 @@ fn bindings_for_class(bindings: &Store<IdentityBinding>, class: &SecretProviderC
         })
         .map(|b| ObjectRef::from_obj(b.as_ref()))
         .collect()
+}
+
+fn bindings_in_namespace(bindings: &Store<IdentityBinding>, namespace: &PartialObjectMeta<Namespace>) -> Vec<ObjectRef<IdentityBinding>> {
+    let name = namespace.name_any();
+    bindings.state().iter().filter(|b| b.namespace().as_deref() == Some(name.as_str())).map(|b| ObjectRef::from_obj(b.as_ref())).collect()
+}
+
+fn every_binding(bindings: &Store<IdentityBinding>) -> Vec<ObjectRef<IdentityBinding>> {
+    bindings.state().iter().map(|b| ObjectRef::from_obj(b.as_ref())).collect()
 }
 
 fn bindings_for_node(bindings: &Store<IdentityBinding>, node: &Node) -> Vec<ObjectRef<IdentityBinding>> {
@@ -93,6 +104,22 @@ pub async fn run(
     let node_events = reflector(nodes_writer, watcher(Api::<Node>::all(client.clone()), node_config).backoff(watch_backoff::watch_backoff()).modify(strip_node))
         .touched_objects();
 
+    let (policies, policies_writer) = reflector::store();
+    let policy_events =
+        reflector(policies_writer, watcher(Api::<BindingPolicy>::all(client.clone()), watcher::Config::default()).backoff(watch_backoff::watch_backoff()))
+            .touched_objects();
+    // Only the namespace's labels matter; a namespace-scoped operator watches only its own.
+    let namespace_config = match &config.namespace {
+        Some(ns) => watcher::Config::default().fields(&format!("metadata.name={ns}")),
+        None => watcher::Config::default(),
+    };
+    let (namespaces, namespaces_writer) = reflector::store();
+    let namespace_events = reflector(
+        namespaces_writer,
+        watcher(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), namespace_config).backoff(watch_backoff::watch_backoff()),
+    )
+    .touched_objects();
+
     let controller = Controller::new(binding_api, watcher::Config::default()).trigger_backoff(watch_backoff::watch_backoff());
     let bindings = controller.store();
     // Exactly one waiter per store: a store's readiness wakes only some of several
@@ -100,20 +127,23 @@ pub async fn run(
     // itself waits for the bindings store before it reconciles anything.
     let (ready_tx, caches_ready) = tokio::sync::watch::channel(false);
     let synced = {
-        let (classes, nodes, health) = (classes.clone(), nodes.clone(), telemetry.health.clone());
+        let (classes, nodes, policies, namespaces, health) = (classes.clone(), nodes.clone(), policies.clone(), namespaces.clone(), telemetry.health.clone());
         async move {
-            let _ = futures::join!(classes.wait_until_ready(), nodes.wait_until_ready());
+            let _ = futures::join!(classes.wait_until_ready(), nodes.wait_until_ready(), policies.wait_until_ready(), namespaces.wait_until_ready());
             health.caches_synced.store(true, std::sync::atomic::Ordering::Relaxed);
             let _ = ready_tx.send(true);
         }
     };
     tokio::spawn(synced);
-    let caches = context::Caches { bindings: bindings.clone(), classes, nodes, ready: caches_ready };
+    let caches = context::Caches { bindings: bindings.clone(), classes, nodes, policies, namespaces, ready: caches_ready };
     let ctx = Context::new(client, arm, config, caches, telemetry.metrics);
-    let (for_classes, for_nodes) = (bindings.clone(), bindings);
+    let (for_classes, for_nodes, for_policies, for_namespaces) = (bindings.clone(), bindings.clone(), bindings.clone(), bindings);
     controller
         .watches_stream(class_events, move |class| bindings_for_class(&for_classes, &class))
         .watches_stream(node_events, move |node| bindings_for_node(&for_nodes, &node))
+        // A policy change can allow or refuse any binding.
+        .watches_stream(policy_events, move |_| every_binding(&for_policies))
+        .watches_stream(namespace_events, move |namespace| bindings_in_namespace(&for_namespaces, &namespace))
         .graceful_shutdown_on(shutdown)
         .run(binding::reconcile, binding::error_policy, ctx)
         .for_each(|result| async move {

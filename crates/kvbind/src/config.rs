@@ -61,6 +61,11 @@ pub struct RunConfig {
     /// Consider only nodes matching this label selector.
     #[arg(long, env = "KVBIND_NODE_SELECTOR")]
     pub node_selector: Option<String>,
+    /// The cluster's OIDC issuer URL, for bindings in mode WorkloadIdentity (on AKS:
+    /// `az aks show --query oidcIssuerProfile.issuerUrl`). Kept exactly as given: federated
+    /// credentials must name the issuer exactly as the tokens do.
+    #[arg(long, env = "KVBIND_OIDC_ISSUER_URL", value_parser = https_url)]
+    pub oidc_issuer_url: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "KVBIND_LOG_JSON")]
     pub log_json: bool,
@@ -115,5 +120,14 @@ impl RunConfig {
     /// The resync period.
     pub fn resync(&self) -> Duration {
         Duration::from_secs(self.resync_seconds.max(10))
+    }
+}
+
+/// Accepts an absolute HTTPS URL, returned as written.
+fn https_url(text: &str) -> Result<String, String> {
+    match url::Url::parse(text) {
+        Ok(url) if url.scheme() == "https" && url.host_str().is_some() => Ok(text.to_owned()),
+        Ok(_) => Err("the OIDC issuer URL must be https://".to_owned()),
+        Err(e) => Err(format!("not a URL: {e}")),
     }
 }

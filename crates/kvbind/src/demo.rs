@@ -38,10 +38,10 @@ pub async fn demo(root: &Path) -> anyhow::Result<()> {
     println!("API server at {}", plane.server);
 
     step("installing the CRDs: kvbind's IdentityBinding and the CSI driver's SecretProviderClass");
-    for file in ["crds/identitybindings.kvbind.io.yaml", "e2e/fixtures/secretproviderclass-crd.yaml"] {
+    for file in ["crds/identitybindings.kvbind.io.yaml", "crds/bindingpolicies.kvbind.io.yaml", "e2e/fixtures/secretproviderclass-crd.yaml"] {
         kubectl(&plane, &["apply", "--server-side", "-f", &path(file).to_string_lossy()])?;
     }
-    kubectl(&plane, &["wait", "--for=condition=Established", "--timeout=60s", "crd/identitybindings.kvbind.io", "crd/secretproviderclasses.secrets-store.csi.x-k8s.io"])?;
+    kubectl(&plane, &["wait", "--for=condition=Established", "--timeout=60s", "crd/identitybindings.kvbind.io", "crd/bindingpolicies.kvbind.io", "crd/secretproviderclasses.secrets-store.csi.x-k8s.io"])?;
 
     step("starting the ARM simulator with examples/demo/arm-sim-seed.yaml");
     let seed = Seed::from_yaml(&std::fs::read_to_string(path("examples/demo/arm-sim-seed.yaml"))?)?;
@@ -78,8 +78,8 @@ pub async fn demo(root: &Path) -> anyhow::Result<()> {
         let _ = stopped.await;
     }));
 
-    step("applying examples/seed and examples/adopt");
-    for dir in ["examples/seed", "examples/adopt"] {
+    step("applying examples/policy, examples/seed and examples/adopt");
+    for dir in ["examples/policy", "examples/seed", "examples/adopt"] {
         print!("{}", kubectl(&plane, &["apply", "-n", "default", "-f", &path(dir).to_string_lossy()])?);
     }
 

@@ -320,7 +320,8 @@ async fn the_operator_carries_on_after_the_api_server_crashes() {
     for file in &crds {
         plane.kubectl_ok(&["apply", "--server-side", "-f", &file.to_string_lossy()]).expect("CRDs apply");
     }
-    plane.kubectl_ok(&["wait", "--for=condition=Established", "--timeout=60s", "crd/identitybindings.kvbind.io", "crd/secretproviderclasses.secrets-store.csi.x-k8s.io"]).expect("CRDs established");
+    plane.kubectl_ok(&["wait", "--for=condition=Established", "--timeout=60s", "crd/identitybindings.kvbind.io", "crd/bindingpolicies.kvbind.io", "crd/secretproviderclasses.secrets-store.csi.x-k8s.io"]).expect("CRDs established");
+    plane.kubectl_ok(&["apply", "-f", &kvbind_e2e::repo_root().join("examples/policy").to_string_lossy()]).expect("policies apply");
     let ns = "restart";
     plane.kubectl_ok(&["create", "namespace", ns]).expect("namespace");
     let apply = |plane: &kvbind_local_cluster::ControlPlane, yaml: String| {

@@ -41,8 +41,12 @@ fn only(yaml: &str, kinds: &[&str]) -> String {
 #[tokio::test]
 async fn the_chart_renders_and_passes_server_side_validation() {
     let ns = TestNamespace::new("chart").await;
-    let all = rendered("kvbind", &ns.name, &["networkPolicy.enabled=true", "azure.clientId=11111111-1111-1111-1111-111111111111"]);
-    for kind in ["Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "PodDisruptionBudget", "NetworkPolicy"] {
+    let all = rendered(
+        "kvbind",
+        &ns.name,
+        &["networkPolicy.enabled=true", "azure.clientId=11111111-1111-1111-1111-111111111111", "defaultPolicy.vaults={/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-vaults}"],
+    );
+    for kind in ["Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "PodDisruptionBudget", "NetworkPolicy", "BindingPolicy"] {
         assert!(all.contains(&format!("kind: {kind}\n")), "{kind} missing from the chart");
     }
     assert!(all.contains("azure.workload.identity/client-id: \"11111111-1111-1111-1111-111111111111\""));
@@ -65,6 +69,9 @@ async fn the_values_schema_refuses_bad_values() {
         ("azure.subscriptions[0]=not-a-guid", "subscriptions"),
         ("controller.resyncSeconds=1", "resyncSeconds"),
         ("unknownValue=1", "unknownValue"),
+        ("defaultPolicy.vaults={not-an-id}", "vaults"),
+        ("defaultPolicy.modes={PodIdentity}", "modes"),
+        ("controller.oidcIssuerUrl=http://issuer", "oidcIssuerUrl"),
     ] {
         let out = helm_template("kvbind", "kvbind-system", &[set]);
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 use kvbind_api::identity_binding::IdentitySpec;
-use kvbind_api::secret_provider_class::{AzureParameters, SecretProviderClass};
+use kvbind_api::identity_binding::IdentityMode;
+use kvbind_api::secret_provider_class::{AzureParameters, SecretProviderClass, keys};
 use kvbind_api::{FIELD_MANAGER, IdentityBinding, KeyVaultObject};
 use kvbind_azure::{Cloud, ComputeId, IdentityId, NodeLocation, ResourceKind};
 
@@ -31,6 +32,8 @@ pub struct ClassInput {
     pub identity_id: Option<String>,
     /// `useVMManagedIdentity` is already true.
     pub uses_vm_identity: bool,
+    /// `clientID` (workload identity) as it is now.
+    pub client_id: Option<String>,
 }
 
 /// Everything one binding needs from Azure.
@@ -117,10 +120,13 @@ fn class_input(class: &SecretProviderClass, cloud: &Cloud) -> Result<ClassInput,
         }
     }
     let identity_id = params.user_assigned_identity_id.map(str::to_owned);
-    if let Some(found) = &identity_id
-        && !kvbind_owns_identity_id(class)
-    {
-        return Err(BindingError::IdentityConflict { name, found: found.clone() });
+    let client_id = params.client_id.map(str::to_owned);
+    for (parameter, found) in [(keys::USER_ASSIGNED_IDENTITY_ID, &identity_id), (keys::CLIENT_ID, &client_id)] {
+        if let Some(found) = found
+            && !kvbind_owns_parameter(class, parameter)
+        {
+            return Err(BindingError::IdentityConflict { name, parameter, found: found.clone() });
+        }
     }
     Ok(ClassInput {
         name,
@@ -129,25 +135,26 @@ fn class_input(class: &SecretProviderClass, cloud: &Cloud) -> Result<ClassInput,
         objects,
         identity_id,
         uses_vm_identity: params.use_vm_managed_identity,
+        client_id,
     })
 }
 
-/// True when kvbind's field manager owns `spec.parameters.userAssignedIdentityID`.
-fn kvbind_owns_identity_id(class: &SecretProviderClass) -> bool {
+/// True when kvbind's field manager owns `spec.parameters.<parameter>`.
+fn kvbind_owns_parameter(class: &SecretProviderClass, parameter: &str) -> bool {
+    let path = format!("/f:spec/f:parameters/f:{parameter}");
     class.managed_fields().iter().any(|entry| {
-        entry.manager.as_deref() == Some(FIELD_MANAGER)
-            && entry
-                .fields_v1
-                .as_ref()
-                .and_then(|f| f.0.pointer("/f:spec/f:parameters/f:userAssignedIdentityID"))
-                .is_some()
+        entry.manager.as_deref() == Some(FIELD_MANAGER) && entry.fields_v1.as_ref().and_then(|f| f.0.pointer(&path)).is_some()
     })
 }
 
-/// The VM scale sets and VMs that run the nodes a binding selects. Nodes without a
-/// providerID (not yet initialised, or virtual) are skipped.
+/// The VM scale sets and VMs that run the nodes a binding selects; none in mode
+/// `WorkloadIdentity`. Nodes without a providerID (not yet initialised, or virtual) are
+/// skipped.
 pub fn targets_of(binding: &IdentityBinding, ctx: &Context) -> Result<BTreeSet<ComputeId>, BindingError> {
     let mut targets = BTreeSet::new();
+    if binding.spec.mode == IdentityMode::WorkloadIdentity {
+        return Ok(targets);
+    }
     for node in ctx.nodes.state() {
         if !matches(&binding.spec.nodes, Some(node.labels())) {
             continue;
@@ -173,8 +180,8 @@ pub fn needs_of(binding: &IdentityBinding, ctx: &Context) -> Result<Needs, Bindi
     Ok(Needs { targets, vaults, classes, missing })
 }
 
-/// The other live bindings that use the same identity.
-pub fn sharing_identity(binding: &IdentityBinding, identity: &IdentityId, ctx: &Context) -> Vec<Arc<IdentityBinding>> {
+/// The other live bindings that use the same identity, allowed by policy or not.
+pub fn claiming_identity(binding: &IdentityBinding, identity: &IdentityId, ctx: &Context) -> Vec<Arc<IdentityBinding>> {
     ctx.bindings
         .state()
         .into_iter()
@@ -182,4 +189,10 @@ pub fn sharing_identity(binding: &IdentityBinding, identity: &IdentityId, ctx: &
         .filter(|b| !(b.namespace() == binding.namespace() && b.name_any() == binding.name_any()))
         .filter(|b| identity_of(&b.spec.identity, &ctx.config).is_ok_and(|(id, _)| &id == identity))
         .collect()
+}
+
+/// The other live bindings that share the identity: those a policy allows, so that a
+/// refused binding never widens what its identity is granted through another.
+pub fn sharing_identity(binding: &IdentityBinding, identity: &IdentityId, ctx: &Context) -> Vec<Arc<IdentityBinding>> {
+    claiming_identity(binding, identity, ctx).into_iter().filter(|b| crate::policy::admits(b, ctx)).collect()
 }

@@ -7,6 +7,7 @@ mod blast_radius;
 pub mod inputs;
 pub mod plan;
 mod status;
+mod workload_identity;
 mod write_back;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,7 +20,9 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Resource, ResourceExt};
 use kvbind_api::IdentityBinding;
-use kvbind_api::identity_binding::{AttachmentStatus, DeletionPolicy, IdentityBindingStatus, IdentityStatus, SecretProviderClassStatus, VaultGrantStatus};
+use kvbind_api::identity_binding::{
+    AttachmentStatus, DeletionPolicy, IdentityBindingStatus, IdentityMode, IdentityStatus, SecretProviderClassStatus, VaultGrantStatus,
+};
 use rand::Rng;
 
 pub use self::azure_sync::Records;
@@ -28,6 +31,7 @@ use self::inputs::{Needs, identity_of, needs_of, sharing_identity};
 use self::status::{Progress, conditions, patch_if_changed};
 use crate::context::Context;
 use crate::error::{BindingError, ReconcileError, Retry, Step};
+use crate::policy;
 
 /// The finalizer that holds a binding until kvbind has undone its work in Azure.
 pub const FINALIZER: &str = "kvbind.io/cleanup";
@@ -163,12 +167,23 @@ fn demand(binding: &IdentityBinding, identity: &kvbind_azure::IdentityId, own: O
 }
 
 async fn converge(binding: &IdentityBinding, ctx: &Context, progress: &mut Progress, changes: &mut Vec<Change>) -> Result<(), BindingError> {
-    // Read and check everything first: bad input stops here, before any write.
+    // Read and check everything first: bad input and what no policy allows stop here,
+    // before any write.
     let (identity_id, adopt) = identity_of(&binding.spec.identity, &ctx.config)?;
     let needs = needs_of(binding, ctx)?;
+    let allowing = match policy::check(binding, &identity_id, adopt, &needs, ctx) {
+        Ok(allowing) => allowing,
+        Err(denial) => return refuse(binding, ctx, progress, changes, denial).await,
+    };
     let demand = demand(binding, &identity_id, Some(needs), ctx);
     let explicit = binding.spec.key_vault.as_ref().map(|k| k.resource_id.as_str());
     let vaults = azure_sync::resolve_vaults(ctx, &demand.vaults, explicit, &demand.needs.classes).await?;
+    let own_vaults: Vec<kvbind_azure::VaultId> =
+        vaults.iter().filter(|(name, _)| demand.needs.vaults.contains_key(*name) || explicit.is_some()).map(|(_, v)| v.id.clone()).collect();
+    if let Err(denial) = policy::check_vaults(&allowing, &own_vaults, ctx) {
+        return refuse(binding, ctx, progress, changes, denial).await;
+    }
+    progress.done.push((Step::Policy, "Allowed", format!("allowed by BindingPolicy {}", allowing.join(", "))));
 
     // 1. The identity.
     let (identity, created) = azure_sync::ensure_identity(ctx, &identity_id, adopt, &binding.spec.identity, &demand.users, changes).await?;
@@ -182,18 +197,36 @@ async fn converge(binding: &IdentityBinding, ctx: &Context, progress: &mut Progr
     let how = if adopt { "adopted" } else if created { "managed by kvbind" } else { "found" };
     progress.done.push((Step::Identity, "IdentityAvailable", format!("identity {} ({how}) has client ID {}", identity.id.name, identity.client_id)));
 
-    // 2. The node pools.
+    // 2. Where its tokens can be had: the node pools, or one ServiceAccount.
     let azure_sync::Attachments { status: attachments, crowded, newly_crowded } =
         azure_sync::sync_attachments(ctx, &identity.id, created, &demand.targets, &demand.records, demand.may_remove, changes).await?;
     blast_radius::report(ctx, binding, &demand.needs.classes, &crowded, &newly_crowded, progress).await;
-    let names: Vec<&str> = attachments.iter().map(|a| a.resource_id.rsplit('/').next().unwrap_or_default()).collect();
-    let (reason, message) = if names.is_empty() {
-        ("NoMatchingNodes", "no node matches spec.nodes yet; the identity is attached as nodes appear".to_owned())
-    } else {
-        ("Attached", format!("attached to {}", names.join(", ")))
-    };
+    let names: Vec<String> = attachments.iter().map(|a| a.resource_id.rsplit('/').next().unwrap_or_default().to_owned()).collect();
     remember_attachments(ctx, &identity.id, &attachments);
     progress.status.attachments = attachments;
+    let namespace = binding.namespace().unwrap_or_default();
+    let previous = binding.status.as_ref().and_then(|s| s.workload_identity.clone());
+    let service_account = binding.spec.service_account.as_ref().filter(|_| binding.spec.mode == IdentityMode::WorkloadIdentity).map(|s| s.name.as_str());
+    if let Some(old) = previous.as_ref().filter(|old| Some(old.service_account.as_str()) != service_account) {
+        workload_identity::unfederate(ctx, &namespace, &identity.id, old, changes).await?;
+    }
+    let (reason, message) = match service_account {
+        Some(account) => {
+            let federation = workload_identity::federate(ctx, &namespace, account, &identity, previous.as_ref(), changes).await?;
+            let message = format!("federated with ServiceAccount {account} (credential {}); attached to no node pool", federation.federated_credential);
+            progress.status.workload_identity = Some(federation);
+            ("Federated", message)
+        }
+        None if names.is_empty() => ("NoMatchingNodes", "no node matches spec.nodes yet; the identity is attached as nodes appear".to_owned()),
+        None => {
+            progress.notices.push((
+                "NodeWideAccess",
+                "ReachableFromEveryPodOnPools",
+                format!("every pod on {} can get this identity's tokens from IMDS; mode WorkloadIdentity limits them to one ServiceAccount", names.join(", ")),
+            ));
+            ("Attached", format!("attached to {}", names.join(", ")))
+        }
+    };
     progress.done.push((Step::Nodes, reason, message));
 
     // 3. The vault grants.
@@ -209,14 +242,30 @@ async fn converge(binding: &IdentityBinding, ctx: &Context, progress: &mut Progr
     progress.done.push((Step::Access, "Granted", format!("read access granted on {}", summary.join(", "))));
 
     // 4. The SecretProviderClasses.
-    let namespace = binding.namespace().unwrap_or_default();
-    write_back::write_identity(ctx, &namespace, &demand.needs.classes, &identity.client_id, changes).await?;
+    write_back::write_identity(ctx, &namespace, &demand.needs.classes, &identity.client_id, binding.spec.mode, changes).await?;
     progress.status.secret_provider_classes = demand.needs.classes.iter().map(|c| SecretProviderClassStatus { name: c.name.clone(), updated: true }).collect();
     progress.done.push((Step::Classes, "Updated", format!("{} SecretProviderClass(es) carry client ID {}", demand.needs.classes.len(), identity.client_id)));
     match demand.needs.missing.first() {
         Some(name) => Err(BindingError::ClassNotFound(name.clone())),
         None => Ok(()),
     }
+}
+
+/// A binding no policy allows keeps nothing it had: what kvbind did for it is undone as
+/// its deletion policy says. A binding that never got that far costs no Azure call.
+async fn refuse(binding: &IdentityBinding, ctx: &Context, progress: &mut Progress, changes: &mut Vec<Change>, denial: BindingError) -> Result<(), BindingError> {
+    let had = binding.status.as_ref().is_some_and(|s| s.identity.is_some() || !s.attachments.is_empty() || !s.grants.is_empty() || s.workload_identity.is_some());
+    if had && binding.spec.deletion_policy == DeletionPolicy::Delete {
+        if let Err(e) = undo(binding, ctx, changes).await {
+            // Keep the records until the undo is complete.
+            let mut kept = binding.status.clone().unwrap_or_default();
+            kept.conditions.clear();
+            progress.status = kept;
+            return Err(e);
+        }
+        changes.push(("AccessRevoked", "no BindingPolicy allows this binding any more: removed what kvbind had set up for it".to_owned()));
+    }
+    Err(denial)
 }
 
 /// Records in the ledger which attachments of `identity` kvbind made.
@@ -256,6 +305,15 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         .filter_map(|b| b.status.as_ref())
         .flat_map(|s| s.secret_provider_classes.iter().map(|c| c.name.clone()))
         .collect();
+    if let Some(federation) = binding.status.as_ref().and_then(|s| s.workload_identity.as_ref()) {
+        let shared = sharing_identity(binding, &identity_id, ctx).iter().any(|b| {
+            b.namespace().as_deref() == Some(namespace.as_str())
+                && b.status.as_ref().and_then(|s| s.workload_identity.as_ref()).is_some_and(|w| w.federated_credential == federation.federated_credential)
+        });
+        if !shared {
+            workload_identity::unfederate(ctx, &namespace, &identity_id, federation, changes).await?;
+        }
+    }
     if let Some(identity) = ctx.arm.get_identity(&identity_id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))? {
         let owned = identity.tags.contains_key(azure_sync::MANAGED_BY_TAG);
         let mut records = demand.records.clone();

@@ -3,6 +3,7 @@
 
 use kube::api::{Api, Patch, PatchParams};
 use kvbind_api::FIELD_MANAGER;
+use kvbind_api::identity_binding::IdentityMode;
 use kvbind_api::secret_provider_class::{SecretProviderClass, keys};
 use serde_json::json;
 
@@ -11,25 +12,36 @@ use super::inputs::ClassInput;
 use crate::context::Context;
 use crate::error::BindingError;
 
-/// Sets `useVMManagedIdentity: "true"` and `userAssignedIdentityID: <client_id>` on each
-/// class that does not carry them yet.
+/// Writes the identity into each class that does not carry it yet: for VM managed identity
+/// `useVMManagedIdentity: "true"` and `userAssignedIdentityID`, for workload identity
+/// `clientID`. Being a full apply of kvbind's fields, it also takes back the other mode's
+/// parameters when a binding changes mode.
 pub async fn write_identity(
     ctx: &Context,
     namespace: &str,
     classes: &[ClassInput],
     client_id: &str,
+    mode: IdentityMode,
     changes: &mut Vec<Change>,
 ) -> Result<(), BindingError> {
     let api: Api<SecretProviderClass> = Api::namespaced(ctx.client.clone(), namespace);
     for class in classes {
-        if class.uses_vm_identity && class.identity_id.as_deref() == Some(client_id) {
+        let current = match mode {
+            IdentityMode::VmManagedIdentity => class.uses_vm_identity && class.identity_id.as_deref() == Some(client_id) && class.client_id.is_none(),
+            IdentityMode::WorkloadIdentity => class.client_id.as_deref() == Some(client_id) && !class.uses_vm_identity && class.identity_id.is_none(),
+        };
+        if current {
             continue;
         }
+        let parameters = match mode {
+            IdentityMode::VmManagedIdentity => json!({keys::USE_VM_MANAGED_IDENTITY: "true", keys::USER_ASSIGNED_IDENTITY_ID: client_id}),
+            IdentityMode::WorkloadIdentity => json!({keys::CLIENT_ID: client_id}),
+        };
         let patch = json!({
             "apiVersion": "secrets-store.csi.x-k8s.io/v1",
             "kind": "SecretProviderClass",
             "metadata": {"name": class.name, "namespace": namespace},
-            "spec": {"parameters": {keys::USE_VM_MANAGED_IDENTITY: "true", keys::USER_ASSIGNED_IDENTITY_ID: client_id}},
+            "spec": {"parameters": parameters},
         });
         api.patch(&class.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
             .await

@@ -1,0 +1,140 @@
+//! The `BindingPolicy` custom resource: which namespaces may bind which vaults, identities,
+//! node pools and modes. kvbind reconciles a binding only when one policy allows all of it;
+//! with no policy, nothing is allowed.
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use crate::identity_binding::{IdentityMode, LabelSelector};
+
+/// Allows the IdentityBindings of some namespaces to use some Azure resources.
+///
+/// Each list names ARM resource IDs or scopes, case-insensitively; a `*` matches within
+/// one path segment, and a scope allows everything under it, so
+/// `/subscriptions/S/resourceGroups/rg-team-a` allows every vault in that group, and `*`
+/// alone allows everything. An empty list allows nothing of that kind.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[kube(
+    group = "kvbind.io",
+    version = "v1alpha1",
+    kind = "BindingPolicy",
+    shortname = "bpol",
+    category = "kvbind",
+    doc = "Allows the IdentityBindings of selected namespaces to use some Key Vaults, identity resource groups, adoptable identities, node pools and identity modes. kvbind reconciles a binding only when one policy allows every part of it; with no policy, nothing is allowed.",
+    printcolumn = r#"{"name":"Modes","type":"string","jsonPath":".spec.modes"}"#,
+    printcolumn = r#"{"name":"Sharing","type":"boolean","jsonPath":".spec.allowCrossNamespaceSharing"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct BindingPolicySpec {
+    /// The namespaces whose bindings this policy may allow, by label (the
+    /// `kubernetes.io/metadata.name` label selects one by name). Empty selects every
+    /// namespace.
+    #[serde(default, skip_serializing_if = "LabelSelector::is_empty")]
+    pub namespace_selector: LabelSelector,
+
+    /// Key Vaults the bindings may be granted read access on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(regex(pattern = r"^(\*|(/[^/\s]+)+)$")))]
+    pub vaults: Vec<String>,
+
+    /// Resource groups kvbind may create identities in for the bindings
+    /// (`/subscriptions/S/resourceGroups/RG`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(regex(pattern = r"^(\*|(/[^/\s]+)+)$")))]
+    pub identity_resource_groups: Vec<String>,
+
+    /// Existing identities the bindings may adopt by `spec.identity.resourceId`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(regex(pattern = r"^(\*|(/[^/\s]+)+)$")))]
+    pub adoptable_identities: Vec<String>,
+
+    /// The nodes the bindings may reach in mode `VMManagedIdentity`: every node a binding
+    /// selects must match one of these selectors. Absent allows every node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selectors: Option<Vec<LabelSelector>>,
+
+    /// The identity modes the bindings may use.
+    #[serde(default = "all_modes")]
+    pub modes: Vec<IdentityMode>,
+
+    /// Whether a binding may use an identity that a binding in another namespace already
+    /// uses. Off by default: sharing an identity shares every grant made for it.
+    #[serde(default)]
+    pub allow_cross_namespace_sharing: bool,
+}
+
+fn all_modes() -> Vec<IdentityMode> {
+    vec![IdentityMode::VmManagedIdentity, IdentityMode::WorkloadIdentity]
+}
+
+/// True when `pattern` allows the resource `id`: equal segments (case-insensitive, `*`
+/// matching within a segment), where a pattern that ends early is a scope over `id`.
+pub fn scope_allows(pattern: &str, id: &str) -> bool {
+    if pattern.trim() == "*" {
+        return true;
+    }
+    let pattern: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+    let id: Vec<&str> = id.split('/').filter(|s| !s.is_empty()).collect();
+    !pattern.is_empty() && pattern.len() <= id.len() && pattern.iter().zip(&id).all(|(p, s)| segment_matches(p, s))
+}
+
+/// True when some resource named `name` of this shape could be allowed by `pattern`: the
+/// check that can be made before the resource's full ID is known.
+pub fn name_could_match(pattern: &str, name: &str, segments: usize) -> bool {
+    if pattern.trim() == "*" {
+        return true;
+    }
+    let parts: Vec<&str> = pattern.split('/').filter(|s| !s.is_empty()).collect();
+    match parts.len() {
+        0 => false,
+        n if n < segments => true,
+        n if n == segments => parts.last().is_some_and(|last| segment_matches(last, name)),
+        _ => false,
+    }
+}
+
+fn segment_matches(pattern: &str, text: &str) -> bool {
+    let (pattern, text) = (pattern.to_ascii_lowercase(), text.to_ascii_lowercase());
+    glob(pattern.as_bytes(), text.as_bytes())
+}
+
+/// `*` matches any run of bytes; everything else matches itself.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => (0..=text.len()).any(|i| glob(rest, &text[i..])),
+        Some((c, rest)) => text.split_first().is_some_and(|(t, tail)| t == c && glob(rest, tail)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VAULT: &str = "/subscriptions/S1/resourceGroups/rg-team-a/providers/Microsoft.KeyVault/vaults/kv-team-a";
+
+    #[test]
+    fn scopes_ids_and_wildcards() {
+        assert!(scope_allows("*", VAULT));
+        assert!(scope_allows(VAULT, VAULT));
+        assert!(scope_allows(&VAULT.to_uppercase(), VAULT), "case-insensitive");
+        assert!(scope_allows("/subscriptions/S1/resourceGroups/rg-team-a", VAULT), "a scope allows what is under it");
+        assert!(scope_allows("/subscriptions/S1", VAULT));
+        assert!(scope_allows("/subscriptions/*/resourceGroups/rg-team-*", VAULT));
+        assert!(!scope_allows("/subscriptions/S1/resourceGroups/rg-team-b", VAULT));
+        assert!(!scope_allows("/subscriptions/S1/resourceGroups/rg-team", VAULT), "no prefix match inside a segment");
+        assert!(!scope_allows(&format!("{VAULT}/secrets/x"), VAULT), "a narrower pattern does not allow its parent");
+        assert!(!scope_allows("", VAULT));
+        assert!(!scope_allows("/", VAULT));
+    }
+
+    #[test]
+    fn names_are_checked_before_the_id_is_known() {
+        assert!(name_could_match("*", "kv-team-a", 8));
+        assert!(name_could_match("/subscriptions/S1/resourceGroups/rg-team-a", "anything", 8), "a scope allows any name");
+        assert!(name_could_match(VAULT, "KV-TEAM-A", 8));
+        assert!(name_could_match("/subscriptions/S1/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv-*", "kv-team-a", 8));
+        assert!(!name_could_match(VAULT, "kv-team-b", 8));
+    }
+}

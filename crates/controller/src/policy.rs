@@ -1,0 +1,134 @@
+//! BindingPolicies: a binding is reconciled only when one policy that selects its namespace
+//! allows every part of it (mode, identity, vaults, nodes, sharing). With no such policy
+//! the binding is refused, naming the part and the policies checked, before any Azure
+//! call. Vaults found by name are checked by name first and by full ID once resolved.
+
+use std::sync::Arc;
+
+use kube::ResourceExt;
+use kvbind_api::binding_policy::{name_could_match, scope_allows};
+use kvbind_api::identity_binding::IdentityMode;
+use kvbind_api::{BindingPolicy, IdentityBinding};
+use kvbind_azure::{IdentityId, VaultId};
+
+use crate::binding::inputs::{Needs, claiming_identity, identity_of, needs_of};
+use crate::context::Context;
+use crate::error::BindingError;
+use crate::selector::matches;
+
+/// Path segments of a vault ID (`subscriptions/S/resourceGroups/G/providers/NS/vaults/N`).
+const VAULT_SEGMENTS: usize = 8;
+
+/// The policies that allow every part of `binding` known before any Azure call, by name;
+/// or why none does.
+pub fn check(binding: &IdentityBinding, identity: &IdentityId, adopt: bool, needs: &Needs, ctx: &Context) -> Result<Vec<String>, BindingError> {
+    let namespace = binding.namespace().unwrap_or_default();
+    let labels = ctx
+        .namespaces
+        .state()
+        .into_iter()
+        .find(|n| n.name_any() == namespace)
+        .map(|n| n.labels().clone())
+        .unwrap_or_default();
+    let policies: Vec<Arc<BindingPolicy>> = ctx.policies.state().into_iter().filter(|p| matches(&p.spec.namespace_selector, Some(&labels))).collect();
+    if policies.is_empty() {
+        return Err(BindingError::NotAllowedByPolicy(format!("no BindingPolicy selects namespace {namespace}, and bindings are denied by default")));
+    }
+    let elder = elder_elsewhere(binding, identity, ctx);
+    let mut refusals = Vec::new();
+    let mut allowing = Vec::new();
+    for policy in &policies {
+        match refusal(binding, identity, adopt, needs, elder.as_deref(), policy, ctx) {
+            None => allowing.push(policy.name_any()),
+            Some(why) => refusals.push(format!("BindingPolicy {}: {why}", policy.name_any())),
+        }
+    }
+    if allowing.is_empty() { Err(BindingError::NotAllowedByPolicy(refusals.join("; "))) } else { Ok(allowing) }
+}
+
+/// Narrows `allowing` to the policies that also allow the resolved vaults.
+pub fn check_vaults(allowing: &[String], vaults: &[VaultId], ctx: &Context) -> Result<(), BindingError> {
+    let policies = ctx.policies.state();
+    let mut refusals = Vec::new();
+    for name in allowing {
+        let Some(policy) = policies.iter().find(|p| &p.name_any() == name) else { continue };
+        let outside = vaults.iter().find(|v| !policy.spec.vaults.iter().any(|p| scope_allows(p, &v.to_string())));
+        match outside {
+            None => return Ok(()),
+            Some(vault) => refusals.push(format!("BindingPolicy {name}: vault {vault} is outside spec.vaults")),
+        }
+    }
+    Err(BindingError::NotAllowedByPolicy(refusals.join("; ")))
+}
+
+/// True when some policy allows `binding` as far as the caches tell (no Azure call).
+pub fn admits(binding: &IdentityBinding, ctx: &Context) -> bool {
+    let Ok((identity, adopt)) = identity_of(&binding.spec.identity, &ctx.config) else { return false };
+    let Ok(needs) = needs_of(binding, ctx) else { return false };
+    check(binding, &identity, adopt, &needs, ctx).is_ok()
+}
+
+/// Why `policy` does not allow `binding`, naming the field; `None` when it does.
+fn refusal(binding: &IdentityBinding, identity: &IdentityId, adopt: bool, needs: &Needs, elder: Option<&str>, policy: &BindingPolicy, ctx: &Context) -> Option<String> {
+    let spec = &policy.spec;
+    let mode = binding.spec.mode;
+    if !spec.modes.contains(&mode) {
+        return Some(format!("spec.mode {} is not among its modes", mode.as_str()));
+    }
+    if adopt {
+        if !spec.adoptable_identities.iter().any(|p| scope_allows(p, &identity.to_string())) {
+            return Some(format!("spec.identity.resourceId {identity} is outside its adoptableIdentities"));
+        }
+    } else {
+        let group = format!("/subscriptions/{}/resourceGroups/{}", identity.subscription, identity.resource_group);
+        if !spec.identity_resource_groups.iter().any(|p| scope_allows(p, &group)) {
+            return Some(format!("spec.identity.resourceGroup {group} is outside its identityResourceGroups"));
+        }
+    }
+    match &binding.spec.key_vault {
+        Some(vault) => {
+            if !spec.vaults.iter().any(|p| scope_allows(p, &vault.resource_id)) {
+                return Some(format!("spec.keyVault.resourceId {} is outside its vaults", vault.resource_id));
+            }
+        }
+        None => {
+            for class in &needs.classes {
+                if !spec.vaults.iter().any(|p| name_could_match(p, &class.vault_name, VAULT_SEGMENTS)) {
+                    return Some(format!("SecretProviderClass {}: keyvaultName {} is outside its vaults", class.name, class.vault_name));
+                }
+            }
+        }
+    }
+    if mode == IdentityMode::VmManagedIdentity
+        && let Some(selectors) = &spec.node_selectors
+    {
+        let outside = ctx
+            .nodes
+            .state()
+            .into_iter()
+            .filter(|n| matches(&binding.spec.nodes, Some(n.labels())))
+            .find(|n| !selectors.iter().any(|s| matches(s, Some(n.labels()))));
+        if let Some(node) = outside {
+            return Some(format!("spec.nodes selects node {}, which none of its nodeSelectors matches", node.name_any()));
+        }
+    }
+    if let Some(elder) = elder
+        && !spec.allow_cross_namespace_sharing
+    {
+        return Some(format!("spec.identity is already used by binding {elder} in another namespace, and it does not allow cross-namespace sharing"));
+    }
+    None
+}
+
+/// The oldest other binding, in another namespace, that names the same identity and was
+/// there first: the identity is theirs, so a later claim is the one that needs allowing.
+fn elder_elsewhere(binding: &IdentityBinding, identity: &IdentityId, ctx: &Context) -> Option<String> {
+    let namespace = binding.namespace();
+    let age = |b: &IdentityBinding| (b.creation_timestamp().map(|t| t.0), b.namespace(), b.name_any());
+    let mine = age(binding);
+    claiming_identity(binding, identity, ctx)
+        .into_iter()
+        .filter(|b| b.namespace() != namespace && age(b) < mine)
+        .min_by_key(|b| age(b))
+        .map(|b| format!("{}/{}", b.namespace().unwrap_or_default(), b.name_any()))
+}
