@@ -23,6 +23,9 @@ pub struct ControllerConfig {
     pub namespace: Option<String>,
     /// Consider only Nodes with these labels (a label selector string).
     pub node_selector: Option<String>,
+    /// Reconcile only IdentityBindings with these labels (a label selector string), so
+    /// several operators can split a cluster's bindings between them.
+    pub binding_selector: Option<String>,
     /// The cluster's OIDC issuer URL, which federated credentials trust (workload identity).
     pub oidc_issuer: Option<String>,
 }
@@ -38,6 +41,7 @@ impl Default for ControllerConfig {
             reporter: "kvbind".to_owned(),
             namespace: None,
             node_selector: None,
+            binding_selector: None,
             oidc_issuer: None,
         }
     }

@@ -120,7 +120,11 @@ pub async fn run(
     )
     .touched_objects();
 
-    let controller = Controller::new(binding_api, watcher::Config::default()).trigger_backoff(watch_backoff::watch_backoff());
+    let binding_config = match &config.binding_selector {
+        Some(selector) => watcher::Config::default().labels(selector),
+        None => watcher::Config::default(),
+    };
+    let controller = Controller::new(binding_api, binding_config).trigger_backoff(watch_backoff::watch_backoff());
     let bindings = controller.store();
     // Exactly one waiter per store: a store's readiness wakes only some of several
     // concurrent waiters, so the reconciles wait on `caches_ready` instead. The controller

@@ -61,6 +61,9 @@ pub struct RunConfig {
     /// Consider only nodes matching this label selector.
     #[arg(long, env = "KVBIND_NODE_SELECTOR")]
     pub node_selector: Option<String>,
+    /// Reconcile only IdentityBindings matching this label selector.
+    #[arg(long, env = "KVBIND_BINDING_SELECTOR")]
+    pub binding_selector: Option<String>,
     /// The cluster's OIDC issuer URL, for bindings in mode WorkloadIdentity (on AKS:
     /// `az aks show --query oidcIssuerProfile.issuerUrl`). Kept exactly as given: federated
     /// credentials must name the issuer exactly as the tokens do.

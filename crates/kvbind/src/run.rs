@@ -65,6 +65,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         reporter: "kvbind".to_owned(),
         namespace: config.namespace.clone(),
         node_selector: config.node_selector.clone(),
+        binding_selector: config.binding_selector.clone(),
         oidc_issuer: config.oidc_issuer_url.clone(),
     };
 

@@ -6,6 +6,7 @@ mod crds;
 mod examples;
 mod faults;
 mod lifecycle;
+mod policy;
 mod reconcile;
 mod scale;
 
