@@ -9,4 +9,5 @@ mod lifecycle;
 mod policy;
 mod reconcile;
 mod scale;
+mod workload_identity;
 
