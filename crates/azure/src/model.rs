@@ -19,6 +19,10 @@ pub struct FederatedCredential {
     pub audiences: Vec<String>,
 }
 
+/// The most access-policy entries one `Vaults_UpdateAccessPolicy` request may carry
+/// (`VaultAccessPolicyProperties.accessPolicies`, "0 to 16" in the spec).
+pub const MAX_ACCESS_POLICIES_PER_REQUEST: usize = 16;
+
 /// The audience Azure AD expects for workload identity token exchange.
 pub const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
 
@@ -112,6 +116,14 @@ pub struct Permissions {
 }
 
 impl Permissions {
+    /// Adds every permission of `other`.
+    pub fn merge(&mut self, other: &Permissions) {
+        self.secrets.extend(other.secrets.iter().cloned());
+        self.keys.extend(other.keys.iter().cloned());
+        self.certificates.extend(other.certificates.iter().cloned());
+        self.storage.extend(other.storage.iter().cloned());
+    }
+
     /// True when no permission is set.
     pub fn is_empty(&self) -> bool {
         self.secrets.is_empty() && self.keys.is_empty() && self.certificates.is_empty() && self.storage.is_empty()

@@ -54,13 +54,10 @@ pub trait Arm: Send + Sync {
     /// Finds a vault by name in a subscription; `None` when there is none.
     async fn find_vault(&self, subscription: &str, name: &str) -> Result<Option<VaultId>, AzureError>;
 
-    /// Adds, replaces or removes the access-policy entry of one principal.
-    async fn update_access_policy(
-        &self,
-        vault: &VaultId,
-        op: AccessPolicyOp,
-        entry: &AccessPolicy,
-    ) -> Result<(), AzureError>;
+    /// Adds, replaces or removes access-policy entries (at most
+    /// [`MAX_ACCESS_POLICIES_PER_REQUEST`](crate::model::MAX_ACCESS_POLICIES_PER_REQUEST)
+    /// in one call, as the REST spec allows).
+    async fn update_access_policy(&self, vault: &VaultId, op: AccessPolicyOp, entries: &[AccessPolicy]) -> Result<(), AzureError>;
 
     /// Creates a role assignment; an identical existing one (same name, or the same
     /// principal, role and scope under another name) counts as success and is returned.

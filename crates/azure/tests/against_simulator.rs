@@ -205,11 +205,11 @@ async fn vault_access_policies_touch_only_our_entry() {
         object_id: "our-principal".into(),
         permissions: Permissions { secrets: BTreeSet::from(["get".into()]), keys: BTreeSet::from(["get".into()]), ..Permissions::default() },
     };
-    arm.update_access_policy(&vault, AccessPolicyOp::Add, &ours).await.expect("add");
+    arm.update_access_policy(&vault, AccessPolicyOp::Add, std::slice::from_ref(&ours)).await.expect("add");
     let read = arm.get_vault(&vault).await.expect("vault");
     assert_eq!(read.access_policies.len(), 2);
     assert!(read.access_policies.contains(&ours));
-    arm.update_access_policy(&vault, AccessPolicyOp::Remove, &ours).await.expect("remove");
+    arm.update_access_policy(&vault, AccessPolicyOp::Remove, std::slice::from_ref(&ours)).await.expect("remove");
     let read = arm.get_vault(&vault).await.expect("vault");
     assert_eq!(read.access_policies.len(), 1);
     assert_eq!(read.access_policies[0].object_id, "someone-else");

@@ -29,14 +29,17 @@ struct Pending {
 pub struct ComputeBatcher {
     arm: Arc<dyn Arm>,
     cache: Arc<ReadCache>,
-    window: Duration,
+    window: Option<Duration>,
     queues: Arc<Mutex<HashMap<String, (ComputeId, Pending)>>>,
+    /// Without batching: one lock per target, so single writes still never overlap.
+    single: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 impl ComputeBatcher {
-    /// A batcher that collects changes for `window` before writing.
-    pub fn new(arm: Arc<dyn Arm>, cache: Arc<ReadCache>, window: Duration) -> Self {
-        ComputeBatcher { arm, cache, window, queues: Arc::default() }
+    /// A batcher that collects changes for `window` before writing; `None` writes each
+    /// change on its own, one at a time per target (the naive strategy, for comparison).
+    pub fn new(arm: Arc<dyn Arm>, cache: Arc<ReadCache>, window: Option<Duration>) -> Self {
+        ComputeBatcher { arm, cache, window, queues: Arc::default(), single: Arc::default() }
     }
 
     /// Attaches `add` and detaches `remove` on `target`, together with whatever else is
@@ -48,6 +51,12 @@ impl ComputeBatcher {
         add: Option<&IdentityId>,
         remove: Option<&IdentityId>,
     ) -> Result<ComputeIdentity, AzureError> {
+        if self.window.is_none() {
+            let lock = self.single.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(target.key()).or_default().clone();
+            let _turn = lock.lock().await;
+            let pending = Pending { add: add.into_iter().cloned().collect(), remove: remove.into_iter().cloned().collect(), replies: Vec::new() };
+            return self.write(target, &pending).await;
+        }
         let (reply, answer) = oneshot::channel();
         let start_writer = {
             let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -79,8 +88,9 @@ impl ComputeBatcher {
 
     /// Writes batches for one target until no more changes arrive.
     async fn write_loop(self, key: String) {
+        let window = self.window.unwrap_or_default();
         loop {
-            tokio::time::sleep(self.window).await;
+            tokio::time::sleep(window).await;
             let batch = {
                 let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 match queues.get_mut(&key) {

@@ -15,8 +15,12 @@ pub struct ControllerConfig {
     pub cloud: Cloud,
     /// How often each binding is re-read against Azure to repair drift.
     pub resync: Duration,
-    /// How long identity changes for one VM scale set are collected into one PATCH.
+    /// How long identity changes for one VM scale set, and access-policy changes for one
+    /// vault, are collected into one write.
     pub batch_window: Duration,
+    /// Batch writes at all. Off, every binding writes its own changes (one PATCH per
+    /// binding per scale set): the naive strategy the benchmark compares against.
+    pub batching: bool,
     /// The name Events are reported under.
     pub reporter: String,
     /// Watch IdentityBindings and SecretProviderClasses in this namespace only.
@@ -38,6 +42,7 @@ impl Default for ControllerConfig {
             cloud: Cloud::public(),
             resync: Duration::from_secs(600),
             batch_window: Duration::from_secs(2),
+            batching: true,
             reporter: "kvbind".to_owned(),
             namespace: None,
             node_selector: None,

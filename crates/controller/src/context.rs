@@ -13,6 +13,7 @@ use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_api::secret_provider_class::SecretProviderClass;
 use kvbind_azure::{Arm, VaultId};
 
+use crate::access_batcher::AccessPolicyBatcher;
 use crate::batcher::ComputeBatcher;
 use crate::binding::Records;
 use crate::metrics::Metrics;
@@ -55,6 +56,8 @@ pub struct Context {
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     /// The per-VM-scale-set writer.
     pub compute: ComputeBatcher,
+    /// The per-vault access-policy writer.
+    pub access: AccessPolicyBatcher,
     /// Identity blocks and vaults, read once per resync period.
     pub reads: Arc<ReadCache>,
     /// Event publisher.
@@ -80,7 +83,9 @@ impl Context {
         let Caches { bindings, classes, nodes, policies, namespaces, ready: caches_ready } = caches;
         let recorder = Recorder::new(client.clone(), Reporter { controller: config.reporter.clone(), instance: None });
         let reads = Arc::new(ReadCache::new(config.resync));
-        let compute = ComputeBatcher::new(arm.clone(), reads.clone(), config.batch_window);
+        let window = config.batching.then_some(config.batch_window);
+        let compute = ComputeBatcher::new(arm.clone(), reads.clone(), window);
+        let access = AccessPolicyBatcher::new(arm.clone(), window);
         Arc::new(Context {
             client,
             arm,
@@ -91,6 +96,7 @@ impl Context {
             policies,
             namespaces,
             compute,
+            access,
             reads,
             recorder,
             metrics,

@@ -1,6 +1,7 @@
 //! kvbind's reconcilers as a library: the IdentityBinding controller and the watches that
 //! feed it (SecretProviderClasses and Nodes, mapped to the bindings they affect).
 
+pub mod access_batcher;
 pub mod batcher;
 pub mod binding;
 pub mod config;

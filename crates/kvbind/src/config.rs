@@ -61,6 +61,10 @@ pub struct RunConfig {
     /// Consider only nodes matching this label selector.
     #[arg(long, env = "KVBIND_NODE_SELECTOR")]
     pub node_selector: Option<String>,
+    /// Write each binding's changes on its own instead of batching them per scale set and
+    /// vault (for comparison; never faster).
+    #[arg(long, env = "KVBIND_NO_BATCHING")]
+    pub no_batching: bool,
     /// Reconcile only IdentityBindings matching this label selector.
     #[arg(long, env = "KVBIND_BINDING_SELECTOR")]
     pub binding_selector: Option<String>,

@@ -62,6 +62,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         cloud,
         resync: config.resync(),
         batch_window: Duration::from_millis(config.batch_window_ms),
+        batching: !config.no_batching,
         reporter: "kvbind".to_owned(),
         namespace: config.namespace.clone(),
         node_selector: config.node_selector.clone(),

@@ -35,6 +35,9 @@ async fn twenty_bindings_on_three_pools_batch_their_writes_and_then_write_nothin
     println!("VMSS PATCHes for 20 bindings on 3 pools: {patches}; all ARM writes: {}", counters.writes);
     assert!(patches <= 6, "{patches} VMSS writes: changes were not batched ({counters:?})");
     assert_eq!(counters.by_operation.get("UserAssignedIdentities_CreateOrUpdate"), Some(&20));
+    let vault_writes = counters.by_operation.get("Vaults_UpdateAccessPolicy").copied().unwrap_or(0);
+    println!("access-policy writes for 20 new principals on one vault: {vault_writes}");
+    assert!(vault_writes <= 4, "{vault_writes} vault writes: grants were not batched 16 to a request ({counters:?})");
 
     // Steady state: every binding is re-read at least once more, and nothing is written.
     s.sim.reset_counters();

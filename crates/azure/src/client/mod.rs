@@ -176,8 +176,8 @@ impl Arm for ArmClient {
         self.search_vault(subscription, name).await
     }
 
-    async fn update_access_policy(&self, vault: &VaultId, op: AccessPolicyOp, entry: &AccessPolicy) -> Result<(), AzureError> {
-        self.change_access_policy(vault, op, entry).await
+    async fn update_access_policy(&self, vault: &VaultId, op: AccessPolicyOp, entries: &[AccessPolicy]) -> Result<(), AzureError> {
+        self.change_access_policy(vault, op, entries).await
     }
 
     async fn create_role_assignment(&self, assignment: &RoleAssignment) -> Result<RoleAssignment, AzureError> {

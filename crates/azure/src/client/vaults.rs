@@ -50,11 +50,9 @@ impl ArmClient {
         &self,
         vault: &VaultId,
         op: AccessPolicyOp,
-        entry: &AccessPolicy,
+        entries: &[AccessPolicy],
     ) -> Result<(), AzureError> {
-        let parameters = models::VaultAccessPolicyParameters::new(models::VaultAccessPolicyProperties::new(vec![
-            to_entry(entry),
-        ]));
+        let parameters = models::VaultAccessPolicyParameters::new(models::VaultAccessPolicyProperties::new(entries.iter().map(to_entry).collect()));
         self.keyvault
             .vaults_client()
             .update_access_policy(&vault.resource_group, &vault.name, op.as_str(), parameters, &vault.subscription)

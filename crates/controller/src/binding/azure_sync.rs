@@ -272,11 +272,11 @@ async fn sync_access_policy(
         ctx.reads.forget_vault(&vault.id);
     }
     if !change.add.is_empty() {
-        ctx.arm.update_access_policy(&vault.id, AccessPolicyOp::Add, &entry(change.add.clone())).await.map_err(BindingError::azure(Step::Access, "adding the access policy"))?;
+        ctx.access.change(&vault.id, AccessPolicyOp::Add, entry(change.add.clone())).await.map_err(BindingError::azure(Step::Access, "adding the access policy"))?;
         changes.push(("AccessGranted", format!("granted {} on vault {}", describe(&change.add), vault.id.name)));
     }
     if !change.remove.is_empty() {
-        ctx.arm.update_access_policy(&vault.id, AccessPolicyOp::Remove, &entry(change.remove.clone())).await.map_err(BindingError::azure(Step::Access, "removing access-policy permissions"))?;
+        ctx.access.change(&vault.id, AccessPolicyOp::Remove, entry(change.remove.clone())).await.map_err(BindingError::azure(Step::Access, "removing access-policy permissions"))?;
         changes.push(("AccessRevoked", format!("revoked {} on vault {}", describe(&change.remove), vault.id.name)));
     }
     let list = |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>();

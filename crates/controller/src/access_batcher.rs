@@ -1,0 +1,117 @@
+//! One writer per access-policy vault.
+//!
+//! A vault's access policies are one list that every change rewrites, and a request may
+//! carry up to 16 entries. So grants and revocations from every binding for the same vault
+//! are collected for a short window and sent 16 to a request, one request at a time per
+//! vault: a thousand new identities cost 63 vault writes, not a thousand.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, MAX_ACCESS_POLICIES_PER_REQUEST};
+use kvbind_azure::{Arm, AzureError, VaultId};
+use tokio::sync::oneshot;
+
+type Reply = oneshot::Sender<Result<(), AzureError>>;
+
+struct Request {
+    op: AccessPolicyOp,
+    entry: AccessPolicy,
+    reply: Reply,
+}
+
+/// Batches access-policy changes per vault.
+#[derive(Clone)]
+pub struct AccessPolicyBatcher {
+    arm: Arc<dyn Arm>,
+    window: Option<Duration>,
+    queues: Arc<Mutex<HashMap<String, (VaultId, Vec<Request>)>>>,
+}
+
+impl AccessPolicyBatcher {
+    /// A batcher that collects changes for `window` before writing; `None` writes each
+    /// change on its own (the naive strategy, for comparison).
+    pub fn new(arm: Arc<dyn Arm>, window: Option<Duration>) -> Self {
+        AccessPolicyBatcher { arm, window, queues: Arc::default() }
+    }
+
+    /// Applies `op` with `entry` on `vault`, together with whatever else is asked for the
+    /// same vault in the same window.
+    pub async fn change(&self, vault: &VaultId, op: AccessPolicyOp, entry: AccessPolicy) -> Result<(), AzureError> {
+        let Some(_) = self.window else {
+            return self.arm.update_access_policy(vault, op, std::slice::from_ref(&entry)).await;
+        };
+        let (reply, answer) = oneshot::channel();
+        let start_writer = {
+            let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let key = vault.key();
+            let start = !queues.contains_key(&key);
+            queues.entry(key).or_insert_with(|| (vault.clone(), Vec::new())).1.push(Request { op, entry, reply });
+            start
+        };
+        if start_writer {
+            tokio::spawn(self.clone().write_loop(vault.key()));
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(AzureError::Transient { operation: "UpdateAccessPolicy", resource: vault.to_string(), message: "the writer for this vault stopped".to_owned() })
+        })
+    }
+
+    /// Writes batches for one vault until no more changes arrive.
+    async fn write_loop(self, key: String) {
+        let window = self.window.unwrap_or_default();
+        loop {
+            tokio::time::sleep(window).await;
+            let batch = {
+                let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                match queues.get_mut(&key) {
+                    Some((vault, pending)) if !pending.is_empty() => Some((vault.clone(), std::mem::take(pending))),
+                    _ => {
+                        queues.remove(&key);
+                        None
+                    }
+                }
+            };
+            let Some((vault, requests)) = batch else { return };
+            self.write(&vault, requests).await;
+        }
+    }
+
+    /// Sends the requests grouped by operation, 16 entries a request, and answers each with
+    /// the result of the request that carried it. Adds and removes for one principal merge
+    /// into one entry (a union either way); replaces stay apart.
+    async fn write(&self, vault: &VaultId, requests: Vec<Request>) {
+        let mut by_op: Vec<(AccessPolicyOp, Vec<AccessPolicy>, Vec<Vec<Reply>>)> = Vec::new();
+        for Request { op, entry, reply } in requests {
+            let slot = match by_op.iter().position(|(o, _, _)| *o == op) {
+                Some(i) => i,
+                None => {
+                    by_op.push((op, Vec::new(), Vec::new()));
+                    by_op.len() - 1
+                }
+            };
+            let (_, entries, replies) = &mut by_op[slot];
+            let same = |e: &AccessPolicy| e.object_id.eq_ignore_ascii_case(&entry.object_id) && e.tenant_id == entry.tenant_id;
+            match entries.iter().position(same).filter(|_| op != AccessPolicyOp::Replace) {
+                Some(i) => {
+                    entries[i].permissions.merge(&entry.permissions);
+                    replies[i].push(reply);
+                }
+                None => {
+                    entries.push(entry);
+                    replies.push(vec![reply]);
+                }
+            }
+        }
+        for (op, entries, mut replies) in by_op {
+            for (chunk, chunk_replies) in entries.chunks(MAX_ACCESS_POLICIES_PER_REQUEST).zip(replies.chunks_mut(MAX_ACCESS_POLICIES_PER_REQUEST)) {
+                tracing::info!(vault = %vault, op = op.as_str(), entries = chunk.len(), "updating access policies");
+                let result = self.arm.update_access_policy(vault, op, chunk).await;
+                for reply in chunk_replies.iter_mut().flat_map(std::mem::take) {
+                    let _ = reply.send(result.clone());
+                }
+            }
+        }
+    }
+}
