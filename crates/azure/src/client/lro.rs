@@ -39,6 +39,12 @@ impl Default for LroSettings {
     }
 }
 
+/// The wait before the next poll: the server's `Retry-After`, or the configured interval
+/// when it gives none or zero (a zero would turn polling into a busy loop).
+fn poll_wait(headers: &azure_core::headers::Headers, settings: &LroSettings) -> Duration {
+    retry_after(headers).filter(|d| !d.is_zero()).unwrap_or(settings.poll_interval)
+}
+
 fn terminal(status: &str) -> Option<Result<(), ()>> {
     match status.to_ascii_lowercase().as_str() {
         "succeeded" => Some(Ok(())),
@@ -75,7 +81,7 @@ pub async fn follow(
         }
     };
     let started = Instant::now();
-    let mut wait = retry_after(&first.headers).unwrap_or(settings.poll_interval);
+    let mut wait = poll_wait(&first.headers, &settings);
     loop {
         if started.elapsed() + wait > settings.deadline {
             return Err(AzureError::Transient {
@@ -97,7 +103,7 @@ pub async fn follow(
                 continue;
             }
         };
-        wait = retry_after(&poll.headers).unwrap_or(settings.poll_interval);
+        wait = poll_wait(&poll.headers, &settings);
         let body = poll.json();
         let state = match mode {
             Mode::AsyncOperation => body.get("status").and_then(Value::as_str).map(str::to_owned),
