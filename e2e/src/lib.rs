@@ -47,14 +47,7 @@ pub fn control_plane() -> &'static ControlPlane {
 fn install_crds(plane: &ControlPlane) -> Result<(), kvbind_local_cluster::ControlPlaneError> {
     let crds = repo_root().join("crds");
     let spc = secret_provider_class_crd();
-    plane.kubectl_ok(&[
-        "apply",
-        "--server-side",
-        "-f",
-        &crds.to_string_lossy(),
-        "-f",
-        &spc.to_string_lossy(),
-    ])?;
+    plane.kubectl_ok(&["apply", "--server-side", "-f", &crds.to_string_lossy(), "-f", &spc.to_string_lossy()])?;
     plane.kubectl_ok(&[
         "wait",
         "--for=condition=Established",
@@ -89,9 +82,7 @@ spec:
 pub async fn admin_client() -> Client {
     let plane = control_plane();
     let kubeconfig = Kubeconfig::read_from(&plane.kubeconfig).expect("kubeconfig is readable");
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig is valid");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("kubeconfig is valid");
     Client::try_from(config).expect("client builds")
 }
 
@@ -105,9 +96,7 @@ pub async fn client_with_token(token: &str) -> Client {
             auth.token = Some(token.to_owned().into());
         }
     }
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig is valid");
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("kubeconfig is valid");
     Client::try_from(config).expect("client builds")
 }
 
@@ -137,22 +126,13 @@ impl TestNamespace {
             "metadata": { "name": name, "labels": { label: "true" } }
         }))
         .expect("namespace literal");
-        Api::<Namespace>::all(client.clone())
-            .create(&PostParams::default(), &namespace)
-            .await
-            .expect("namespace is created");
+        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await.expect("namespace is created");
         TestNamespace { name, client }
     }
 
     /// Runs kubectl in this namespace and returns what it did.
     pub fn kubectl(&self, args: &[&str]) -> Output {
-        control_plane()
-            .kubectl()
-            .arg("--namespace")
-            .arg(&self.name)
-            .args(args)
-            .output()
-            .expect("kubectl runs")
+        control_plane().kubectl().arg("--namespace").arg(&self.name).args(args).output().expect("kubectl runs")
     }
 
     /// Runs kubectl off the async workers, for commands that wait (a blocked worker can
@@ -160,11 +140,9 @@ impl TestNamespace {
     pub async fn kubectl_off_runtime(&self, args: &[&str]) -> Output {
         let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
         let namespace = self.name.clone();
-        tokio::task::spawn_blocking(move || {
-            control_plane().kubectl().arg("--namespace").arg(namespace).args(args).output().expect("kubectl runs")
-        })
-        .await
-        .expect("kubectl finishes")
+        tokio::task::spawn_blocking(move || control_plane().kubectl().arg("--namespace").arg(namespace).args(args).output().expect("kubectl runs"))
+            .await
+            .expect("kubectl finishes")
     }
 
     /// Runs `kubectl apply -f -` with `yaml` on stdin.
@@ -184,12 +162,7 @@ impl TestNamespace {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("kubectl runs");
-        child
-            .stdin
-            .take()
-            .expect("stdin is piped")
-            .write_all(yaml.as_bytes())
-            .expect("kubectl reads stdin");
+        child.stdin.take().expect("stdin is piped").write_all(yaml.as_bytes()).expect("kubectl reads stdin");
         child.wait_with_output().expect("kubectl finishes")
     }
 }

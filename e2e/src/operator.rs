@@ -44,7 +44,9 @@ pub fn seed(rest: &str) -> Seed {
 
 /// A Node for test namespace `namespace` that runs on `provider_id`, as YAML.
 pub fn node_manifest(namespace: &str, name: &str, provider_id: &str) -> String {
-    format!("apiVersion: v1\nkind: Node\nmetadata:\n  name: {namespace}-{name}\n  labels:\n    kvbind.io/test: {namespace}\nspec:\n  providerID: {provider_id}\n")
+    format!(
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: {namespace}-{name}\n  labels:\n    kvbind.io/test: {namespace}\nspec:\n  providerID: {provider_id}\n"
+    )
 }
 
 impl Scenario {
@@ -118,7 +120,10 @@ impl Scenario {
 
     /// A VMSS Uniform node's providerID.
     pub fn vmss_node(vmss: &str, instance: u32) -> String {
-        format!("azure:///subscriptions/{SUBSCRIPTION}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachineScaleSets/{vmss}/virtualMachines/{instance}", NODE_GROUP.to_ascii_lowercase())
+        format!(
+            "azure:///subscriptions/{SUBSCRIPTION}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachineScaleSets/{vmss}/virtualMachines/{instance}",
+            NODE_GROUP.to_ascii_lowercase()
+        )
     }
 
     /// Applies YAML in the namespace, failing the test if kubectl does.
@@ -133,11 +138,10 @@ impl Scenario {
         let timeout = format!("--timeout={}s", DEADLINE.as_secs());
         let args = vec!["wait".to_owned(), format!("--for=condition={condition}"), format!("identitybinding/{binding}"), timeout];
         let namespace = self.ns.name.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            crate::control_plane().kubectl().arg("--namespace").arg(namespace).args(args).output().expect("kubectl runs")
-        })
-        .await
-        .expect("kubectl wait finishes");
+        let out =
+            tokio::task::spawn_blocking(move || crate::control_plane().kubectl().arg("--namespace").arg(namespace).args(args).output().expect("kubectl runs"))
+                .await
+                .expect("kubectl wait finishes");
         assert!(
             out.status.success(),
             "{binding} never became {condition}: {}\n{}",
@@ -148,13 +152,18 @@ impl Scenario {
 
     /// Waits until every IdentityBinding in the namespace has `condition`.
     pub async fn wait_all(&self, condition: &str) {
-        let args = vec!["wait".to_owned(), format!("--for=condition={condition}"), "identitybinding".to_owned(), "--all".to_owned(), format!("--timeout={}s", DEADLINE.as_secs() * 2)];
+        let args = vec![
+            "wait".to_owned(),
+            format!("--for=condition={condition}"),
+            "identitybinding".to_owned(),
+            "--all".to_owned(),
+            format!("--timeout={}s", DEADLINE.as_secs() * 2),
+        ];
         let namespace = self.ns.name.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            crate::control_plane().kubectl().arg("--namespace").arg(namespace).args(args).output().expect("kubectl runs")
-        })
-        .await
-        .expect("kubectl wait finishes");
+        let out =
+            tokio::task::spawn_blocking(move || crate::control_plane().kubectl().arg("--namespace").arg(namespace).args(args).output().expect("kubectl runs"))
+                .await
+                .expect("kubectl wait finishes");
         assert!(out.status.success(), "not every binding became {condition}: {}", String::from_utf8_lossy(&out.stderr));
     }
 

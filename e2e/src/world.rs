@@ -1,7 +1,7 @@
 //! The simulated Azure and cluster objects the scenarios share.
 
-use kvbind_arm_sim::Simulator;
 use crate::operator::{NODE_GROUP, SUBSCRIPTION, TENANT};
+use kvbind_arm_sim::Simulator;
 use serde_json::Value;
 
 /// A user-assigned identity's ID.
@@ -19,7 +19,9 @@ pub fn key(id: &str) -> String {
 /// with someone else's access policy.
 pub fn cluster(pools: &[&str], vms: &[&str], vault_rbac: bool) -> String {
     let foreign = uami("rg-identities", "team-foreign");
-    let mut text = format!("subscriptions:\n  - id: {SUBSCRIPTION}\n    resourceGroups:\n      - name: rg-identities\n        identities: [{{name: team-foreign}}]\n      - name: {NODE_GROUP}\n        scaleSets:\n");
+    let mut text = format!(
+        "subscriptions:\n  - id: {SUBSCRIPTION}\n    resourceGroups:\n      - name: rg-identities\n        identities: [{{name: team-foreign}}]\n      - name: {NODE_GROUP}\n        scaleSets:\n"
+    );
     for p in pools {
         text.push_str(&format!("          - {{name: {p}, systemAssigned: true, userAssigned: [\"{foreign}\"]}}\n"));
     }
@@ -37,9 +39,7 @@ pub fn cluster(pools: &[&str], vms: &[&str], vault_rbac: bool) -> String {
 pub fn class(name: &str, objects: &[(&str, &str, u32)]) -> String {
     let mut entries = String::new();
     for (object, kind, history) in objects {
-        entries.push_str(&format!(
-            "        - |\n          objectName: {object}\n          objectType: {kind}\n          objectVersionHistory: {history}\n"
-        ));
+        entries.push_str(&format!("        - |\n          objectName: {object}\n          objectType: {kind}\n          objectVersionHistory: {history}\n"));
     }
     format!(
         "apiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\nmetadata:\n  name: {name}\nspec:\n  provider: azure\n  parameters:\n    keyvaultName: kvname\n    tenantId: {TENANT}\n    objects: |\n      array:\n{entries}"

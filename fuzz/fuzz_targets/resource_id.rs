@@ -5,8 +5,7 @@
 use kvbind_azure::{GroupResourceId, ResourceKind};
 use libfuzzer_sys::fuzz_target;
 
-const KINDS: [ResourceKind; 4] =
-    [ResourceKind::UserAssignedIdentity, ResourceKind::VirtualMachineScaleSet, ResourceKind::VirtualMachine, ResourceKind::Vault];
+const KINDS: [ResourceKind; 4] = [ResourceKind::UserAssignedIdentity, ResourceKind::VirtualMachineScaleSet, ResourceKind::VirtualMachine, ResourceKind::Vault];
 
 fuzz_target!(|text: &str| {
     for kind in KINDS {

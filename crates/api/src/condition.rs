@@ -47,14 +47,7 @@ pub enum ConditionStatus {
 
 impl Condition {
     /// A condition observed now for `generation`.
-    pub fn new(
-        r#type: &str,
-        status: ConditionStatus,
-        reason: &str,
-        message: impl Into<String>,
-        generation: Option<i64>,
-        now: &str,
-    ) -> Self {
+    pub fn new(r#type: &str, status: ConditionStatus, reason: &str, message: impl Into<String>, generation: Option<i64>, now: &str) -> Self {
         Self {
             r#type: r#type.to_owned(),
             status,
@@ -101,20 +94,14 @@ mod tests {
     #[test]
     fn unchanged_condition_keeps_its_transition_time() {
         let old = vec![ready(ConditionStatus::True, "Converged", "2026-01-01T00:00:00Z")];
-        let merged = merge_conditions(
-            &old,
-            vec![ready(ConditionStatus::True, "Converged", "2026-02-02T00:00:00Z")],
-        );
+        let merged = merge_conditions(&old, vec![ready(ConditionStatus::True, "Converged", "2026-02-02T00:00:00Z")]);
         assert_eq!(merged, old);
     }
 
     #[test]
     fn changed_reason_moves_the_transition_time() {
         let old = vec![ready(ConditionStatus::False, "Throttled", "2026-01-01T00:00:00Z")];
-        let merged = merge_conditions(
-            &old,
-            vec![ready(ConditionStatus::False, "VaultNotFound", "2026-02-02T00:00:00Z")],
-        );
+        let merged = merge_conditions(&old, vec![ready(ConditionStatus::False, "VaultNotFound", "2026-02-02T00:00:00Z")]);
         assert_eq!(merged[0].last_transition_time, "2026-02-02T00:00:00Z");
     }
 }

@@ -98,9 +98,7 @@ pub struct IdentitySpec {
     /// Subscription of the identity named by `name`. Defaults to the operator's first
     /// configured subscription.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(
-        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
-    ))]
+    #[schemars(regex(pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"))]
     pub subscription_id: Option<String>,
 
     /// Azure region of the identity named by `name`. Defaults to the operator's
@@ -116,9 +114,7 @@ pub struct IdentitySpec {
     /// Full ARM resource ID of an existing user-assigned identity to adopt. kvbind never
     /// deletes an adopted identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(
-        pattern = r"(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+$"
-    ))]
+    #[schemars(regex(pattern = r"(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+$"))]
     pub resource_id: Option<String>,
 }
 
@@ -164,7 +160,10 @@ impl LabelSelector {
 pub struct LabelSelectorRequirement {
     /// The label key: an optional DNS-subdomain prefix and `/`, then a name of at most 63
     /// characters.
-    #[schemars(length(min = 1, max = 317), regex(pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 317),
+        regex(pattern = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+    )]
     pub key: String,
     /// How the label's value relates to `values`.
     pub operator: LabelSelectorOperator,
@@ -192,9 +191,7 @@ pub enum LabelSelectorOperator {
 pub struct KeyVaultRef {
     /// Full ARM resource ID of the vault
     /// (`/subscriptions/…/resourceGroups/…/providers/Microsoft.KeyVault/vaults/NAME`).
-    #[schemars(regex(
-        pattern = r"(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.KeyVault/vaults/[a-zA-Z0-9-]{3,24}$"
-    ))]
+    #[schemars(regex(pattern = r"(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.KeyVault/vaults/[a-zA-Z0-9-]{3,24}$"))]
     pub resource_id: String,
 }
 

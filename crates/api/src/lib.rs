@@ -19,9 +19,7 @@ pub mod secret_provider_class;
 
 pub use binding_policy::{BindingPolicy, BindingPolicySpec};
 pub use condition::{Condition, ConditionStatus};
-pub use identity_binding::{
-    DeletionPolicy, IdentityBinding, IdentityBindingSpec, IdentityBindingStatus, IdentitySpec,
-};
+pub use identity_binding::{DeletionPolicy, IdentityBinding, IdentityBindingSpec, IdentityBindingStatus, IdentitySpec};
 pub use objects::{KeyVaultObject, ObjectType, ObjectsError, parse_objects};
 
 /// The API group of kvbind's own resources.

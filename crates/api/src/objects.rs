@@ -135,9 +135,7 @@ pub enum ObjectsError {
         problem: String,
     },
     /// Two entries would be written to the same file.
-    #[error(
-        "objects.array[{index}] and objects.array[{first}] both mount as file {file:?}: set objectAlias on one"
-    )]
+    #[error("objects.array[{index}] and objects.array[{first}] both mount as file {file:?}: set objectAlias on one")]
     DuplicateFile {
         /// The later entry.
         index: usize,
@@ -164,9 +162,7 @@ impl ObjectsError {
     /// The field the error is about, if it is about one field.
     pub fn field(&self) -> Option<&'static str> {
         match self {
-            ObjectsError::Missing { field, .. } | ObjectsError::Invalid { field, .. } => {
-                Some(field)
-            }
+            ObjectsError::Missing { field, .. } | ObjectsError::Invalid { field, .. } => Some(field),
             _ => None,
         }
     }
@@ -177,8 +173,7 @@ pub fn parse_objects(text: &str) -> Result<Vec<KeyVaultObject>, ObjectsError> {
     if text.len() > MAX_OBJECTS_BYTES {
         return Err(ObjectsError::TooLarge(text.len()));
     }
-    let doc: Value =
-        serde_yaml_ng::from_str(text).map_err(|e| ObjectsError::NotYaml(e.to_string()))?;
+    let doc: Value = serde_yaml_ng::from_str(text).map_err(|e| ObjectsError::NotYaml(e.to_string()))?;
     let items = match doc.get("array") {
         Some(Value::Sequence(items)) => items,
         Some(Value::Null) => return Err(ObjectsError::Empty),
@@ -204,34 +199,20 @@ pub fn parse_objects(text: &str) -> Result<Vec<KeyVaultObject>, ObjectsError> {
 fn parse_entry(index: usize, text: &str) -> Result<KeyVaultObject, ObjectsError> {
     // Read every value as the text it was written as: `objectName: 0E0` is the name "0E0",
     // not a number, just as the provider (Go, into string fields) reads it.
-    let value: BTreeMap<String, Field> =
-        serde_yaml_ng::from_str(text).map_err(|e| ObjectsError::EntryNotMapping {
-            index,
-            detail: e.to_string(),
-        })?;
+    let value: BTreeMap<String, Field> = serde_yaml_ng::from_str(text).map_err(|e| ObjectsError::EntryNotMapping { index, detail: e.to_string() })?;
     let field = |name: &'static str| scalar(index, value.get(name), name);
 
-    let name = field("objectName")?.ok_or(ObjectsError::Missing {
-        index,
-        field: "objectName",
-    })?;
+    let name = field("objectName")?.ok_or(ObjectsError::Missing { index, field: "objectName" })?;
     check_object_name(index, &name)?;
     let object_type = match field("objectType")?.as_deref() {
         Some("secret") => ObjectType::Secret,
         Some("key") => ObjectType::Key,
         Some("cert") => ObjectType::Cert,
         Some(other) => {
-            return Err(invalid(
-                index,
-                "objectType",
-                format!("{other:?} is not one of secret, key, cert"),
-            ));
+            return Err(invalid(index, "objectType", format!("{other:?} is not one of secret, key, cert")));
         }
         None => {
-            return Err(ObjectsError::Missing {
-                index,
-                field: "objectType",
-            });
+            return Err(ObjectsError::Missing { index, field: "objectType" });
         }
     };
     let version = field("objectVersion")?;
@@ -242,9 +223,7 @@ fn parse_entry(index: usize, text: &str) -> Result<KeyVaultObject, ObjectsError>
     }
     let version_history = match field("objectVersionHistory")? {
         None => 0,
-        Some(v) => v.parse::<u32>().map_err(|_| {
-            invalid(index, "objectVersionHistory", format!("{v:?} is not a whole number of versions"))
-        })?,
+        Some(v) => v.parse::<u32>().map_err(|_| invalid(index, "objectVersionHistory", format!("{v:?} is not a whole number of versions")))?,
     };
     let alias = field("objectAlias")?;
     if let Some(a) = &alias {
@@ -260,26 +239,14 @@ fn parse_entry(index: usize, text: &str) -> Result<KeyVaultObject, ObjectsError>
     if let Some(e) = &encoding
         && !matches!(e.to_ascii_lowercase().as_str(), "utf-8" | "hex" | "base64")
     {
-        return Err(invalid(
-            index,
-            "objectEncoding",
-            format!("{e:?} is not one of utf-8, hex, base64"),
-        ));
+        return Err(invalid(index, "objectEncoding", format!("{e:?} is not one of utf-8, hex, base64")));
     }
     if let Some(p) = field("filePermission")?
         && !(p.len() == 4 && p.starts_with('0') && p.chars().all(|c| ('0'..='7').contains(&c)))
     {
         return Err(invalid(index, "filePermission", format!("{p:?} is not an octal mode like 0644")));
     }
-    Ok(KeyVaultObject {
-        name,
-        object_type,
-        version,
-        version_history,
-        alias,
-        format,
-        encoding,
-    })
+    Ok(KeyVaultObject { name, object_type, version, version_history, alias, format, encoding })
 }
 
 /// One value of an entry: its text as written, or a list or mapping (which no field takes).
@@ -346,28 +313,13 @@ fn scalar(index: usize, field: Option<&Field>, name: &'static str) -> Result<Opt
 /// Key Vault object names: 1 to 127 letters, digits and hyphens.
 fn check_object_name(index: usize, name: &str) -> Result<(), ObjectsError> {
     let valid = name.len() <= 127 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if valid {
-        Ok(())
-    } else {
-        Err(invalid(
-            index,
-            "objectName",
-            format!("{name:?} is not a Key Vault object name (1-127 letters, digits and hyphens)"),
-        ))
-    }
+    if valid { Ok(()) } else { Err(invalid(index, "objectName", format!("{name:?} is not a Key Vault object name (1-127 letters, digits and hyphens)"))) }
 }
 
 /// The driver writes each object to a file in the mount: no path separators or dot names.
 fn check_file_name(index: usize, alias: &str) -> Result<(), ObjectsError> {
-    let valid = alias.len() <= 255
-        && !alias.contains(['/', '\\', '\0'])
-        && alias != "."
-        && alias != "..";
-    if valid {
-        Ok(())
-    } else {
-        Err(invalid(index, "objectAlias", format!("{alias:?} is not a plain file name")))
-    }
+    let valid = alias.len() <= 255 && !alias.contains(['/', '\\', '\0']) && alias != "." && alias != "..";
+    if valid { Ok(()) } else { Err(invalid(index, "objectAlias", format!("{alias:?} is not a plain file name"))) }
 }
 
 fn reject_shared_files(objects: &[KeyVaultObject]) -> Result<(), ObjectsError> {
@@ -375,26 +327,15 @@ fn reject_shared_files(objects: &[KeyVaultObject]) -> Result<(), ObjectsError> {
     for (index, object) in objects.iter().enumerate() {
         let file = object.file_name();
         if !seen.insert(file) {
-            let first = objects
-                .iter()
-                .position(|o| o.file_name() == file)
-                .unwrap_or(index);
-            return Err(ObjectsError::DuplicateFile {
-                index,
-                first,
-                file: file.to_owned(),
-            });
+            let first = objects.iter().position(|o| o.file_name() == file).unwrap_or(index);
+            return Err(ObjectsError::DuplicateFile { index, first, file: file.to_owned() });
         }
     }
     Ok(())
 }
 
 fn invalid(index: usize, field: &'static str, problem: String) -> ObjectsError {
-    ObjectsError::Invalid {
-        index,
-        field,
-        problem,
-    }
+    ObjectsError::Invalid { index, field, problem }
 }
 
 #[cfg(test)]

@@ -36,12 +36,7 @@ pub mod v1 {
 
     /// A SecretProviderClass as the CSI driver serves it.
     #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-    #[kube(
-        group = "secrets-store.csi.x-k8s.io",
-        version = "v1",
-        kind = "SecretProviderClass",
-        namespaced
-    )]
+    #[kube(group = "secrets-store.csi.x-k8s.io", version = "v1", kind = "SecretProviderClass", namespaced)]
     pub struct Spec(pub SecretProviderClassSpec);
 }
 
@@ -51,12 +46,7 @@ pub mod v1alpha1 {
 
     /// A SecretProviderClass as older CSI drivers serve it.
     #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
-    #[kube(
-        group = "secrets-store.csi.x-k8s.io",
-        version = "v1alpha1",
-        kind = "SecretProviderClass",
-        namespaced
-    )]
+    #[kube(group = "secrets-store.csi.x-k8s.io", version = "v1alpha1", kind = "SecretProviderClass", namespaced)]
     pub struct Spec(pub SecretProviderClassSpec);
 }
 
@@ -127,12 +117,7 @@ impl<'a> AzureParameters<'a> {
     /// Reads the provider's keys from a parameter map. Booleans are true only when spelled
     /// `true` in any case, as the provider reads them.
     pub fn read(parameters: &'a BTreeMap<String, String>) -> Self {
-        let text = |key: &str| {
-            parameters
-                .get(key)
-                .map(|v| v.trim())
-                .filter(|v| !v.is_empty())
-        };
+        let text = |key: &str| parameters.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
         let flag = |key: &str| text(key).is_some_and(|v| v.eq_ignore_ascii_case("true"));
         AzureParameters {
             use_pod_identity: flag(keys::USE_POD_IDENTITY),
@@ -197,13 +182,7 @@ mod tests {
 
     #[test]
     fn two_token_modes_are_refused() {
-        let p = params(&[
-            ("usePodIdentity", "TRUE"),
-            ("useVMManagedIdentity", "true"),
-            ("keyvaultName", "kv"),
-            ("tenantID", "t"),
-            ("objects", OBJECTS),
-        ]);
+        let p = params(&[("usePodIdentity", "TRUE"), ("useVMManagedIdentity", "true"), ("keyvaultName", "kv"), ("tenantID", "t"), ("objects", OBJECTS)]);
         let err = AzureParameters::read(&p).validate().expect_err("conflict");
         assert!(err.to_string().contains("usePodIdentity, useVMManagedIdentity"), "{err}");
     }

@@ -10,13 +10,9 @@ fn committed_crds_match_the_types() {
     for dir in CRD_DIRS {
         for (file, generated) in crds().expect("CRDs serialise") {
             let path = root.join(dir).join(file);
-            let committed = std::fs::read_to_string(&path)
-                .unwrap_or_else(|e| panic!("{} is missing ({e}); run `cargo run -p kvbind -- crdgen`", path.display()));
-            assert!(
-                committed == generated,
-                "{} is stale; run `cargo run -p kvbind -- crdgen`",
-                path.display()
-            );
+            let committed =
+                std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{} is missing ({e}); run `cargo run -p kvbind -- crdgen`", path.display()));
+            assert!(committed == generated, "{} is stale; run `cargo run -p kvbind -- crdgen`", path.display());
         }
     }
 }

@@ -173,9 +173,7 @@ pub struct World {
 
 /// ISO 8601 now.
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 fn guid() -> String {
@@ -427,10 +425,7 @@ impl World {
 
     /// The status body of an operation.
     pub fn operation_status(&self, id: &str) -> Result<Value, ArmError> {
-        let op = self
-            .operations
-            .get(id)
-            .ok_or_else(|| ArmError::new(404, "ResourceNotFound", format!("The operation '{id}' was not found.")))?;
+        let op = self.operations.get(id).ok_or_else(|| ArmError::new(404, "ResourceNotFound", format!("The operation '{id}' was not found.")))?;
         let done = op.ends.is_some_and(|t| t <= Instant::now());
         Ok(match (done, op.fails) {
             (false, _) => json!({"name": id, "status": "InProgress", "startTime": op.started}),
@@ -443,10 +438,7 @@ impl World {
     }
 
     fn compute_json(&self, c: &ComputeResource, state: &str) -> Value {
-        let id = format!(
-            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/{}/{}",
-            c.subscription, c.resource_group, c.kind, c.name
-        );
+        let id = format!("/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/{}/{}", c.subscription, c.resource_group, c.kind, c.name);
         let busy = c.busy_until.is_some_and(|u| u.is_none_or(|t| t > Instant::now()));
         let mut body = json!({
             "id": id, "name": c.name, "type": format!("Microsoft.Compute/{}", c.kind), "location": c.location,
@@ -500,9 +492,7 @@ impl World {
     }
 
     fn vault(&self, sub: &str, rg: &str, name: &str) -> Result<&VaultResource, ArmError> {
-        self.vaults
-            .get(&vault_key(sub, rg, name))
-            .ok_or_else(|| not_found("Microsoft.KeyVault/vaults", name, rg))
+        self.vaults.get(&vault_key(sub, rg, name)).ok_or_else(|| not_found("Microsoft.KeyVault/vaults", name, rg))
     }
 
     /// `Vaults_ListBySubscription`: every vault of a subscription, in key order.
@@ -510,12 +500,7 @@ impl World {
         if !self.subscriptions.contains_key(&sub.to_ascii_lowercase()) {
             return Err(ArmError::new(404, "SubscriptionNotFound", format!("The subscription '{sub}' could not be found.")));
         }
-        Ok(self
-            .vaults
-            .values()
-            .filter(|v| v.subscription.eq_ignore_ascii_case(sub))
-            .map(|v| vault_json(v, &self.tenant_id, api))
-            .collect())
+        Ok(self.vaults.values().filter(|v| v.subscription.eq_ignore_ascii_case(sub)).map(|v| vault_json(v, &self.tenant_id, api)).collect())
     }
 
     /// `Vaults_UpdateAccessPolicy`.
@@ -543,7 +528,11 @@ impl World {
     /// `RoleAssignments_Create`: 201 created, 200 the same again.
     pub fn put_role_assignment(&mut self, scope: &str, name: &str, body: &Value) -> Result<(u16, Value), ArmError> {
         if Uuid::parse_str(name).is_err() {
-            return Err(ArmError::new(400, "InvalidRoleAssignmentId", format!("The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID.")));
+            return Err(ArmError::new(
+                400,
+                "InvalidRoleAssignmentId",
+                format!("The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID."),
+            ));
         }
         let props = body.get("properties").cloned().unwrap_or(Value::Null);
         let text = |k: &str| props.get(k).and_then(Value::as_str).map(str::to_owned);
@@ -556,7 +545,11 @@ impl World {
                 && key(&existing.scope) == key(&scope)
                 && existing.role_definition_id.rsplit('/').next().unwrap_or_default().eq_ignore_ascii_case(&role_guid);
             if !same {
-                return Err(ArmError::new(400, "RoleAssignmentUpdateNotPermitted", "Tenant ID, application ID, principal ID, and scope are not allowed to be updated."));
+                return Err(ArmError::new(
+                    400,
+                    "RoleAssignmentUpdateNotPermitted",
+                    "Tenant ID, application ID, principal ID, and scope are not allowed to be updated.",
+                ));
             }
             return Ok((200, role_assignment_json(existing)));
         }
@@ -566,7 +559,11 @@ impl World {
                 && a.role_definition_id.rsplit('/').next().unwrap_or_default().eq_ignore_ascii_case(&role_guid)
         });
         if let Some(d) = duplicate {
-            return Err(ArmError::new(409, "RoleAssignmentExists", format!("The role assignment already exists. The ID of the existing role assignment is {}.", d.name.replace('-', ""))));
+            return Err(ArmError::new(
+                409,
+                "RoleAssignmentExists",
+                format!("The role assignment already exists. The ID of the existing role assignment is {}.", d.name.replace('-', "")),
+            ));
         }
         let created = RoleAssignmentResource {
             name: name.to_owned(),
@@ -655,7 +652,13 @@ fn check_identity_name(name: &str) -> Result<(), ArmError> {
     if ok {
         Ok(())
     } else {
-        Err(ArmError::new(400, "InvalidResourceName", format!("Resource name {name} is invalid. The name can be 3-128 characters long and may contain letters, numbers, hyphens and underscores, starting with a letter or number.")))
+        Err(ArmError::new(
+            400,
+            "InvalidResourceName",
+            format!(
+                "Resource name {name} is invalid. The name can be 3-128 characters long and may contain letters, numbers, hyphens and underscores, starting with a letter or number."
+            ),
+        ))
     }
 }
 
@@ -724,11 +727,7 @@ fn role_assignment_json(a: &RoleAssignmentResource) -> Value {
 
 /// ARM's merge: `{}` adds or keeps an identity, `null` removes it, absent keys stay, and
 /// `type` decides the system-assigned identity (a type without it deletes it).
-fn apply_identity_patch(
-    resource: &mut ComputeResource,
-    identity: &Value,
-    known: &BTreeMap<String, IdentityResource>,
-) -> Result<(), ArmError> {
+fn apply_identity_patch(resource: &mut ComputeResource, identity: &Value, known: &BTreeMap<String, IdentityResource>) -> Result<(), ArmError> {
     let kind = identity
         .get("type")
         .and_then(Value::as_str)

@@ -60,8 +60,7 @@ fn shape(v: &Value, prefix: &str, out: &mut BTreeSet<(String, &'static str)>) {
 fn modelled(operation: &str, path: &str) -> bool {
     let compute = operation.starts_with("VirtualMachine");
     if compute {
-        return ["", "/id", "/name", "/type", "/location", "/properties", "/properties/provisioningState", "/sku"]
-            .contains(&path)
+        return ["", "/id", "/name", "/type", "/location", "/properties", "/properties/provisioningState", "/sku"].contains(&path)
             || path.starts_with("/identity")
             || path.starts_with("/sku/");
     }
@@ -75,13 +74,15 @@ fn seed_for(example: &Example, identity_ids: &[String]) -> Seed {
     let rg = if s(p, "resourceGroupName").is_empty() { "rg" } else { s(p, "resourceGroupName") };
     let response = example.responses.get("200").or_else(|| example.responses.get("201")).and_then(|r| r.get("body"));
     let policies = response.and_then(|b| b.pointer("/properties/accessPolicies")).cloned().unwrap_or(json!([]));
-    let principals: Vec<Value> = [p.pointer("/parameters/properties/principalId"), response.and_then(|b| b.pointer("/properties/principalId")),
+    let principals: Vec<Value> = [
+        p.pointer("/parameters/properties/principalId"),
+        response.and_then(|b| b.pointer("/properties/principalId")),
         response.and_then(|b| b.pointer("/value/0/properties/principalId")),
     ]
-        .into_iter()
-        .flatten()
-        .cloned()
-        .collect();
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect();
     let identity_names: Vec<Value> = identity_ids.iter().map(|id| json!({"name": id.rsplit('/').next().unwrap_or_default()})).collect();
     let mut group = json!({"name": rg, "identities": identity_names});
     let op = example.operation.as_str();
@@ -133,7 +134,9 @@ fn request(example: &Example) -> (reqwest::Method, String, Option<Value>) {
         "VirtualMachines_Update" => (M::PATCH, format!("{group}/Microsoft.Compute/virtualMachines/{}", s(p, "vmName")), body),
         "VirtualMachines_CreateOrUpdate" => (M::PUT, format!("{group}/Microsoft.Compute/virtualMachines/{}", s(p, "vmName")), body),
         "Vaults_Get" => (M::GET, format!("{group}/Microsoft.KeyVault/vaults/{}", s(p, "vaultName")), None),
-        "Vaults_UpdateAccessPolicy" => (M::PUT, format!("{group}/Microsoft.KeyVault/vaults/{}/accessPolicies/{}", s(p, "vaultName"), s(p, "operationKind")), body),
+        "Vaults_UpdateAccessPolicy" => {
+            (M::PUT, format!("{group}/Microsoft.KeyVault/vaults/{}/accessPolicies/{}", s(p, "vaultName"), s(p, "operationKind")), body)
+        }
         "RoleAssignments_Create" => (M::PUT, format!("{ra}/{}", s(p, "roleAssignmentName")), body),
         "RoleAssignments_Get" => (M::GET, format!("{ra}/{}", s(p, "roleAssignmentName")), None),
         "RoleAssignments_Delete" => (M::DELETE, format!("{ra}/{}", s(p, "roleAssignmentName")), None),
@@ -186,7 +189,11 @@ async fn every_spec_example_replays_against_the_simulator() {
         // Get, Delete and List need the example's own assignment to exist first.
         if example.operation.starts_with("RoleAssignments") && example.operation != "RoleAssignments_Create" {
             let existing = example.responses["200"]["body"].get("value").and_then(|v| v.get(0)).unwrap_or(&example.responses["200"]["body"]).clone();
-            let put = format!("/{}/providers/Microsoft.Authorization/roleAssignments/{}", s(&existing["properties"], "scope").trim_start_matches('/'), s(&existing, "name"));
+            let put = format!(
+                "/{}/providers/Microsoft.Authorization/roleAssignments/{}",
+                s(&existing["properties"], "scope").trim_start_matches('/'),
+                s(&existing, "name")
+            );
             let created = send(reqwest::Method::PUT, put, Some(json!({"properties": existing["properties"]}))).await.expect("put");
             assert_eq!(created.status(), 201, "{}: creating the example's assignment", example.file);
         }
@@ -195,7 +202,11 @@ async fn every_spec_example_replays_against_the_simulator() {
         let status = response.status().as_u16().to_string();
         let actual: Value = response.json().await.unwrap_or(Value::Null);
         let expected = example.responses.get(&status).unwrap_or_else(|| {
-            panic!("{}: status {status} is not among the example's {:?}: {actual}", example.file, example.responses.as_object().map(|m| m.keys().collect::<Vec<_>>()))
+            panic!(
+                "{}: status {status} is not among the example's {:?}: {actual}",
+                example.file,
+                example.responses.as_object().map(|m| m.keys().collect::<Vec<_>>())
+            )
         });
         let Some(expected_body) = expected.get("body") else { continue };
         let mut expected_body = expected_body.clone();
@@ -216,11 +227,7 @@ async fn every_spec_example_replays_against_the_simulator() {
             }
             assert!(got_paths.contains(path.as_str()), "{}: the simulator's body lacks {path}: {actual:#}", example.file);
             let null_allowed = *kind == "null";
-            assert!(
-                null_allowed || got.contains(&(path.clone(), *kind)),
-                "{}: {path} should be a {kind}: {actual:#}",
-                example.file
-            );
+            assert!(null_allowed || got.contains(&(path.clone(), *kind)), "{}: {path} should be a {kind}: {actual:#}", example.file);
         }
     }
 }
@@ -241,13 +248,32 @@ async fn malformed_requests_get_arm_errors() {
         (http.get(format!("{vault}?api-version=2019-09-01")), 401, "AuthenticationFailed"),
         (http.get(format!("{vault}?api-version=2019-09-01")).bearer_auth("forged"), 401, "InvalidAuthenticationToken"),
         (
-            http.put(format!("{vault}/accessPolicies/add?api-version=2019-09-01")).bearer_auth(TOKEN).header("content-type", "application/json").body("{not json"),
+            http.put(format!("{vault}/accessPolicies/add?api-version=2019-09-01"))
+                .bearer_auth(TOKEN)
+                .header("content-type", "application/json")
+                .body("{not json"),
             400,
             "InvalidRequestContent",
         ),
-        (http.put(format!("{vault}/accessPolicies/merge?api-version=2019-09-01")).bearer_auth(TOKEN).json(&json!({"properties": {"accessPolicies": [{"tenantId": "t", "objectId": "o", "permissions": {}}]}})), 400, "BadRequest"),
-        (http.get(format!("{}/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/none?api-version=2019-09-01", sim.url)).bearer_auth(TOKEN), 404, "ResourceNotFound"),
-        (http.get(format!("{}/subscriptions/s/resourceGroups/other/providers/Microsoft.KeyVault/vaults/kv?api-version=2019-09-01", sim.url)).bearer_auth(TOKEN), 404, "ResourceGroupNotFound"),
+        (
+            http.put(format!("{vault}/accessPolicies/merge?api-version=2019-09-01"))
+                .bearer_auth(TOKEN)
+                .json(&json!({"properties": {"accessPolicies": [{"tenantId": "t", "objectId": "o", "permissions": {}}]}})),
+            400,
+            "BadRequest",
+        ),
+        (
+            http.get(format!("{}/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/none?api-version=2019-09-01", sim.url))
+                .bearer_auth(TOKEN),
+            404,
+            "ResourceNotFound",
+        ),
+        (
+            http.get(format!("{}/subscriptions/s/resourceGroups/other/providers/Microsoft.KeyVault/vaults/kv?api-version=2019-09-01", sim.url))
+                .bearer_auth(TOKEN),
+            404,
+            "ResourceGroupNotFound",
+        ),
         (http.get(format!("{}/subscriptions/s/providers/Microsoft.Web/sites?api-version=2019-09-01", sim.url)).bearer_auth(TOKEN), 404, "InvalidResourceType"),
     ];
     for (request, status, code) in cases {

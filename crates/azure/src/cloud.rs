@@ -59,12 +59,9 @@ impl Cloud {
     pub fn by_name(name: &str, custom: Option<&Cloud>) -> Result<Cloud, CloudError> {
         match name.trim().to_ascii_lowercase().as_str() {
             "" | "azurepubliccloud" | "azurecloud" => Ok(Cloud::public()),
-            "azurechinacloud" => Ok(Cloud::known(
-                "AzureChinaCloud",
-                "https://management.chinacloudapi.cn/",
-                "https://login.chinacloudapi.cn/",
-                "vault.azure.cn",
-            )),
+            "azurechinacloud" => {
+                Ok(Cloud::known("AzureChinaCloud", "https://management.chinacloudapi.cn/", "https://login.chinacloudapi.cn/", "vault.azure.cn"))
+            }
             "azureusgovernmentcloud" | "azureusgovernment" => Ok(Cloud::known(
                 "AzureUSGovernmentCloud",
                 "https://management.usgovcloudapi.net/",

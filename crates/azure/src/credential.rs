@@ -51,23 +51,15 @@ pub enum CredentialConfig {
 impl fmt::Debug for CredentialConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CredentialConfig::WorkloadIdentity { tenant_id, client_id, token_file } => f
-                .debug_struct("WorkloadIdentity")
-                .field("tenant_id", tenant_id)
-                .field("client_id", client_id)
-                .field("token_file", token_file)
-                .finish(),
-            CredentialConfig::ManagedIdentity { client_id, endpoint } => f
-                .debug_struct("ManagedIdentity")
-                .field("client_id", client_id)
-                .field("endpoint", &endpoint.as_str())
-                .finish(),
-            CredentialConfig::ClientSecret { tenant_id, client_id, .. } => f
-                .debug_struct("ClientSecret")
-                .field("tenant_id", tenant_id)
-                .field("client_id", client_id)
-                .field("secret", &"<redacted>")
-                .finish(),
+            CredentialConfig::WorkloadIdentity { tenant_id, client_id, token_file } => {
+                f.debug_struct("WorkloadIdentity").field("tenant_id", tenant_id).field("client_id", client_id).field("token_file", token_file).finish()
+            }
+            CredentialConfig::ManagedIdentity { client_id, endpoint } => {
+                f.debug_struct("ManagedIdentity").field("client_id", client_id).field("endpoint", &endpoint.as_str()).finish()
+            }
+            CredentialConfig::ClientSecret { tenant_id, client_id, .. } => {
+                f.debug_struct("ClientSecret").field("tenant_id", tenant_id).field("client_id", client_id).field("secret", &"<redacted>").finish()
+            }
             CredentialConfig::StaticToken(_) => f.write_str("StaticToken(<redacted>)"),
         }
     }
@@ -77,36 +69,21 @@ impl fmt::Debug for CredentialConfig {
 pub const IMDS_TOKEN_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
 
 /// Builds the credential for `config`, authenticating at `authority_host`.
-pub fn build_credential(
-    config: &CredentialConfig,
-    authority_host: &Url,
-    http: Arc<dyn HttpClient>,
-) -> Arc<dyn TokenCredential> {
+pub fn build_credential(config: &CredentialConfig, authority_host: &Url, http: Arc<dyn HttpClient>) -> Arc<dyn TokenCredential> {
     match config {
-        CredentialConfig::WorkloadIdentity { tenant_id, client_id, token_file } => {
-            Arc::new(FederatedTokenFileCredential {
-                http,
-                authority_host: authority_host.clone(),
-                tenant_id: tenant_id.clone(),
-                client_id: client_id.clone(),
-                token_file: token_file.clone(),
-                cache: Mutex::new(None),
-            })
-        }
-        CredentialConfig::ManagedIdentity { client_id, endpoint } => Arc::new(ImdsCredential {
+        CredentialConfig::WorkloadIdentity { tenant_id, client_id, token_file } => Arc::new(FederatedTokenFileCredential {
             http,
-            endpoint: endpoint.clone(),
+            authority_host: authority_host.clone(),
+            tenant_id: tenant_id.clone(),
             client_id: client_id.clone(),
+            token_file: token_file.clone(),
             cache: Mutex::new(None),
         }),
+        CredentialConfig::ManagedIdentity { client_id, endpoint } => {
+            Arc::new(ImdsCredential { http, endpoint: endpoint.clone(), client_id: client_id.clone(), cache: Mutex::new(None) })
+        }
         CredentialConfig::ClientSecret { tenant_id, client_id, secret } => {
-            Arc::new(azure_identity::ClientSecretCredential::new(
-                http,
-                authority_host.clone(),
-                tenant_id.clone(),
-                client_id.clone(),
-                secret.clone(),
-            ))
+            Arc::new(azure_identity::ClientSecretCredential::new(http, authority_host.clone(), tenant_id.clone(), client_id.clone(), secret.clone()))
         }
         CredentialConfig::StaticToken(token) => Arc::new(StaticTokenCredential(Secret::new(token.clone()))),
     }
@@ -116,10 +93,7 @@ pub fn build_credential(
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
 fn fresh(cached: &Option<AccessToken>) -> Option<AccessToken> {
-    cached
-        .as_ref()
-        .filter(|t| t.expires_on - OffsetDateTime::now_utc() > REFRESH_MARGIN)
-        .cloned()
+    cached.as_ref().filter(|t| t.expires_on - OffsetDateTime::now_utc() > REFRESH_MARGIN).cloned()
 }
 
 /// A fixed token.
@@ -155,10 +129,7 @@ pub struct FederatedTokenFileCredential {
 
 impl fmt::Debug for FederatedTokenFileCredential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FederatedTokenFileCredential")
-            .field("client_id", &self.client_id)
-            .field("token_file", &self.token_file)
-            .finish_non_exhaustive()
+        f.debug_struct("FederatedTokenFileCredential").field("client_id", &self.client_id).field("token_file", &self.token_file).finish_non_exhaustive()
     }
 }
 
@@ -170,11 +141,7 @@ impl TokenCredential for FederatedTokenFileCredential {
             return Ok(token);
         }
         let assertion = tokio::fs::read_to_string(&self.token_file).await.map_err(|e| {
-            azure_core::Error::full(
-                azure_core::error::ErrorKind::Credential,
-                e,
-                format!("reading the federated token file {}", self.token_file.display()),
-            )
+            azure_core::Error::full(azure_core::error::ErrorKind::Credential, e, format!("reading the federated token file {}", self.token_file.display()))
         })?;
         let exchange = azure_identity::WorkloadIdentityCredential::new(
             self.http.clone(),
@@ -240,8 +207,7 @@ impl TokenCredential for ImdsCredential {
         }
         let token: ImdsToken = serde_json::from_slice(&body)?;
         let expires = token.expires_on.parse::<i64>().unwrap_or(0);
-        let expires_on = OffsetDateTime::from_unix_timestamp(expires)
-            .unwrap_or_else(|_| OffsetDateTime::now_utc() + Duration::from_secs(600));
+        let expires_on = OffsetDateTime::from_unix_timestamp(expires).unwrap_or_else(|_| OffsetDateTime::now_utc() + Duration::from_secs(600));
         let token = AccessToken::new(Secret::new(token.access_token), expires_on);
         *cache = Some(token.clone());
         Ok(token)

@@ -112,22 +112,14 @@ impl AzureError {
     /// The server's delay before the next try, for throttling and conflicts.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            AzureError::Throttled { retry_after, .. } | AzureError::Conflict { retry_after, .. } => {
-                Some(*retry_after)
-            }
+            AzureError::Throttled { retry_after, .. } | AzureError::Conflict { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
 
     /// True when the same call may succeed later without any change.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            AzureError::Conflict { .. }
-                | AzureError::Throttled { .. }
-                | AzureError::PrincipalNotReplicated { .. }
-                | AzureError::Transient { .. }
-        )
+        matches!(self, AzureError::Conflict { .. } | AzureError::Throttled { .. } | AzureError::PrincipalNotReplicated { .. } | AzureError::Transient { .. })
     }
 
     /// A CamelCase word for condition reasons, Events and metric labels.
@@ -178,41 +170,17 @@ impl ArmFailure {
         let resource = resource.into();
         let ArmFailure { status, code, message, retry_after } = self;
         match (status, code.as_str()) {
-            (429, _) => AzureError::Throttled {
-                operation,
-                resource,
-                retry_after: retry_after.unwrap_or(DEFAULT_THROTTLE_DELAY),
-            },
+            (429, _) => AzureError::Throttled { operation, resource, retry_after: retry_after.unwrap_or(DEFAULT_THROTTLE_DELAY) },
             (_, "PrincipalNotFound") => AzureError::PrincipalNotReplicated { operation, resource, message },
             (401, _) => AzureError::Unauthenticated { operation, resource, message },
-            (403, _) => AzureError::Forbidden {
-                operation,
-                resource,
-                action: missing_action(&message),
-                message,
-            },
-            (404, _)
-            | (
-                _,
-                "ResourceNotFound" | "ResourceGroupNotFound" | "NotFound" | "ParentResourceNotFound"
-                | "RoleAssignmentNotFound",
-            ) => AzureError::NotFound { operation, resource, code, message },
-            (409, _)
-            | (
-                _,
-                "AnotherOperationInProgress" | "RetryableErrorDueToAnotherOperation" | "OperationPreempted",
-            ) => AzureError::Conflict {
-                operation,
-                resource,
-                code,
-                message,
-                retry_after: retry_after.unwrap_or(DEFAULT_CONFLICT_DELAY),
-            },
-            (408 | 500..=599, _) => AzureError::Transient {
-                operation,
-                resource,
-                message: format!("HTTP {status} {code}: {message}"),
-            },
+            (403, _) => AzureError::Forbidden { operation, resource, action: missing_action(&message), message },
+            (404, _) | (_, "ResourceNotFound" | "ResourceGroupNotFound" | "NotFound" | "ParentResourceNotFound" | "RoleAssignmentNotFound") => {
+                AzureError::NotFound { operation, resource, code, message }
+            }
+            (409, _) | (_, "AnotherOperationInProgress" | "RetryableErrorDueToAnotherOperation" | "OperationPreempted") => {
+                AzureError::Conflict { operation, resource, code, message, retry_after: retry_after.unwrap_or(DEFAULT_CONFLICT_DELAY) }
+            }
+            (408 | 500..=599, _) => AzureError::Transient { operation, resource, message: format!("HTTP {status} {code}: {message}") },
             _ => AzureError::Invalid { operation, resource, code, message },
         }
     }

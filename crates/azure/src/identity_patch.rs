@@ -13,24 +13,14 @@ use crate::model::{ComputeIdentity, IdentityChange};
 /// The PATCH body that applies `change` to a resource whose identity block is `current`,
 /// or `None` when the resource already looks like that.
 pub fn identity_patch(current: &ComputeIdentity, change: &IdentityChange) -> Option<Value> {
-    let adding: Vec<String> = change
-        .add
-        .iter()
-        .filter(|id| !current.has(id))
-        .map(ToString::to_string)
-        .collect();
+    let adding: Vec<String> = change.add.iter().filter(|id| !current.has(id)).map(ToString::to_string).collect();
     let removing: Vec<String> = change
         .remove
         .iter()
         .filter(|id| current.has(id) && !change.add.contains(*id))
         .map(|id| {
             // Send the key back as ARM spelled it, so the merge matches it exactly.
-            current
-                .user_assigned
-                .iter()
-                .find(|k| k.eq_ignore_ascii_case(&id.key()))
-                .cloned()
-                .unwrap_or_else(|| id.to_string())
+            current.user_assigned.iter().find(|k| k.eq_ignore_ascii_case(&id.key())).cloned().unwrap_or_else(|| id.to_string())
         })
         .collect();
     if adding.is_empty() && removing.is_empty() {
@@ -64,16 +54,8 @@ pub fn read_identity(resource: &Value) -> ComputeIdentity {
     let Some(identity) = resource.get("identity") else {
         return ComputeIdentity::default();
     };
-    let kind = identity
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("None")
-        .to_ascii_lowercase();
-    let user_assigned = identity
-        .get("userAssignedIdentities")
-        .and_then(Value::as_object)
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
+    let kind = identity.get("type").and_then(Value::as_str).unwrap_or("None").to_ascii_lowercase();
+    let user_assigned = identity.get("userAssignedIdentities").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
     ComputeIdentity { system_assigned: kind.contains("systemassigned"), user_assigned }
 }
 
@@ -89,18 +71,12 @@ mod tests {
     }
 
     fn change(add: &[&str], remove: &[&str]) -> IdentityChange {
-        IdentityChange {
-            add: add.iter().map(|n| uami(n)).collect::<BTreeSet<_>>(),
-            remove: remove.iter().map(|n| uami(n)).collect::<BTreeSet<_>>(),
-        }
+        IdentityChange { add: add.iter().map(|n| uami(n)).collect::<BTreeSet<_>>(), remove: remove.iter().map(|n| uami(n)).collect::<BTreeSet<_>>() }
     }
 
     #[test]
     fn adding_keeps_system_assigned_and_sends_only_the_new_identity() {
-        let current = ComputeIdentity {
-            system_assigned: true,
-            user_assigned: vec![uami("foreign").to_string().replace("resourceGroups", "resourcegroups")],
-        };
+        let current = ComputeIdentity { system_assigned: true, user_assigned: vec![uami("foreign").to_string().replace("resourceGroups", "resourcegroups")] };
         let body = identity_patch(&current, &change(&["kvbind"], &[])).expect("a change");
         assert_eq!(body["identity"]["type"], "SystemAssigned, UserAssigned");
         let entries = body["identity"]["userAssignedIdentities"].as_object().expect("map");
@@ -110,10 +86,7 @@ mod tests {
 
     #[test]
     fn nothing_to_do_when_already_attached_in_other_casing() {
-        let current = ComputeIdentity {
-            system_assigned: false,
-            user_assigned: vec![uami("KVBIND").to_string().to_ascii_lowercase()],
-        };
+        let current = ComputeIdentity { system_assigned: false, user_assigned: vec![uami("KVBIND").to_string().to_ascii_lowercase()] };
         assert_eq!(identity_patch(&current, &change(&["kvbind"], &[])), None);
     }
 
@@ -129,10 +102,7 @@ mod tests {
 
     #[test]
     fn removing_one_of_several_sends_null_for_it_only() {
-        let current = ComputeIdentity {
-            system_assigned: false,
-            user_assigned: vec![uami("foreign").to_string(), uami("kvbind").to_string()],
-        };
+        let current = ComputeIdentity { system_assigned: false, user_assigned: vec![uami("foreign").to_string(), uami("kvbind").to_string()] };
         let body = identity_patch(&current, &change(&[], &["kvbind"])).expect("a change");
         assert_eq!(body["identity"]["type"], "UserAssigned");
         assert_eq!(body["identity"]["userAssignedIdentities"][uami("kvbind").to_string()], Value::Null);

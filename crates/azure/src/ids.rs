@@ -93,61 +93,27 @@ impl ResourceKind {
 
     fn shape(self) -> &'static str {
         match self {
-            ResourceKind::UserAssignedIdentity => {
-                "/subscriptions/S/resourceGroups/G/providers/Microsoft.ManagedIdentity/userAssignedIdentities/NAME"
-            }
-            ResourceKind::VirtualMachineScaleSet => {
-                "/subscriptions/S/resourceGroups/G/providers/Microsoft.Compute/virtualMachineScaleSets/NAME"
-            }
-            ResourceKind::VirtualMachine => {
-                "/subscriptions/S/resourceGroups/G/providers/Microsoft.Compute/virtualMachines/NAME"
-            }
-            ResourceKind::Vault => {
-                "/subscriptions/S/resourceGroups/G/providers/Microsoft.KeyVault/vaults/NAME"
-            }
+            ResourceKind::UserAssignedIdentity => "/subscriptions/S/resourceGroups/G/providers/Microsoft.ManagedIdentity/userAssignedIdentities/NAME",
+            ResourceKind::VirtualMachineScaleSet => "/subscriptions/S/resourceGroups/G/providers/Microsoft.Compute/virtualMachineScaleSets/NAME",
+            ResourceKind::VirtualMachine => "/subscriptions/S/resourceGroups/G/providers/Microsoft.Compute/virtualMachines/NAME",
+            ResourceKind::Vault => "/subscriptions/S/resourceGroups/G/providers/Microsoft.KeyVault/vaults/NAME",
         }
     }
 }
 
 impl GroupResourceId {
     /// Builds an ID from its parts, checking each name.
-    pub fn new(
-        kind: ResourceKind,
-        subscription: &str,
-        resource_group: &str,
-        name: &str,
-    ) -> Result<Self, IdError> {
+    pub fn new(kind: ResourceKind, subscription: &str, resource_group: &str, name: &str) -> Result<Self, IdError> {
         let input = || format!("{}/{}/{}", subscription, resource_group, name);
-        check_segment(subscription).map_err(|()| IdError::BadName {
-            input: input(),
-            part: "subscription",
-            value: subscription.to_owned(),
-        })?;
-        check_segment(resource_group).map_err(|()| IdError::BadName {
-            input: input(),
-            part: "resource group",
-            value: resource_group.to_owned(),
-        })?;
-        check_segment(name).map_err(|()| IdError::BadName {
-            input: input(),
-            part: "name",
-            value: name.to_owned(),
-        })?;
-        Ok(GroupResourceId {
-            subscription: subscription.to_owned(),
-            resource_group: resource_group.to_owned(),
-            name: name.to_owned(),
-            kind,
-        })
+        check_segment(subscription).map_err(|()| IdError::BadName { input: input(), part: "subscription", value: subscription.to_owned() })?;
+        check_segment(resource_group).map_err(|()| IdError::BadName { input: input(), part: "resource group", value: resource_group.to_owned() })?;
+        check_segment(name).map_err(|()| IdError::BadName { input: input(), part: "name", value: name.to_owned() })?;
+        Ok(GroupResourceId { subscription: subscription.to_owned(), resource_group: resource_group.to_owned(), name: name.to_owned(), kind })
     }
 
     /// Parses an ID that must name a resource of `kind`.
     pub fn parse(kind: ResourceKind, input: &str) -> Result<Self, IdError> {
-        let shape_error = || IdError::Shape {
-            input: input.to_owned(),
-            expected: kind.describe(),
-            shape: kind.shape(),
-        };
+        let shape_error = || IdError::Shape { input: input.to_owned(), expected: kind.describe(), shape: kind.shape() };
         let trimmed = input.trim_start_matches('/');
         if !trimmed.to_ascii_lowercase().starts_with("subscriptions/") {
             return Err(IdError::NoSubscription { input: input.to_owned() });
@@ -166,11 +132,7 @@ impl GroupResourceId {
             return Err(shape_error());
         }
         GroupResourceId::new(kind, sub, rg, name).map_err(|e| match e {
-            IdError::BadName { part, value, .. } => IdError::BadName {
-                input: input.to_owned(),
-                part,
-                value,
-            },
+            IdError::BadName { part, value, .. } => IdError::BadName { input: input.to_owned(), part, value },
             other => other,
         })
     }
@@ -188,14 +150,7 @@ impl GroupResourceId {
 
 impl fmt::Display for GroupResourceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "/subscriptions/{}/resourceGroups/{}/providers/{}/{}",
-            self.subscription,
-            self.resource_group,
-            self.kind.provider_type(),
-            self.name
-        )
+        write!(f, "/subscriptions/{}/resourceGroups/{}/providers/{}/{}", self.subscription, self.resource_group, self.kind.provider_type(), self.name)
     }
 }
 
@@ -225,9 +180,7 @@ impl Ord for GroupResourceId {
 
 /// ARM names: not empty, at most 260 characters, none of the characters that break a URL path.
 fn check_segment(value: &str) -> Result<(), ()> {
-    let bad = value.is_empty()
-        || value.len() > 260
-        || value.chars().any(|c| c.is_control() || matches!(c, '/' | '\\' | '?' | '#' | '%' | '&' | ' '));
+    let bad = value.is_empty() || value.len() > 260 || value.chars().any(|c| c.is_control() || matches!(c, '/' | '\\' | '?' | '#' | '%' | '&' | ' '));
     if bad { Err(()) } else { Ok(()) }
 }
 
@@ -258,9 +211,7 @@ impl NodeLocation {
     /// Parses `azure:///subscriptions/S/resourceGroups/G/providers/Microsoft.Compute/…`.
     pub fn from_provider_id(input: &str) -> Result<Self, IdError> {
         let err = |reason| IdError::ProviderId { input: input.to_owned(), reason };
-        let rest = input
-            .strip_prefix("azure://")
-            .ok_or_else(|| err("it must start with azure://"))?;
+        let rest = input.strip_prefix("azure://").ok_or_else(|| err("it must start with azure://"))?;
         if !rest.starts_with('/') {
             return Err(err("the resource ID after azure:// must start with /"));
         }
@@ -274,9 +225,7 @@ impl NodeLocation {
                 if instance.is_empty() || !instance.chars().all(|c| c.is_ascii_digit()) {
                     return Err(err("the scale set instance ID must be a number"));
                 }
-                let id = format!(
-                    "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachineScaleSets/{name}"
-                );
+                let id = format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachineScaleSets/{name}");
                 let scale_set = GroupResourceId::parse(ResourceKind::VirtualMachineScaleSet, &id)
                     .map_err(|_| err("its subscription, resource group or scale set name is invalid"))?;
                 check_prefix(&parts).map_err(err)?;

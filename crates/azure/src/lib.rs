@@ -18,6 +18,9 @@ pub mod model;
 pub mod port;
 pub mod roles;
 
+/// The credential trait the clients authenticate with.
+#[cfg(feature = "client")]
+pub use azure_core::auth::TokenCredential;
 #[cfg(feature = "client")]
 pub use client::{ArmClient, ArmClientConfig, LroSettings};
 pub use cloud::Cloud;
@@ -26,6 +29,3 @@ pub use credential::{CredentialConfig, build_credential};
 pub use error::AzureError;
 pub use ids::{ComputeId, GroupResourceId, IdentityId, NodeLocation, ResourceKind, VaultId};
 pub use port::Arm;
-/// The credential trait the clients authenticate with.
-#[cfg(feature = "client")]
-pub use azure_core::auth::TokenCredential;

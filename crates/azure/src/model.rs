@@ -220,7 +220,10 @@ mod tests {
 
     #[test]
     fn actions_with_wildcards_and_exclusions() {
-        let p = PermissionSet { actions: vec!["Microsoft.Compute/*/read".into(), "Microsoft.KeyVault/*".into()], not_actions: vec!["Microsoft.KeyVault/vaults/delete".into()] };
+        let p = PermissionSet {
+            actions: vec!["Microsoft.Compute/*/read".into(), "Microsoft.KeyVault/*".into()],
+            not_actions: vec!["Microsoft.KeyVault/vaults/delete".into()],
+        };
         assert!(p.allows("microsoft.compute/virtualMachineScaleSets/read"));
         assert!(!p.allows("Microsoft.Compute/virtualMachineScaleSets/write"));
         assert!(p.allows("Microsoft.KeyVault/vaults/accessPolicies/write"));

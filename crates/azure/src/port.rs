@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use crate::error::AzureError;
 use crate::ids::{ComputeId, IdentityId, VaultId};
-use crate::model::{AccessPolicy, FederatedCredential, AccessPolicyOp, ComputeIdentity, Identity, IdentityChange, RoleAssignment, Vault};
+use crate::model::{AccessPolicy, AccessPolicyOp, ComputeIdentity, FederatedCredential, Identity, IdentityChange, RoleAssignment, Vault};
 
 /// What kvbind asks of Azure Resource Manager.
 #[async_trait]
@@ -16,12 +16,7 @@ pub trait Arm: Send + Sync {
 
     /// Creates a user-assigned identity, or updates its tags (its client and principal IDs
     /// never change).
-    async fn create_or_update_identity(
-        &self,
-        id: &IdentityId,
-        location: &str,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<Identity, AzureError>;
+    async fn create_or_update_identity(&self, id: &IdentityId, location: &str, tags: &BTreeMap<String, String>) -> Result<Identity, AzureError>;
 
     /// Deletes a user-assigned identity; success when it is already gone.
     async fn delete_identity(&self, id: &IdentityId) -> Result<(), AzureError>;
@@ -41,12 +36,7 @@ pub trait Arm: Send + Sync {
     /// Attaches and detaches user-assigned identities on a VM scale set or VM whose identity
     /// block was `current`, keeping the system-assigned identity and every other identity,
     /// and follows the long-running operation to its end. Returns the resulting block.
-    async fn update_compute_identities(
-        &self,
-        target: &ComputeId,
-        current: &ComputeIdentity,
-        change: &IdentityChange,
-    ) -> Result<ComputeIdentity, AzureError>;
+    async fn update_compute_identities(&self, target: &ComputeId, current: &ComputeIdentity, change: &IdentityChange) -> Result<ComputeIdentity, AzureError>;
 
     /// Reads a vault's tenant, authorisation model and access policies.
     async fn get_vault(&self, id: &VaultId) -> Result<Vault, AzureError>;

@@ -12,12 +12,7 @@ pub const KEY_VAULT_CERTIFICATE_USER: &str = "db79e9a7-68ee-4b58-9aeb-b90e7c24fc
 pub const KEY_VAULT_READER: &str = "21090545-7ca7-4776-b22c-e363652d74d2";
 
 /// The built-in roles kvbind assigns and removes; it never touches any other role.
-pub const MANAGED_ROLES: [&str; 4] = [
-    KEY_VAULT_SECRETS_USER,
-    KEY_VAULT_CRYPTO_USER,
-    KEY_VAULT_CERTIFICATE_USER,
-    KEY_VAULT_READER,
-];
+pub const MANAGED_ROLES: [&str; 4] = [KEY_VAULT_SECRETS_USER, KEY_VAULT_CRYPTO_USER, KEY_VAULT_CERTIFICATE_USER, KEY_VAULT_READER];
 
 /// kvbind's namespace for name-based (v5) UUIDs.
 const ASSIGNMENT_NAMESPACE: Uuid = Uuid::from_u128(0x6b76_6269_6e64_4a5b_9c1d_726f_6c65_6173);
@@ -26,12 +21,7 @@ const ASSIGNMENT_NAMESPACE: Uuid = Uuid::from_u128(0x6b76_6269_6e64_4a5b_9c1d_72
 /// the same GUID, so a retried create never makes a second assignment, and a re-created
 /// identity (new principal) gets a new name instead of colliding with the stale one.
 pub fn assignment_name(scope: &str, principal_id: &str, role_guid: &str) -> String {
-    let input = format!(
-        "{}|{}|{}",
-        scope.trim_start_matches('/').to_ascii_lowercase(),
-        principal_id.to_ascii_lowercase(),
-        role_guid.to_ascii_lowercase()
-    );
+    let input = format!("{}|{}|{}", scope.trim_start_matches('/').to_ascii_lowercase(), principal_id.to_ascii_lowercase(), role_guid.to_ascii_lowercase());
     Uuid::new_v5(&ASSIGNMENT_NAMESPACE, input.as_bytes()).to_string()
 }
 

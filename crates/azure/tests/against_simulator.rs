@@ -2,17 +2,14 @@
 //! the ARM simulator: every operation of the port.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 use std::sync::Arc;
+use std::time::Duration;
 
 use kvbind_arm_sim::{Fault, FaultRule, Seed, Simulator};
 use kvbind_azure::client::http_client;
 use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, IdentityChange, Permissions, RoleAssignment};
 use kvbind_azure::roles::{KEY_VAULT_SECRETS_USER, assignment_name};
-use kvbind_azure::{
-    Arm, ArmClient, ArmClientConfig, AzureError, CredentialConfig, GroupResourceId, LroSettings, ResourceKind,
-    build_credential,
-};
+use kvbind_azure::{Arm, ArmClient, ArmClientConfig, AzureError, CredentialConfig, GroupResourceId, LroSettings, ResourceKind, build_credential};
 
 const SUB: &str = "00000000-0000-0000-0000-000000000001";
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
@@ -170,7 +167,8 @@ async fn throttling_and_conflicts_come_back_with_the_server_delay() {
     let current = arm.get_compute_identity(&vmss).await.expect("after the delay");
 
     let uami = id(ResourceKind::UserAssignedIdentity, "rg-identities", "foreign");
-    let other = arm.create_or_update_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "extra-one"), "eastus", &BTreeMap::new()).await.expect("create");
+    let other =
+        arm.create_or_update_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "extra-one"), "eastus", &BTreeMap::new()).await.expect("create");
     let change = IdentityChange { add: BTreeSet::from([other.id.clone()]), remove: BTreeSet::new() };
     let err = arm.update_compute_identities(&vmss, &current, &change).await.expect_err("conflict");
     assert!(matches!(err, AzureError::Conflict { .. }) && err.retry_after().is_some(), "{err:?}");
@@ -183,7 +181,8 @@ async fn a_failed_operation_is_reported_and_leaves_the_scale_set_as_it_was() {
     let sim = sim(&["*"]).await;
     let arm = client(&sim, secret_credential()).await;
     let vmss = id(ResourceKind::VirtualMachineScaleSet, "MC_rg_aks_eastus", "aks-pool1-vmss");
-    let uami = arm.create_or_update_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "extra-two"), "eastus", &BTreeMap::new()).await.expect("create");
+    let uami =
+        arm.create_or_update_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "extra-two"), "eastus", &BTreeMap::new()).await.expect("create");
     sim.set_faults(vec![FaultRule { operation: "VirtualMachineScaleSets_Update".into(), path_contains: None, fault: Fault::LroFail, count: Some(1) }]);
     let current = arm.get_compute_identity(&vmss).await.expect("read");
     let change = IdentityChange { add: BTreeSet::from([uami.id.clone()]), remove: BTreeSet::new() };
@@ -224,7 +223,8 @@ async fn vault_access_policies_touch_only_our_entry() {
 async fn role_assignments_are_idempotent_and_deletes_tolerate_204() {
     let sim = sim(&["*"]).await;
     let arm = client(&sim, secret_credential()).await;
-    let uami = arm.create_or_update_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "reader"), "eastus", &BTreeMap::new()).await.expect("create");
+    let uami =
+        arm.create_or_update_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "reader"), "eastus", &BTreeMap::new()).await.expect("create");
     let scope = format!("{}/secrets/db-password", id(ResourceKind::Vault, "rg-vaults", "kv-rbac"));
     let wanted = RoleAssignment {
         name: assignment_name(&scope, &uami.principal_id, KEY_VAULT_SECRETS_USER),
@@ -247,7 +247,8 @@ async fn role_assignments_are_idempotent_and_deletes_tolerate_204() {
 async fn a_fresh_principal_is_reported_as_not_yet_replicated() {
     let sim = sim(&["*"]).await;
     let arm = client(&sim, secret_credential()).await;
-    let uami = arm.create_or_update_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "fresh"), "eastus", &BTreeMap::new()).await.expect("create");
+    let uami =
+        arm.create_or_update_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "fresh"), "eastus", &BTreeMap::new()).await.expect("create");
     sim.set_faults(vec![FaultRule { operation: "*".into(), path_contains: None, fault: Fault::PrincipalReplicationDelay { seconds: 30 }, count: None }]);
     let scope = id(ResourceKind::Vault, "rg-vaults", "kv-rbac").to_string();
     let wanted = RoleAssignment {
@@ -274,7 +275,9 @@ async fn workload_identity_rereads_the_token_file_and_bad_secrets_are_refused() 
     let sim = sim(&["*"]).await;
     let file = tempfile::NamedTempFile::new().expect("temp file");
     std::fs::write(file.path(), "projected-service-account-token").expect("write");
-    let arm = client(&sim, CredentialConfig::WorkloadIdentity { tenant_id: TENANT.into(), client_id: "kvbind-operator".into(), token_file: file.path().to_owned() }).await;
+    let arm =
+        client(&sim, CredentialConfig::WorkloadIdentity { tenant_id: TENANT.into(), client_id: "kvbind-operator".into(), token_file: file.path().to_owned() })
+            .await;
     arm.get_vault(&id(ResourceKind::Vault, "rg-vaults", "kv-rbac")).await.expect("federated token works");
 
     let wrong = client(&sim, CredentialConfig::ClientSecret { tenant_id: TENANT.into(), client_id: "kvbind-operator".into(), secret: "wrong".into() }).await;
@@ -289,7 +292,9 @@ async fn workload_identity_rereads_the_token_file_and_bad_secrets_are_refused() 
 #[tokio::test]
 async fn https_with_a_private_ca_and_a_managed_identity_from_imds() {
     let mut seed = seed(&["*"]);
-    seed.clients.push(serde_json::from_value(serde_json::json!({"clientId": "kvbind-uami", "managedIdentity": true, "actions": ["Microsoft.KeyVault/*"]})).expect("client"));
+    seed.clients.push(
+        serde_json::from_value(serde_json::json!({"clientId": "kvbind-uami", "managedIdentity": true, "actions": ["Microsoft.KeyVault/*"]})).expect("client"),
+    );
     let sim = Simulator::start_tls(&seed, "127.0.0.1:0".parse().expect("addr")).await.expect("TLS simulator");
     assert!(sim.url.starts_with("https://"));
     let ca = tempfile::NamedTempFile::new().expect("temp file");
@@ -313,7 +318,11 @@ async fn https_with_a_private_ca_and_a_managed_identity_from_imds() {
     let err = arm.get_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "foreign")).await.expect_err("this identity may only read vaults");
     assert!(matches!(err, AzureError::Forbidden { .. }), "{err:?}");
 
-    let untrusting = ArmClient::new(&ArmClientConfig { extra_ca: None, ..config }, build_credential(&CredentialConfig::StaticToken("x".into()), &sim.url.parse().expect("url"), http_client(None, Duration::from_secs(5)).expect("http"))).expect("client");
+    let untrusting = ArmClient::new(
+        &ArmClientConfig { extra_ca: None, ..config },
+        build_credential(&CredentialConfig::StaticToken("x".into()), &sim.url.parse().expect("url"), http_client(None, Duration::from_secs(5)).expect("http")),
+    )
+    .expect("client");
     let err = untrusting.get_vault(&id(ResourceKind::Vault, "rg-vaults", "kv-rbac")).await.expect_err("unknown CA");
     assert!(matches!(err, AzureError::Transient { .. }), "{err:?}");
 }
@@ -342,7 +351,8 @@ async fn a_closed_fence_stops_writes_but_not_reads() {
         observer: None,
         fence: Some(fence.clone()),
     };
-    let arm = ArmClient::new(&config, build_credential(&secret_credential(), &endpoint, http_client(None, Duration::from_secs(10)).expect("http"))).expect("client");
+    let arm =
+        ArmClient::new(&config, build_credential(&secret_credential(), &endpoint, http_client(None, Duration::from_secs(10)).expect("http"))).expect("client");
     let uami = id(ResourceKind::UserAssignedIdentity, "rg-identities", "app-reader");
     arm.create_or_update_identity(&uami, "eastus", &BTreeMap::new()).await.expect("an open fence lets writes through");
     fence.0.store(true, std::sync::atomic::Ordering::SeqCst);

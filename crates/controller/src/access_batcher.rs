@@ -21,12 +21,15 @@ struct Request {
     reply: Reply,
 }
 
+/// The changes waiting for each vault (by lowercase ID).
+type Queues = Arc<Mutex<HashMap<String, (VaultId, Vec<Request>)>>>;
+
 /// Batches access-policy changes per vault.
 #[derive(Clone)]
 pub struct AccessPolicyBatcher {
     arm: Arc<dyn Arm>,
     window: Option<Duration>,
-    queues: Arc<Mutex<HashMap<String, (VaultId, Vec<Request>)>>>,
+    queues: Queues,
 }
 
 impl AccessPolicyBatcher {
@@ -73,7 +76,9 @@ impl AccessPolicyBatcher {
                     }
                 }
             };
-            let Some((vault, requests)) = batch else { return };
+            let Some((vault, requests)) = batch else {
+                return;
+            };
             self.write(&vault, requests).await;
         }
     }

@@ -45,12 +45,7 @@ impl ComputeBatcher {
     /// Attaches `add` and detaches `remove` on `target`, together with whatever else is
     /// asked for the same target in the same window. Returns the identity block after the
     /// write (or as it was, when nothing needed to change).
-    pub async fn change(
-        &self,
-        target: &ComputeId,
-        add: Option<&IdentityId>,
-        remove: Option<&IdentityId>,
-    ) -> Result<ComputeIdentity, AzureError> {
+    pub async fn change(&self, target: &ComputeId, add: Option<&IdentityId>, remove: Option<&IdentityId>) -> Result<ComputeIdentity, AzureError> {
         if self.window.is_none() {
             let lock = self.single.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(target.key()).or_default().clone();
             let _turn = lock.lock().await;
@@ -101,7 +96,9 @@ impl ComputeBatcher {
                     }
                 }
             };
-            let Some((target, pending)) = batch else { return };
+            let Some((target, pending)) = batch else {
+                return;
+            };
             let result = self.write(&target, &pending).await;
             for reply in pending.replies {
                 let _ = reply.send(result.clone());

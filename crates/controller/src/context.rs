@@ -6,19 +6,19 @@ use std::time::Instant;
 
 use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::Client;
+use kube::core::PartialObjectMeta;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
-use kube::core::PartialObjectMeta;
-use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_api::secret_provider_class::SecretProviderClass;
+use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_azure::{Arm, VaultId};
 
 use crate::access_batcher::AccessPolicyBatcher;
 use crate::batcher::ComputeBatcher;
 use crate::binding::Records;
+use crate::config::ControllerConfig;
 use crate::metrics::Metrics;
 use crate::read_cache::ReadCache;
-use crate::config::ControllerConfig;
 
 /// The informer caches a reconcile reads instead of the API server.
 pub struct Caches {

@@ -82,13 +82,17 @@ pub enum BindingError {
     #[error("not allowed by policy: {0}")]
     NotAllowedByPolicy(String),
     /// Workload identity needs the cluster's OIDC issuer, which the operator was not given.
-    #[error("spec.mode: WorkloadIdentity needs the cluster's OIDC issuer URL, and the operator has none (--oidc-issuer-url; on AKS: az aks show --query oidcIssuerProfile.issuerUrl)")]
+    #[error(
+        "spec.mode: WorkloadIdentity needs the cluster's OIDC issuer URL, and the operator has none (--oidc-issuer-url; on AKS: az aks show --query oidcIssuerProfile.issuerUrl)"
+    )]
     NoIssuer,
     /// The ServiceAccount to federate does not exist.
     #[error("spec.serviceAccount.name: ServiceAccount {0} does not exist in this namespace")]
     ServiceAccountNotFound(String),
     /// The ServiceAccount already names another client ID.
-    #[error("spec.serviceAccount.name: ServiceAccount {name} carries azure.workload.identity/client-id {found:?}, set by someone else; kvbind will not overwrite it")]
+    #[error(
+        "spec.serviceAccount.name: ServiceAccount {name} carries azure.workload.identity/client-id {found:?}, set by someone else; kvbind will not overwrite it"
+    )]
     ServiceAccountConflict {
         /// The ServiceAccount.
         name: String,
@@ -217,9 +221,7 @@ impl BindingError {
     /// When to try again.
     pub fn retry(&self) -> Retry {
         match self {
-            BindingError::Azure { source, .. } if source.is_retryable() => {
-                source.retry_after().map_or(Retry::Backoff, Retry::After)
-            }
+            BindingError::Azure { source, .. } if source.is_retryable() => source.retry_after().map_or(Retry::Backoff, Retry::After),
             // ServiceAccounts are not watched: look again soon.
             BindingError::Kube { .. } | BindingError::ServiceAccountNotFound(_) => Retry::Backoff,
             _ => Retry::OnChange,

@@ -22,8 +22,8 @@ use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
-use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_api::secret_provider_class::SecretProviderClass;
+use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_azure::Arm;
 
 pub use config::ControllerConfig;
@@ -65,12 +65,7 @@ fn every_binding(bindings: &Store<IdentityBinding>) -> Vec<ObjectRef<IdentityBin
 }
 
 fn bindings_for_node(bindings: &Store<IdentityBinding>, node: &Node) -> Vec<ObjectRef<IdentityBinding>> {
-    bindings
-        .state()
-        .iter()
-        .filter(|b| selector::matches(&b.spec.nodes, Some(node.labels())))
-        .map(|b| ObjectRef::from_obj(b.as_ref()))
-        .collect()
+    bindings.state().iter().filter(|b| selector::matches(&b.spec.nodes, Some(node.labels()))).map(|b| ObjectRef::from_obj(b.as_ref())).collect()
 }
 
 /// Metrics and health, shared with the admin server.
@@ -102,8 +97,9 @@ pub async fn run(
     let (classes, classes_writer) = reflector::store();
     let class_events = reflector(classes_writer, watcher(class_api, watcher::Config::default()).backoff(watch_backoff::watch_backoff())).touched_objects();
     let (nodes, nodes_writer) = reflector::store();
-    let node_events = reflector(nodes_writer, watcher(Api::<Node>::all(client.clone()), node_config).backoff(watch_backoff::watch_backoff()).modify(strip_node))
-        .touched_objects();
+    let node_events =
+        reflector(nodes_writer, watcher(Api::<Node>::all(client.clone()), node_config).backoff(watch_backoff::watch_backoff()).modify(strip_node))
+            .touched_objects();
 
     let (policies, policies_writer) = reflector::store();
     let policy_events =

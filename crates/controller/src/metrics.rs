@@ -103,9 +103,7 @@ impl Metrics {
 
 impl ArmObserver for Metrics {
     fn observe(&self, method: &str, resource: &'static str, status: u16, _seconds: f64) {
-        self.arm_requests
-            .get_or_create(&ArmLabels { method: method.to_owned(), resource: resource.to_owned(), status: status.to_string() })
-            .inc();
+        self.arm_requests.get_or_create(&ArmLabels { method: method.to_owned(), resource: resource.to_owned(), status: status.to_string() }).inc();
         if status == 429 {
             self.throttled.inc();
         }
@@ -126,7 +124,6 @@ pub struct Health {
 impl Health {
     /// Ready when standing by, or when leading with synced caches and a working credential.
     pub fn ready(&self) -> bool {
-        !self.leading.load(Ordering::Relaxed)
-            || (self.caches_synced.load(Ordering::Relaxed) && self.credential_ok.load(Ordering::Relaxed))
+        !self.leading.load(Ordering::Relaxed) || (self.caches_synced.load(Ordering::Relaxed) && self.credential_ok.load(Ordering::Relaxed))
     }
 }

@@ -23,13 +23,7 @@ const VAULT_SEGMENTS: usize = 8;
 /// or why none does.
 pub fn check(binding: &IdentityBinding, identity: &IdentityId, adopt: bool, needs: &Needs, ctx: &Context) -> Result<Vec<String>, BindingError> {
     let namespace = binding.namespace().unwrap_or_default();
-    let labels = ctx
-        .namespaces
-        .state()
-        .into_iter()
-        .find(|n| n.name_any() == namespace)
-        .map(|n| n.labels().clone())
-        .unwrap_or_default();
+    let labels = ctx.namespaces.state().into_iter().find(|n| n.name_any() == namespace).map(|n| n.labels().clone()).unwrap_or_default();
     let policies: Vec<Arc<BindingPolicy>> = ctx.policies.state().into_iter().filter(|p| matches(&p.spec.namespace_selector, Some(&labels))).collect();
     if policies.is_empty() {
         return Err(BindingError::NotAllowedByPolicy(format!("no BindingPolicy selects namespace {namespace}, and bindings are denied by default")));
@@ -51,7 +45,9 @@ pub fn check_vaults(allowing: &[String], vaults: &[VaultId], ctx: &Context) -> R
     let policies = ctx.policies.state();
     let mut refusals = Vec::new();
     for name in allowing {
-        let Some(policy) = policies.iter().find(|p| &p.name_any() == name) else { continue };
+        let Some(policy) = policies.iter().find(|p| &p.name_any() == name) else {
+            continue;
+        };
         let outside = vaults.iter().find(|v| !policy.spec.vaults.iter().any(|p| scope_allows(p, &v.to_string())));
         match outside {
             None => return Ok(()),
@@ -63,13 +59,25 @@ pub fn check_vaults(allowing: &[String], vaults: &[VaultId], ctx: &Context) -> R
 
 /// True when some policy allows `binding` as far as the caches tell (no Azure call).
 pub fn admits(binding: &IdentityBinding, ctx: &Context) -> bool {
-    let Ok((identity, adopt)) = identity_of(&binding.spec.identity, &ctx.config) else { return false };
-    let Ok(needs) = needs_of(binding, ctx) else { return false };
+    let Ok((identity, adopt)) = identity_of(&binding.spec.identity, &ctx.config) else {
+        return false;
+    };
+    let Ok(needs) = needs_of(binding, ctx) else {
+        return false;
+    };
     check(binding, &identity, adopt, &needs, ctx).is_ok()
 }
 
 /// Why `policy` does not allow `binding`, naming the field; `None` when it does.
-fn refusal(binding: &IdentityBinding, identity: &IdentityId, adopt: bool, needs: &Needs, elder: Option<&str>, policy: &BindingPolicy, ctx: &Context) -> Option<String> {
+fn refusal(
+    binding: &IdentityBinding,
+    identity: &IdentityId,
+    adopt: bool,
+    needs: &Needs,
+    elder: Option<&str>,
+    policy: &BindingPolicy,
+    ctx: &Context,
+) -> Option<String> {
     let spec = &policy.spec;
     let mode = binding.spec.mode;
     if !spec.modes.contains(&mode) {

@@ -5,19 +5,28 @@
 //! about one read per VM scale set and per vault per period instead of one per binding.
 //! kvbind's own writes update the cache; a change made by someone else is seen at the next
 //! expiry, which is when the resync promises to repair drift.
+//!
+//! Identities are read once per binding, so they are kept longer (six periods, an hour by
+//! default): their client and principal IDs never change, kvbind writes their tags itself,
+//! and a steady cluster then costs one read per scale set and vault per period. An identity
+//! deleted behind kvbind's back is recreated within those six periods.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use kvbind_azure::model::{ComputeIdentity, Vault};
-use kvbind_azure::{Arm, AzureError, ComputeId, VaultId};
+use kvbind_azure::model::{ComputeIdentity, Identity, Vault};
+use kvbind_azure::{Arm, AzureError, ComputeId, IdentityId, VaultId};
+
+/// How many resync periods an identity read is trusted.
+const IDENTITY_PERIODS: u32 = 6;
 
 /// Cached reads of identity blocks and vaults.
 pub struct ReadCache {
     ttl: Duration,
     compute: Mutex<HashMap<String, (ComputeIdentity, Instant)>>,
     vaults: Mutex<HashMap<String, (Vault, Instant)>>,
+    identities: Mutex<HashMap<String, (Identity, Instant)>>,
 }
 
 fn fresh<T: Clone>(map: &Mutex<HashMap<String, (T, Instant)>>, key: &str, ttl: Duration) -> Option<T> {
@@ -32,7 +41,7 @@ fn store<T>(map: &Mutex<HashMap<String, (T, Instant)>>, key: String, value: T) {
 impl ReadCache {
     /// A cache whose entries live for `ttl`.
     pub fn new(ttl: Duration) -> Self {
-        ReadCache { ttl, compute: Mutex::default(), vaults: Mutex::default() }
+        ReadCache { ttl, compute: Mutex::default(), vaults: Mutex::default(), identities: Mutex::default() }
     }
 
     /// A VM scale set's or VM's identity block.
@@ -63,5 +72,27 @@ impl ReadCache {
     /// Drops a vault kvbind just changed, so the next read sees the change.
     pub fn forget_vault(&self, id: &VaultId) {
         self.vaults.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id.key());
+    }
+
+    /// A user-assigned identity; an absent one is not cached (it is about to be created).
+    pub async fn identity(&self, arm: &dyn Arm, id: &IdentityId) -> Result<Option<Identity>, AzureError> {
+        if let Some(hit) = fresh(&self.identities, &id.key(), self.ttl * IDENTITY_PERIODS) {
+            return Ok(Some(hit));
+        }
+        let read = arm.get_identity(id).await?;
+        if let Some(found) = &read {
+            store(&self.identities, id.key(), found.clone());
+        }
+        Ok(read)
+    }
+
+    /// Records an identity kvbind just created or updated.
+    pub fn put_identity(&self, identity: &Identity) {
+        store(&self.identities, identity.id.key(), identity.clone());
+    }
+
+    /// Drops an identity kvbind just deleted.
+    pub fn forget_identity(&self, id: &IdentityId) {
+        self.identities.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id.key());
     }
 }

@@ -128,7 +128,10 @@ fn invalid_identity_names_are_refused_before_any_call() {
         let err = identity_of(&spec, &config).expect_err(name);
         assert!(err.to_string().starts_with("spec.identity"), "{name:?} -> {err}");
     }
-    let adopt = IdentitySpec { resource_id: Some("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm".into()), ..IdentitySpec::default() };
+    let adopt = IdentitySpec {
+        resource_id: Some("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm".into()),
+        ..IdentitySpec::default()
+    };
     assert!(identity_of(&adopt, &config).is_err());
     let no_default = IdentitySpec { name: Some("app".into()), resource_group: Some("rg".into()), ..IdentitySpec::default() };
     assert!(identity_of(&no_default, &ControllerConfig::default()).expect_err("no subscription").to_string().contains("subscriptionId"));

@@ -41,7 +41,17 @@ pub async fn demo(root: &Path) -> anyhow::Result<()> {
     for file in ["crds/identitybindings.kvbind.io.yaml", "crds/bindingpolicies.kvbind.io.yaml", "e2e/fixtures/secretproviderclass-crd.yaml"] {
         kubectl(&plane, &["apply", "--server-side", "-f", &path(file).to_string_lossy()])?;
     }
-    kubectl(&plane, &["wait", "--for=condition=Established", "--timeout=60s", "crd/identitybindings.kvbind.io", "crd/bindingpolicies.kvbind.io", "crd/secretproviderclasses.secrets-store.csi.x-k8s.io"])?;
+    kubectl(
+        &plane,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/identitybindings.kvbind.io",
+            "crd/bindingpolicies.kvbind.io",
+            "crd/secretproviderclasses.secrets-store.csi.x-k8s.io",
+        ],
+    )?;
 
     step("starting the ARM simulator with examples/demo/arm-sim-seed.yaml");
     let seed = Seed::from_yaml(&std::fs::read_to_string(path("examples/demo/arm-sim-seed.yaml"))?)?;
@@ -102,7 +112,17 @@ pub async fn demo(root: &Path) -> anyhow::Result<()> {
     step("conditions");
     print!(
         "{}",
-        kubectl(&plane, &["get", "identitybindings", "-n", "default", "-o", "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{range .status.conditions[*]}{\"  \"}{.type}={.status} {.reason}: {.message}{\"\\n\"}{end}{end}"])?
+        kubectl(
+            &plane,
+            &[
+                "get",
+                "identitybindings",
+                "-n",
+                "default",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{range .status.conditions[*]}{\"  \"}{.type}={.status} {.reason}: {.message}{\"\\n\"}{end}{end}"
+            ]
+        )?
     );
     step("kvbind status");
     let kubeconfig = Kubeconfig::read_from(&plane.kubeconfig)?;
@@ -113,7 +133,17 @@ pub async fn demo(root: &Path) -> anyhow::Result<()> {
     step("what the SecretProviderClasses carry now");
     print!(
         "{}",
-        kubectl(&plane, &["get", "secretproviderclasses", "-n", "default", "-o", "jsonpath={range .items[*]}{.metadata.name}: useVMManagedIdentity={.spec.parameters.useVMManagedIdentity} userAssignedIdentityID={.spec.parameters.userAssignedIdentityID}{\"\\n\"}{end}"])?
+        kubectl(
+            &plane,
+            &[
+                "get",
+                "secretproviderclasses",
+                "-n",
+                "default",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name}: useVMManagedIdentity={.spec.parameters.useVMManagedIdentity} userAssignedIdentityID={.spec.parameters.userAssignedIdentityID}{\"\\n\"}{end}"
+            ]
+        )?
     );
     step("ARM calls made (from the simulator's counters)");
     let counters = sim.counters();

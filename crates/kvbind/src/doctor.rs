@@ -31,11 +31,8 @@ const COMPUTE_ACTIONS: &[&str] = &[
     "Microsoft.Compute/virtualMachines/write",
 ];
 const VAULT_ACTIONS: &[&str] = &["Microsoft.KeyVault/vaults/read", "Microsoft.KeyVault/vaults/accessPolicies/write"];
-const RBAC_ACTIONS: &[&str] = &[
-    "Microsoft.Authorization/roleAssignments/read",
-    "Microsoft.Authorization/roleAssignments/write",
-    "Microsoft.Authorization/roleAssignments/delete",
-];
+const RBAC_ACTIONS: &[&str] =
+    &["Microsoft.Authorization/roleAssignments/read", "Microsoft.Authorization/roleAssignments/write", "Microsoft.Authorization/roleAssignments/delete"];
 
 /// Parses `SUBSCRIPTION/RESOURCE_GROUP`.
 pub fn resource_group(text: &str) -> anyhow::Result<PermissionScope> {
@@ -51,16 +48,41 @@ pub fn resource_group(text: &str) -> anyhow::Result<PermissionScope> {
 pub fn requirements(identity_groups: &[PermissionScope], node_groups: &[PermissionScope], vaults: &[VaultId]) -> Vec<Requirement> {
     let mut out = Vec::new();
     for scope in identity_groups {
-        out.push(Requirement { scope: scope.clone(), actions: IDENTITY_ACTIONS, role: "Managed Identity Contributor", why: "create, tag and delete the identities kvbind manages" });
-        out.push(Requirement { scope: scope.clone(), actions: ASSIGN_ACTIONS, role: "Managed Identity Operator", why: "attach identities to VM scale sets and VMs" });
+        out.push(Requirement {
+            scope: scope.clone(),
+            actions: IDENTITY_ACTIONS,
+            role: "Managed Identity Contributor",
+            why: "create, tag and delete the identities kvbind manages",
+        });
+        out.push(Requirement {
+            scope: scope.clone(),
+            actions: ASSIGN_ACTIONS,
+            role: "Managed Identity Operator",
+            why: "attach identities to VM scale sets and VMs",
+        });
     }
     for scope in node_groups {
-        out.push(Requirement { scope: scope.clone(), actions: COMPUTE_ACTIONS, role: "Virtual Machine Contributor", why: "read and PATCH the identity block of the node pools" });
+        out.push(Requirement {
+            scope: scope.clone(),
+            actions: COMPUTE_ACTIONS,
+            role: "Virtual Machine Contributor",
+            why: "read and PATCH the identity block of the node pools",
+        });
     }
     for vault in vaults {
         let scope = PermissionScope::Vault(vault.clone());
-        out.push(Requirement { scope: scope.clone(), actions: VAULT_ACTIONS, role: "Key Vault Contributor", why: "read the vault and write its access policies" });
-        out.push(Requirement { scope, actions: RBAC_ACTIONS, role: "Role Based Access Control Administrator", why: "create and delete per-object role assignments on RBAC vaults" });
+        out.push(Requirement {
+            scope: scope.clone(),
+            actions: VAULT_ACTIONS,
+            role: "Key Vault Contributor",
+            why: "read the vault and write its access policies",
+        });
+        out.push(Requirement {
+            scope,
+            actions: RBAC_ACTIONS,
+            role: "Role Based Access Control Administrator",
+            why: "create and delete per-object role assignments on RBAC vaults",
+        });
     }
     out
 }

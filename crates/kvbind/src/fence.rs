@@ -28,13 +28,7 @@ pub struct LeaseFence {
 impl LeaseFence {
     /// A closed fence for lease `name` in `namespace`, held by `identity`.
     pub fn new(client: Client, namespace: &str, name: &str, identity: &str, margin: Duration) -> Self {
-        LeaseFence {
-            api: Api::namespaced(client, namespace),
-            name: name.to_owned(),
-            identity: identity.to_owned(),
-            margin,
-            open_until: Mutex::new(None),
-        }
+        LeaseFence { api: Api::namespaced(client, namespace), name: name.to_owned(), identity: identity.to_owned(), margin, open_until: Mutex::new(None) }
     }
 
     /// Reads the Lease and moves the fence: open until the lease would expire (less the

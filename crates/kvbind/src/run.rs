@@ -27,7 +27,15 @@ pub fn arm_client(
     };
     let credential = build_credential(&config.credential()?, &authority, http_client(None, Duration::from_secs(30))?);
     let arm = ArmClient::new(
-        &ArmClientConfig { endpoint, scope: scope.clone(), extra_ca: None, request_timeout: Duration::from_secs(30), lro: LroSettings::default(), observer, fence },
+        &ArmClientConfig {
+            endpoint,
+            scope: scope.clone(),
+            extra_ca: None,
+            request_timeout: Duration::from_secs(30),
+            lro: LroSettings::default(),
+            observer,
+            fence,
+        },
         credential.clone(),
     )?;
     Ok((arm, credential, scope))

@@ -71,11 +71,7 @@ pub fn render(binding: &IdentityBinding) -> String {
     ));
     sections.push((
         "SecretProviderClasses".to_owned(),
-        status
-            .secret_provider_classes
-            .iter()
-            .map(|c| format!("{}  {}", c.name, if c.updated { "carries the client ID" } else { "not updated" }))
-            .collect(),
+        status.secret_provider_classes.iter().map(|c| format!("{}  {}", c.name, if c.updated { "carries the client ID" } else { "not updated" })).collect(),
     ));
     let problems: Vec<String> = conditions
         .iter()
@@ -136,11 +132,22 @@ mod tests {
         .expect("binding");
         let at = "2026-01-01T00:00:00Z";
         binding.status = Some(IdentityBindingStatus {
-            identity: Some(IdentityStatus { name: "app-reader".into(), resource_id: "/x".into(), client_id: Some("cid".into()), principal_id: None, created_by_kvbind: true }),
+            identity: Some(IdentityStatus {
+                name: "app-reader".into(),
+                resource_id: "/x".into(),
+                client_id: Some("cid".into()),
+                principal_id: None,
+                created_by_kvbind: true,
+            }),
             attachments: vec![AttachmentStatus { resource_id: "/s/vmss/pool-a".into(), origin: AttachmentOrigin::Attached }],
             grants: vec![VaultGrantStatus {
-                vault_id: "/v/kv".into(), model: VaultAccessModel::AccessPolicy, secrets: vec!["get".into()],
-                keys: vec![], certificates: vec![], role_assignments: vec![], list_reason: None,
+                vault_id: "/v/kv".into(),
+                model: VaultAccessModel::AccessPolicy,
+                secrets: vec!["get".into()],
+                keys: vec![],
+                certificates: vec![],
+                role_assignments: vec![],
+                list_reason: None,
             }],
             conditions: vec![
                 Condition::new("Ready", ConditionStatus::False, "AzureThrottled", "throttled", Some(1), at),

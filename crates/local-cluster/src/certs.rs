@@ -54,8 +54,7 @@ pub fn write(dir: &Path) -> Result<Pki, ControlPlaneError> {
         (&pki.token_file, format!("{ADMIN_TOKEN},kvbind-admin,kvbind-admin,system:masters\n")),
     ];
     for (path, text) in files {
-        std::fs::write(path, text)
-            .map_err(|source| ControlPlaneError::Write { what: "certificates", source })?;
+        std::fs::write(path, text).map_err(|source| ControlPlaneError::Write { what: "certificates", source })?;
     }
     Ok(pki)
 }

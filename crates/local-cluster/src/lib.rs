@@ -107,42 +107,31 @@ impl ControlPlane {
             Some(&workdir),
         )?;
         let apiserver_args: Vec<String> = vec![
-                format!("--etcd-servers=http://127.0.0.1:{etcd_client}"),
-                "--bind-address=127.0.0.1".into(),
-                "--advertise-address=127.0.0.1".into(),
-                format!("--secure-port={apiserver_port}"),
-                format!("--cert-dir={}", workdir.display()),
-                format!("--tls-cert-file={}", pki.serving_cert.display()),
-                format!("--tls-private-key-file={}", pki.serving_key.display()),
-                format!("--client-ca-file={}", pki.ca_cert.display()),
-                format!("--token-auth-file={}", pki.token_file.display()),
-                "--authorization-mode=Node,RBAC".into(),
-                format!("--service-account-key-file={}", pki.service_account_public.display()),
-                format!(
-                    "--service-account-signing-key-file={}",
-                    pki.service_account_private.display()
-                ),
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-                "--service-cluster-ip-range=10.96.0.0/16".into(),
-                "--endpoint-reconciler-type=none".into(),
-                "--enable-priority-and-fairness=false".into(),
-                "--allow-privileged=true".into(),
-                "--profiling=false".into(),
-                "--v=0".into(),
+            format!("--etcd-servers=http://127.0.0.1:{etcd_client}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={apiserver_port}"),
+            format!("--cert-dir={}", workdir.display()),
+            format!("--tls-cert-file={}", pki.serving_cert.display()),
+            format!("--tls-private-key-file={}", pki.serving_key.display()),
+            format!("--client-ca-file={}", pki.ca_cert.display()),
+            format!("--token-auth-file={}", pki.token_file.display()),
+            "--authorization-mode=Node,RBAC".into(),
+            format!("--service-account-key-file={}", pki.service_account_public.display()),
+            format!("--service-account-signing-key-file={}", pki.service_account_private.display()),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            "--service-cluster-ip-range=10.96.0.0/16".into(),
+            "--endpoint-reconciler-type=none".into(),
+            "--enable-priority-and-fairness=false".into(),
+            "--allow-privileged=true".into(),
+            "--profiling=false".into(),
+            "--v=0".into(),
         ];
         let apiserver = Supervised::spawn("kube-apiserver", &bin_dir.join("kube-apiserver"), &apiserver_args, &workdir, None)?;
         let server = format!("https://127.0.0.1:{apiserver_port}");
         let kubeconfig = workdir.join("kubeconfig");
-        std::fs::write(&kubeconfig, certs::kubeconfig(&server, &pki))
-            .map_err(|source| ControlPlaneError::Write { what: "the kubeconfig", source })?;
-        let plane = ControlPlane {
-            workdir,
-            bin_dir,
-            apiserver_args,
-            server,
-            kubeconfig,
-            servers: vec![apiserver, etcd],
-        };
+        std::fs::write(&kubeconfig, certs::kubeconfig(&server, &pki)).map_err(|source| ControlPlaneError::Write { what: "the kubeconfig", source })?;
+        let plane = ControlPlane { workdir, bin_dir, apiserver_args, server, kubeconfig, servers: vec![apiserver, etcd] };
         plane.wait_ready()?;
         Ok(plane)
     }
@@ -176,37 +165,23 @@ impl ControlPlane {
 
     /// Runs kubectl and returns its output, or an error with its stderr when it fails.
     pub fn kubectl_ok(&self, args: &[&str]) -> Result<Output, ControlPlaneError> {
-        let output = self
-            .kubectl()
-            .args(args)
-            .output()
-            .map_err(|source| ControlPlaneError::Spawn { binary: "kubectl", source })?;
+        let output = self.kubectl().args(args).output().map_err(|source| ControlPlaneError::Spawn { binary: "kubectl", source })?;
         if output.status.success() {
             Ok(output)
         } else {
-            Err(ControlPlaneError::Kubectl {
-                args: args.join(" "),
-                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            })
+            Err(ControlPlaneError::Kubectl { args: args.join(" "), stderr: String::from_utf8_lossy(&output.stderr).into_owned() })
         }
     }
 
     fn wait_ready(&self) -> Result<(), ControlPlaneError> {
         let start = Instant::now();
         loop {
-            let ready = self
-                .kubectl()
-                .args(["get", "--raw", "/readyz"])
-                .output()
-                .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"ok"));
+            let ready = self.kubectl().args(["get", "--raw", "/readyz"]).output().is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"ok"));
             if ready {
                 return Ok(());
             }
             if start.elapsed() > READY_DEADLINE {
-                return Err(ControlPlaneError::NotReady(
-                    READY_DEADLINE,
-                    self.workdir.join("kube-apiserver.log"),
-                ));
+                return Err(ControlPlaneError::NotReady(READY_DEADLINE, self.workdir.join("kube-apiserver.log")));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -222,10 +197,7 @@ fn build(repo_root: &Path) -> Result<PathBuf, ControlPlaneError> {
         .output()
         .map_err(|e| ControlPlaneError::Build { script: script.clone(), detail: e.to_string() })?;
     if !output.status.success() {
-        return Err(ControlPlaneError::Build {
-            script,
-            detail: format!("exited with {}", output.status),
-        });
+        return Err(ControlPlaneError::Build { script, detail: format!("exited with {}", output.status) });
     }
     let dir = String::from_utf8_lossy(&output.stdout).trim().to_owned();
     Ok(PathBuf::from(dir))

@@ -31,13 +31,7 @@ pub struct Supervised {
 impl Supervised {
     /// Starts `binary` with `args`, logging to `<logdir>/<name>.log`; `cleanup`, if given,
     /// is removed after the server is killed.
-    pub fn spawn(
-        name: &'static str,
-        binary: &Path,
-        args: &[String],
-        logdir: &Path,
-        cleanup: Option<&Path>,
-    ) -> Result<Self, ControlPlaneError> {
+    pub fn spawn(name: &'static str, binary: &Path, args: &[String], logdir: &Path, cleanup: Option<&Path>) -> Result<Self, ControlPlaneError> {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(SUPERVISOR)
@@ -51,10 +45,7 @@ impl Supervised {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|source| ControlPlaneError::Spawn { binary: name, source })?;
-        let lifeline = child.stdin.take().ok_or_else(|| ControlPlaneError::Spawn {
-            binary: name,
-            source: std::io::Error::other("no stdin pipe"),
-        })?;
+        let lifeline = child.stdin.take().ok_or_else(|| ControlPlaneError::Spawn { binary: name, source: std::io::Error::other("no stdin pipe") })?;
         Ok(Supervised { supervisor: child, lifeline: Some(lifeline) })
     }
 
@@ -67,8 +58,5 @@ impl Supervised {
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
 }

@@ -5,7 +5,9 @@ use kvbind_e2e::operator::{Scenario, TENANT, seed};
 use kvbind_e2e::world::{binding, class, cluster};
 
 fn spc(name: &str, parameters: &str) -> String {
-    format!("apiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\nmetadata:\n  name: {name}\nspec:\n  provider: azure\n  parameters:\n{parameters}")
+    format!(
+        "apiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\nmetadata:\n  name: {name}\nspec:\n  provider: azure\n  parameters:\n{parameters}"
+    )
 }
 
 const OBJECTS: &str = "    objects: |\n      array:\n        - |\n          objectName: db\n          objectType: secret\n";
@@ -62,7 +64,12 @@ async fn the_server_refuses_an_invalid_identity_name_before_kvbind_sees_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_azure_permission_is_named_in_the_condition() {
     let mut seed = seed(&cluster(&["pool-vmss"], &[], true));
-    seed.clients[0].actions = vec!["Microsoft.ManagedIdentity/*".into(), "Microsoft.Compute/*".into(), "Microsoft.KeyVault/*".into(), "Microsoft.Authorization/roleAssignments/read".into()];
+    seed.clients[0].actions = vec![
+        "Microsoft.ManagedIdentity/*".into(),
+        "Microsoft.Compute/*".into(),
+        "Microsoft.KeyVault/*".into(),
+        "Microsoft.Authorization/roleAssignments/read".into(),
+    ];
     let s = Scenario::start("no-permission", seed).await;
     s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
     s.apply(&class("app", &[("db-password", "secret", 0)]));

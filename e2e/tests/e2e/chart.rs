@@ -12,10 +12,14 @@ const SUBSCRIPTION: &str = "00000000-0000-0000-0000-000000000001";
 
 fn helm_template(release: &str, namespace: &str, sets: &[&str]) -> Output {
     let mut command = std::process::Command::new(control_plane().bin_dir().join("helm"));
-    command
-        .args(["template", release])
-        .arg(repo_root().join("charts/kvbind"))
-        .args(["--namespace", namespace, "--kube-version", "1.35.4", "--set", &format!("azure.subscriptions[0]={SUBSCRIPTION}")]);
+    command.args(["template", release]).arg(repo_root().join("charts/kvbind")).args([
+        "--namespace",
+        namespace,
+        "--kube-version",
+        "1.35.4",
+        "--set",
+        &format!("azure.subscriptions[0]={SUBSCRIPTION}"),
+    ]);
     for set in sets {
         command.args(["--set", set]);
     }
@@ -32,10 +36,7 @@ fn rendered(release: &str, namespace: &str, sets: &[&str]) -> String {
 
 /// The documents of `yaml` whose kind is one of `kinds`.
 fn only(yaml: &str, kinds: &[&str]) -> String {
-    yaml.split("\n---")
-        .filter(|doc| kinds.iter().any(|k| doc.contains(&format!("\nkind: {k}\n"))))
-        .collect::<Vec<_>>()
-        .join("\n---")
+    yaml.split("\n---").filter(|doc| kinds.iter().any(|k| doc.contains(&format!("\nkind: {k}\n")))).collect::<Vec<_>>().join("\n---")
 }
 
 #[tokio::test]
@@ -44,9 +45,24 @@ async fn the_chart_renders_and_passes_server_side_validation() {
     let all = rendered(
         "kvbind",
         &ns.name,
-        &["networkPolicy.enabled=true", "azure.clientId=11111111-1111-1111-1111-111111111111", "defaultPolicy.vaults={/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-vaults}"],
+        &[
+            "networkPolicy.enabled=true",
+            "azure.clientId=11111111-1111-1111-1111-111111111111",
+            "defaultPolicy.vaults={/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-vaults}",
+        ],
     );
-    for kind in ["Deployment", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "PodDisruptionBudget", "NetworkPolicy", "BindingPolicy"] {
+    for kind in [
+        "Deployment",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "BindingPolicy",
+    ] {
         assert!(all.contains(&format!("kind: {kind}\n")), "{kind} missing from the chart");
     }
     assert!(all.contains("azure.workload.identity/client-id: \"11111111-1111-1111-1111-111111111111\""));

@@ -55,26 +55,14 @@ async fn the_server_rejects_invalid_bindings_naming_the_field() {
     );
     assert_rejected(&ns, &binding("    resourceGroup: rg", ""), &["spec.identity", "exactly one"]);
     assert_rejected(&ns, &binding("    name: app", ""), &["spec.identity", "resourceGroup is required"]);
-    assert_rejected(
-        &ns,
-        &binding("    name: -bad/name\n    resourceGroup: rg", ""),
-        &["spec.identity.name", "should match"],
-    );
-    assert_rejected(
-        &ns,
-        &binding("    name: ab\n    resourceGroup: rg", ""),
-        &["spec.identity.name", "at least 3"],
-    );
+    assert_rejected(&ns, &binding("    name: -bad/name\n    resourceGroup: rg", ""), &["spec.identity.name", "should match"]);
+    assert_rejected(&ns, &binding("    name: ab\n    resourceGroup: rg", ""), &["spec.identity.name", "at least 3"]);
     assert_rejected(
         &ns,
         &binding("    name: app\n    resourceGroup: rg", "  deletionPolicy: Orphan\n"),
         &["spec.deletionPolicy", "Unsupported value: \"Orphan\""],
     );
-    assert_rejected(
-        &ns,
-        &binding("    name: app\n    resourceGroup: rg\n    subscriptionId: not-a-guid", ""),
-        &["spec.identity.subscriptionId"],
-    );
+    assert_rejected(&ns, &binding("    name: app\n    resourceGroup: rg\n    subscriptionId: not-a-guid", ""), &["spec.identity.subscriptionId"]);
     assert_rejected(
         &ns,
         &binding("    name: app\n    resourceGroup: rg", "  keyVault:\n    resourceId: /subscriptions/s/vaults/x\n"),
@@ -89,17 +77,15 @@ async fn the_server_rejects_invalid_bindings_naming_the_field() {
 
 #[tokio::test]
 async fn kubectl_explain_prints_the_doc_comments() {
-    let out = control_plane()
-        .kubectl_ok(&["explain", "identitybinding.spec"])
-        .expect("explain works");
+    let out = control_plane().kubectl_ok(&["explain", "identitybinding.spec"]).expect("explain works");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Gives the pods that mount some SecretProviderClasses"), "{text}");
     assert!(text.contains("deletionPolicy"), "{text}");
-    let out = control_plane()
-        .kubectl_ok(&["explain", "identitybinding.spec.identity.resourceId"])
-        .expect("explain works");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("never\n    deletes an adopted identity")
-        || String::from_utf8_lossy(&out.stdout).contains("never deletes"));
+    let out = control_plane().kubectl_ok(&["explain", "identitybinding.spec.identity.resourceId"]).expect("explain works");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("never\n    deletes an adopted identity")
+            || String::from_utf8_lossy(&out.stdout).contains("never deletes")
+    );
 }
 
 #[tokio::test]

@@ -34,11 +34,8 @@ fn every_example_secret_provider_class_parses() {
             if value.get("kind").and_then(Value::as_str) != Some("SecretProviderClass") {
                 continue;
             }
-            let parameters: BTreeMap<String, String> =
-                serde_yaml_ng::from_value(value["spec"]["parameters"].clone()).expect("string map");
-            let objects = AzureParameters::read(&parameters)
-                .validate()
-                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let parameters: BTreeMap<String, String> = serde_yaml_ng::from_value(value["spec"]["parameters"].clone()).expect("string map");
+            let objects = AzureParameters::read(&parameters).validate().unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             assert!(!objects.is_empty());
             classes += 1;
         }
@@ -62,12 +59,7 @@ async fn every_example_applies_to_the_server() {
             continue;
         }
         let out = ns.kubectl(&["apply", "--dry-run=server", "-f", &file.to_string_lossy()]);
-        assert!(
-            out.status.success(),
-            "{} was rejected: {}",
-            file.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{} was rejected: {}", file.display(), String::from_utf8_lossy(&out.stderr));
     }
 }
 

@@ -10,4 +10,3 @@ mod policy;
 mod reconcile;
 mod scale;
 mod workload_identity;
-

@@ -72,16 +72,38 @@ async fn policies_decide_which_bindings_converge_and_revoke_what_they_no_longer_
     let (pa, pb, pc) = (format!("{run}-a"), format!("{run}-b"), format!("{run}-c"));
     let rg = format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-identities");
     apply(&s.ns, &policy(&pa, &s.ns.name, &format!("  identityResourceGroups: [{rg}]\n  vaults: [{VAULT}]\n  modes: [VMManagedIdentity]\n")));
-    apply(&s.ns, &policy(&pb, &b.name, &format!("  identityResourceGroups: [{rg}]\n  vaults: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-vaults]\n  nodeSelectors:\n    - matchLabels: {{pool: b}}\n")));
+    apply(
+        &s.ns,
+        &policy(
+            &pb,
+            &b.name,
+            &format!(
+                "  identityResourceGroups: [{rg}]\n  vaults: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-vaults]\n  nodeSelectors:\n    - matchLabels: {{pool: b}}\n"
+            ),
+        ),
+    );
     apply(&s.ns, &policy(&pc, &c.name, &format!("  identityResourceGroups: [{rg}]\n  vaults: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-elsewhere]\n")));
     wait_for(&s.ns, "a-app", "condition=Ready").await;
 
     // Each part of a binding is checked, and the refusal names it and the policy.
     let on_pool_b = "  nodes:\n    matchLabels: {pool: b}\n";
-    let adopt = format!("apiVersion: kvbind.io/v1alpha1\nkind: IdentityBinding\nmetadata:\n  name: a-adopt\nspec:\n  identity:\n    resourceId: {}\n  secretProviderClasses:\n    names: [app]\n", uami("rg-identities", "team-foreign"));
+    let adopt = format!(
+        "apiVersion: kvbind.io/v1alpha1\nkind: IdentityBinding\nmetadata:\n  name: a-adopt\nspec:\n  identity:\n    resourceId: {}\n  secretProviderClasses:\n    names: [app]\n",
+        uami("rg-identities", "team-foreign")
+    );
     let cases: Vec<(&TestNamespace, &str, String, String)> = vec![
-        (&s.ns, "a-group", binding("a-group", "a-group-reader", &["app"], "").replace("resourceGroup: rg-identities", "resourceGroup: rg-other"), "spec.identity.resourceGroup".into()),
-        (&s.ns, "a-wi", binding("a-wi", "a-wi-reader", &["app"], "  mode: WorkloadIdentity\n  serviceAccount: {name: app}\n"), "spec.mode WorkloadIdentity".into()),
+        (
+            &s.ns,
+            "a-group",
+            binding("a-group", "a-group-reader", &["app"], "").replace("resourceGroup: rg-identities", "resourceGroup: rg-other"),
+            "spec.identity.resourceGroup".into(),
+        ),
+        (
+            &s.ns,
+            "a-wi",
+            binding("a-wi", "a-wi-reader", &["app"], "  mode: WorkloadIdentity\n  serviceAccount: {name: app}\n"),
+            "spec.mode WorkloadIdentity".into(),
+        ),
         (&s.ns, "a-vault", binding("a-vault", "a-vault-reader", &["elsewhere"], ""), "keyvaultName otherkv is outside its vaults".into()),
         (&s.ns, "a-adopt", adopt, "adoptableIdentities".into()),
         (&b, "b-all-nodes", binding("b-all-nodes", "b-all-reader", &["app"], ""), format!("spec.nodes selects node {}-pool-a", s.ns.name)),
@@ -96,7 +118,13 @@ async fn policies_decide_which_bindings_converge_and_revoke_what_they_no_longer_
         wait_for(ns, name, REFUSED).await;
         let message = ready_message(ns, name);
         assert!(message.contains(words.as_str()), "{name}: {message} (should name {words})");
-        let policy = if ns.name == s.ns.name { &pa } else if ns.name == b.name { &pb } else { &pc };
+        let policy = if ns.name == s.ns.name {
+            &pa
+        } else if ns.name == b.name {
+            &pb
+        } else {
+            &pc
+        };
         assert!(message.contains(&format!("BindingPolicy {policy}")), "{name}: {message}");
         let stalled = ns.kubectl(&["get", "identitybinding", name, "-o", "jsonpath={.status.conditions[?(@.type==\"Stalled\")].status}"]);
         assert_eq!(String::from_utf8_lossy(&stalled.stdout), "True", "{name} is Stalled for kstatus");
@@ -110,7 +138,16 @@ async fn policies_decide_which_bindings_converge_and_revoke_what_they_no_longer_
     assert!(!on_pool_a.iter().any(|k| k.contains("b-reader")), "b-app reached a pool its policy excludes");
 
     // Sharing across namespaces, once a policy allows it.
-    apply(&s.ns, &policy(&pb, &b.name, &format!("  identityResourceGroups: [{rg}]\n  vaults: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-vaults]\n  nodeSelectors:\n    - matchLabels: {{pool: b}}\n  allowCrossNamespaceSharing: true\n")));
+    apply(
+        &s.ns,
+        &policy(
+            &pb,
+            &b.name,
+            &format!(
+                "  identityResourceGroups: [{rg}]\n  vaults: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-vaults]\n  nodeSelectors:\n    - matchLabels: {{pool: b}}\n  allowCrossNamespaceSharing: true\n"
+            ),
+        ),
+    );
     wait_for(&b, "b-shared", "condition=Ready").await;
 
     // Narrowing a-policy revokes: Delete removes what kvbind made, Retain keeps it, and a
@@ -132,7 +169,11 @@ async fn policies_decide_which_bindings_converge_and_revoke_what_they_no_longer_
     assert!(policy_of(&s.sim, &solo).is_none(), "Delete: its grant is gone");
     assert!(has("a-kept-reader") && perms(&policy_of(&s.sim, &kept), "secrets") == ["get"], "Retain keeps the identity and grant");
     let shared_entry = policy_of(&s.sim, &shared);
-    assert_eq!((perms(&shared_entry, "secrets"), perms(&shared_entry, "keys")), (vec![], vec!["get".to_owned()]), "b-shared still needs its key, a-app's secret goes");
+    assert_eq!(
+        (perms(&shared_entry, "secrets"), perms(&shared_entry, "keys")),
+        (vec![], vec!["get".to_owned()]),
+        "b-shared still needs its key, a-app's secret goes"
+    );
     assert!(s.event_reasons("a-solo").contains(&"AccessRevoked".to_owned()));
     assert!(kvbind_e2e::world::identities_on(&s.sim, "pool-a-vmss").iter().all(|k| !k.contains("a-solo-reader")), "detached from its pool");
     for name in [&pa, &pb, &pc] {

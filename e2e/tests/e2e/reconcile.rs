@@ -10,7 +10,11 @@ async fn the_seed_scenario_leaves_azure_as_the_manual_steps_would() {
     let s = Scenario::start("seed", seed(&cluster(&["aks-system-vmss", "aks-apps-vmss"], &[], false))).await;
     s.node("system-0", &Scenario::vmss_node("aks-system-vmss", 0), &[]).await;
     s.node("apps-0", &Scenario::vmss_node("aks-apps-vmss", 0), &[]).await;
-    s.apply(&std::fs::read_to_string(kvbind_e2e::repo_root().join("examples/seed/secretproviderclass.yaml")).expect("example").replace("kvname\"", "kvname\"\n    somethingElse: \"kept\""));
+    s.apply(
+        &std::fs::read_to_string(kvbind_e2e::repo_root().join("examples/seed/secretproviderclass.yaml"))
+            .expect("example")
+            .replace("kvname\"", "kvname\"\n    somethingElse: \"kept\""),
+    );
     s.apply(&binding("kvname-reader", "kvname-reader", &["azure-kvname-user-msi"], ""));
     s.wait_condition("kvname-reader", "Ready").await;
 
@@ -37,7 +41,10 @@ async fn the_seed_scenario_leaves_azure_as_the_manual_steps_would() {
     for condition in ["IdentityReady", "NodesAssigned", "AccessGranted", "SecretProviderClassesUpdated"] {
         assert_eq!(s.jsonpath("identitybinding/kvname-reader", &format!("{{.status.conditions[?(@.type==\"{condition}\")].status}}")), "True", "{condition}");
     }
-    assert_eq!(s.jsonpath("identitybinding/kvname-reader", "{.status.observedGeneration}"), s.jsonpath("identitybinding/kvname-reader", "{.metadata.generation}"));
+    assert_eq!(
+        s.jsonpath("identitybinding/kvname-reader", "{.status.observedGeneration}"),
+        s.jsonpath("identitybinding/kvname-reader", "{.metadata.generation}")
+    );
     assert_eq!(s.jsonpath("identitybinding/kvname-reader", "{.status.attachments[*].origin}"), "Attached Attached");
     s.stop().await;
 }
@@ -64,10 +71,17 @@ async fn availability_set_nodes_and_an_rbac_vault_get_object_scoped_roles() {
         .expect("map")
         .values()
         .filter(|a| a["principalId"] == principal.as_str())
-        .map(|a| (a["scope"].as_str().unwrap_or_default().to_owned(), a["roleDefinitionId"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default().to_owned()))
+        .map(|a| {
+            (
+                a["scope"].as_str().unwrap_or_default().to_owned(),
+                a["roleDefinitionId"].as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(assignments.len(), 2, "{assignments:?}");
-    assert!(assignments.iter().any(|(scope, role)| scope.ends_with("/vaults/kvname/secrets/db-password") && role == kvbind_azure::roles::KEY_VAULT_SECRETS_USER));
+    assert!(
+        assignments.iter().any(|(scope, role)| scope.ends_with("/vaults/kvname/secrets/db-password") && role == kvbind_azure::roles::KEY_VAULT_SECRETS_USER)
+    );
     assert!(assignments.iter().any(|(scope, role)| scope.ends_with("/vaults/kvname/keys/signing") && role == kvbind_azure::roles::KEY_VAULT_READER));
     assert!(policy_of(&s.sim, &principal).is_none(), "no access policy on an RBAC vault");
     assert_eq!(s.jsonpath("identitybinding/app", "{.status.grants[0].model}"), "Rbac");
@@ -94,7 +108,12 @@ async fn version_history_adds_list_for_that_object_type_only() {
 async fn throttling_is_waited_out_for_as_long_as_arm_asks() {
     use kvbind_arm_sim::{Fault, FaultRule};
     let s = Scenario::start("throttled", seed(&cluster(&["pool-vmss"], &[], false))).await;
-    s.sim.set_faults(vec![FaultRule { operation: "VirtualMachineScaleSets_Update".into(), path_contains: None, fault: Fault::Throttle { retry_after_seconds: 2 }, count: Some(2) }]);
+    s.sim.set_faults(vec![FaultRule {
+        operation: "VirtualMachineScaleSets_Update".into(),
+        path_contains: None,
+        fault: Fault::Throttle { retry_after_seconds: 2 },
+        count: Some(2),
+    }]);
     s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
     s.apply(&class("app", &[("db-password", "secret", 0)]));
     s.apply(&binding("app", "app-reader", &["app"], ""));

@@ -45,7 +45,8 @@ async fn workload_identity_federates_one_service_account_and_cleans_up() {
     assert!(s.jsonpath("identitybinding/vm-app", "{.status.conditions[?(@.type==\"NodeWideAccess\")].message}").contains("pool-vmss"));
 
     // A missing ServiceAccount is named, and nothing is federated for it.
-    s.eventually("ghost refused", |s| s.jsonpath("identitybinding/ghost", "{.status.conditions[?(@.type==\"Ready\")].reason}") == "ServiceAccountNotFound").await;
+    s.eventually("ghost refused", |s| s.jsonpath("identitybinding/ghost", "{.status.conditions[?(@.type==\"Ready\")].reason}") == "ServiceAccountNotFound")
+        .await;
     assert!(s.jsonpath("identitybinding/ghost", "{.status.conditions[?(@.type==\"Ready\")].message}").contains("spec.serviceAccount.name"));
 
     // Deletion takes back the credential, the annotation, clientID, the grant and the identity.

@@ -26,10 +26,7 @@ fn reads_the_seed_example() {
 
 #[test]
 fn version_history_above_one_needs_list() {
-    let objects = parse_objects(
-        "array:\n  - |\n    objectName: s\n    objectType: secret\n    objectVersionHistory: 3\n",
-    )
-    .expect("valid");
+    let objects = parse_objects("array:\n  - |\n    objectName: s\n    objectType: secret\n    objectVersionHistory: 3\n").expect("valid");
     assert!(objects[0].needs_list());
 }
 
@@ -55,36 +52,11 @@ fn malformed_inputs_name_the_entry_and_field() {
         "\"blob\"",
     );
     rejects("array:\n  - |\n    objectName: a\n", Some(0), Some("objectType"), "required");
-    rejects(
-        "array:\n  - |\n    objectName: a b\n    objectType: key\n",
-        Some(0),
-        Some("objectName"),
-        "object name",
-    );
-    rejects(
-        "array:\n  - |\n    objectName: a\n    objectType: key\n    objectVersionHistory: many\n",
-        Some(0),
-        Some("objectVersionHistory"),
-        "whole number",
-    );
-    rejects(
-        "array:\n  - |\n    objectName: a\n    objectType: key\n    objectAlias: ../etc\n",
-        Some(0),
-        Some("objectAlias"),
-        "file name",
-    );
-    rejects(
-        "array:\n  - |\n    objectName: a\n    objectType: secret\n    objectEncoding: rot13\n",
-        Some(0),
-        Some("objectEncoding"),
-        "rot13",
-    );
-    rejects(
-        "array:\n  - |\n    objectName: a\n    objectType: secret\n  - |\n    objectName: a\n    objectType: key\n",
-        Some(1),
-        None,
-        "mount as file",
-    );
+    rejects("array:\n  - |\n    objectName: a b\n    objectType: key\n", Some(0), Some("objectName"), "object name");
+    rejects("array:\n  - |\n    objectName: a\n    objectType: key\n    objectVersionHistory: many\n", Some(0), Some("objectVersionHistory"), "whole number");
+    rejects("array:\n  - |\n    objectName: a\n    objectType: key\n    objectAlias: ../etc\n", Some(0), Some("objectAlias"), "file name");
+    rejects("array:\n  - |\n    objectName: a\n    objectType: secret\n    objectEncoding: rot13\n", Some(0), Some("objectEncoding"), "rot13");
+    rejects("array:\n  - |\n    objectName: a\n    objectType: secret\n  - |\n    objectName: a\n    objectType: key\n", Some(1), None, "mount as file");
     rejects("array:\n  - |\n    - just\n    - a list\n", Some(0), None, "mapping");
     rejects(&"x".repeat(MAX_OBJECTS_BYTES + 1), None, None, "more than");
 }
@@ -100,9 +72,7 @@ fn object_type() -> impl Strategy<Value = ObjectType> {
 fn render(entries: &[(String, ObjectType, u32)]) -> String {
     let mut text = String::from("array:\n");
     for (name, kind, history) in entries {
-        text.push_str(&format!(
-            "  - |\n    objectName: {name}\n    objectType: {kind}\n    objectVersionHistory: {history}\n"
-        ));
+        text.push_str(&format!("  - |\n    objectName: {name}\n    objectType: {kind}\n    objectVersionHistory: {history}\n"));
     }
     text
 }

@@ -30,15 +30,7 @@ pub async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri,
     response
 }
 
-async fn serve(
-    shared: &Shared,
-    route: Route,
-    method: &Method,
-    path: &str,
-    query: &[(String, String)],
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Response {
+async fn serve(shared: &Shared, route: Route, method: &Method, path: &str, query: &[(String, String)], headers: &HeaderMap, body: &Bytes) -> Response {
     let param = |name: &str| query.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
     let Some(api) = param("api-version") else {
         return error(&ArmError::new(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests."), None);
@@ -80,7 +72,12 @@ async fn serve(
     } else {
         match serde_json::from_slice(body) {
             Ok(v) => v,
-            Err(e) => return error(&ArmError::new(400, "InvalidRequestContent", format!("The request content was invalid and could not be deserialized: '{e}'.")), None),
+            Err(e) => {
+                return error(
+                    &ArmError::new(400, "InvalidRequestContent", format!("The request content was invalid and could not be deserialized: '{e}'.")),
+                    None,
+                );
+            }
         }
     };
     let replication_delay = faults.iter().find_map(|f| match f {
@@ -115,18 +112,14 @@ async fn serve(
             let fails = faults.contains(&Fault::LroFail);
             let never = faults.contains(&Fault::LroNeverEnds);
             let retry_after = world.lro.retry_after_seconds;
-            world
-                .patch_compute(path, &json, fails, never)
-                .map(|(body, op)| started_operation(200, body, &op, &origin, sub, &api, retry_after))
+            world.patch_compute(path, &json, fails, never).map(|(body, op)| started_operation(200, body, &op, &origin, sub, &api, retry_after))
         }
         (Target::Compute { path, sub, kind }, "PUT") => {
             if let Err(e) = check_assign(&caller, &json) {
                 return error(&e, None);
             }
             let retry_after = world.lro.retry_after_seconds;
-            world
-                .put_compute(path, kind, &json)
-                .map(|(status, body, op)| started_operation(status, body, &op, &origin, sub, &api, retry_after))
+            world.put_compute(path, kind, &json).map(|(status, body, op)| started_operation(status, body, &op, &origin, sub, &api, retry_after))
         }
         (Target::Operation { id }, _) => world.operation_status(id).map(|b| {
             let mut response = ok(b);
@@ -188,7 +181,11 @@ async fn serve(
         return broken();
     }
     if route.provider == Provider::Compute {
-        set_header(&mut response, "x-ms-ratelimit-remaining-resource", "Microsoft.Compute/VMScaleSetUpdate3Min;239,Microsoft.Compute/VMScaleSetUpdate30Min;1199");
+        set_header(
+            &mut response,
+            "x-ms-ratelimit-remaining-resource",
+            "Microsoft.Compute/VMScaleSetUpdate3Min;239,Microsoft.Compute/VMScaleSetUpdate30Min;1199",
+        );
     }
     response
 }
@@ -201,10 +198,7 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, ArmError
     let token = header
         .strip_prefix("Bearer ")
         .ok_or_else(|| ArmError::new(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is provided in an invalid format."))?;
-    lock(&shared.tokens)
-        .get(token.trim())
-        .cloned()
-        .ok_or_else(|| ArmError::new(401, "InvalidAuthenticationToken", "The access token is invalid."))
+    lock(&shared.tokens).get(token.trim()).cloned().ok_or_else(|| ArmError::new(401, "InvalidAuthenticationToken", "The access token is invalid."))
 }
 
 /// ARM action matching: `*` matches any run of characters, case-insensitively.
@@ -215,9 +209,7 @@ fn allowed(actions: &[String], action: &str) -> bool {
 fn wildcard(pattern: &str, text: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == text,
-        Some((head, rest)) => {
-            text.starts_with(head) && (0..=text.len() - head.len()).any(|i| wildcard(rest, &text[head.len() + i..]))
-        }
+        Some((head, rest)) => text.starts_with(head) && (0..=text.len() - head.len()).any(|i| wildcard(rest, &text[head.len() + i..])),
     }
 }
 
@@ -238,10 +230,8 @@ fn check_assign(caller: &Caller, body: &Value) -> Result<(), ArmError> {
     if allowed(&caller.actions, action) {
         return Ok(());
     }
-    let added = body
-        .pointer("/identity/userAssignedIdentities")
-        .and_then(Value::as_object)
-        .and_then(|m| m.iter().find(|(_, v)| !v.is_null()).map(|(k, _)| k.clone()));
+    let added =
+        body.pointer("/identity/userAssignedIdentities").and_then(Value::as_object).and_then(|m| m.iter().find(|(_, v)| !v.is_null()).map(|(k, _)| k.clone()));
     match added {
         None => Ok(()),
         Some(id) => Err(ArmError::new(
@@ -259,7 +249,9 @@ fn principal_not_found(principal: &str, tenant: &str) -> ArmError {
     ArmError::new(
         400,
         "PrincipalNotFound",
-        format!("Principal {principal} does not exist in the directory {tenant}. Check that you have the correct principal ID. If you are creating this principal and then immediately assigning a role, this error might be related to a replication delay. In this case, set the role assignment principalType property to a value, such as ServicePrincipal, User, or Group.  See https://aka.ms/docs-principaltype"),
+        format!(
+            "Principal {principal} does not exist in the directory {tenant}. Check that you have the correct principal ID. If you are creating this principal and then immediately assigning a role, this error might be related to a replication delay. In this case, set the role assignment principalType property to a value, such as ServicePrincipal, User, or Group.  See https://aka.ms/docs-principaltype"
+        ),
     )
 }
 
@@ -301,9 +293,7 @@ fn injected(fault: &Fault, provider: Provider) -> Response {
         }
         Fault::Conflict => error(&ArmError::new(409, "Conflict", "The request failed due to conflict with a concurrent request."), None),
         Fault::Reset => broken(),
-        Fault::Error { status, code } => {
-            error(&ArmError::new(*status, code.clone(), "An injected failure."), None)
-        }
+        Fault::Error { status, code } => error(&ArmError::new(*status, code.clone(), "An injected failure."), None),
         _ => error(&ArmError::new(500, "InternalServerError", "An unexpected fault."), None),
     }
 }

@@ -146,16 +146,20 @@ pub fn route(method: &str, path: &str) -> Result<Route, ArmError> {
                 "DELETE" => ("UserAssignedIdentities_Delete", "delete"),
                 _ => return Err(unsupported()),
             };
-            Ok(Route {
-                operation,
-                provider: Provider::ManagedIdentity,
-                action: format!("Microsoft.ManagedIdentity/userAssignedIdentities/{verb}"),
-                target,
-            })
+            Ok(Route { operation, provider: Provider::ManagedIdentity, action: format!("Microsoft.ManagedIdentity/userAssignedIdentities/{verb}"), target })
         }
-        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.managedidentity", "userassignedidentities", _, "federatedidentitycredentials", rest @ ..]
-            if rest.len() <= 1 =>
-        {
+        [
+            "subscriptions",
+            _,
+            "resourcegroups",
+            _,
+            "providers",
+            "microsoft.managedidentity",
+            "userassignedidentities",
+            _,
+            "federatedidentitycredentials",
+            rest @ ..,
+        ] if rest.len() <= 1 => {
             let (operation, verb, target) = match (m, rest.first()) {
                 ("GET", None) => ("FederatedIdentityCredentials_List", "read", Target::FederatedCredentials { sub: own(1), rg: own(3), identity: own(7) }),
                 (method, Some(_)) => {
@@ -216,14 +220,12 @@ pub fn route(method: &str, path: &str) -> Result<Route, ArmError> {
             action: "Microsoft.KeyVault/vaults/read".to_owned(),
             target: Target::Vaults { sub: own(1) },
         }),
-        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.keyvault", "vaults", _, "accesspolicies", _] if m == "PUT" => {
-            Ok(Route {
-                operation: "Vaults_UpdateAccessPolicy",
-                provider: Provider::KeyVault,
-                action: "Microsoft.KeyVault/vaults/accessPolicies/write".to_owned(),
-                target: Target::AccessPolicy { sub: own(1), rg: own(3), name: own(7), kind: lower[9].clone() },
-            })
-        }
+        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.keyvault", "vaults", _, "accesspolicies", _] if m == "PUT" => Ok(Route {
+            operation: "Vaults_UpdateAccessPolicy",
+            provider: Provider::KeyVault,
+            action: "Microsoft.KeyVault/vaults/accessPolicies/write".to_owned(),
+            target: Target::AccessPolicy { sub: own(1), rg: own(3), name: own(7), kind: lower[9].clone() },
+        }),
         ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.keyvault", "vaults", ..]
         | ["subscriptions", _, "providers", "microsoft.keyvault", "vaults"]
         | ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.managedidentity", ..]
@@ -244,16 +246,26 @@ mod tests {
     fn routes_are_case_blind_and_tolerate_double_slashes() {
         let r = route("get", "//subscriptions/S/resourcegroups/RG/providers/microsoft.compute/VIRTUALMACHINESCALESETS/pool").expect("route");
         assert_eq!(r.operation, "VirtualMachineScaleSets_Get");
-        let r = route("PUT", "/subscriptions/s/resourceGroups/g/providers/Microsoft.KeyVault/vaults/kv/secrets/db/providers/Microsoft.Authorization/roleAssignments/abc").expect("route");
-        assert_eq!(r.target, Target::RoleAssignment {
-            scope: "/subscriptions/s/resourceGroups/g/providers/Microsoft.KeyVault/vaults/kv/secrets/db".to_owned(),
-            name: "abc".to_owned()
-        });
+        let r = route(
+            "PUT",
+            "/subscriptions/s/resourceGroups/g/providers/Microsoft.KeyVault/vaults/kv/secrets/db/providers/Microsoft.Authorization/roleAssignments/abc",
+        )
+        .expect("route");
+        assert_eq!(
+            r.target,
+            Target::RoleAssignment {
+                scope: "/subscriptions/s/resourceGroups/g/providers/Microsoft.KeyVault/vaults/kv/secrets/db".to_owned(),
+                name: "abc".to_owned()
+            }
+        );
     }
 
     #[test]
     fn unknown_paths_and_methods_are_refused() {
         assert_eq!(route("GET", "/subscriptions/s/providers/Microsoft.Web/sites").expect_err("unknown").status, 404);
-        assert_eq!(route("POST", "/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/x").expect_err("method").status, 405);
+        assert_eq!(
+            route("POST", "/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/x").expect_err("method").status,
+            405
+        );
     }
 }

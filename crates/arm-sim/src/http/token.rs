@@ -20,11 +20,7 @@ fn refuse(status: StatusCode, error: &str, description: &str) -> Response {
 }
 
 /// `POST /{tenant}/oauth2/v2.0/token`.
-pub async fn issue(
-    State(shared): State<Arc<Shared>>,
-    Path(tenant): Path<String>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
+pub async fn issue(State(shared): State<Arc<Shared>>, Path(tenant): Path<String>, Form(form): Form<HashMap<String, String>>) -> Response {
     let response = issue_token(&shared, &tenant, &form);
     shared.record("POST", &format!("/{tenant}/oauth2/v2.0/token"), "Token", response.status().as_u16(), None);
     response
@@ -92,11 +88,7 @@ fn issue_token(shared: &Shared, tenant: &str, form: &HashMap<String, String>) ->
     let token = format!("sim.{}", uuid::Uuid::new_v4().simple());
     lock(&shared.tokens).insert(
         token.clone(),
-        Caller {
-            client_id: client.client_id.clone(),
-            principal_id: client.principal_id.clone().unwrap_or_default(),
-            actions: client.actions.clone(),
-        },
+        Caller { client_id: client.client_id.clone(), principal_id: client.principal_id.clone().unwrap_or_default(), actions: client.actions.clone() },
     );
     axum::Json(json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})).into_response()
 }

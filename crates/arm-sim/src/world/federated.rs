@@ -69,7 +69,10 @@ impl World {
             return Err(invalid("Exactly one audience is supported.".to_owned()));
         }
         let key = name.to_ascii_lowercase();
-        let parent = self.identities.get_mut(&identity_key(sub, rg, identity)).ok_or_else(|| not_found("Microsoft.ManagedIdentity/userAssignedIdentities", identity, rg))?;
+        let parent = self
+            .identities
+            .get_mut(&identity_key(sub, rg, identity))
+            .ok_or_else(|| not_found("Microsoft.ManagedIdentity/userAssignedIdentities", identity, rg))?;
         let clash = parent.federated_credentials.iter().find(|(k, c)| **k != key && c.issuer == issuer && c.subject == subject);
         if let Some((_, other)) = clash {
             return Err(invalid(format!("A federated identity credential with the same issuer and subject already exists: '{}'.", other.name)));
@@ -86,7 +89,10 @@ impl World {
     /// `FederatedIdentityCredentials_Delete`: 200 when deleted, 204 when there was none.
     pub fn delete_federated_credential(&mut self, sub: &str, rg: &str, identity: &str, name: &str) -> Result<u16, ArmError> {
         self.federated_parent(sub, rg, identity)?;
-        let parent = self.identities.get_mut(&identity_key(sub, rg, identity)).ok_or_else(|| not_found("Microsoft.ManagedIdentity/userAssignedIdentities", identity, rg))?;
+        let parent = self
+            .identities
+            .get_mut(&identity_key(sub, rg, identity))
+            .ok_or_else(|| not_found("Microsoft.ManagedIdentity/userAssignedIdentities", identity, rg))?;
         Ok(if parent.federated_credentials.remove(&name.to_ascii_lowercase()).is_some() { 200 } else { 204 })
     }
 
@@ -103,7 +109,13 @@ fn check_name(name: &str) -> Result<(), ArmError> {
     if ok {
         Ok(())
     } else {
-        Err(ArmError::new(400, "InvalidResourceName", format!("Resource name {name} is invalid. The name can be 3-120 characters long and may contain letters, numbers, hyphens and underscores, starting with a letter or number.")))
+        Err(ArmError::new(
+            400,
+            "InvalidResourceName",
+            format!(
+                "Resource name {name} is invalid. The name can be 3-120 characters long and may contain letters, numbers, hyphens and underscores, starting with a letter or number."
+            ),
+        ))
     }
 }
 

@@ -58,11 +58,7 @@ impl ArmClient {
             return Ok(current.clone());
         };
         let url = self.raw.url(&resource, COMPUTE_API_VERSION).map_err(|e| classify(&e, operation, &resource))?;
-        let first = self
-            .raw
-            .send(Method::Patch, url.clone(), Some(&body))
-            .await
-            .map_err(|e| classify(&e, operation, &resource))?;
+        let first = self.raw.send(Method::Patch, url.clone(), Some(&body)).await.map_err(|e| classify(&e, operation, &resource))?;
         super::lro::follow(&self.raw, &first, url, self.lro, operation, &resource).await?;
         self.read_compute_identity(target).await
     }

@@ -12,11 +12,7 @@ use crate::model::FederatedCredential;
 
 impl ArmClient {
     pub(super) async fn read_federated_credential(&self, identity: &IdentityId, name: &str) -> Result<Option<FederatedCredential>, AzureError> {
-        let result = self
-            .msi
-            .federated_identity_credentials_client()
-            .get(&identity.subscription, &identity.resource_group, &identity.name, name)
-            .await;
+        let result = self.msi.federated_identity_credentials_client().get(&identity.subscription, &identity.resource_group, &identity.name, name).await;
         match result {
             Ok(found) => Ok(Some(to_credential(name, found))),
             Err(e) => match classify(&e, "GetFederatedCredential", &credential_id(identity, name)) {
@@ -44,12 +40,8 @@ impl ArmClient {
     }
 
     pub(super) async fn remove_federated_credential(&self, identity: &IdentityId, name: &str) -> Result<(), AzureError> {
-        let result = self
-            .msi
-            .federated_identity_credentials_client()
-            .delete(&identity.subscription, &identity.resource_group, &identity.name, name)
-            .send()
-            .await;
+        let result =
+            self.msi.federated_identity_credentials_client().delete(&identity.subscription, &identity.resource_group, &identity.name, name).send().await;
         match result {
             Ok(_) => Ok(()),
             Err(e) => match classify(&e, "DeleteFederatedCredential", &credential_id(identity, name)) {

@@ -13,11 +13,7 @@ use crate::model::Identity;
 
 impl ArmClient {
     pub(super) async fn read_identity(&self, id: &IdentityId) -> Result<Option<Identity>, AzureError> {
-        let result = self
-            .msi
-            .user_assigned_identities_client()
-            .get(&id.subscription, &id.resource_group, &id.name)
-            .await;
+        let result = self.msi.user_assigned_identities_client().get(&id.subscription, &id.resource_group, &id.name).await;
         match result {
             Ok(identity) => Ok(Some(to_identity(id, identity))),
             Err(e) => match classify(&e, "GetIdentity", &id.to_string()) {
@@ -27,12 +23,7 @@ impl ArmClient {
         }
     }
 
-    pub(super) async fn put_identity(
-        &self,
-        id: &IdentityId,
-        location: &str,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<Identity, AzureError> {
+    pub(super) async fn put_identity(&self, id: &IdentityId, location: &str, tags: &BTreeMap<String, String>) -> Result<Identity, AzureError> {
         let mut tracked = models::TrackedResource::new(location.to_owned());
         tracked.tags = Some(serde_json::to_value(tags).unwrap_or_default());
         let identity = self
@@ -45,12 +36,7 @@ impl ArmClient {
     }
 
     pub(super) async fn remove_identity(&self, id: &IdentityId) -> Result<(), AzureError> {
-        let result = self
-            .msi
-            .user_assigned_identities_client()
-            .delete(&id.subscription, &id.resource_group, &id.name)
-            .send()
-            .await;
+        let result = self.msi.user_assigned_identities_client().delete(&id.subscription, &id.resource_group, &id.name).send().await;
         match result {
             // 200 deleted, 204 already gone: both are the state asked for.
             Ok(_) => Ok(()),
@@ -71,11 +57,7 @@ fn to_identity(requested: &IdentityId, identity: models::Identity) -> Identity {
         .and_then(|raw| IdentityId::parse(ResourceKind::UserAssignedIdentity, raw).ok())
         .unwrap_or_else(|| requested.clone());
     let properties = identity.properties.unwrap_or_default();
-    let tags = identity
-        .tracked_resource
-        .tags
-        .and_then(|t| serde_json::from_value::<BTreeMap<String, String>>(t).ok())
-        .unwrap_or_default();
+    let tags = identity.tracked_resource.tags.and_then(|t| serde_json::from_value::<BTreeMap<String, String>>(t).ok()).unwrap_or_default();
     Identity {
         id,
         location: identity.tracked_resource.location,

@@ -31,11 +31,7 @@ pub struct LroSettings {
 
 impl Default for LroSettings {
     fn default() -> Self {
-        LroSettings {
-            poll_interval: Duration::from_secs(5),
-            max_poll_interval: Duration::from_secs(60),
-            deadline: Duration::from_secs(600),
-        }
+        LroSettings { poll_interval: Duration::from_secs(5), max_poll_interval: Duration::from_secs(60), deadline: Duration::from_secs(600) }
     }
 }
 
@@ -62,12 +58,7 @@ pub async fn follow(
     operation: &'static str,
     resource: &str,
 ) -> Result<(), AzureError> {
-    let header = |name: &'static str| {
-        first
-            .headers
-            .get_optional_str(&HeaderName::from_static(name))
-            .and_then(|v| Url::parse(v).ok())
-    };
+    let header = |name: &'static str| first.headers.get_optional_str(&HeaderName::from_static(name)).and_then(|v| Url::parse(v).ok());
     let (poll_url, mode) = if let Some(url) = header("azure-asyncoperation") {
         (url, Mode::AsyncOperation)
     } else if let Some(url) = header("location") {
@@ -134,9 +125,7 @@ fn failed(body: &Value, operation: &'static str, resource: &str) -> AzureError {
     let error = body.get("error").unwrap_or(&Value::Null);
     let text = |k: &str| error.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
     let code = Some(text("code")).filter(|c| !c.is_empty()).unwrap_or_else(|| "OperationFailed".to_owned());
-    let message = Some(text("message"))
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| "the long-running operation ended Failed".to_owned());
+    let message = Some(text("message")).filter(|m| !m.is_empty()).unwrap_or_else(|| "the long-running operation ended Failed".to_owned());
     // A failed operation may succeed when tried again (Compute fails them on transient
     // platform trouble), so it is transient unless ARM says the request itself was bad.
     if code.contains("Invalid") || code == "BadRequest" {

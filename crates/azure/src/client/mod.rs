@@ -74,8 +74,7 @@ pub fn http_client(extra_ca: Option<&PathBuf>, timeout: Duration) -> Result<Arc<
     let mut builder = reqwest::Client::builder().timeout(timeout).connect_timeout(Duration::from_secs(10));
     if let Some(path) = extra_ca {
         let pem = std::fs::read(path).map_err(|e| ClientError::Ca { path: path.clone(), detail: e.to_string() })?;
-        let cert = reqwest::Certificate::from_pem(&pem)
-            .map_err(|e| ClientError::Ca { path: path.clone(), detail: e.to_string() })?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| ClientError::Ca { path: path.clone(), detail: e.to_string() })?;
         builder = builder.add_root_certificate(cert);
     }
     let client = builder.build().map_err(|e| ClientError::Http(e.to_string()))?;
@@ -130,12 +129,7 @@ impl Arm for ArmClient {
         self.read_identity(id).await
     }
 
-    async fn create_or_update_identity(
-        &self,
-        id: &IdentityId,
-        location: &str,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<Identity, AzureError> {
+    async fn create_or_update_identity(&self, id: &IdentityId, location: &str, tags: &BTreeMap<String, String>) -> Result<Identity, AzureError> {
         self.put_identity(id, location, tags).await
     }
 
@@ -159,12 +153,7 @@ impl Arm for ArmClient {
         self.read_compute_identity(target).await
     }
 
-    async fn update_compute_identities(
-        &self,
-        target: &ComputeId,
-        current: &ComputeIdentity,
-        change: &IdentityChange,
-    ) -> Result<ComputeIdentity, AzureError> {
+    async fn update_compute_identities(&self, target: &ComputeId, current: &ComputeIdentity, change: &IdentityChange) -> Result<ComputeIdentity, AzureError> {
         self.patch_compute_identity(target, current, change).await
     }
 

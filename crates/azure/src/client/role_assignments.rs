@@ -22,10 +22,8 @@ fn subscription_of(scope: &str) -> &str {
 
 impl ArmClient {
     pub(super) async fn put_role_assignment(&self, wanted: &RoleAssignment) -> Result<RoleAssignment, AzureError> {
-        let mut properties = models::RoleAssignmentProperties::new(
-            role_definition_id(subscription_of(&wanted.scope), &wanted.role_definition),
-            wanted.principal_id.clone(),
-        );
+        let mut properties =
+            models::RoleAssignmentProperties::new(role_definition_id(subscription_of(&wanted.scope), &wanted.role_definition), wanted.principal_id.clone());
         // Lets ARM accept a principal that has not replicated everywhere yet.
         properties.principal_type = Some(models::role_assignment_properties::PrincipalType::ServicePrincipal);
         properties.description = Some("Managed by kvbind".to_owned());
@@ -40,10 +38,7 @@ impl ArmClient {
                 // The same principal, role and scope under another name: adopt that one.
                 AzureError::Conflict { code, .. } if code == "RoleAssignmentExists" => {
                     let existing = self.find_role_assignments(&wanted.scope, &wanted.principal_id).await?;
-                    Ok(existing
-                        .into_iter()
-                        .find(|a| a.role_definition == wanted.role_definition)
-                        .unwrap_or_else(|| wanted.clone()))
+                    Ok(existing.into_iter().find(|a| a.role_definition == wanted.role_definition).unwrap_or_else(|| wanted.clone()))
                 }
                 other => Err(other),
             },
@@ -51,12 +46,8 @@ impl ArmClient {
     }
 
     pub(super) async fn find_role_assignments(&self, scope: &str, principal_id: &str) -> Result<Vec<RoleAssignment>, AzureError> {
-        let mut pages = self
-            .authorization
-            .role_assignments_client()
-            .list_for_scope(bare(scope))
-            .filter(format!("principalId eq '{principal_id}'"))
-            .into_stream();
+        let mut pages =
+            self.authorization.role_assignments_client().list_for_scope(bare(scope)).filter(format!("principalId eq '{principal_id}'")).into_stream();
         let mut found = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| classify(&e, "ListRoleAssignments", scope))?;
@@ -85,9 +76,7 @@ impl ArmClient {
     pub(super) async fn read_permissions(&self, scope: &PermissionScope) -> Result<Vec<PermissionSet>, AzureError> {
         let client = self.authorization.permissions_client();
         let mut pages = match scope {
-            PermissionScope::ResourceGroup { subscription, resource_group } => {
-                client.list_for_resource_group(resource_group, subscription).into_stream()
-            }
+            PermissionScope::ResourceGroup { subscription, resource_group } => client.list_for_resource_group(resource_group, subscription).into_stream(),
             PermissionScope::Vault(v) => {
                 // A vault has no parent resource: the generated path then holds an empty
                 // segment (`…/Microsoft.KeyVault//vaults/…`). The simulator ignores it; that

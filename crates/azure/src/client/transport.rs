@@ -93,15 +93,8 @@ impl ArmTransport {
 
     fn throttle(&self, path: &str, failure: &ArmFailure) {
         let Some(wait) = failure.retry_after else { return };
-        let scope = if failure.code == "SubscriptionRequestsThrottled" {
-            path.split('/').take(3).collect::<Vec<_>>().join("/")
-        } else {
-            path.to_owned()
-        };
-        self.throttled_until
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(scope, Instant::now() + wait);
+        let scope = if failure.code == "SubscriptionRequestsThrottled" { path.split('/').take(3).collect::<Vec<_>>().join("/") } else { path.to_owned() };
+        self.throttled_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(scope, Instant::now() + wait);
     }
 }
 
@@ -154,10 +147,7 @@ impl Policy for ArmTransport {
 }
 
 fn failure_error(status: azure_core::StatusCode, failure: ArmFailure) -> azure_core::Error {
-    azure_core::Error::new(
-        ErrorKind::HttpResponse { status, error_code: Some(failure.code.clone()) },
-        ArmFailureError(failure),
-    )
+    azure_core::Error::new(ErrorKind::HttpResponse { status, error_code: Some(failure.code.clone()) }, ArmFailureError(failure))
 }
 
 /// Reads an ARM error body: `{"error":{"code","message"}}`, Compute's unwrapped
@@ -166,11 +156,9 @@ pub fn parse_failure(status: u16, headers: &Headers, body: &[u8]) -> ArmFailure 
     let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let error = json.get("error").unwrap_or(&json);
     let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
-    let code = text(error, "code")
-        .or_else(|| headers.get_optional_string(&HeaderName::from_static("x-ms-error-code")))
-        .unwrap_or_else(|| format!("Http{status}"));
-    let message = text(error, "message")
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned());
+    let code =
+        text(error, "code").or_else(|| headers.get_optional_string(&HeaderName::from_static("x-ms-error-code"))).unwrap_or_else(|| format!("Http{status}"));
+    let message = text(error, "message").unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned());
     ArmFailure { status, code, message, retry_after: retry_after(headers) }
 }
 
@@ -191,11 +179,7 @@ pub fn classify(error: &azure_core::Error, operation: &'static str, resource: &s
         return failure.clone().classify(operation, resource);
     }
     match error.kind() {
-        ErrorKind::Credential => AzureError::Unauthenticated {
-            operation,
-            resource: resource.to_owned(),
-            message: error.to_string(),
-        },
+        ErrorKind::Credential => AzureError::Unauthenticated { operation, resource: resource.to_owned(), message: error.to_string() },
         _ => AzureError::Transient { operation, resource: resource.to_owned(), message: error.to_string() },
     }
 }

@@ -14,12 +14,8 @@ use crate::model::{AccessPolicy, AccessPolicyOp, Permissions, Vault};
 
 impl ArmClient {
     pub(super) async fn read_vault(&self, id: &VaultId) -> Result<Vault, AzureError> {
-        let vault = self
-            .keyvault
-            .vaults_client()
-            .get(&id.resource_group, &id.name, &id.subscription)
-            .await
-            .map_err(|e| classify(&e, "GetVault", &id.to_string()))?;
+        let vault =
+            self.keyvault.vaults_client().get(&id.resource_group, &id.name, &id.subscription).await.map_err(|e| classify(&e, "GetVault", &id.to_string()))?;
         let properties = vault.properties;
         Ok(Vault {
             id: id.clone(),
@@ -46,12 +42,7 @@ impl ArmClient {
         Ok(None)
     }
 
-    pub(super) async fn change_access_policy(
-        &self,
-        vault: &VaultId,
-        op: AccessPolicyOp,
-        entries: &[AccessPolicy],
-    ) -> Result<(), AzureError> {
+    pub(super) async fn change_access_policy(&self, vault: &VaultId, op: AccessPolicyOp, entries: &[AccessPolicy]) -> Result<(), AzureError> {
         let parameters = models::VaultAccessPolicyParameters::new(models::VaultAccessPolicyProperties::new(entries.iter().map(to_entry).collect()));
         self.keyvault
             .vaults_client()

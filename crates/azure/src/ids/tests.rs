@@ -22,11 +22,8 @@ fn parses_an_identity_id_in_either_casing() {
 
 #[test]
 fn rejects_the_wrong_kind_naming_the_expected_shape() {
-    let err = GroupResourceId::parse(
-        ResourceKind::Vault,
-        &format!("/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"),
-    )
-    .expect_err("not a vault");
+    let err = GroupResourceId::parse(ResourceKind::Vault, &format!("/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"))
+        .expect_err("not a vault");
     assert!(err.to_string().contains("is not a Key Vault ID"), "{err}");
 }
 
@@ -48,10 +45,9 @@ fn provider_id_of_a_scale_set_instance() {
 #[test]
 fn provider_id_of_an_availability_set_or_flex_vm() {
     for name in ["aks-agentpool-12345-0", "flexprofile-mp-0_df53ee36"] {
-        let node = NodeLocation::from_provider_id(&format!(
-            "azure:///subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/{name}"
-        ))
-        .expect("valid");
+        let node =
+            NodeLocation::from_provider_id(&format!("azure:///subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/{name}"))
+                .expect("valid");
         assert_eq!(node.attach_target().kind(), ResourceKind::VirtualMachine);
         assert_eq!(node.attach_target().name, name);
     }

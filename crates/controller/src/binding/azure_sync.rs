@@ -4,10 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use kvbind_api::identity_binding::{
-    AttachmentOrigin, AttachmentStatus, IdentityBindingStatus, IdentitySpec, RbacScope, VaultAccessModel, VaultGrantStatus,
-};
 use kvbind_api::KeyVaultObject;
+use kvbind_api::identity_binding::{AttachmentOrigin, AttachmentStatus, IdentityBindingStatus, IdentitySpec, RbacScope, VaultAccessModel, VaultGrantStatus};
 use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, Identity, Permissions, Vault};
 use kvbind_azure::{ComputeId, IdentityId, ResourceKind, VaultId};
 
@@ -75,7 +73,7 @@ pub async fn ensure_identity(
     users: &[String],
     changes: &mut Vec<Change>,
 ) -> Result<(Identity, bool), BindingError> {
-    let found = ctx.arm.get_identity(id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
+    let found = ctx.reads.identity(ctx.arm.as_ref(), id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
     if adopt {
         return found.map(|i| (i, false)).ok_or_else(|| BindingError::IdentityNotFound(id.to_string()));
     }
@@ -90,12 +88,16 @@ pub async fn ensure_identity(
         Some(identity) if identity.tags == tags => Ok((identity, true)),
         Some(identity) => {
             let location = identity.location.clone();
-            let updated = ctx.arm.create_or_update_identity(id, &location, &tags).await.map_err(BindingError::azure(Step::Identity, "updating the identity's tags"))?;
+            let updated =
+                ctx.arm.create_or_update_identity(id, &location, &tags).await.map_err(BindingError::azure(Step::Identity, "updating the identity's tags"))?;
+            ctx.reads.put_identity(&updated);
             Ok((updated, true))
         }
         None => {
             let location = spec.location.clone().unwrap_or_else(|| ctx.config.default_location.clone());
-            let created = ctx.arm.create_or_update_identity(id, &location, &tags).await.map_err(BindingError::azure(Step::Identity, "creating the identity"))?;
+            let created =
+                ctx.arm.create_or_update_identity(id, &location, &tags).await.map_err(BindingError::azure(Step::Identity, "creating the identity"))?;
+            ctx.reads.put_identity(&created);
             changes.push(("IdentityCreated", format!("created identity {id} (client ID {})", created.client_id)));
             Ok((created, true))
         }
@@ -117,7 +119,12 @@ pub async fn resolve_vaults(
             Some(raw) => VaultId::parse(ResourceKind::Vault, raw).map_err(|e| BindingError::Azure {
                 step: Step::Access,
                 action: "reading spec.keyVault.resourceId",
-                source: kvbind_azure::AzureError::Invalid { operation: "ParseVaultId", resource: raw.to_owned(), code: "InvalidResourceId".into(), message: e.to_string() },
+                source: kvbind_azure::AzureError::Invalid {
+                    operation: "ParseVaultId",
+                    resource: raw.to_owned(),
+                    code: "InvalidResourceId".into(),
+                    message: e.to_string(),
+                },
             })?,
             None => find_vault(ctx, name).await?.ok_or_else(|| BindingError::VaultNotFound {
                 class: class.clone(),
@@ -142,10 +149,7 @@ async fn find_vault(ctx: &Context, name: &str) -> Result<Option<VaultId>, Bindin
     }
     for subscription in &ctx.config.subscriptions {
         if let Some(id) = ctx.arm.find_vault(subscription, name).await.map_err(BindingError::azure(Step::Access, "searching for the vault"))? {
-            ctx.vault_names
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(name.to_owned(), (id.clone(), std::time::Instant::now()));
+            ctx.vault_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name.to_owned(), (id.clone(), std::time::Instant::now()));
             return Ok(Some(id));
         }
     }
@@ -181,20 +185,16 @@ pub async fn sync_attachments(
     may_remove: bool,
     changes: &mut Vec<Change>,
 ) -> Result<Attachments, BindingError> {
+    // Every scale set at once: each has its own writer, and a binding on twenty pools
+    // should wait for one PATCH, not twenty in a row.
+    let attached = futures::future::join_all(desired.iter().map(|target| attach(ctx, identity, owned, target, records))).await;
     let mut out = Attachments::default();
-    for target in desired {
-        let current = ctx.reads.compute(ctx.arm.as_ref(), target).await.map_err(BindingError::azure(Step::Nodes, "reading the VM scale set's identities"))?;
-        let recorded = owned || records.attached.contains(&target.key());
-        let (origin, after) = if current.has(identity) {
-            (if recorded { AttachmentOrigin::Attached } else { AttachmentOrigin::Found }, current)
-        } else {
-            let after = ctx.compute.change(target, Some(identity), None).await.map_err(BindingError::azure(Step::Nodes, "attaching the identity"))?;
-            changes.push(("IdentityAttached", format!("attached the identity to {target}")));
-            if current.user_assigned.len() == 1 {
-                out.newly_crowded.push(target.clone());
-            }
-            (AttachmentOrigin::Attached, after)
-        };
+    for result in attached {
+        let (target, origin, after, newly_crowded, change) = result?;
+        changes.extend(change);
+        if newly_crowded {
+            out.newly_crowded.push(target.clone());
+        }
         if after.user_assigned.len() > 1 {
             out.crowded.push(target.clone());
         }
@@ -204,16 +204,41 @@ pub async fn sync_attachments(
         let desired_keys: BTreeSet<String> = desired.iter().map(ComputeId::key).collect();
         for key in records.attached.difference(&desired_keys) {
             let kind = if key.contains("/virtualmachinescalesets/") { ResourceKind::VirtualMachineScaleSet } else { ResourceKind::VirtualMachine };
-            let Ok(target) = ComputeId::parse(kind, key) else { continue };
+            let Ok(target) = ComputeId::parse(kind, key) else {
+                continue;
+            };
             match ctx.compute.change(&target, None, Some(identity)).await {
                 Ok(_) => changes.push(("IdentityDetached", format!("detached the identity from {target}"))),
                 // A pool that is gone took the identity with it.
                 Err(kvbind_azure::AzureError::NotFound { .. }) => {}
-                Err(e) => return Err(BindingError::azure(Step::Nodes, "detaching the identity")(e)),
+                Err(e) => {
+                    return Err(BindingError::azure(Step::Nodes, "detaching the identity")(e));
+                }
             }
         }
     }
     Ok(out)
+}
+
+/// One scale set or VM: attached already (by kvbind or someone else), or attached now.
+/// Returns the target, who attached it, its identity block after, whether it just got its
+/// second identity, and the change made.
+async fn attach<'a>(
+    ctx: &Context,
+    identity: &IdentityId,
+    owned: bool,
+    target: &'a ComputeId,
+    records: &Records,
+) -> Result<(&'a ComputeId, AttachmentOrigin, kvbind_azure::model::ComputeIdentity, bool, Option<Change>), BindingError> {
+    let current = ctx.reads.compute(ctx.arm.as_ref(), target).await.map_err(BindingError::azure(Step::Nodes, "reading the VM scale set's identities"))?;
+    let recorded = owned || records.attached.contains(&target.key());
+    if current.has(identity) {
+        let origin = if recorded { AttachmentOrigin::Attached } else { AttachmentOrigin::Found };
+        return Ok((target, origin, current, false, None));
+    }
+    let after = ctx.compute.change(target, Some(identity), None).await.map_err(BindingError::azure(Step::Nodes, "attaching the identity"))?;
+    let change = ("IdentityAttached", format!("attached the identity to {target}"));
+    Ok((target, AttachmentOrigin::Attached, after, current.user_assigned.len() == 1, Some(change)))
 }
 
 /// Grants `principal` exactly what the objects need on each vault, and revokes what
@@ -254,12 +279,7 @@ async fn sync_access_policy(
     changes: &mut Vec<Change>,
 ) -> Result<VaultGrantStatus, BindingError> {
     let desired = access_policy_permissions(objects);
-    let existing = vault
-        .access_policies
-        .iter()
-        .find(|p| p.object_id.eq_ignore_ascii_case(principal))
-        .map(|p| p.permissions.clone())
-        .unwrap_or_default();
+    let existing = vault.access_policies.iter().find(|p| p.object_id.eq_ignore_ascii_case(principal)).map(|p| p.permissions.clone()).unwrap_or_default();
     let mut granted = records.granted.get(&vault.id.key()).cloned().unwrap_or_default();
     if owned {
         granted.secrets.extend(existing.secrets.iter().cloned());
@@ -272,11 +292,17 @@ async fn sync_access_policy(
         ctx.reads.forget_vault(&vault.id);
     }
     if !change.add.is_empty() {
-        ctx.access.change(&vault.id, AccessPolicyOp::Add, entry(change.add.clone())).await.map_err(BindingError::azure(Step::Access, "adding the access policy"))?;
+        ctx.access
+            .change(&vault.id, AccessPolicyOp::Add, entry(change.add.clone()))
+            .await
+            .map_err(BindingError::azure(Step::Access, "adding the access policy"))?;
         changes.push(("AccessGranted", format!("granted {} on vault {}", describe(&change.add), vault.id.name)));
     }
     if !change.remove.is_empty() {
-        ctx.access.change(&vault.id, AccessPolicyOp::Remove, entry(change.remove.clone())).await.map_err(BindingError::azure(Step::Access, "removing access-policy permissions"))?;
+        ctx.access
+            .change(&vault.id, AccessPolicyOp::Remove, entry(change.remove.clone()))
+            .await
+            .map_err(BindingError::azure(Step::Access, "removing access-policy permissions"))?;
         changes.push(("AccessRevoked", format!("revoked {} on vault {}", describe(&change.remove), vault.id.name)));
     }
     let list = |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>();
@@ -301,11 +327,8 @@ async fn sync_role_assignments(
     changes: &mut Vec<Change>,
 ) -> Result<VaultGrantStatus, BindingError> {
     let desired = role_assignments(&vault.id, objects, principal, scope);
-    let existing = ctx
-        .arm
-        .list_role_assignments(&vault.id.to_string(), principal)
-        .await
-        .map_err(BindingError::azure(Step::Access, "listing role assignments"))?;
+    let existing =
+        ctx.arm.list_role_assignments(&vault.id.to_string(), principal).await.map_err(BindingError::azure(Step::Access, "listing role assignments"))?;
     let existing_names: BTreeSet<&str> = existing.iter().map(|a| a.name.as_str()).collect();
     for (name, assignment) in &desired {
         if !existing_names.contains(name.as_str()) {
@@ -347,6 +370,7 @@ pub async fn delete_identity(ctx: &Context, id: &IdentityId, changes: &mut Vec<C
     let found = ctx.arm.get_identity(id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
     if found.is_some_and(|i| i.tags.contains_key(MANAGED_BY_TAG)) {
         ctx.arm.delete_identity(id).await.map_err(BindingError::azure(Step::Identity, "deleting the identity"))?;
+        ctx.reads.forget_identity(id);
         changes.push(("IdentityDeleted", format!("deleted identity {id}")));
     }
     Ok(())

@@ -6,8 +6,8 @@
 //! exist". kvbind still attaches (the binding asks for it), but it names those classes in a
 //! condition on the binding and an Event on each class, instead of breaking them silently.
 
-use kube::{Resource, ResourceExt};
 use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
 use kvbind_api::IdentityBinding;
 use kvbind_api::secret_provider_class::AzureParameters;
 use kvbind_azure::ComputeId;
@@ -20,14 +20,7 @@ use crate::context::Context;
 pub const CONDITION: &str = "UnpinnedClassesAtRisk";
 
 /// Adds the condition, and Events on the classes when kvbind just made a pool crowded.
-pub async fn report(
-    ctx: &Context,
-    binding: &IdentityBinding,
-    own: &[ClassInput],
-    crowded: &[ComputeId],
-    newly_crowded: &[ComputeId],
-    progress: &mut Progress,
-) {
+pub async fn report(ctx: &Context, binding: &IdentityBinding, own: &[ClassInput], crowded: &[ComputeId], newly_crowded: &[ComputeId], progress: &mut Progress) {
     if crowded.is_empty() {
         return;
     }
@@ -66,7 +59,13 @@ pub async fn report(
         newly_crowded.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
     );
     for class in unpinned {
-        let event = Event { type_: EventType::Warning, reason: "MultipleIdentitiesOnPool".into(), note: Some(note.clone()), action: "AttachIdentity".into(), secondary: None };
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "MultipleIdentitiesOnPool".into(),
+            note: Some(note.clone()),
+            action: "AttachIdentity".into(),
+            secondary: None,
+        };
         if let Err(e) = ctx.recorder.publish(&event, &class.object_ref(&())).await {
             tracing::debug!(error = %e, "publishing an event failed");
         }

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use kube::ResourceExt;
-use kvbind_api::identity_binding::IdentitySpec;
 use kvbind_api::identity_binding::IdentityMode;
+use kvbind_api::identity_binding::IdentitySpec;
 use kvbind_api::secret_provider_class::{AzureParameters, SecretProviderClass, keys};
 use kvbind_api::{FIELD_MANAGER, IdentityBinding, KeyVaultObject};
 use kvbind_azure::{Cloud, ComputeId, IdentityId, NodeLocation, ResourceKind};
@@ -91,12 +91,8 @@ pub fn classes_of(binding: &IdentityBinding, ctx: &Context) -> Result<(Vec<Class
         }
     }
     if let Some(sel) = &selector.selector {
-        let mut matched: Vec<_> = ctx
-            .classes
-            .state()
-            .into_iter()
-            .filter(|c| c.namespace().as_deref() == Some(namespace.as_str()) && matches(sel, Some(c.labels())))
-            .collect();
+        let mut matched: Vec<_> =
+            ctx.classes.state().into_iter().filter(|c| c.namespace().as_deref() == Some(namespace.as_str()) && matches(sel, Some(c.labels()))).collect();
         matched.sort_by_key(|c| c.name_any());
         found.extend(matched);
     }
@@ -142,9 +138,10 @@ fn class_input(class: &SecretProviderClass, cloud: &Cloud) -> Result<ClassInput,
 /// True when kvbind's field manager owns `spec.parameters.<parameter>`.
 fn kvbind_owns_parameter(class: &SecretProviderClass, parameter: &str) -> bool {
     let path = format!("/f:spec/f:parameters/f:{parameter}");
-    class.managed_fields().iter().any(|entry| {
-        entry.manager.as_deref() == Some(FIELD_MANAGER) && entry.fields_v1.as_ref().and_then(|f| f.0.pointer(&path)).is_some()
-    })
+    class
+        .managed_fields()
+        .iter()
+        .any(|entry| entry.manager.as_deref() == Some(FIELD_MANAGER) && entry.fields_v1.as_ref().and_then(|f| f.0.pointer(&path)).is_some())
 }
 
 /// The VM scale sets and VMs that run the nodes a binding selects; none in mode

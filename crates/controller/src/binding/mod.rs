@@ -25,8 +25,8 @@ use kvbind_api::identity_binding::{
 };
 use rand::Rng;
 
-pub use self::azure_sync::Records;
 use self::azure_sync::Change;
+pub use self::azure_sync::Records;
 use self::inputs::{Needs, identity_of, needs_of, sharing_identity};
 use self::status::{Progress, conditions, patch_if_changed};
 use crate::context::Context;
@@ -194,52 +194,46 @@ async fn converge(binding: &IdentityBinding, ctx: &Context, progress: &mut Progr
         principal_id: Some(identity.principal_id.clone()),
         created_by_kvbind: created,
     });
-    let how = if adopt { "adopted" } else if created { "managed by kvbind" } else { "found" };
+    let how = if adopt {
+        "adopted"
+    } else if created {
+        "managed by kvbind"
+    } else {
+        "found"
+    };
     progress.done.push((Step::Identity, "IdentityAvailable", format!("identity {} ({how}) has client ID {}", identity.id.name, identity.client_id)));
 
-    // 2. Where its tokens can be had: the node pools, or one ServiceAccount.
-    let azure_sync::Attachments { status: attachments, crowded, newly_crowded } =
-        azure_sync::sync_attachments(ctx, &identity.id, created, &demand.targets, &demand.records, demand.may_remove, changes).await?;
-    blast_radius::report(ctx, binding, &demand.needs.classes, &crowded, &newly_crowded, progress).await;
-    let names: Vec<String> = attachments.iter().map(|a| a.resource_id.rsplit('/').next().unwrap_or_default().to_owned()).collect();
-    remember_attachments(ctx, &identity.id, &attachments);
-    progress.status.attachments = attachments;
+    // 2 and 3, side by side: where its tokens can be had (the node pools, or one
+    // ServiceAccount) and what they can read. Neither needs the other, and each waits on
+    // Azure's slowest work: a scale set's long-running PATCH, a vault's queue of writes.
     let namespace = binding.namespace().unwrap_or_default();
-    let previous = binding.status.as_ref().and_then(|s| s.workload_identity.clone());
-    let service_account = binding.spec.service_account.as_ref().filter(|_| binding.spec.mode == IdentityMode::WorkloadIdentity).map(|s| s.name.as_str());
-    if let Some(old) = previous.as_ref().filter(|old| Some(old.service_account.as_str()) != service_account) {
-        workload_identity::unfederate(ctx, &namespace, &identity.id, old, changes).await?;
+    let (mut reach_changes, mut access_changes) = (Vec::new(), Vec::new());
+    let (reached, granted) = tokio::join!(
+        reach(ctx, binding, &identity, created, &demand, &mut reach_changes),
+        access(ctx, binding, &identity, created, &demand, vaults, &mut access_changes),
+    );
+    changes.append(&mut reach_changes);
+    changes.append(&mut access_changes);
+    // Whatever either step did is recorded even when the other failed: it is kvbind's to
+    // undo.
+    if let Ok(grants) = &granted {
+        let summary: Vec<String> = grants.iter().map(|g| format!("{} ({:?})", g.vault_id.rsplit('/').next().unwrap_or_default(), g.model)).collect();
+        remember_grants(ctx, &identity.id, grants);
+        progress.status.grants = grants.clone();
+        progress.done.push((Step::Access, "Granted", format!("read access granted on {}", summary.join(", "))));
     }
-    let (reason, message) = match service_account {
-        Some(account) => {
-            let federation = workload_identity::federate(ctx, &namespace, account, &identity, previous.as_ref(), changes).await?;
-            let message = format!("federated with ServiceAccount {account} (credential {}); attached to no node pool", federation.federated_credential);
-            progress.status.workload_identity = Some(federation);
-            ("Federated", message)
+    match reached {
+        Ok(reached) => {
+            blast_radius::report(ctx, binding, &demand.needs.classes, &reached.crowded, &reached.newly_crowded, progress).await;
+            remember_attachments(ctx, &identity.id, &reached.attachments);
+            progress.status.attachments = reached.attachments;
+            progress.status.workload_identity = reached.federation;
+            progress.notices.extend(reached.notice);
+            progress.done.push((Step::Nodes, reached.reason, reached.message));
         }
-        None if names.is_empty() => ("NoMatchingNodes", "no node matches spec.nodes yet; the identity is attached as nodes appear".to_owned()),
-        None => {
-            progress.notices.push((
-                "NodeWideAccess",
-                "ReachableFromEveryPodOnPools",
-                format!("every pod on {} can get this identity's tokens from IMDS; mode WorkloadIdentity limits them to one ServiceAccount", names.join(", ")),
-            ));
-            ("Attached", format!("attached to {}", names.join(", ")))
-        }
-    };
-    progress.done.push((Step::Nodes, reason, message));
-
-    // 3. The vault grants.
-    let mut granted_on = BTreeMap::new();
-    for (name, vault) in vaults {
-        let objects = demand.vaults.get(&name).map(|(_, o)| o.clone()).unwrap_or_default();
-        granted_on.insert(vault.id.key(), (vault, objects));
+        Err(e) => return Err(e),
     }
-    let grants = azure_sync::sync_grants(ctx, &identity.principal_id, created, &granted_on, &demand.records, binding.spec.rbac_scope, demand.may_remove, changes).await?;
-    let summary: Vec<String> = grants.iter().map(|g| format!("{} ({:?})", g.vault_id.rsplit('/').next().unwrap_or_default(), g.model)).collect();
-    remember_grants(ctx, &identity.id, &grants);
-    progress.status.grants = grants;
-    progress.done.push((Step::Access, "Granted", format!("read access granted on {}", summary.join(", "))));
+    granted?;
 
     // 4. The SecretProviderClasses.
     write_back::write_identity(ctx, &namespace, &demand.needs.classes, &identity.client_id, binding.spec.mode, changes).await?;
@@ -251,10 +245,90 @@ async fn converge(binding: &IdentityBinding, ctx: &Context, progress: &mut Progr
     }
 }
 
+/// Where a binding's identity can be reached from, after step 2.
+struct Reach {
+    attachments: Vec<AttachmentStatus>,
+    crowded: Vec<kvbind_azure::ComputeId>,
+    newly_crowded: Vec<kvbind_azure::ComputeId>,
+    federation: Option<kvbind_api::identity_binding::WorkloadIdentityStatus>,
+    notice: Option<(&'static str, &'static str, String)>,
+    reason: &'static str,
+    message: String,
+}
+
+/// Step 2: the identity on the node pools that the bindings sharing it need, and in mode
+/// `WorkloadIdentity` federated with the binding's ServiceAccount instead.
+async fn reach(
+    ctx: &Context,
+    binding: &IdentityBinding,
+    identity: &kvbind_azure::model::Identity,
+    created: bool,
+    demand: &Demand,
+    changes: &mut Vec<Change>,
+) -> Result<Reach, BindingError> {
+    let azure_sync::Attachments { status: attachments, crowded, newly_crowded } =
+        azure_sync::sync_attachments(ctx, &identity.id, created, &demand.targets, &demand.records, demand.may_remove, changes).await?;
+    let names: Vec<String> = attachments.iter().map(|a| a.resource_id.rsplit('/').next().unwrap_or_default().to_owned()).collect();
+    let namespace = binding.namespace().unwrap_or_default();
+    let previous = binding.status.as_ref().and_then(|s| s.workload_identity.clone());
+    let service_account = binding.spec.service_account.as_ref().filter(|_| binding.spec.mode == IdentityMode::WorkloadIdentity).map(|s| s.name.as_str());
+    if let Some(old) = previous.as_ref().filter(|old| Some(old.service_account.as_str()) != service_account) {
+        workload_identity::unfederate(ctx, &namespace, &identity.id, old, changes).await?;
+    }
+    let mut reach = Reach { attachments, crowded, newly_crowded, federation: None, notice: None, reason: "Attached", message: String::new() };
+    match service_account {
+        Some(account) => {
+            let federation = workload_identity::federate(ctx, &namespace, account, identity, previous.as_ref(), changes).await?;
+            reach.message = format!("federated with ServiceAccount {account} (credential {}); attached to no node pool", federation.federated_credential);
+            reach.reason = "Federated";
+            reach.federation = Some(federation);
+        }
+        None if names.is_empty() => {
+            reach.reason = "NoMatchingNodes";
+            reach.message = "no node matches spec.nodes yet; the identity is attached as nodes appear".to_owned();
+        }
+        None => {
+            reach.notice = Some((
+                "NodeWideAccess",
+                "ReachableFromEveryPodOnPools",
+                format!("every pod on {} can get this identity's tokens from IMDS; mode WorkloadIdentity limits them to one ServiceAccount", names.join(", ")),
+            ));
+            reach.message = format!("attached to {}", names.join(", "));
+        }
+    }
+    Ok(reach)
+}
+
+/// Step 3: exactly the grants the objects need, on every vault of the bindings sharing the
+/// identity.
+async fn access(
+    ctx: &Context,
+    binding: &IdentityBinding,
+    identity: &kvbind_azure::model::Identity,
+    created: bool,
+    demand: &Demand,
+    vaults: BTreeMap<String, kvbind_azure::model::Vault>,
+    changes: &mut Vec<Change>,
+) -> Result<Vec<VaultGrantStatus>, BindingError> {
+    let mut granted_on = BTreeMap::new();
+    for (name, vault) in vaults {
+        let objects = demand.vaults.get(&name).map(|(_, o)| o.clone()).unwrap_or_default();
+        granted_on.insert(vault.id.key(), (vault, objects));
+    }
+    azure_sync::sync_grants(ctx, &identity.principal_id, created, &granted_on, &demand.records, binding.spec.rbac_scope, demand.may_remove, changes).await
+}
+
 /// A binding no policy allows keeps nothing it had: what kvbind did for it is undone as
 /// its deletion policy says. A binding that never got that far costs no Azure call.
-async fn refuse(binding: &IdentityBinding, ctx: &Context, progress: &mut Progress, changes: &mut Vec<Change>, denial: BindingError) -> Result<(), BindingError> {
-    let had = binding.status.as_ref().is_some_and(|s| s.identity.is_some() || !s.attachments.is_empty() || !s.grants.is_empty() || s.workload_identity.is_some());
+async fn refuse(
+    binding: &IdentityBinding,
+    ctx: &Context,
+    progress: &mut Progress,
+    changes: &mut Vec<Change>,
+    denial: BindingError,
+) -> Result<(), BindingError> {
+    let had =
+        binding.status.as_ref().is_some_and(|s| s.identity.is_some() || !s.attachments.is_empty() || !s.grants.is_empty() || s.workload_identity.is_some());
     if had && binding.spec.deletion_policy == DeletionPolicy::Delete {
         if let Err(e) = undo(binding, ctx, changes).await {
             // Keep the records until the undo is complete.
@@ -296,7 +370,9 @@ async fn cleanup(binding: &IdentityBinding, ctx: &Context) -> Result<Action, Rec
 
 async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change>) -> Result<(), BindingError> {
     // An identity that never validated was never touched.
-    let Ok((identity_id, _)) = identity_of(&binding.spec.identity, &ctx.config) else { return Ok(()) };
+    let Ok((identity_id, _)) = identity_of(&binding.spec.identity, &ctx.config) else {
+        return Ok(());
+    };
     let demand = demand(binding, &identity_id, None, ctx);
     let namespace = binding.namespace().unwrap_or_default();
     let shared_classes: BTreeSet<String> = sharing_identity(binding, &identity_id, ctx)
@@ -334,7 +410,9 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
             vaults.insert(vault.id.key(), (vault, objects));
         }
         for grant in binding.status.iter().flat_map(|s| s.grants.iter()) {
-            let Ok(id) = kvbind_azure::VaultId::parse(kvbind_azure::ResourceKind::Vault, &grant.vault_id) else { continue };
+            let Ok(id) = kvbind_azure::VaultId::parse(kvbind_azure::ResourceKind::Vault, &grant.vault_id) else {
+                continue;
+            };
             if vaults.contains_key(&id.key()) {
                 continue;
             }
@@ -346,7 +424,8 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
                 Err(e) => return Err(BindingError::azure(Step::Access, "reading the vault")(e)),
             }
         }
-        let grants = azure_sync::sync_grants(ctx, &identity.principal_id, owned, &vaults, &records, binding.spec.rbac_scope, demand.may_remove, changes).await?;
+        let grants =
+            azure_sync::sync_grants(ctx, &identity.principal_id, owned, &vaults, &records, binding.spec.rbac_scope, demand.may_remove, changes).await?;
         remember_grants(ctx, &identity.id, &grants);
         if demand.users.is_empty() {
             azure_sync::delete_identity(ctx, &identity.id, changes).await?;
@@ -365,10 +444,22 @@ async fn publish(ctx: &Context, binding: &IdentityBinding, changes: &[Change], e
     let reference = binding.object_ref(&());
     let mut events: Vec<Event> = changes
         .iter()
-        .map(|(reason, note)| Event { type_: EventType::Normal, reason: (*reason).to_owned(), note: Some(note.clone()), action: "Reconcile".to_owned(), secondary: None })
+        .map(|(reason, note)| Event {
+            type_: EventType::Normal,
+            reason: (*reason).to_owned(),
+            note: Some(note.clone()),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        })
         .collect();
     if let Some(e) = error {
-        events.push(Event { type_: EventType::Warning, reason: e.reason().to_owned(), note: Some(e.to_string()), action: "Reconcile".to_owned(), secondary: None });
+        events.push(Event {
+            type_: EventType::Warning,
+            reason: e.reason().to_owned(),
+            note: Some(e.to_string()),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        });
     }
     for event in events {
         if let Err(e) = ctx.recorder.publish(&event, &reference).await {

@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kvbind_api::identity_binding::RbacScope;
 use kvbind_api::{KeyVaultObject, ObjectType};
+use kvbind_azure::VaultId;
 use kvbind_azure::model::{Permissions, RoleAssignment};
 use kvbind_azure::roles::{KEY_VAULT_READER, KEY_VAULT_SECRETS_USER, MANAGED_ROLES, assignment_name};
-use kvbind_azure::VaultId;
 
 /// Access-policy permissions that let the provider read `objects` and nothing more:
 /// `get` per object type used, plus `list` for a type where an object asks for version
@@ -104,11 +104,8 @@ pub fn access_policy_change(desired: &Permissions, existing: &Permissions, grant
 
 /// A sentence naming the objects that need `list`, for status.
 pub fn list_reason(objects: &[KeyVaultObject]) -> Option<String> {
-    let names: Vec<String> = objects
-        .iter()
-        .filter(|o| o.needs_list())
-        .map(|o| format!("{} {} (objectVersionHistory {})", o.object_type, o.name, o.version_history))
-        .collect();
+    let names: Vec<String> =
+        objects.iter().filter(|o| o.needs_list()).map(|o| format!("{} {} (objectVersionHistory {})", o.object_type, o.name, o.version_history)).collect();
     (!names.is_empty()).then(|| format!("list is granted because the provider lists versions of {}", names.join(", ")))
 }
 

@@ -1,8 +1,8 @@
 //! The binding's status: domain conditions per step, the kstatus trio, and the record of
 //! what kvbind did. Written with server-side apply, and only when it changed.
 
-use kube::api::{Api, Patch, PatchParams};
 use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
 use kvbind_api::condition::{Condition, ConditionStatus, READY, RECONCILING, STALLED, merge_conditions};
 use kvbind_api::identity_binding::IdentityBindingStatus;
 use kvbind_api::{FIELD_MANAGER, IdentityBinding};
@@ -45,7 +45,9 @@ pub fn conditions(generation: Option<i64>, progress: &Progress, outcome: Result<
         out.push(cond(t, ConditionStatus::True, reason, message.clone()));
     }
     match outcome {
-        Ok(()) => out.push(cond(READY, ConditionStatus::True, "Converged", "the identity is attached, granted and written into every SecretProviderClass".to_owned())),
+        Ok(()) => {
+            out.push(cond(READY, ConditionStatus::True, "Converged", "the identity is attached, granted and written into every SecretProviderClass".to_owned()))
+        }
         Err(e) => {
             out.push(cond(READY, ConditionStatus::False, e.reason(), e.to_string()));
             let trio = if e.is_stalled() { STALLED } else { RECONCILING };

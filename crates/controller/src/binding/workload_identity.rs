@@ -21,7 +21,8 @@ pub const CLIENT_ID_ANNOTATION: &str = "azure.workload.identity/client-id";
 /// The credential's name for a ServiceAccount: readable when it fits ARM's 120 characters,
 /// else shortened with a hash that keeps it unique.
 pub fn credential_name(namespace: &str, service_account: &str) -> String {
-    let readable: String = format!("kvbind-{namespace}-{service_account}").chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
+    let readable: String =
+        format!("kvbind-{namespace}-{service_account}").chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
     if readable.len() <= 120 {
         return readable;
     }
@@ -66,10 +67,12 @@ pub async fn federate(
         subject: subject(namespace, service_account),
         audiences: vec![TOKEN_EXCHANGE_AUDIENCE.to_owned()],
     };
-    let found = ctx.arm.get_federated_credential(&identity.id, &wanted.name).await.map_err(BindingError::azure(Step::Nodes, "reading the federated credential"))?;
+    let found =
+        ctx.arm.get_federated_credential(&identity.id, &wanted.name).await.map_err(BindingError::azure(Step::Nodes, "reading the federated credential"))?;
     if found.as_ref() != Some(&wanted) {
         ctx.arm.put_federated_credential(&identity.id, &wanted).await.map_err(BindingError::azure(Step::Nodes, "creating the federated credential"))?;
-        changes.push(("FederatedCredentialCreated", format!("federated identity {} with ServiceAccount {service_account} (issuer {issuer})", identity.id.name)));
+        changes
+            .push(("FederatedCredentialCreated", format!("federated identity {} with ServiceAccount {service_account} (issuer {issuer})", identity.id.name)));
     }
 
     if annotated.as_deref() != Some(identity.client_id.as_str()) {
@@ -89,12 +92,19 @@ pub async fn federate(
 
 /// Removes the federation recorded in `status`: the credential from the identity (unless
 /// the identity is gone anyway) and kvbind's annotation from the ServiceAccount.
-pub async fn unfederate(ctx: &Context, namespace: &str, identity: &IdentityId, status: &WorkloadIdentityStatus, changes: &mut Vec<Change>) -> Result<(), BindingError> {
+pub async fn unfederate(
+    ctx: &Context,
+    namespace: &str,
+    identity: &IdentityId,
+    status: &WorkloadIdentityStatus,
+    changes: &mut Vec<Change>,
+) -> Result<(), BindingError> {
     ctx.arm
         .delete_federated_credential(identity, &status.federated_credential)
         .await
         .map_err(BindingError::azure(Step::Nodes, "deleting the federated credential"))?;
-    changes.push(("FederatedCredentialDeleted", format!("removed the federation of identity {} with ServiceAccount {}", identity.name, status.service_account)));
+    changes
+        .push(("FederatedCredentialDeleted", format!("removed the federation of identity {} with ServiceAccount {}", identity.name, status.service_account)));
     let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), namespace);
     let exists = accounts.get_opt(&status.service_account).await.map_err(|source| BindingError::Kube { action: "reading the ServiceAccount", source })?;
     if exists.is_none() {

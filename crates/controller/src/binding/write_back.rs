@@ -34,7 +34,9 @@ pub async fn write_identity(
             continue;
         }
         let parameters = match mode {
-            IdentityMode::VmManagedIdentity => json!({keys::USE_VM_MANAGED_IDENTITY: "true", keys::USER_ASSIGNED_IDENTITY_ID: client_id}),
+            IdentityMode::VmManagedIdentity => {
+                json!({keys::USE_VM_MANAGED_IDENTITY: "true", keys::USER_ASSIGNED_IDENTITY_ID: client_id})
+            }
             IdentityMode::WorkloadIdentity => json!({keys::CLIENT_ID: client_id}),
         };
         let patch = json!({

@@ -1,0 +1,94 @@
+//! `kvbind-bench`: runs kvbind against the real control plane and the ARM simulator with
+//! realistic latencies, in scenarios from one binding to a thousand, and prints one table
+//! of ARM writes and time to Ready beside their lower bounds and beside the naive strategy
+//! (no batching), with the operator's peak memory and CPU. Writes the table as markdown and
+//! JSON and a plot as SVG. Not a test: run it with `bench/run`.
+
+mod operator;
+mod report;
+mod run;
+mod scenario;
+mod world;
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::run::{Settings, Strategy};
+use crate::scenario::{Kind, Latencies};
+
+/// Benchmark settings.
+#[derive(Debug, Parser)]
+#[command(version, about = "kvbind's benchmark: ARM writes, time to Ready and memory at scale")]
+struct Args {
+    /// Multiplies the injected latencies (identity 1 s, VMSS PATCH 20 s, access policy
+    /// 0.5 s, role assignment 1 s) and the operator's batch window (2 s).
+    #[arg(long, default_value_t = 0.1)]
+    scale: f64,
+    /// Three small scenarios instead of the full set.
+    #[arg(long)]
+    quick: bool,
+    /// Run the naive strategy for scenarios of at most this many bindings (it writes once per
+    /// binding per scale set, one long-running PATCH at a time).
+    #[arg(long, default_value_t = 100)]
+    naive_up_to: usize,
+    /// Where the table and plot go.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let settings = Settings {
+        latencies: Latencies::scaled(args.scale),
+        batch_window_ms: (2000.0 * args.scale).round() as u64,
+        steady_resync_seconds: 10,
+        steady_periods: 3,
+    };
+    eprintln!("starting the control plane (built on first use)");
+    tokio::task::spawn_blocking(kvbind_e2e::control_plane).await?;
+    let mut rows = Vec::new();
+    for scenario in scenario::all(args.quick) {
+        let mut strategies = vec![Strategy::Kvbind];
+        if scenario.kind == Kind::Converge && scenario.bindings <= args.naive_up_to {
+            strategies.push(Strategy::Naive);
+        }
+        for strategy in strategies {
+            eprintln!("{} ({strategy:?})", scenario.name);
+            match run::run(&scenario, strategy, &settings).await {
+                Ok(m) => {
+                    eprintln!(
+                        "  {} writes (bound {}), {:.1} s (bound {:.1} s), {:.1} MiB",
+                        m.writes, m.writes_lower_bound, m.seconds_to_ready, m.critical_path_seconds, m.peak_rss_mib
+                    );
+                    rows.push(m);
+                }
+                Err(e) => eprintln!("  failed: {e:#}"),
+            }
+        }
+    }
+    let l = settings.latencies;
+    let header = format!(
+        "Latencies: identity PUT {} ms, VMSS PATCH {} ms (long-running), access policy {} ms, role assignment {} ms; batch window {} ms; {} logical CPUs.",
+        l.identity_put_ms,
+        l.vmss_patch_ms,
+        l.access_policy_ms,
+        l.role_assignment_ms,
+        settings.batch_window_ms,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
+    let table = report::markdown(&rows, &header);
+    println!("{table}");
+    std::fs::create_dir_all(&args.out)?;
+    std::fs::write(args.out.join("results.md"), &table)?;
+    std::fs::write(
+        args.out.join("results.json"),
+        serde_json::to_string_pretty(
+            &serde_json::json!({"settings": {"latencies": l, "batchWindowMs": settings.batch_window_ms, "scale": args.scale}, "scenarios": rows}),
+        )?,
+    )?;
+    std::fs::write(args.out.join("plot.svg"), report::svg(&rows, 5))?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
