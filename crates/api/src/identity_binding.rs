@@ -274,8 +274,10 @@ pub struct IdentityBindingStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret_provider_classes: Vec<SecretProviderClassStatus>,
 
-    /// `Ready`, `Reconciling` and `Stalled` (kstatus), and `IdentityReady`,
-    /// `NodesAssigned`, `AccessGranted`, `SecretProviderClassesUpdated`.
+    /// `Ready`, `Reconciling` and `Stalled` (kstatus); `AllowedByPolicy`, `IdentityReady`,
+    /// `NodesAssigned`, `AccessGranted`, `SecretProviderClassesUpdated`; and, while they
+    /// hold, `NodeWideAccess` (VM mode: which pools can reach the identity) and
+    /// `UnpinnedClassesAtRisk`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

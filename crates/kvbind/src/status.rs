@@ -45,6 +45,12 @@ pub fn render(binding: &IdentityBinding) -> String {
             })
             .collect(),
     ));
+    if let Some(w) = &status.workload_identity {
+        sections.push((
+            "workload identity".to_owned(),
+            vec![format!("ServiceAccount {}  federated credential {}", w.service_account, w.federated_credential), format!("issuer {}", w.issuer)],
+        ));
+    }
     sections.push((
         "vault grants".to_owned(),
         status
