@@ -45,17 +45,7 @@ pub fn control_plane() -> &'static ControlPlane {
 }
 
 fn install_crds(plane: &ControlPlane) -> Result<(), kvbind_local_cluster::ControlPlaneError> {
-    let crds = repo_root().join("crds");
-    let spc = secret_provider_class_crd();
-    plane.kubectl_ok(&["apply", "--server-side", "-f", &crds.to_string_lossy(), "-f", &spc.to_string_lossy()])?;
-    plane.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/identitybindings.kvbind.io",
-        "crd/bindingpolicies.kvbind.io",
-        "crd/secretproviderclasses.secrets-store.csi.x-k8s.io",
-    ])?;
+    plane.install_crds(&repo_root())?;
     let policy = std::env::temp_dir().join(format!("kvbind-e2e-policy-{}.yaml", std::process::id()));
     std::fs::write(&policy, TEST_POLICY).map_err(|e| kvbind_local_cluster::ControlPlaneError::Write { what: "the test policy", source: e })?;
     plane.kubectl_ok(&["apply", "--server-side", "-f", &policy.to_string_lossy()])?;

@@ -646,7 +646,13 @@ fn compute_not_found(path: &str) -> ArmError {
 /// Azure's rule for identity names: 3–128 letters, digits, hyphens and underscores,
 /// starting with a letter or digit.
 fn check_identity_name(name: &str) -> Result<(), ArmError> {
-    let ok = (3..=128).contains(&name.len())
+    check_name(name, 128)
+}
+
+/// ARM's rule for identity and federated credential names: `max` letters, digits, hyphens
+/// and underscores at most, at least three, starting with a letter or digit.
+fn check_name(name: &str, max: usize) -> Result<(), ArmError> {
+    let ok = (3..=max).contains(&name.len())
         && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if ok {
@@ -656,7 +662,7 @@ fn check_identity_name(name: &str) -> Result<(), ArmError> {
             400,
             "InvalidResourceName",
             format!(
-                "Resource name {name} is invalid. The name can be 3-128 characters long and may contain letters, numbers, hyphens and underscores, starting with a letter or number."
+                "Resource name {name} is invalid. The name can be 3-{max} characters long and may contain letters, numbers, hyphens and underscores, starting with a letter or number."
             ),
         ))
     }

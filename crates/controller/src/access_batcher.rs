@@ -5,13 +5,14 @@
 //! are collected for a short window and sent 16 to a request, one request at a time per
 //! vault: a thousand new identities cost 63 vault writes, not a thousand.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, MAX_ACCESS_POLICIES_PER_REQUEST};
 use kvbind_azure::{Arm, AzureError, VaultId};
 use tokio::sync::oneshot;
+
+use crate::write_queue::{WriteQueues, next_batch};
 
 type Reply = oneshot::Sender<Result<(), AzureError>>;
 
@@ -21,15 +22,12 @@ struct Request {
     reply: Reply,
 }
 
-/// The changes waiting for each vault (by lowercase ID).
-type Queues = Arc<Mutex<HashMap<String, (VaultId, Vec<Request>)>>>;
-
 /// Batches access-policy changes per vault.
 #[derive(Clone)]
 pub struct AccessPolicyBatcher {
     arm: Arc<dyn Arm>,
     window: Option<Duration>,
-    queues: Queues,
+    queues: Arc<WriteQueues<VaultId, Vec<Request>>>,
 }
 
 impl AccessPolicyBatcher {
@@ -66,16 +64,7 @@ impl AccessPolicyBatcher {
         let window = self.window.unwrap_or_default();
         loop {
             tokio::time::sleep(window).await;
-            let batch = {
-                let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                match queues.get_mut(&key) {
-                    Some((vault, pending)) if !pending.is_empty() => Some((vault.clone(), std::mem::take(pending))),
-                    _ => {
-                        queues.remove(&key);
-                        None
-                    }
-                }
-            };
+            let batch = next_batch(&self.queues, &key, Vec::is_empty);
             let Some((vault, requests)) = batch else {
                 return;
             };

@@ -14,6 +14,7 @@ use kvbind_azure::{Arm, AzureError, ComputeId, IdentityId};
 use tokio::sync::oneshot;
 
 use crate::read_cache::ReadCache;
+use crate::write_queue::{WriteQueues, next_batch};
 
 type Reply = oneshot::Sender<Result<ComputeIdentity, AzureError>>;
 
@@ -30,7 +31,7 @@ pub struct ComputeBatcher {
     arm: Arc<dyn Arm>,
     cache: Arc<ReadCache>,
     window: Option<Duration>,
-    queues: Arc<Mutex<HashMap<String, (ComputeId, Pending)>>>,
+    queues: Arc<WriteQueues<ComputeId, Pending>>,
     /// Without batching: one lock per target, so single writes still never overlap.
     single: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
@@ -86,16 +87,7 @@ impl ComputeBatcher {
         let window = self.window.unwrap_or_default();
         loop {
             tokio::time::sleep(window).await;
-            let batch = {
-                let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                match queues.get_mut(&key) {
-                    Some((target, pending)) if !pending.replies.is_empty() => Some((target.clone(), std::mem::take(pending))),
-                    _ => {
-                        queues.remove(&key);
-                        None
-                    }
-                }
-            };
+            let batch = next_batch(&self.queues, &key, |p: &Pending| p.replies.is_empty());
             let Some((target, pending)) = batch else {
                 return;
             };

@@ -12,6 +12,7 @@ pub mod policy;
 pub mod read_cache;
 pub mod selector;
 pub mod watch_backoff;
+pub mod write_queue;
 
 use std::sync::Arc;
 

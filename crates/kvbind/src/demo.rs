@@ -37,21 +37,8 @@ pub async fn demo(root: &Path) -> anyhow::Result<()> {
     .await??;
     println!("API server at {}", plane.server);
 
-    step("installing the CRDs: kvbind's IdentityBinding and the CSI driver's SecretProviderClass");
-    for file in ["crds/identitybindings.kvbind.io.yaml", "crds/bindingpolicies.kvbind.io.yaml", "e2e/fixtures/secretproviderclass-crd.yaml"] {
-        kubectl(&plane, &["apply", "--server-side", "-f", &path(file).to_string_lossy()])?;
-    }
-    kubectl(
-        &plane,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/identitybindings.kvbind.io",
-            "crd/bindingpolicies.kvbind.io",
-            "crd/secretproviderclasses.secrets-store.csi.x-k8s.io",
-        ],
-    )?;
+    step("installing the CRDs: kvbind's IdentityBinding and BindingPolicy, and the CSI driver's SecretProviderClass");
+    plane.install_crds(&root)?;
 
     step("starting the ARM simulator with examples/demo/arm-sim-seed.yaml");
     let seed = Seed::from_yaml(&std::fs::read_to_string(path("examples/demo/arm-sim-seed.yaml"))?)?;

@@ -313,20 +313,7 @@ async fn the_operator_carries_on_after_the_api_server_crashes() {
     // A control plane of its own: restarting the shared one would disturb other tests.
     let root = kvbind_e2e::repo_root();
     let mut plane = tokio::task::spawn_blocking(move || kvbind_local_cluster::ControlPlane::start(&root)).await.expect("join").expect("control plane");
-    let crds = [kvbind_e2e::repo_root().join("crds"), kvbind_e2e::secret_provider_class_crd()];
-    for file in &crds {
-        plane.kubectl_ok(&["apply", "--server-side", "-f", &file.to_string_lossy()]).expect("CRDs apply");
-    }
-    plane
-        .kubectl_ok(&[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/identitybindings.kvbind.io",
-            "crd/bindingpolicies.kvbind.io",
-            "crd/secretproviderclasses.secrets-store.csi.x-k8s.io",
-        ])
-        .expect("CRDs established");
+    plane.install_crds(&kvbind_e2e::repo_root()).expect("CRDs installed");
     plane.kubectl_ok(&["apply", "-f", &kvbind_e2e::repo_root().join("examples/policy").to_string_lossy()]).expect("policies apply");
     let ns = "restart";
     plane.kubectl_ok(&["create", "namespace", ns]).expect("namespace");

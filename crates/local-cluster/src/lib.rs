@@ -173,6 +173,23 @@ impl ControlPlane {
         }
     }
 
+    /// Installs kvbind's CRDs (`crds/`) and the Secrets Store CSI driver's
+    /// SecretProviderClass CRD, and waits until the API server serves them.
+    pub fn install_crds(&self, repo_root: &Path) -> Result<(), ControlPlaneError> {
+        let crds = repo_root.join("crds");
+        let spc = repo_root.join("e2e/fixtures/secretproviderclass-crd.yaml");
+        self.kubectl_ok(&["apply", "--server-side", "-f", &crds.to_string_lossy(), "-f", &spc.to_string_lossy()])?;
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/identitybindings.kvbind.io",
+            "crd/bindingpolicies.kvbind.io",
+            "crd/secretproviderclasses.secrets-store.csi.x-k8s.io",
+        ])?;
+        Ok(())
+    }
+
     fn wait_ready(&self) -> Result<(), ControlPlaneError> {
         let start = Instant::now();
         loop {

@@ -72,16 +72,15 @@ async fn policies_decide_which_bindings_converge_and_revoke_what_they_no_longer_
     let (pa, pb, pc) = (format!("{run}-a"), format!("{run}-b"), format!("{run}-c"));
     let rg = format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-identities");
     apply(&s.ns, &policy(&pa, &s.ns.name, &format!("  identityResourceGroups: [{rg}]\n  vaults: [{VAULT}]\n  modes: [VMManagedIdentity]\n")));
-    apply(
-        &s.ns,
-        &policy(
-            &pb,
-            &b.name,
-            &format!(
-                "  identityResourceGroups: [{rg}]\n  vaults: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-vaults]\n  nodeSelectors:\n    - matchLabels: {{pool: b}}\n"
-            ),
-        ),
-    );
+    // b: pool b only, and sharing across namespaces only when `sharing`.
+    let b_policy = |sharing: bool| {
+        let vaults = format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-vaults");
+        let spec = format!(
+            "  identityResourceGroups: [{rg}]\n  vaults: [{vaults}]\n  nodeSelectors:\n    - matchLabels: {{pool: b}}\n  allowCrossNamespaceSharing: {sharing}\n"
+        );
+        policy(&pb, &b.name, &spec)
+    };
+    apply(&s.ns, &b_policy(false));
     apply(&s.ns, &policy(&pc, &c.name, &format!("  identityResourceGroups: [{rg}]\n  vaults: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-elsewhere]\n")));
     wait_for(&s.ns, "a-app", "condition=Ready").await;
 
@@ -138,16 +137,7 @@ async fn policies_decide_which_bindings_converge_and_revoke_what_they_no_longer_
     assert!(!on_pool_a.iter().any(|k| k.contains("b-reader")), "b-app reached a pool its policy excludes");
 
     // Sharing across namespaces, once a policy allows it.
-    apply(
-        &s.ns,
-        &policy(
-            &pb,
-            &b.name,
-            &format!(
-                "  identityResourceGroups: [{rg}]\n  vaults: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-vaults]\n  nodeSelectors:\n    - matchLabels: {{pool: b}}\n  allowCrossNamespaceSharing: true\n"
-            ),
-        ),
-    );
+    apply(&s.ns, &b_policy(true));
     wait_for(&b, "b-shared", "condition=Ready").await;
 
     // Narrowing a-policy revokes: Delete removes what kvbind made, Retain keeps it, and a

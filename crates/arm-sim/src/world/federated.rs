@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{ArmError, World, identity_key, not_found};
+use super::{ArmError, World, check_name, identity_key, not_found};
 
 /// The most credentials one identity may hold.
 pub const MAX_PER_IDENTITY: usize = 20;
@@ -48,7 +48,7 @@ impl World {
     /// `FederatedIdentityCredentials_CreateOrUpdate`: 201 when created, 200 when replaced.
     pub fn put_federated_credential(&mut self, sub: &str, rg: &str, identity: &str, name: &str, body: &Value) -> Result<(u16, Value), ArmError> {
         self.federated_parent(sub, rg, identity)?;
-        check_name(name)?;
+        check_name(name, 120)?;
         let invalid = |message: String| ArmError::new(400, "BadRequest", message);
         let properties = body.get("properties").ok_or_else(|| invalid("The request body must contain properties.".to_owned()))?;
         let text = |field: &str| properties.get(field).and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -99,23 +99,6 @@ impl World {
     fn federated_parent(&self, sub: &str, rg: &str, identity: &str) -> Result<&super::IdentityResource, ArmError> {
         self.require_group(sub, rg)?;
         self.identities.get(&identity_key(sub, rg, identity)).ok_or_else(|| not_found("Microsoft.ManagedIdentity/userAssignedIdentities", identity, rg))
-    }
-}
-
-fn check_name(name: &str) -> Result<(), ArmError> {
-    let ok = (3..=120).contains(&name.len())
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(ArmError::new(
-            400,
-            "InvalidResourceName",
-            format!(
-                "Resource name {name} is invalid. The name can be 3-120 characters long and may contain letters, numbers, hyphens and underscores, starting with a letter or number."
-            ),
-        ))
     }
 }
 
