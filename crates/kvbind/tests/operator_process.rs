@@ -223,8 +223,32 @@ async fn doctor_prints_the_role_assignments_that_would_fix_missing_permissions()
     assert!(String::from_utf8_lossy(&out.stdout).contains("every permission it needs"));
 }
 
+/// Starts the operator again and again, killing run `k` right after its `k`-th ARM request
+/// (reads, writes and token requests alike), until a run reaches `condition` for every
+/// binding first. Returns how many runs were killed.
+async fn kill_at_every_request(ns: &TestNamespace, sim: &Simulator, kubeconfig: &std::path::Path, condition: &str) -> usize {
+    let mut kills = 0;
+    loop {
+        let seen = sim.requests().len();
+        let (mut operator, _) = replica("solo", ns, sim, kubeconfig, &["--leader-election", "false"]);
+        let args = ["wait", condition, "identitybinding", "--all", "--timeout=60s"];
+        let done = ns.kubectl_off_runtime(&args);
+        let kill_point = async { until("the kill point", || async { sim.requests().len() >= seen + kills + 1 }).await };
+        let finished = tokio::select! {
+            () = kill_point => false,
+            out = done => out.status.success(),
+        };
+        operator.kill().await.expect("SIGKILL");
+        if finished {
+            return kills;
+        }
+        kills += 1;
+        assert!(kills < 150, "no end after {kills} kills");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operator_killed_at_every_write_recovers_without_duplicates_or_losses() {
+async fn an_operator_killed_at_every_request_recovers_without_duplicates_or_losses() {
     let ns = TestNamespace::new("kill").await;
     let mut world = with_replicas(seed(&cluster(&["pool-a-vmss", "pool-b-vmss"], &[], false)), &["solo"]);
     world.lro = Some(kvbind_arm_sim::seed::LroSeed { duration_ms: 300, retry_after_seconds: 0 });
@@ -246,26 +270,14 @@ async fn an_operator_killed_at_every_write_recovers_without_duplicates_or_losses
     let out = ns.kubectl_apply(&all);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    // Kill the operator right after each new ARM write, until it converges without one.
-    let mut kills = 0;
-    loop {
-        let writes = sim.counters().writes;
-        let (mut operator, _) = replica("solo", &ns, &sim, &kubeconfig, &["--leader-election", "false"]);
-        let ready = ns.kubectl_off_runtime(&["wait", "--for=condition=Ready", "identitybinding", "--all", "--timeout=1s"]);
-        let progressed = async { until("an ARM write", || async { sim.counters().writes > writes }).await };
-        tokio::select! {
-            () = progressed => {}
-            out = ready => if out.status.success() { operator.kill().await.ok(); break; },
-        }
-        operator.kill().await.expect("SIGKILL");
-        kills += 1;
-        assert!(kills < 40, "no convergence after {kills} kills");
-    }
+    // Kill the operator at every point of convergence: after its first ARM request, then
+    // after its second, and so on, until a run gets to Ready before its kill point.
+    let kills = kill_at_every_request(&ns, &sim, &kubeconfig, "--for=condition=Ready").await;
     let (mut operator, _) = replica("solo", &ns, &sim, &kubeconfig, &["--leader-election", "false"]);
     let out = ns.kubectl_off_runtime(&["wait", "--for=condition=Ready", "identitybinding", "--all", "--timeout=60s"]).await;
     assert!(out.status.success(), "after {kills} kills: {}", String::from_utf8_lossy(&out.stderr));
     println!("converged after {kills} kills, {} ARM writes", sim.counters().writes);
-    assert!(kills >= 2, "the test killed the operator only {kills} times");
+    assert!(kills >= 10, "the test killed the operator only {kills} times");
 
     let foreign = kvbind_e2e::world::key(&kvbind_e2e::world::uami("rg-identities", "team-foreign"));
     for state in sim.history() {
@@ -280,23 +292,7 @@ async fn an_operator_killed_at_every_write_recovers_without_duplicates_or_losses
     operator.kill().await.ok();
     let out = ns.kubectl(&["delete", "identitybinding", "--all", "--wait=false"]);
     assert!(out.status.success());
-    let mut deletion_kills = 0;
-    loop {
-        let writes = sim.counters().writes;
-        let (mut op, _) = replica("solo", &ns, &sim, &kubeconfig, &["--leader-election", "false"]);
-        let gone = ns.kubectl_off_runtime(&["wait", "--for=delete", "identitybinding", "--all", "--timeout=1s"]);
-        let progressed = async { until("a deletion write", || async { sim.counters().writes > writes }).await };
-        let done = tokio::select! {
-            () = progressed => false,
-            out = gone => out.status.success(),
-        };
-        op.kill().await.ok();
-        if done {
-            break;
-        }
-        deletion_kills += 1;
-        assert!(deletion_kills < 40, "no deletion after {deletion_kills} kills");
-    }
+    let deletion_kills = kill_at_every_request(&ns, &sim, &kubeconfig, "--for=delete").await;
     println!("deleted after {deletion_kills} more kills");
     let out = ns.kubectl(&["get", "identitybinding", "-o", "name"]);
     assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty(), "finalizers were honoured and removed");
