@@ -32,6 +32,9 @@ struct Args {
     /// binding per scale set, one long-running PATCH at a time).
     #[arg(long, default_value_t = 100)]
     naive_up_to: usize,
+    /// Run only the scenarios whose name contains this.
+    #[arg(long)]
+    only: Option<String>,
     /// Where the table and plot go.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
@@ -49,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("starting the control plane (built on first use)");
     tokio::task::spawn_blocking(kvbind_e2e::control_plane).await?;
     let mut rows = Vec::new();
-    for scenario in scenario::all(args.quick) {
+    for scenario in scenario::all(args.quick).into_iter().filter(|s| args.only.as_ref().is_none_or(|o| s.name.contains(o.as_str()))) {
         let mut strategies = vec![Strategy::Kvbind];
         if scenario.kind == Kind::Converge && scenario.bindings <= args.naive_up_to {
             strategies.push(Strategy::Naive);

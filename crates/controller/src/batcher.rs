@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use crate::read_cache::ReadCache;
 use crate::write_queue::{WriteQueues, next_batch};
 
-type Reply = oneshot::Sender<Result<ComputeIdentity, AzureError>>;
+type Reply = oneshot::Sender<Result<Arc<ComputeIdentity>, AzureError>>;
 
 #[derive(Default)]
 struct Pending {
@@ -46,7 +46,7 @@ impl ComputeBatcher {
     /// Attaches `add` and detaches `remove` on `target`, together with whatever else is
     /// asked for the same target in the same window. Returns the identity block after the
     /// write (or as it was, when nothing needed to change).
-    pub async fn change(&self, target: &ComputeId, add: Option<&IdentityId>, remove: Option<&IdentityId>) -> Result<ComputeIdentity, AzureError> {
+    pub async fn change(&self, target: &ComputeId, add: Option<&IdentityId>, remove: Option<&IdentityId>) -> Result<Arc<ComputeIdentity>, AzureError> {
         if self.window.is_none() {
             let lock = self.single.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(target.key()).or_default().clone();
             let _turn = lock.lock().await;
@@ -98,9 +98,9 @@ impl ComputeBatcher {
         }
     }
 
-    async fn write(&self, target: &ComputeId, pending: &Pending) -> Result<ComputeIdentity, AzureError> {
+    async fn write(&self, target: &ComputeId, pending: &Pending) -> Result<Arc<ComputeIdentity>, AzureError> {
         // Always a fresh read before a write: the PATCH must keep what is there now.
-        let current = self.arm.get_compute_identity(target).await?;
+        let current = Arc::new(self.arm.get_compute_identity(target).await?);
         self.cache.put_compute(target, current.clone());
         let change = IdentityChange { add: pending.add.clone(), remove: pending.remove.clone() };
         let needed = change.add.iter().any(|id| !current.has(id)) || change.remove.iter().any(|id| current.has(id));
@@ -108,7 +108,7 @@ impl ComputeBatcher {
             return Ok(current);
         }
         tracing::info!(target = %target, add = change.add.len(), remove = change.remove.len(), "updating identities");
-        let after = self.arm.update_compute_identities(target, &current, &change).await?;
+        let after = Arc::new(self.arm.update_compute_identities(target, &current, &change).await?);
         self.cache.put_compute(target, after.clone());
         Ok(after)
     }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod metrics;
 pub mod policy;
 pub mod read_cache;
+pub mod request_limit;
 pub mod selector;
 pub mod watch_backoff;
 pub mod write_queue;

@@ -12,7 +12,7 @@
 //! deleted behind kvbind's back is recreated within those six periods.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kvbind_azure::model::{ComputeIdentity, Identity, Vault};
@@ -24,8 +24,8 @@ const IDENTITY_PERIODS: u32 = 6;
 /// Cached reads of identity blocks and vaults.
 pub struct ReadCache {
     ttl: Duration,
-    compute: Mutex<HashMap<String, (ComputeIdentity, Instant)>>,
-    vaults: Mutex<HashMap<String, (Vault, Instant)>>,
+    compute: Mutex<HashMap<String, (Arc<ComputeIdentity>, Instant)>>,
+    vaults: Mutex<HashMap<String, (Arc<Vault>, Instant)>>,
     identities: Mutex<HashMap<String, (Identity, Instant)>>,
 }
 
@@ -44,27 +44,28 @@ impl ReadCache {
         ReadCache { ttl, compute: Mutex::default(), vaults: Mutex::default(), identities: Mutex::default() }
     }
 
-    /// A VM scale set's or VM's identity block.
-    pub async fn compute(&self, arm: &dyn Arm, target: &ComputeId) -> Result<ComputeIdentity, AzureError> {
+    /// A VM scale set's or VM's identity block, shared: with a thousand identities on a
+    /// pool it is large, and every binding on the pool reads it.
+    pub async fn compute(&self, arm: &dyn Arm, target: &ComputeId) -> Result<Arc<ComputeIdentity>, AzureError> {
         if let Some(hit) = fresh(&self.compute, &target.key(), self.ttl) {
             return Ok(hit);
         }
-        let read = arm.get_compute_identity(target).await?;
+        let read = Arc::new(arm.get_compute_identity(target).await?);
         store(&self.compute, target.key(), read.clone());
         Ok(read)
     }
 
     /// Records an identity block kvbind just read or wrote.
-    pub fn put_compute(&self, target: &ComputeId, identity: ComputeIdentity) {
+    pub fn put_compute(&self, target: &ComputeId, identity: Arc<ComputeIdentity>) {
         store(&self.compute, target.key(), identity);
     }
 
-    /// A vault.
-    pub async fn vault(&self, arm: &dyn Arm, id: &VaultId) -> Result<Vault, AzureError> {
+    /// A vault, shared like identity blocks (its access policies grow with the bindings).
+    pub async fn vault(&self, arm: &dyn Arm, id: &VaultId) -> Result<Arc<Vault>, AzureError> {
         if let Some(hit) = fresh(&self.vaults, &id.key(), self.ttl) {
             return Ok(hit);
         }
-        let read = arm.get_vault(id).await?;
+        let read = Arc::new(arm.get_vault(id).await?);
         store(&self.vaults, id.key(), read.clone());
         Ok(read)
     }

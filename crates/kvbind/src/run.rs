@@ -7,6 +7,7 @@ use std::time::Duration;
 use kvbind_azure::TokenCredential;
 use kvbind_azure::client::{WriteFence, http_client};
 use kvbind_azure::{ArmClient, ArmClientConfig, LroSettings, build_credential};
+use kvbind_controller::request_limit::RequestLimitLayer;
 use kvbind_controller::{ControllerConfig, Telemetry};
 
 use crate::config::RunConfig;
@@ -46,7 +47,9 @@ pub fn arm_client(
 pub async fn run(config: RunConfig) -> anyhow::Result<()> {
     let cloud = config.cloud()?;
     let telemetry = Telemetry::default();
-    let client = kube::Client::try_default().await?;
+    let client = kube::client::ClientBuilder::try_from(kube::Config::infer().await?)?
+        .with_layer(&RequestLimitLayer::new(kvbind_controller::request_limit::DEFAULT_API_REQUESTS))
+        .build();
     let identity = config.pod_name.clone().unwrap_or_else(|| format!("kvbind-{}", std::process::id()));
     // An eighth of the lease: how often the fence rereads the Lease, and how much sooner
     // than the Lease's own expiry it closes.

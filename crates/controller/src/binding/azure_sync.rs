@@ -3,6 +3,7 @@
 //! first and writes only what differs, so a converged binding costs no ARM write.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use kvbind_api::KeyVaultObject;
 use kvbind_api::identity_binding::{AttachmentOrigin, AttachmentStatus, IdentityBindingStatus, IdentitySpec, RbacScope, VaultAccessModel, VaultGrantStatus};
@@ -111,7 +112,7 @@ pub async fn resolve_vaults(
     wanted: &BTreeMap<String, (String, Vec<KeyVaultObject>)>,
     explicit: Option<&str>,
     classes: &[super::inputs::ClassInput],
-) -> Result<BTreeMap<String, Vault>, BindingError> {
+) -> Result<BTreeMap<String, Arc<Vault>>, BindingError> {
     let mut out = BTreeMap::new();
     for (name, (tenant, _)) in wanted {
         let class = classes.iter().find(|c| &c.vault_name == name).map(|c| c.name.clone()).unwrap_or_default();
@@ -229,7 +230,7 @@ async fn attach<'a>(
     owned: bool,
     target: &'a ComputeId,
     records: &Records,
-) -> Result<(&'a ComputeId, AttachmentOrigin, kvbind_azure::model::ComputeIdentity, bool, Option<Change>), BindingError> {
+) -> Result<(&'a ComputeId, AttachmentOrigin, std::sync::Arc<kvbind_azure::model::ComputeIdentity>, bool, Option<Change>), BindingError> {
     let current = ctx.reads.compute(ctx.arm.as_ref(), target).await.map_err(BindingError::azure(Step::Nodes, "reading the VM scale set's identities"))?;
     let recorded = owned || records.attached.contains(&target.key());
     if current.has(identity) {
@@ -249,7 +250,7 @@ pub async fn sync_grants(
     ctx: &Context,
     principal: &str,
     owned: bool,
-    vaults: &BTreeMap<String, (Vault, Vec<KeyVaultObject>)>,
+    vaults: &BTreeMap<String, (Arc<Vault>, Vec<KeyVaultObject>)>,
     records: &Records,
     scope: RbacScope,
     may_remove: bool,

@@ -184,8 +184,19 @@ pub fn claiming_identity(binding: &IdentityBinding, identity: &IdentityId, ctx: 
         .into_iter()
         .filter(|b| b.metadata.deletion_timestamp.is_none())
         .filter(|b| !(b.namespace() == binding.namespace() && b.name_any() == binding.name_any()))
+        .filter(|b| names_identity(&b.spec.identity, &identity.name))
         .filter(|b| identity_of(&b.spec.identity, &ctx.config).is_ok_and(|(id, _)| &id == identity))
         .collect()
+}
+
+/// A cheap first look, before parsing: every binding checks every other binding, so with a
+/// thousand bindings this decides most pairs without building a resource ID.
+fn names_identity(spec: &IdentitySpec, name: &str) -> bool {
+    match (&spec.name, &spec.resource_id) {
+        (Some(own), _) => own.eq_ignore_ascii_case(name),
+        (None, Some(id)) => id.rsplit('/').next().is_some_and(|last| last.eq_ignore_ascii_case(name)),
+        (None, None) => false,
+    }
 }
 
 /// The other live bindings that share the identity: those a policy allows, so that a

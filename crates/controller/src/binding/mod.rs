@@ -307,7 +307,7 @@ async fn access(
     identity: &kvbind_azure::model::Identity,
     created: bool,
     demand: &Demand,
-    vaults: BTreeMap<String, kvbind_azure::model::Vault>,
+    vaults: BTreeMap<String, Arc<kvbind_azure::model::Vault>>,
     changes: &mut Vec<Change>,
 ) -> Result<Vec<VaultGrantStatus>, BindingError> {
     let mut granted_on = BTreeMap::new();
@@ -418,7 +418,7 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
             }
             match ctx.arm.get_vault(&id).await {
                 Ok(vault) => {
-                    vaults.insert(id.key(), (vault, Vec::new()));
+                    vaults.insert(id.key(), (Arc::new(vault), Vec::new()));
                 }
                 Err(kvbind_azure::AzureError::NotFound { .. }) => {}
                 Err(e) => return Err(BindingError::azure(Step::Access, "reading the vault")(e)),
