@@ -91,6 +91,27 @@ pub struct Vault {
     pub access_policies: Vec<AccessPolicy>,
 }
 
+impl Vault {
+    /// Applies an access-policy change the way the vault does: `add` unions into the
+    /// principal's entry (or adds it), `replace` sets it, `remove` subtracts and drops an
+    /// emptied entry.
+    pub fn apply(&mut self, op: AccessPolicyOp, entry: &AccessPolicy) {
+        let found = self.access_policies.iter().position(|p| p.object_id.eq_ignore_ascii_case(&entry.object_id) && p.tenant_id.eq_ignore_ascii_case(&entry.tenant_id));
+        match (op, found) {
+            (AccessPolicyOp::Add, Some(i)) => self.access_policies[i].permissions.merge(&entry.permissions),
+            (AccessPolicyOp::Replace, Some(i)) => self.access_policies[i].permissions = entry.permissions.clone(),
+            (AccessPolicyOp::Add | AccessPolicyOp::Replace, None) => self.access_policies.push(entry.clone()),
+            (AccessPolicyOp::Remove, Some(i)) => {
+                self.access_policies[i].permissions.subtract(&entry.permissions);
+                if self.access_policies[i].permissions.is_empty() {
+                    self.access_policies.remove(i);
+                }
+            }
+            (AccessPolicyOp::Remove, None) => {}
+        }
+    }
+}
+
 /// One access-policy entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessPolicy {
@@ -122,6 +143,14 @@ impl Permissions {
         self.keys.extend(other.keys.iter().cloned());
         self.certificates.extend(other.certificates.iter().cloned());
         self.storage.extend(other.storage.iter().cloned());
+    }
+
+    /// Removes every permission of `other`.
+    pub fn subtract(&mut self, other: &Permissions) {
+        self.secrets.retain(|p| !other.secrets.contains(p));
+        self.keys.retain(|p| !other.keys.contains(p));
+        self.certificates.retain(|p| !other.certificates.contains(p));
+        self.storage.retain(|p| !other.storage.contains(p));
     }
 
     /// True when no permission is set.

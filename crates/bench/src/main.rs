@@ -23,14 +23,15 @@ use crate::scenario::{Kind, Latencies};
 struct Args {
     /// Multiplies the injected latencies (identity 1 s, VMSS PATCH 20 s, access policy
     /// 0.5 s, role assignment 1 s) and the operator's batch window (2 s).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 1.0)]
     scale: f64,
     /// Three small scenarios instead of the full set.
     #[arg(long)]
     quick: bool,
-    /// Run the naive strategy for scenarios of at most this many bindings (it writes once per
-    /// binding per scale set, one long-running PATCH at a time).
-    #[arg(long, default_value_t = 100)]
+    /// Run the naive strategy for scenarios of at most this many bindings: it writes once per
+    /// binding per scale set, one long-running PATCH at a time, so 100 bindings take 100
+    /// PATCHes in a row (over half an hour at full latency).
+    #[arg(long, default_value_t = 10)]
     naive_up_to: usize,
     /// Run only the scenarios whose name contains this.
     #[arg(long)]

@@ -51,6 +51,8 @@ impl Operator {
             .env("AZURE_CLIENT_ID", "kvbind-operator")
             .env("AZURE_CLIENT_SECRET", "test-only-secret")
             .env("RUST_LOG", "warn")
+            // As the chart sets it.
+            .env("MALLOC_ARENA_MAX", "2")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true);

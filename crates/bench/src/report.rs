@@ -54,7 +54,7 @@ pub fn svg(rows: &[Measurement], pools: usize) -> String {
         let mut points: Vec<(f64, f64)> = rows
             .iter()
             // Converge scenarios are the ones named by their binding count first.
-            .filter(|r| r.strategy == strategy && r.pools == pools && r.scenario.starts_with(char::is_numeric) && r.scenario.ends_with("distinct"))
+            .filter(|r| r.strategy == strategy && r.pools == pools && r.scenario.starts_with(char::is_numeric) && r.scenario.ends_with("p-distinct"))
             .map(|r| (r.bindings as f64, value(r)))
             .collect();
         points.sort_by(|a, b| a.0.total_cmp(&b.0));

@@ -39,7 +39,8 @@ impl Scenario {
             Kind::SteadyState => "steady-".to_owned(),
             Kind::ScaleOut => "scale-out-".to_owned(),
         };
-        Scenario { name: format!("{what}{bindings}b-{pools}p-{sharing}"), kind, bindings, pools, nodes_per_pool, per_identity }
+        let nodes = if nodes_per_pool > 2 { format!("-{}n", pools * nodes_per_pool) } else { String::new() };
+        Scenario { name: format!("{what}{bindings}b-{pools}p-{sharing}{nodes}"), kind, bindings, pools, nodes_per_pool, per_identity }
     }
 
     /// The identities the bindings use.

@@ -12,6 +12,7 @@ use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, MAX_ACCESS_POLICIES_PER_
 use kvbind_azure::{Arm, AzureError, VaultId};
 use tokio::sync::oneshot;
 
+use crate::read_cache::ReadCache;
 use crate::write_queue::{WriteQueues, next_batch};
 
 type Reply = oneshot::Sender<Result<(), AzureError>>;
@@ -26,6 +27,7 @@ struct Request {
 #[derive(Clone)]
 pub struct AccessPolicyBatcher {
     arm: Arc<dyn Arm>,
+    cache: Arc<ReadCache>,
     window: Option<Duration>,
     queues: Arc<WriteQueues<VaultId, Vec<Request>>>,
 }
@@ -33,15 +35,22 @@ pub struct AccessPolicyBatcher {
 impl AccessPolicyBatcher {
     /// A batcher that collects changes for `window` before writing; `None` writes each
     /// change on its own (the naive strategy, for comparison).
-    pub fn new(arm: Arc<dyn Arm>, window: Option<Duration>) -> Self {
-        AccessPolicyBatcher { arm, window, queues: Arc::default() }
+    pub fn new(arm: Arc<dyn Arm>, cache: Arc<ReadCache>, window: Option<Duration>) -> Self {
+        AccessPolicyBatcher { arm, cache, window, queues: Arc::default() }
+    }
+
+    /// One request, and the cached vault brought up to date when it succeeds.
+    async fn send(&self, vault: &VaultId, op: AccessPolicyOp, entries: &[AccessPolicy]) -> Result<(), AzureError> {
+        self.arm.update_access_policy(vault, op, entries).await?;
+        self.cache.vault_changed(vault, op, entries);
+        Ok(())
     }
 
     /// Applies `op` with `entry` on `vault`, together with whatever else is asked for the
     /// same vault in the same window.
     pub async fn change(&self, vault: &VaultId, op: AccessPolicyOp, entry: AccessPolicy) -> Result<(), AzureError> {
         let Some(_) = self.window else {
-            return self.arm.update_access_policy(vault, op, std::slice::from_ref(&entry)).await;
+            return self.send(vault, op, std::slice::from_ref(&entry)).await;
         };
         let (reply, answer) = oneshot::channel();
         let start_writer = {
@@ -101,7 +110,7 @@ impl AccessPolicyBatcher {
         for (op, entries, mut replies) in by_op {
             for (chunk, chunk_replies) in entries.chunks(MAX_ACCESS_POLICIES_PER_REQUEST).zip(replies.chunks_mut(MAX_ACCESS_POLICIES_PER_REQUEST)) {
                 tracing::info!(vault = %vault, op = op.as_str(), entries = chunk.len(), "updating access policies");
-                let result = self.arm.update_access_policy(vault, op, chunk).await;
+                let result = self.send(vault, op, chunk).await;
                 for reply in chunk_replies.iter_mut().flat_map(std::mem::take) {
                     let _ = reply.send(result.clone());
                 }

@@ -11,7 +11,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kvbind_api::secret_provider_class::SecretProviderClass;
 use kvbind_api::{BindingPolicy, IdentityBinding};
-use kvbind_azure::{Arm, VaultId};
+use kvbind_azure::{Arm, ComputeId, VaultId};
 
 use crate::access_batcher::AccessPolicyBatcher;
 use crate::batcher::ComputeBatcher;
@@ -36,6 +36,27 @@ pub struct Caches {
     pub ready: tokio::sync::watch::Receiver<bool>,
 }
 
+/// The scale set or VM behind each providerID. Every reconcile of every binding looks at
+/// every selected node; with thousands of nodes, parsing their IDs each time would be most
+/// of the controller's work.
+#[derive(Default)]
+pub struct NodeTargets(Mutex<HashMap<String, Result<ComputeId, kvbind_azure::ids::IdError>>>);
+
+impl NodeTargets {
+    /// The scale set or VM that a node with `provider_id` runs on.
+    pub fn target(&self, provider_id: &str) -> Result<ComputeId, kvbind_azure::ids::IdError> {
+        let mut known = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Nodes come and go with new IDs; forgetting now and then keeps this bounded.
+        if known.len() > 50_000 {
+            known.clear();
+        }
+        known
+            .entry(provider_id.to_owned())
+            .or_insert_with(|| kvbind_azure::NodeLocation::from_provider_id(provider_id).map(|l| l.attach_target().clone()))
+            .clone()
+    }
+}
+
 /// The reconcilers' shared state.
 pub struct Context {
     /// The Kubernetes client.
@@ -58,6 +79,8 @@ pub struct Context {
     pub compute: ComputeBatcher,
     /// The per-vault access-policy writer.
     pub access: AccessPolicyBatcher,
+    /// The scale set or VM of each providerID seen, parsed once.
+    pub node_targets: NodeTargets,
     /// Identity blocks and vaults, read once per resync period.
     pub reads: Arc<ReadCache>,
     /// Event publisher.
@@ -85,7 +108,7 @@ impl Context {
         let reads = Arc::new(ReadCache::new(config.resync));
         let window = config.batching.then_some(config.batch_window);
         let compute = ComputeBatcher::new(arm.clone(), reads.clone(), window);
-        let access = AccessPolicyBatcher::new(arm.clone(), window);
+        let access = AccessPolicyBatcher::new(arm.clone(), reads.clone(), window);
         Arc::new(Context {
             client,
             arm,
@@ -98,6 +121,7 @@ impl Context {
             compute,
             access,
             reads,
+            node_targets: NodeTargets::default(),
             recorder,
             metrics,
             caches_ready,

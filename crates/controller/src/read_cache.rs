@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kvbind_azure::model::{ComputeIdentity, Identity, Vault};
+use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, ComputeIdentity, Identity, Vault};
 use kvbind_azure::{Arm, AzureError, ComputeId, IdentityId, VaultId};
 
 /// How many resync periods an identity read is trusted.
@@ -70,9 +70,17 @@ impl ReadCache {
         Ok(read)
     }
 
-    /// Drops a vault kvbind just changed, so the next read sees the change.
-    pub fn forget_vault(&self, id: &VaultId) {
-        self.vaults.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id.key());
+    /// Applies to a cached vault the access-policy changes kvbind just made, so the next
+    /// reconcile sees them without reading the vault again (with a thousand principals it is
+    /// hundreds of kilobytes). The entry keeps its age: drift is still read at expiry.
+    pub fn vault_changed(&self, id: &VaultId, op: AccessPolicyOp, entries: &[AccessPolicy]) {
+        let mut vaults = self.vaults.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((vault, _)) = vaults.get_mut(&id.key()) {
+            let vault = Arc::make_mut(vault);
+            for entry in entries {
+                vault.apply(op, entry);
+            }
+        }
     }
 
     /// A user-assigned identity; an absent one is not cached (it is about to be created).

@@ -71,7 +71,13 @@ pub enum ClientError {
 
 /// The HTTP client kvbind uses for ARM and token requests.
 pub fn http_client(extra_ca: Option<&PathBuf>, timeout: Duration) -> Result<Arc<dyn HttpClient>, ClientError> {
-    let mut builder = reqwest::Client::builder().timeout(timeout).connect_timeout(Duration::from_secs(10));
+    // Few idle connections: each keeps a read buffer as large as the largest response it
+    // carried (a scale set with a thousand identities is hundreds of kilobytes).
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(8)
+        .pool_idle_timeout(Duration::from_secs(30));
     if let Some(path) = extra_ca {
         let pem = std::fs::read(path).map_err(|e| ClientError::Ca { path: path.clone(), detail: e.to_string() })?;
         let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| ClientError::Ca { path: path.clone(), detail: e.to_string() })?;

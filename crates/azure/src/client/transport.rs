@@ -64,13 +64,18 @@ pub struct ArmTransport {
     observer: Option<Arc<dyn ArmObserver>>,
     fence: Option<Arc<dyn WriteFence>>,
     throttled_until: Mutex<HashMap<String, Instant>>,
+    in_flight: tokio::sync::Semaphore,
 }
+
+/// How many ARM requests one client sends at once. Each needs a connection of its own
+/// (HTTP/1.1), and ARM throttles a subscription's writes long before this many are useful.
+pub const MAX_CONCURRENT_REQUESTS: usize = 64;
 
 impl ArmTransport {
     /// A transport over `http`, reporting each request to `observer` and sending writes
     /// only while `fence` allows them.
     pub fn new(http: Arc<dyn HttpClient>, observer: Option<Arc<dyn ArmObserver>>, fence: Option<Arc<dyn WriteFence>>) -> Self {
-        ArmTransport { http, observer, fence, throttled_until: Mutex::default() }
+        ArmTransport { http, observer, fence, throttled_until: Mutex::default(), in_flight: tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS) }
     }
 
     /// Refuses a write the fence does not allow, as a transient failure: by the time it
@@ -125,6 +130,7 @@ impl Policy for ArmTransport {
                 ArmFailureError(failure),
             ));
         }
+        let _turn = self.in_flight.acquire().await;
         let started = std::time::Instant::now();
         let response = self.http.execute_request(request).await;
         let status = response.as_ref().map_or(0, |r| u16::from(r.status()));

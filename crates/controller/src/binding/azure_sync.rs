@@ -289,9 +289,6 @@ async fn sync_access_policy(
     }
     let change = access_policy_change(&desired, &existing, &granted, may_remove);
     let entry = |permissions: Permissions| AccessPolicy { tenant_id: vault.tenant_id.clone(), object_id: principal.to_owned(), permissions };
-    if !change.add.is_empty() || !change.remove.is_empty() {
-        ctx.reads.forget_vault(&vault.id);
-    }
     if !change.add.is_empty() {
         ctx.access
             .change(&vault.id, AccessPolicyOp::Add, entry(change.add.clone()))

@@ -10,7 +10,7 @@ use kvbind_api::identity_binding::IdentityMode;
 use kvbind_api::identity_binding::IdentitySpec;
 use kvbind_api::secret_provider_class::{AzureParameters, SecretProviderClass, keys};
 use kvbind_api::{FIELD_MANAGER, IdentityBinding, KeyVaultObject};
-use kvbind_azure::{Cloud, ComputeId, IdentityId, NodeLocation, ResourceKind};
+use kvbind_azure::{Cloud, ComputeId, IdentityId, ResourceKind};
 
 use crate::config::ControllerConfig;
 use crate::context::Context;
@@ -159,8 +159,8 @@ pub fn targets_of(binding: &IdentityBinding, ctx: &Context) -> Result<BTreeSet<C
         let Some(provider_id) = node.spec.as_ref().and_then(|s| s.provider_id.as_deref()).filter(|p| !p.is_empty()) else {
             continue;
         };
-        let location = NodeLocation::from_provider_id(provider_id).map_err(|source| BindingError::InvalidNode { node: node.name_any(), source })?;
-        targets.insert(location.attach_target().clone());
+        let target = ctx.node_targets.target(provider_id).map_err(|source| BindingError::InvalidNode { node: node.name_any(), source })?;
+        targets.insert(target);
     }
     Ok(targets)
 }
