@@ -5,14 +5,15 @@
 //! for the same scale set are collected for a short window and sent as one PATCH, and a
 //! scale set never has more than one write in flight from kvbind.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kvbind_azure::model::{ComputeIdentity, IdentityChange};
 use kvbind_azure::{Arm, AzureError, ComputeId, IdentityId};
 use tokio::sync::oneshot;
 
+use crate::context::Turns;
 use crate::read_cache::ReadCache;
 use crate::write_queue::{WriteQueues, next_batch};
 
@@ -33,7 +34,7 @@ pub struct ComputeBatcher {
     window: Option<Duration>,
     queues: Arc<WriteQueues<ComputeId, Pending>>,
     /// Without batching: one lock per target, so single writes still never overlap.
-    single: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    single: Arc<Turns>,
 }
 
 impl ComputeBatcher {
@@ -48,8 +49,8 @@ impl ComputeBatcher {
     /// write (or as it was, when nothing needed to change).
     pub async fn change(&self, target: &ComputeId, add: Option<&IdentityId>, remove: Option<&IdentityId>) -> Result<Arc<ComputeIdentity>, AzureError> {
         if self.window.is_none() {
-            let lock = self.single.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(target.key()).or_default().clone();
-            let _turn = lock.lock().await;
+            let turn = self.single.turn(&target.key());
+            let _turn = turn.lock().await;
             let pending = Pending { add: add.into_iter().cloned().collect(), remove: remove.into_iter().cloned().collect(), replies: Vec::new() };
             return self.write(target, &pending).await;
         }

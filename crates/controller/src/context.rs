@@ -57,6 +57,17 @@ impl NodeTargets {
     }
 }
 
+/// An async lock per key, made on first use.
+#[derive(Default)]
+pub struct Turns(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl Turns {
+    /// The lock for `key`.
+    pub fn turn(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(key.to_owned()).or_default().clone()
+    }
+}
+
 /// The reconcilers' shared state.
 pub struct Context {
     /// The Kubernetes client.
@@ -79,6 +90,8 @@ pub struct Context {
     pub compute: ComputeBatcher,
     /// The per-vault access-policy writer.
     pub access: AccessPolicyBatcher,
+    /// One turn at a time per identity, for creating and tagging it.
+    pub identity_turns: Turns,
     /// The scale set or VM of each providerID seen, parsed once.
     pub node_targets: NodeTargets,
     /// Identity blocks and vaults, read once per resync period.
@@ -122,6 +135,7 @@ impl Context {
             access,
             reads,
             node_targets: NodeTargets::default(),
+            identity_turns: Turns::default(),
             recorder,
             metrics,
             caches_ready,

@@ -74,6 +74,10 @@ pub async fn ensure_identity(
     users: &[String],
     changes: &mut Vec<Change>,
 ) -> Result<(Identity, bool), BindingError> {
+    // Bindings that share an identity reconcile at once; one at a time here, so the first
+    // creates it and the rest find it (through the cache) instead of each writing it.
+    let turn = ctx.identity_turns.turn(&id.key());
+    let _turn = turn.lock().await;
     let found = ctx.reads.identity(ctx.arm.as_ref(), id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
     if adopt {
         return found.map(|i| (i, false)).ok_or_else(|| BindingError::IdentityNotFound(id.to_string()));
