@@ -96,7 +96,8 @@ impl Vault {
     /// principal's entry (or adds it), `replace` sets it, `remove` subtracts and drops an
     /// emptied entry.
     pub fn apply(&mut self, op: AccessPolicyOp, entry: &AccessPolicy) {
-        let found = self.access_policies.iter().position(|p| p.object_id.eq_ignore_ascii_case(&entry.object_id) && p.tenant_id.eq_ignore_ascii_case(&entry.tenant_id));
+        let found =
+            self.access_policies.iter().position(|p| p.object_id.eq_ignore_ascii_case(&entry.object_id) && p.tenant_id.eq_ignore_ascii_case(&entry.tenant_id));
         match (op, found) {
             (AccessPolicyOp::Add, Some(i)) => self.access_policies[i].permissions.merge(&entry.permissions),
             (AccessPolicyOp::Replace, Some(i)) => self.access_policies[i].permissions = entry.permissions.clone(),

@@ -38,6 +38,21 @@ fn store<T>(map: &Mutex<HashMap<String, (T, Instant)>>, key: String, value: T) {
     map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, (value, Instant::now()));
 }
 
+/// The fresh cached value for `key`, or `read`'s answer, cached and shared.
+async fn read_through<T>(
+    map: &Mutex<HashMap<String, (Arc<T>, Instant)>>,
+    key: String,
+    ttl: Duration,
+    read: impl std::future::Future<Output = Result<T, AzureError>>,
+) -> Result<Arc<T>, AzureError> {
+    if let Some(hit) = fresh(map, &key, ttl) {
+        return Ok(hit);
+    }
+    let value = Arc::new(read.await?);
+    store(map, key, value.clone());
+    Ok(value)
+}
+
 impl ReadCache {
     /// A cache whose entries live for `ttl`.
     pub fn new(ttl: Duration) -> Self {
@@ -47,12 +62,7 @@ impl ReadCache {
     /// A VM scale set's or VM's identity block, shared: with a thousand identities on a
     /// pool it is large, and every binding on the pool reads it.
     pub async fn compute(&self, arm: &dyn Arm, target: &ComputeId) -> Result<Arc<ComputeIdentity>, AzureError> {
-        if let Some(hit) = fresh(&self.compute, &target.key(), self.ttl) {
-            return Ok(hit);
-        }
-        let read = Arc::new(arm.get_compute_identity(target).await?);
-        store(&self.compute, target.key(), read.clone());
-        Ok(read)
+        read_through(&self.compute, target.key(), self.ttl, arm.get_compute_identity(target)).await
     }
 
     /// Records an identity block kvbind just read or wrote.
@@ -62,12 +72,7 @@ impl ReadCache {
 
     /// A vault, shared like identity blocks (its access policies grow with the bindings).
     pub async fn vault(&self, arm: &dyn Arm, id: &VaultId) -> Result<Arc<Vault>, AzureError> {
-        if let Some(hit) = fresh(&self.vaults, &id.key(), self.ttl) {
-            return Ok(hit);
-        }
-        let read = Arc::new(arm.get_vault(id).await?);
-        store(&self.vaults, id.key(), read.clone());
-        Ok(read)
+        read_through(&self.vaults, id.key(), self.ttl, arm.get_vault(id)).await
     }
 
     /// Applies to a cached vault the access-policy changes kvbind just made, so the next
