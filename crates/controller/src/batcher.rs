@@ -4,6 +4,11 @@
 //! second write while one is in flight. So attach and detach requests from every binding
 //! for the same scale set are collected for a short window and sent as one PATCH, and a
 //! scale set never has more than one write in flight from kvbind.
+//!
+//! A PATCH takes tens of seconds, so a change that just misses one waits for it to end and
+//! then costs a PATCH of its own. When many bindings reconcile at once (an operator start,
+//! a new pool under a thousand bindings) their changes arrive over several seconds; the
+//! window therefore stays open while they keep coming, up to [`MAX_WINDOWS`] windows.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -16,6 +21,9 @@ use tokio::sync::oneshot;
 use crate::context::Turns;
 use crate::read_cache::ReadCache;
 use crate::write_queue::{WriteQueues, next_batch};
+
+/// The longest a batch waits for more changes, in batch windows.
+pub const MAX_WINDOWS: u32 = 8;
 
 type Reply = oneshot::Sender<Result<Arc<ComputeIdentity>, AzureError>>;
 
@@ -87,7 +95,7 @@ impl ComputeBatcher {
     async fn write_loop(self, key: String) {
         let window = self.window.unwrap_or_default();
         loop {
-            tokio::time::sleep(window).await;
+            self.collect(&key, window).await;
             let batch = next_batch(&self.queues, &key, |p: &Pending| p.replies.is_empty());
             let Some((target, pending)) = batch else {
                 return;
@@ -96,6 +104,23 @@ impl ComputeBatcher {
             for reply in pending.replies {
                 let _ = reply.send(result.clone());
             }
+        }
+    }
+
+    /// Waits one window, then on while changes keep arriving (none for a quarter window
+    /// closes the batch), for at most [`MAX_WINDOWS`] windows.
+    async fn collect(&self, key: &str, window: Duration) {
+        let started = tokio::time::Instant::now();
+        tokio::time::sleep(window).await;
+        let arrived = || self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).map_or(0, |(_, p)| p.replies.len());
+        let mut seen = arrived();
+        while started.elapsed() < window * MAX_WINDOWS {
+            tokio::time::sleep(window / 4).await;
+            let now = arrived();
+            if now == seen {
+                return;
+            }
+            seen = now;
         }
     }
 
@@ -112,5 +137,76 @@ impl ComputeBatcher {
         let after = Arc::new(self.arm.update_compute_identities(target, &current, &change).await?);
         self.cache.put_compute(target, after.clone());
         Ok(after)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use kvbind_azure::ResourceKind;
+
+    use super::*;
+    use crate::fake_compute::FakeCompute;
+
+    const WINDOW: Duration = Duration::from_secs(2);
+
+    fn pool() -> ComputeId {
+        ComputeId::new(ResourceKind::VirtualMachineScaleSet, "sub", "nodes", "pool-a").expect("id")
+    }
+
+    fn identity(i: usize) -> IdentityId {
+        IdentityId::new(ResourceKind::UserAssignedIdentity, "sub", "ids", &format!("id-{i}")).expect("id")
+    }
+
+    fn batcher_for(arm: &Arc<FakeCompute>) -> ComputeBatcher {
+        ComputeBatcher::new(arm.clone(), Arc::new(ReadCache::new(Duration::from_secs(600))), Some(WINDOW))
+    }
+
+    /// Attaches identity `i`, `after` from now.
+    fn attach_later(batcher: &ComputeBatcher, i: usize, after: Duration) -> tokio::task::JoinHandle<Result<Arc<ComputeIdentity>, AzureError>> {
+        let batcher = batcher.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            batcher.change(&pool(), Some(&identity(i)), None).await
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn changes_that_keep_arriving_past_the_window_join_one_write() {
+        let arm = Arc::new(FakeCompute::new(Duration::from_secs(20)));
+        let batcher = batcher_for(&arm);
+        // A change every 300 ms for six seconds: three windows, never a quarter window apart.
+        let changes: Vec<_> = (0..20).map(|i| attach_later(&batcher, i, Duration::from_millis(300) * i as u32)).collect();
+        for change in changes {
+            let after = change.await.expect("task").expect("attached");
+            assert!(after.has(&identity(0)));
+        }
+        assert_eq!(arm.writes(), 1, "one PATCH for changes arriving in one burst");
+        assert_eq!(*arm.added.lock().expect("lock"), vec![20]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_closes_after_a_quiet_quarter_window_and_after_at_most_eight_windows() {
+        let arm = Arc::new(FakeCompute::new(Duration::from_secs(20)));
+        let batcher = batcher_for(&arm);
+        // Two changes a second apart, then one well after a quiet spell: two writes.
+        let first = [attach_later(&batcher, 0, Duration::ZERO), attach_later(&batcher, 1, Duration::from_secs(1))];
+        let late = attach_later(&batcher, 2, WINDOW * 2);
+        for change in first {
+            change.await.expect("task").expect("attached");
+        }
+        late.await.expect("task").expect("attached");
+        assert_eq!(*arm.added.lock().expect("lock"), vec![2, 1], "the quiet quarter window closed the first batch");
+
+        // A change every 400 ms without end still gets written after eight windows.
+        let arm = Arc::new(FakeCompute::new(Duration::from_secs(20)));
+        let batcher = batcher_for(&arm);
+        let started = tokio::time::Instant::now();
+        let endless: Vec<_> = (0..100).map(|i| attach_later(&batcher, i, Duration::from_millis(400) * i as u32)).collect();
+        endless.into_iter().next().expect("first").await.expect("task").expect("attached");
+        // The batch's fresh read and its PATCH take 20 s each.
+        let waited = started.elapsed() - Duration::from_secs(40);
+        assert!(waited <= WINDOW * MAX_WINDOWS + WINDOW / 4, "the first batch waited {waited:?}");
     }
 }

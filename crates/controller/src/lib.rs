@@ -7,6 +7,8 @@ pub mod binding;
 pub mod config;
 pub mod context;
 pub mod error;
+#[cfg(test)]
+mod fake_compute;
 pub mod metrics;
 pub mod policy;
 pub mod read_cache;

@@ -13,10 +13,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, ComputeIdentity, Identity, Vault};
 use kvbind_azure::{Arm, AzureError, ComputeId, IdentityId, VaultId};
+
+use crate::context::Turns;
 
 /// How many resync periods an identity read is trusted.
 const IDENTITY_PERIODS: u32 = 6;
@@ -27,6 +31,9 @@ pub struct ReadCache {
     compute: Mutex<HashMap<String, (Arc<ComputeIdentity>, Instant)>>,
     vaults: Mutex<HashMap<String, (Arc<Vault>, Instant)>>,
     identities: Mutex<HashMap<String, (Identity, Instant)>>,
+    /// One read at a time per key: when an entry expires, every binding on that pool or
+    /// vault finds it stale at once, and all but the first wait for its answer.
+    reading: Turns,
 }
 
 fn fresh<T: Clone>(map: &Mutex<HashMap<String, (T, Instant)>>, key: &str, ttl: Duration) -> Option<T> {
@@ -38,13 +45,20 @@ fn store<T>(map: &Mutex<HashMap<String, (T, Instant)>>, key: String, value: T) {
     map.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, (value, Instant::now()));
 }
 
-/// The fresh cached value for `key`, or `read`'s answer, cached and shared.
+/// The fresh cached value for `key`, or `read`'s answer, cached and shared. Concurrent
+/// misses for one key wait for a single read.
 async fn read_through<T>(
     map: &Mutex<HashMap<String, (Arc<T>, Instant)>>,
+    reading: &Turns,
     key: String,
     ttl: Duration,
     read: impl std::future::Future<Output = Result<T, AzureError>>,
 ) -> Result<Arc<T>, AzureError> {
+    if let Some(hit) = fresh(map, &key, ttl) {
+        return Ok(hit);
+    }
+    let turn = reading.turn(&key);
+    let _turn = turn.lock().await;
     if let Some(hit) = fresh(map, &key, ttl) {
         return Ok(hit);
     }
@@ -56,13 +70,13 @@ async fn read_through<T>(
 impl ReadCache {
     /// A cache whose entries live for `ttl`.
     pub fn new(ttl: Duration) -> Self {
-        ReadCache { ttl, compute: Mutex::default(), vaults: Mutex::default(), identities: Mutex::default() }
+        ReadCache { ttl, compute: Mutex::default(), vaults: Mutex::default(), identities: Mutex::default(), reading: Turns::default() }
     }
 
     /// A VM scale set's or VM's identity block, shared: with a thousand identities on a
     /// pool it is large, and every binding on the pool reads it.
     pub async fn compute(&self, arm: &dyn Arm, target: &ComputeId) -> Result<Arc<ComputeIdentity>, AzureError> {
-        read_through(&self.compute, target.key(), self.ttl, arm.get_compute_identity(target)).await
+        read_through(&self.compute, &self.reading, target.key(), self.ttl, arm.get_compute_identity(target)).await
     }
 
     /// Records an identity block kvbind just read or wrote.
@@ -72,7 +86,7 @@ impl ReadCache {
 
     /// A vault, shared like identity blocks (its access policies grow with the bindings).
     pub async fn vault(&self, arm: &dyn Arm, id: &VaultId) -> Result<Arc<Vault>, AzureError> {
-        read_through(&self.vaults, id.key(), self.ttl, arm.get_vault(id)).await
+        read_through(&self.vaults, &self.reading, id.key(), self.ttl, arm.get_vault(id)).await
     }
 
     /// Applies to a cached vault the access-policy changes kvbind just made, so the next
@@ -108,5 +122,38 @@ impl ReadCache {
     /// Drops an identity kvbind just deleted.
     pub fn forget_identity(&self, id: &IdentityId) {
         self.identities.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id.key());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kvbind_azure::ResourceKind;
+
+    use super::*;
+    use crate::fake_compute::FakeCompute;
+
+    #[tokio::test(start_paused = true)]
+    async fn bindings_that_find_an_entry_stale_at_once_share_one_read() {
+        let arm = Arc::new(FakeCompute::new(Duration::from_secs(1)));
+        let cache = Arc::new(ReadCache::new(Duration::from_secs(10)));
+        let pool = ComputeId::new(ResourceKind::VirtualMachineScaleSet, "sub", "nodes", "pool-a").expect("id");
+        let read_all = || {
+            let reads: Vec<_> = (0..50)
+                .map(|_| {
+                    let (arm, cache, pool) = (arm.clone(), cache.clone(), pool.clone());
+                    tokio::spawn(async move { cache.compute(arm.as_ref(), &pool).await })
+                })
+                .collect();
+            futures::future::join_all(reads)
+        };
+        for read in read_all().await {
+            read.expect("task").expect("read");
+        }
+        assert_eq!(arm.reads(), 1, "fifty bindings, one read");
+        tokio::time::sleep(Duration::from_secs(11)).await;
+        for read in read_all().await {
+            read.expect("task").expect("read");
+        }
+        assert_eq!(arm.reads(), 2, "expired: read again, once");
     }
 }

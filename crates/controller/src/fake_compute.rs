@@ -1,0 +1,101 @@
+//! A stand-in for ARM in unit tests that knows only VM scale set identity blocks: it keeps
+//! them in memory, takes `latency` for every read and write (tokio time, so tests can pause
+//! it), and counts both. Every other operation is refused.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kvbind_azure::model::{
+    AccessPolicy, AccessPolicyOp, ComputeIdentity, FederatedCredential, Identity, IdentityChange, PermissionScope, PermissionSet, RoleAssignment, Vault,
+};
+use kvbind_azure::{Arm, AzureError, ComputeId, IdentityId, VaultId};
+
+/// Identity blocks in memory, with read and write counters.
+#[derive(Default)]
+pub struct FakeCompute {
+    latency: Duration,
+    blocks: Mutex<HashMap<String, ComputeIdentity>>,
+    pub reads: AtomicUsize,
+    pub writes: AtomicUsize,
+    /// The number of identities each write added, in order.
+    pub added: Mutex<Vec<usize>>,
+}
+
+impl FakeCompute {
+    pub fn new(latency: Duration) -> Self {
+        FakeCompute { latency, ..FakeCompute::default() }
+    }
+
+    pub fn reads(&self) -> usize {
+        self.reads.load(Ordering::SeqCst)
+    }
+
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+}
+
+fn refused(operation: &'static str) -> AzureError {
+    AzureError::Invalid { operation, resource: String::new(), code: "NotInFake".into(), message: "this fake serves scale sets only".into() }
+}
+
+#[async_trait]
+impl Arm for FakeCompute {
+    async fn get_identity(&self, _: &IdentityId) -> Result<Option<Identity>, AzureError> {
+        Err(refused("GetIdentity"))
+    }
+    async fn create_or_update_identity(&self, _: &IdentityId, _: &str, _: &BTreeMap<String, String>) -> Result<Identity, AzureError> {
+        Err(refused("CreateIdentity"))
+    }
+    async fn delete_identity(&self, _: &IdentityId) -> Result<(), AzureError> {
+        Err(refused("DeleteIdentity"))
+    }
+    async fn get_federated_credential(&self, _: &IdentityId, _: &str) -> Result<Option<FederatedCredential>, AzureError> {
+        Err(refused("GetFederatedCredential"))
+    }
+    async fn put_federated_credential(&self, _: &IdentityId, _: &FederatedCredential) -> Result<(), AzureError> {
+        Err(refused("PutFederatedCredential"))
+    }
+    async fn delete_federated_credential(&self, _: &IdentityId, _: &str) -> Result<(), AzureError> {
+        Err(refused("DeleteFederatedCredential"))
+    }
+    async fn get_compute_identity(&self, target: &ComputeId) -> Result<ComputeIdentity, AzureError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.latency).await;
+        Ok(self.blocks.lock().expect("lock").get(&target.key()).cloned().unwrap_or_default())
+    }
+    async fn update_compute_identities(&self, target: &ComputeId, current: &ComputeIdentity, change: &IdentityChange) -> Result<ComputeIdentity, AzureError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.added.lock().expect("lock").push(change.add.len());
+        tokio::time::sleep(self.latency).await;
+        let mut after = current.clone();
+        after.user_assigned.retain(|id| !change.remove.iter().any(|r| r.key().eq_ignore_ascii_case(id)));
+        after.user_assigned.extend(change.add.iter().filter(|id| !current.has(id)).map(ToString::to_string));
+        self.blocks.lock().expect("lock").insert(target.key(), after.clone());
+        Ok(after)
+    }
+    async fn get_vault(&self, _: &VaultId) -> Result<Vault, AzureError> {
+        Err(refused("GetVault"))
+    }
+    async fn find_vault(&self, _: &str, _: &str) -> Result<Option<VaultId>, AzureError> {
+        Err(refused("FindVault"))
+    }
+    async fn update_access_policy(&self, _: &VaultId, _: AccessPolicyOp, _: &[AccessPolicy]) -> Result<(), AzureError> {
+        Err(refused("UpdateAccessPolicy"))
+    }
+    async fn create_role_assignment(&self, _: &RoleAssignment) -> Result<RoleAssignment, AzureError> {
+        Err(refused("CreateRoleAssignment"))
+    }
+    async fn list_role_assignments(&self, _: &str, _: &str) -> Result<Vec<RoleAssignment>, AzureError> {
+        Err(refused("ListRoleAssignments"))
+    }
+    async fn delete_role_assignment(&self, _: &str, _: &str) -> Result<(), AzureError> {
+        Err(refused("DeleteRoleAssignment"))
+    }
+    async fn permissions(&self, _: &PermissionScope) -> Result<Vec<PermissionSet>, AzureError> {
+        Err(refused("Permissions"))
+    }
+}
