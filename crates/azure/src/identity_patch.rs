@@ -55,8 +55,10 @@ pub fn read_identity(resource: &Value) -> ComputeIdentity {
         return ComputeIdentity::default();
     };
     let kind = identity.get("type").and_then(Value::as_str).unwrap_or("None").to_ascii_lowercase();
-    let user_assigned = identity.get("userAssignedIdentities").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
-    ComputeIdentity { system_assigned: kind.contains("systemassigned"), user_assigned }
+    let entries = identity.get("userAssignedIdentities").and_then(Value::as_object);
+    let (user_assigned, principal_ids) =
+        entries.into_iter().flatten().map(|(id, entry)| (id.clone(), entry.get("principalId").and_then(Value::as_str).unwrap_or_default().to_owned())).unzip();
+    ComputeIdentity { system_assigned: kind.contains("systemassigned"), user_assigned, principal_ids }
 }
 
 #[cfg(test)]
@@ -76,7 +78,11 @@ mod tests {
 
     #[test]
     fn adding_keeps_system_assigned_and_sends_only_the_new_identity() {
-        let current = ComputeIdentity { system_assigned: true, user_assigned: vec![uami("foreign").to_string().replace("resourceGroups", "resourcegroups")] };
+        let current = ComputeIdentity {
+            system_assigned: true,
+            user_assigned: vec![uami("foreign").to_string().replace("resourceGroups", "resourcegroups")],
+            principal_ids: Vec::new(),
+        };
         let body = identity_patch(&current, &change(&["kvbind"], &[])).expect("a change");
         assert_eq!(body["identity"]["type"], "SystemAssigned, UserAssigned");
         let entries = body["identity"]["userAssignedIdentities"].as_object().expect("map");
@@ -86,23 +92,25 @@ mod tests {
 
     #[test]
     fn nothing_to_do_when_already_attached_in_other_casing() {
-        let current = ComputeIdentity { system_assigned: false, user_assigned: vec![uami("KVBIND").to_string().to_ascii_lowercase()] };
+        let current =
+            ComputeIdentity { system_assigned: false, user_assigned: vec![uami("KVBIND").to_string().to_ascii_lowercase()], principal_ids: Vec::new() };
         assert_eq!(identity_patch(&current, &change(&["kvbind"], &[])), None);
     }
 
     #[test]
     fn removing_the_last_identity_switches_type_and_keeps_system_assigned() {
-        let current = ComputeIdentity { system_assigned: true, user_assigned: vec![uami("kvbind").to_string()] };
+        let current = ComputeIdentity { system_assigned: true, user_assigned: vec![uami("kvbind").to_string()], principal_ids: Vec::new() };
         let body = identity_patch(&current, &change(&[], &["kvbind"])).expect("a change");
         assert_eq!(body, json!({"identity": {"type": "SystemAssigned"}}));
-        let current = ComputeIdentity { system_assigned: false, user_assigned: vec![uami("kvbind").to_string()] };
+        let current = ComputeIdentity { system_assigned: false, user_assigned: vec![uami("kvbind").to_string()], principal_ids: Vec::new() };
         let body = identity_patch(&current, &change(&[], &["kvbind"])).expect("a change");
         assert_eq!(body, json!({"identity": {"type": "None"}}));
     }
 
     #[test]
     fn removing_one_of_several_sends_null_for_it_only() {
-        let current = ComputeIdentity { system_assigned: false, user_assigned: vec![uami("foreign").to_string(), uami("kvbind").to_string()] };
+        let current =
+            ComputeIdentity { system_assigned: false, user_assigned: vec![uami("foreign").to_string(), uami("kvbind").to_string()], principal_ids: Vec::new() };
         let body = identity_patch(&current, &change(&[], &["kvbind"])).expect("a change");
         assert_eq!(body["identity"]["type"], "UserAssigned");
         assert_eq!(body["identity"]["userAssignedIdentities"][uami("kvbind").to_string()], Value::Null);
@@ -116,5 +124,19 @@ mod tests {
             assert!(id.system_assigned, "{kind}");
         }
         assert_eq!(read_identity(&json!({"name": "x"})), ComputeIdentity::default());
+    }
+
+    #[test]
+    fn reads_each_attached_identity_with_its_principal() {
+        let kvbind = uami("kvbind").to_string();
+        let gone = uami("gone").to_string();
+        let block = read_identity(&json!({"identity": {"type": "UserAssigned", "userAssignedIdentities": {
+            kvbind.clone(): {"principalId": "p-1", "clientId": "c-1"},
+            gone.clone(): {"principalId": "", "clientId": ""},
+        }}}));
+        assert_eq!(block.principal_of(&uami("KVBIND")), Some("p-1"));
+        assert!(block.has(&uami("gone")));
+        assert_eq!(block.principal_of(&uami("gone")), None, "an empty principal is no principal");
+        assert_eq!(block.principal_of(&uami("other")), None);
     }
 }

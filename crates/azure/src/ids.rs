@@ -144,7 +144,30 @@ impl GroupResourceId {
 
     /// The lowercase form used as a map key and for comparison.
     pub fn key(&self) -> String {
-        self.to_string().to_ascii_lowercase()
+        let mut key = String::with_capacity(self.key_bytes().count());
+        key.extend(self.key_bytes().map(char::from));
+        key
+    }
+
+    /// The bytes of [`key`](Self::key), made on the fly: sets and maps of thousands of IDs
+    /// compare them constantly, and a string per comparison was most of that cost.
+    fn key_bytes(&self) -> impl Iterator<Item = u8> + '_ {
+        let (namespace, kind) = self.kind.provider_type().split_once('/').unwrap_or_default();
+        [
+            "/subscriptions/",
+            self.subscription.as_str(),
+            "/resourcegroups/",
+            self.resource_group.as_str(),
+            "/providers/",
+            namespace,
+            "/",
+            kind,
+            "/",
+            self.name.as_str(),
+        ]
+        .into_iter()
+        .flat_map(str::bytes)
+        .map(|b| b.to_ascii_lowercase())
     }
 }
 
@@ -156,13 +179,23 @@ impl fmt::Display for GroupResourceId {
 
 impl PartialEq for GroupResourceId {
     fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
+        self.key_bytes().eq(other.key_bytes())
     }
 }
 
 impl Hash for GroupResourceId {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.key().hash(state);
+        let mut chunk = [0u8; 64];
+        let mut len = 0;
+        for b in self.key_bytes() {
+            chunk[len] = b;
+            len += 1;
+            if len == chunk.len() {
+                state.write(&chunk);
+                len = 0;
+            }
+        }
+        state.write(&chunk[..len]);
     }
 }
 
@@ -174,7 +207,7 @@ impl PartialOrd for GroupResourceId {
 
 impl Ord for GroupResourceId {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.key().cmp(&other.key())
+        self.key_bytes().cmp(other.key_bytes())
     }
 }
 
@@ -260,3 +293,40 @@ fn check_prefix(parts: &[&str]) -> Result<(), &'static str> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod comparison_tests {
+    use std::collections::hash_map::DefaultHasher;
+
+    use super::*;
+
+    fn id(sub: &str, rg: &str, name: &str) -> GroupResourceId {
+        GroupResourceId::new(ResourceKind::VirtualMachineScaleSet, sub, rg, name).expect("valid")
+    }
+
+    fn hash(id: &GroupResourceId) -> u64 {
+        let mut h = DefaultHasher::new();
+        id.hash(&mut h);
+        h.finish()
+    }
+
+    #[test]
+    fn equality_hash_and_order_follow_the_lowercase_key() {
+        let a = id("Sub", "MC_Nodes", "aks-Pool-12345678-vmss");
+        let b = id("sub", "mc_nodes", "AKS-POOL-12345678-VMSS");
+        assert_eq!(a.key(), a.to_string().to_ascii_lowercase());
+        assert_eq!(a, b);
+        assert_eq!(hash(&a), hash(&b));
+        let long = id("sub", &"g".repeat(90), &"n".repeat(70));
+        assert_eq!(hash(&long), hash(&id("SUB", &"G".repeat(90), &"N".repeat(70))));
+        // Segments with characters that sort before '/' order as the whole key does.
+        let ids = [id("a", "g", "x"), id("a-x", "g", "x"), id("a.b", "g", "x"), id("A", "g", "x-1"), id("b", "G", "x"), id("a", "g-2", "x")];
+        for x in &ids {
+            for y in &ids {
+                assert_eq!(x.cmp(y), x.key().cmp(&y.key()), "{x} vs {y}");
+                assert_eq!(x == y, x.key() == y.key(), "{x} vs {y}");
+            }
+        }
+        assert_ne!(id("a", "g", "x"), GroupResourceId::new(ResourceKind::VirtualMachine, "a", "g", "x").expect("valid"));
+    }
+}

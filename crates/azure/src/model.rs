@@ -50,13 +50,25 @@ pub struct ComputeIdentity {
     pub system_assigned: bool,
     /// The user-assigned identities, as the full resource IDs ARM returned.
     pub user_assigned: Vec<String>,
+    /// The principal ID ARM reported beside each of `user_assigned`, in the same order;
+    /// empty where it reported none (an identity deleted while still attached).
+    pub principal_ids: Vec<String>,
 }
 
 impl ComputeIdentity {
     /// True when `identity` is among the user-assigned identities (compared ignoring case).
     pub fn has(&self, identity: &IdentityId) -> bool {
+        self.position(identity).is_some()
+    }
+
+    /// The principal ID ARM reports for `identity` here, when it is attached and has one.
+    pub fn principal_of(&self, identity: &IdentityId) -> Option<&str> {
+        self.position(identity).and_then(|i| self.principal_ids.get(i)).map(String::as_str).filter(|p| !p.is_empty())
+    }
+
+    fn position(&self, identity: &IdentityId) -> Option<usize> {
         let key = identity.key();
-        self.user_assigned.iter().any(|id| id.eq_ignore_ascii_case(&key))
+        self.user_assigned.iter().position(|id| id.eq_ignore_ascii_case(&key))
     }
 }
 

@@ -39,7 +39,16 @@ fn binary() -> anyhow::Result<PathBuf> {
 impl Operator {
     /// Starts the operator.
     pub fn start(args: &OperatorArgs<'_>) -> anyhow::Result<Operator> {
-        let mut command = Command::new(binary()?);
+        let mut command = match std::env::var("KVBIND_BENCH_WRAPPER") {
+            // A profiler in front of the operator, e.g. "heaptrack -o /tmp/kvbind".
+            Ok(wrapper) if !wrapper.trim().is_empty() => {
+                let mut words = wrapper.split_whitespace();
+                let mut command = Command::new(words.next().unwrap_or_default());
+                command.args(words).arg(binary()?);
+                command
+            }
+            _ => Command::new(binary()?),
+        };
         command
             .args(["run", "--subscriptions", kvbind_e2e::operator::SUBSCRIPTION, "--credential", "client-secret"])
             .args(["--arm-endpoint", args.arm_endpoint, "--namespace", args.namespace, "--leader-election", "false"])

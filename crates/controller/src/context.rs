@@ -11,13 +11,14 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kvbind_api::secret_provider_class::SecretProviderClass;
 use kvbind_api::{BindingPolicy, IdentityBinding};
-use kvbind_azure::{Arm, ComputeId, VaultId};
+use kvbind_azure::{Arm, VaultId};
 
 use crate::access_batcher::AccessPolicyBatcher;
 use crate::batcher::ComputeBatcher;
 use crate::binding::Records;
 use crate::config::ControllerConfig;
 use crate::metrics::Metrics;
+use crate::node_targets::NodeTargets;
 use crate::read_cache::ReadCache;
 
 /// The informer caches a reconcile reads instead of the API server.
@@ -32,29 +33,10 @@ pub struct Caches {
     pub policies: Store<BindingPolicy>,
     /// Every Namespace's metadata, for the policies' namespace selectors.
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// The scale sets behind the nodes, told of every node change.
+    pub node_targets: Arc<NodeTargets>,
     /// True once every cache has listed its objects.
     pub ready: tokio::sync::watch::Receiver<bool>,
-}
-
-/// The scale set or VM behind each providerID. Every reconcile of every binding looks at
-/// every selected node; with thousands of nodes, parsing their IDs each time would be most
-/// of the controller's work.
-#[derive(Default)]
-pub struct NodeTargets(Mutex<HashMap<String, Result<ComputeId, kvbind_azure::ids::IdError>>>);
-
-impl NodeTargets {
-    /// The scale set or VM that a node with `provider_id` runs on.
-    pub fn target(&self, provider_id: &str) -> Result<ComputeId, kvbind_azure::ids::IdError> {
-        let mut known = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Nodes come and go with new IDs; forgetting now and then keeps this bounded.
-        if known.len() > 50_000 {
-            known.clear();
-        }
-        known
-            .entry(provider_id.to_owned())
-            .or_insert_with(|| kvbind_azure::NodeLocation::from_provider_id(provider_id).map(|l| l.attach_target().clone()))
-            .clone()
-    }
 }
 
 /// An async lock per key, made on first use.
@@ -92,8 +74,8 @@ pub struct Context {
     pub access: AccessPolicyBatcher,
     /// One turn at a time per identity, for creating and tagging it.
     pub identity_turns: Turns,
-    /// The scale set or VM of each providerID seen, parsed once.
-    pub node_targets: NodeTargets,
+    /// The scale sets behind the nodes each node selector selects.
+    pub node_targets: Arc<NodeTargets>,
     /// Identity blocks and vaults, read once per resync period.
     pub reads: Arc<ReadCache>,
     /// Event publisher.
@@ -116,7 +98,7 @@ pub struct Context {
 impl Context {
     /// Builds the context.
     pub fn new(client: Client, arm: Arc<dyn Arm>, config: ControllerConfig, caches: Caches, metrics: Arc<Metrics>) -> Arc<Self> {
-        let Caches { bindings, classes, nodes, policies, namespaces, ready: caches_ready } = caches;
+        let Caches { bindings, classes, nodes, policies, namespaces, node_targets, ready: caches_ready } = caches;
         let recorder = Recorder::new(client.clone(), Reporter { controller: config.reporter.clone(), instance: None });
         let reads = Arc::new(ReadCache::new(config.resync));
         let window = config.batching.then_some(config.batch_window);
@@ -134,7 +116,7 @@ impl Context {
             compute,
             access,
             reads,
-            node_targets: NodeTargets::default(),
+            node_targets,
             identity_turns: Turns::default(),
             recorder,
             metrics,

@@ -74,6 +74,8 @@ impl Arm for FakeCompute {
         let mut after = current.clone();
         after.user_assigned.retain(|id| !change.remove.iter().any(|r| r.key().eq_ignore_ascii_case(id)));
         after.user_assigned.extend(change.add.iter().filter(|id| !current.has(id)).map(ToString::to_string));
+        // Principals are not modelled here.
+        after.principal_ids.clear();
         self.blocks.lock().expect("lock").insert(target.key(), after.clone());
         Ok(after)
     }

@@ -10,6 +10,7 @@ pub mod error;
 #[cfg(test)]
 mod fake_compute;
 pub mod metrics;
+pub mod node_targets;
 pub mod policy;
 pub mod read_cache;
 pub mod request_limit;
@@ -17,6 +18,7 @@ pub mod selector;
 pub mod watch_backoff;
 pub mod write_queue;
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use futures::{Future, StreamExt};
@@ -24,7 +26,7 @@ use k8s_openapi::api::core::v1::{Namespace, Node, NodeSpec};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use kvbind_api::secret_provider_class::SecretProviderClass;
 use kvbind_api::{BindingPolicy, IdentityBinding};
@@ -42,6 +44,38 @@ fn strip_node(node: &mut Node) {
     node.status = None;
     let provider_id = node.spec.as_ref().and_then(|s| s.provider_id.clone());
     node.spec = Some(NodeSpec { provider_id, ..NodeSpec::default() });
+}
+
+/// What about a binding calls for a reconcile: its spec (the generation), its finalizers
+/// and its deletion. kvbind's own status writes change none of these, so they do not come
+/// back as a second reconcile of every binding; drift in Azure is the resync's to find.
+fn calls_for_reconcile(binding: &IdentityBinding) -> Option<u64> {
+    let mut hasher = std::hash::DefaultHasher::new();
+    (binding.metadata.generation, binding.metadata.deletion_timestamp.is_some(), &binding.metadata.finalizers).hash(&mut hasher);
+    Some(hasher.finish())
+}
+
+/// The annotation `kubectl apply` keeps a copy of the whole object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drops from a cached IdentityBinding what kvbind never reads: its managed fields and
+/// `kubectl apply`'s copy of it, together most of its size.
+fn strip_binding(binding: &mut IdentityBinding) {
+    binding.metadata.managed_fields = None;
+    if let Some(annotations) = binding.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
+}
+
+/// Keeps of a cached SecretProviderClass's managed fields only kvbind's own entries (which
+/// say which parameters kvbind wrote), and drops `kubectl apply`'s copy of it.
+fn strip_class(class: &mut SecretProviderClass) {
+    if let Some(entries) = class.metadata.managed_fields.as_mut() {
+        entries.retain(|entry| entry.manager.as_deref() == Some(kvbind_api::FIELD_MANAGER));
+    }
+    if let Some(annotations) = class.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED);
+    }
 }
 
 fn bindings_for_class(bindings: &Store<IdentityBinding>, class: &SecretProviderClass) -> Vec<ObjectRef<IdentityBinding>> {
@@ -99,10 +133,15 @@ pub async fn run(
         None => watcher::Config::default(),
     };
     let (classes, classes_writer) = reflector::store();
-    let class_events = reflector(classes_writer, watcher(class_api, watcher::Config::default()).backoff(watch_backoff::watch_backoff())).touched_objects();
+    let class_events =
+        reflector(classes_writer, watcher(class_api, watcher::Config::default()).backoff(watch_backoff::watch_backoff()).modify(strip_class)).touched_objects();
     let (nodes, nodes_writer) = reflector::store();
+    let node_targets = Arc::new(node_targets::NodeTargets::default());
+    let nodes_changed = node_targets.clone();
     let node_events =
         reflector(nodes_writer, watcher(Api::<Node>::all(client.clone()), node_config).backoff(watch_backoff::watch_backoff()).modify(strip_node))
+            // The reflector has stored the change by the time it passes here.
+            .inspect(move |_| nodes_changed.nodes_changed())
             .touched_objects();
 
     let (policies, policies_writer) = reflector::store();
@@ -125,8 +164,11 @@ pub async fn run(
         Some(selector) => watcher::Config::default().labels(selector),
         None => watcher::Config::default(),
     };
-    let controller = Controller::new(binding_api, binding_config).trigger_backoff(watch_backoff::watch_backoff());
-    let bindings = controller.store();
+    let (bindings, bindings_writer) = reflector::store();
+    let binding_events = reflector(bindings_writer, watcher(binding_api, binding_config).backoff(watch_backoff::watch_backoff()).modify(strip_binding))
+        .applied_objects()
+        .predicate_filter(calls_for_reconcile, PredicateConfig::default());
+    let controller = Controller::for_stream(binding_events, bindings.clone()).trigger_backoff(watch_backoff::watch_backoff());
     // Exactly one waiter per store: a store's readiness wakes only some of several
     // concurrent waiters, so the reconciles wait on `caches_ready` instead. The controller
     // itself waits for the bindings store before it reconciles anything.
@@ -140,7 +182,7 @@ pub async fn run(
         }
     };
     tokio::spawn(synced);
-    let caches = context::Caches { bindings: bindings.clone(), classes, nodes, policies, namespaces, ready: caches_ready };
+    let caches = context::Caches { bindings: bindings.clone(), classes, nodes, policies, namespaces, node_targets, ready: caches_ready };
     let ctx = Context::new(client, arm, config, caches, telemetry.metrics);
     let (for_classes, for_nodes, for_policies, for_namespaces) = (bindings.clone(), bindings.clone(), bindings.clone(), bindings);
     controller
@@ -158,4 +200,27 @@ pub async fn run(
             }
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+
+    use super::*;
+
+    #[test]
+    fn a_cached_class_keeps_only_kvbinds_managed_fields() {
+        let entry = |manager: &str| ManagedFieldsEntry { manager: Some(manager.to_owned()), ..ManagedFieldsEntry::default() };
+        let mut class: SecretProviderClass = serde_json::from_value(serde_json::json!({
+            "apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",
+            "metadata": {"name": "app", "annotations": {LAST_APPLIED: "{}", "team": "a"}},
+            "spec": {"provider": "azure"},
+        }))
+        .expect("class");
+        class.metadata.managed_fields = Some(vec![entry("kubectl-client-side-apply"), entry(kvbind_api::FIELD_MANAGER), entry("flux")]);
+        strip_class(&mut class);
+        let managers: Vec<_> = class.metadata.managed_fields.iter().flatten().filter_map(|e| e.manager.as_deref()).collect();
+        assert_eq!(managers, [kvbind_api::FIELD_MANAGER]);
+        assert_eq!(class.metadata.annotations.as_ref().map(|a| a.keys().cloned().collect::<Vec<_>>()), Some(vec!["team".to_owned()]));
+    }
 }

@@ -7,9 +7,11 @@
 //! expiry, which is when the resync promises to repair drift.
 //!
 //! Identities are read once per binding, so they are kept longer (six periods, an hour by
-//! default): their client and principal IDs never change, kvbind writes their tags itself,
-//! and a steady cluster then costs one read per scale set and vault per period. An identity
-//! deleted behind kvbind's back is recreated within those six periods.
+//! default): their client and principal IDs never change and kvbind writes their tags
+//! itself. After that a pool that lists the identity with its principal vouches for it, so
+//! a steady cluster costs one read per scale set and vault per period. An identity deleted
+//! behind kvbind's back loses its principal on the pools and is read, and recreated, within
+//! six periods.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -103,13 +105,28 @@ impl ReadCache {
     }
 
     /// A user-assigned identity; an absent one is not cached (it is about to be created).
-    pub async fn identity(&self, arm: &dyn Arm, id: &IdentityId) -> Result<Option<Identity>, AzureError> {
-        if let Some(hit) = fresh(&self.identities, &id.key(), self.ttl * IDENTITY_PERIODS) {
+    ///
+    /// When its entry has aged out, `pool`'s identity block (read at most once a period,
+    /// and read by the reconcile right after anyway) can vouch for it: ARM lists each
+    /// attached identity with its principal, and blanks the principal of one that was
+    /// deleted. Listed with the principal kvbind knows, the identity is taken as read, so a
+    /// converged cluster reads no identity at all.
+    pub async fn identity(&self, arm: &dyn Arm, id: &IdentityId, pool: Option<&ComputeId>) -> Result<Option<Identity>, AzureError> {
+        let key = id.key();
+        if let Some(hit) = fresh(&self.identities, &key, self.ttl * IDENTITY_PERIODS) {
             return Ok(Some(hit));
+        }
+        let known = self.identities.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&key).map(|(i, _)| i.clone());
+        if let (Some(known), Some(pool)) = (known, pool)
+            && let Ok(block) = self.compute(arm, pool).await
+            && block.principal_of(id) == Some(known.principal_id.as_str())
+        {
+            store(&self.identities, key, known.clone());
+            return Ok(Some(known));
         }
         let read = arm.get_identity(id).await?;
         if let Some(found) = &read {
-            store(&self.identities, id.key(), found.clone());
+            store(&self.identities, key, found.clone());
         }
         Ok(read)
     }

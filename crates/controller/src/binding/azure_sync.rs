@@ -65,20 +65,22 @@ impl Records {
 pub type Change = (&'static str, String);
 
 /// Reads the identity, creating it (or updating kvbind's tags on it) when asked to.
-/// Returns it and whether kvbind created it.
+/// Returns it and whether kvbind created it. `pool`, one of the scale sets it belongs on,
+/// may vouch for it instead of a read ([`ReadCache::identity`](crate::read_cache::ReadCache::identity)).
 pub async fn ensure_identity(
     ctx: &Context,
     id: &IdentityId,
     adopt: bool,
     spec: &IdentitySpec,
     users: &[String],
+    pool: Option<&ComputeId>,
     changes: &mut Vec<Change>,
 ) -> Result<(Identity, bool), BindingError> {
     // Bindings that share an identity reconcile at once; one at a time here, so the first
     // creates it and the rest find it (through the cache) instead of each writing it.
     let turn = ctx.identity_turns.turn(&id.key());
     let _turn = turn.lock().await;
-    let found = ctx.reads.identity(ctx.arm.as_ref(), id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
+    let found = ctx.reads.identity(ctx.arm.as_ref(), id, pool).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
     if adopt {
         return found.map(|i| (i, false)).ok_or_else(|| BindingError::IdentityNotFound(id.to_string()));
     }

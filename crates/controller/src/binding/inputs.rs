@@ -82,17 +82,18 @@ pub fn classes_of(binding: &IdentityBinding, ctx: &Context) -> Result<(Vec<Class
     let selector = &binding.spec.secret_provider_classes;
     let mut found: Vec<Arc<SecretProviderClass>> = Vec::new();
     let mut missing = Vec::new();
+    let in_namespace: Vec<Arc<SecretProviderClass>> =
+        ctx.classes.state().into_iter().filter(|c| c.metadata.namespace.as_deref() == Some(namespace.as_str())).collect();
     if let Some(names) = &selector.names {
         for name in names {
-            match ctx.classes.state().into_iter().find(|c| c.namespace().as_deref() == Some(namespace.as_str()) && &c.name_any() == name) {
-                Some(class) => found.push(class),
+            match in_namespace.iter().find(|c| c.metadata.name.as_ref() == Some(name)) {
+                Some(class) => found.push(class.clone()),
                 None => missing.push(name.clone()),
             }
         }
     }
     if let Some(sel) = &selector.selector {
-        let mut matched: Vec<_> =
-            ctx.classes.state().into_iter().filter(|c| c.namespace().as_deref() == Some(namespace.as_str()) && matches(sel, Some(c.labels()))).collect();
+        let mut matched: Vec<_> = in_namespace.iter().filter(|c| matches(sel, Some(c.labels()))).cloned().collect();
         matched.sort_by_key(|c| c.name_any());
         found.extend(matched);
     }
@@ -148,21 +149,13 @@ fn kvbind_owns_parameter(class: &SecretProviderClass, parameter: &str) -> bool {
 /// `WorkloadIdentity`. Nodes without a providerID (not yet initialised, or virtual) are
 /// skipped.
 pub fn targets_of(binding: &IdentityBinding, ctx: &Context) -> Result<BTreeSet<ComputeId>, BindingError> {
-    let mut targets = BTreeSet::new();
     if binding.spec.mode == IdentityMode::WorkloadIdentity {
-        return Ok(targets);
+        return Ok(BTreeSet::new());
     }
-    for node in ctx.nodes.state() {
-        if !matches(&binding.spec.nodes, Some(node.labels())) {
-            continue;
-        }
-        let Some(provider_id) = node.spec.as_ref().and_then(|s| s.provider_id.as_deref()).filter(|p| !p.is_empty()) else {
-            continue;
-        };
-        let target = ctx.node_targets.target(provider_id).map_err(|source| BindingError::InvalidNode { node: node.name_any(), source })?;
-        targets.insert(target);
+    match ctx.node_targets.of(&ctx.nodes, &binding.spec.nodes) {
+        Ok(targets) => Ok(targets.as_ref().clone()),
+        Err((node, source)) => Err(BindingError::InvalidNode { node, source }),
     }
-    Ok(targets)
 }
 
 /// Everything `binding` needs from Azure, from the caches.
@@ -182,9 +175,9 @@ pub fn claiming_identity(binding: &IdentityBinding, identity: &IdentityId, ctx: 
     ctx.bindings
         .state()
         .into_iter()
-        .filter(|b| b.metadata.deletion_timestamp.is_none())
-        .filter(|b| !(b.namespace() == binding.namespace() && b.name_any() == binding.name_any()))
         .filter(|b| names_identity(&b.spec.identity, &identity.name))
+        .filter(|b| b.metadata.deletion_timestamp.is_none())
+        .filter(|b| !(b.metadata.namespace == binding.metadata.namespace && b.metadata.name == binding.metadata.name))
         .filter(|b| identity_of(&b.spec.identity, &ctx.config).is_ok_and(|(id, _)| &id == identity))
         .collect()
 }

@@ -4,6 +4,7 @@
 
 mod azure_sync;
 mod blast_radius;
+mod events;
 pub mod inputs;
 pub mod plan;
 mod status;
@@ -14,11 +15,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::{Resource, ResourceExt};
 use kvbind_api::IdentityBinding;
 use kvbind_api::identity_binding::{
     AttachmentStatus, DeletionPolicy, IdentityBindingStatus, IdentityMode, IdentityStatus, SecretProviderClassStatus, VaultGrantStatus,
@@ -27,6 +27,7 @@ use rand::Rng;
 
 use self::azure_sync::Change;
 pub use self::azure_sync::Records;
+use self::events::publish;
 use self::inputs::{Needs, identity_of, needs_of, sharing_identity};
 use self::status::{Progress, conditions, patch_if_changed};
 use crate::context::Context;
@@ -186,7 +187,8 @@ async fn converge(binding: &IdentityBinding, ctx: &Context, progress: &mut Progr
     progress.done.push((Step::Policy, "Allowed", format!("allowed by BindingPolicy {}", allowing.join(", "))));
 
     // 1. The identity.
-    let (identity, created) = azure_sync::ensure_identity(ctx, &identity_id, adopt, &binding.spec.identity, &demand.users, changes).await?;
+    let (identity, created) =
+        azure_sync::ensure_identity(ctx, &identity_id, adopt, &binding.spec.identity, &demand.users, demand.targets.first(), changes).await?;
     progress.status.identity = Some(IdentityStatus {
         name: identity.id.name.clone(),
         resource_id: identity.id.to_string(),
@@ -438,32 +440,4 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         }
     }
     Ok(())
-}
-
-async fn publish(ctx: &Context, binding: &IdentityBinding, changes: &[Change], error: Option<&BindingError>) {
-    let reference = binding.object_ref(&());
-    let mut events: Vec<Event> = changes
-        .iter()
-        .map(|(reason, note)| Event {
-            type_: EventType::Normal,
-            reason: (*reason).to_owned(),
-            note: Some(note.clone()),
-            action: "Reconcile".to_owned(),
-            secondary: None,
-        })
-        .collect();
-    if let Some(e) = error {
-        events.push(Event {
-            type_: EventType::Warning,
-            reason: e.reason().to_owned(),
-            note: Some(e.to_string()),
-            action: "Reconcile".to_owned(),
-            secondary: None,
-        });
-    }
-    for event in events {
-        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-            tracing::debug!(error = %e, "publishing an event failed");
-        }
-    }
 }

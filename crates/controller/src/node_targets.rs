@@ -1,0 +1,89 @@
+//! The VM scale sets and VMs behind the cluster's nodes.
+//!
+//! Every reconcile of every binding asks which scale sets run the nodes it selects. With
+//! thousands of nodes and bindings, walking every node per reconcile was most of the
+//! controller's work, though the answer only changes when a node does and most bindings
+//! share a selector (often the empty one). So the answer is kept per selector and dropped
+//! whenever the node watch reports a change.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::Node;
+use kube::ResourceExt;
+use kube::runtime::reflector::Store;
+use kvbind_api::identity_binding::LabelSelector;
+use kvbind_azure::ids::IdError;
+use kvbind_azure::{ComputeId, NodeLocation};
+
+use crate::selector::matches;
+
+/// The scale sets of the selected nodes, or the first node whose providerID is not one.
+pub type Targets = Result<Arc<BTreeSet<ComputeId>>, (String, IdError)>;
+
+/// Parsed providerIDs and the targets of each selector, as of the last node change.
+#[derive(Default)]
+pub struct NodeTargets {
+    parsed: Mutex<HashMap<String, Result<ComputeId, IdError>>>,
+    /// Bumped by the node watch after each change has reached the store.
+    changes: AtomicU64,
+    by_selector: Mutex<HashMap<String, (u64, Targets)>>,
+}
+
+impl NodeTargets {
+    /// Notes that the node store has changed, so every remembered answer is stale.
+    pub fn nodes_changed(&self) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The scale sets and VMs running the nodes in `nodes` that `selector` selects. Nodes
+    /// without a providerID (not yet initialised, or virtual) are skipped.
+    pub fn of(&self, nodes: &Store<Node>, selector: &LabelSelector) -> Targets {
+        // Read before the store: a change landing meanwhile bumps it again, so an answer
+        // computed from a newer store is at worst recomputed, never kept stale.
+        let version = self.changes.load(Ordering::SeqCst);
+        let key = serde_json::to_string(selector).unwrap_or_default();
+        if let Some((at, targets)) = self.lock_memo().get(&key)
+            && *at == version
+        {
+            return targets.clone();
+        }
+        let targets = self.compute(nodes, selector);
+        let mut memo = self.lock_memo();
+        // Selectors come and go with bindings; forgetting stale ones keeps this bounded.
+        memo.retain(|_, (at, _)| *at == version);
+        memo.insert(key, (version, targets.clone()));
+        targets
+    }
+
+    fn lock_memo(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Targets)>> {
+        self.by_selector.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn compute(&self, nodes: &Store<Node>, selector: &LabelSelector) -> Targets {
+        let mut parsed = self.parsed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Nodes come and go with new IDs; forgetting now and then keeps this bounded.
+        if parsed.len() > 50_000 {
+            parsed.clear();
+        }
+        let mut targets = BTreeSet::new();
+        for node in nodes.state() {
+            if !matches(selector, Some(node.labels())) {
+                continue;
+            }
+            let Some(provider_id) = node.spec.as_ref().and_then(|s| s.provider_id.as_deref()).filter(|p| !p.is_empty()) else {
+                continue;
+            };
+            let target = parsed.entry(provider_id.to_owned()).or_insert_with(|| NodeLocation::from_provider_id(provider_id).map(|l| l.attach_target().clone()));
+            match target {
+                Ok(target) if !targets.contains(target) => {
+                    targets.insert(target.clone());
+                }
+                Ok(_) => {}
+                Err(e) => return Err((node.name_any(), e.clone())),
+            }
+        }
+        Ok(Arc::new(targets))
+    }
+}
