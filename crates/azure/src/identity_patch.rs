@@ -20,13 +20,13 @@ pub fn identity_patch(current: &ComputeIdentity, change: &IdentityChange) -> Opt
         .filter(|id| current.has(id) && !change.add.contains(*id))
         .map(|id| {
             // Send the key back as ARM spelled it, so the merge matches it exactly.
-            current.user_assigned.iter().find(|k| k.eq_ignore_ascii_case(&id.key())).cloned().unwrap_or_else(|| id.to_string())
+            current.spelled(id).map_or_else(|| id.to_string(), str::to_owned)
         })
         .collect();
     if adding.is_empty() && removing.is_empty() {
         return None;
     }
-    let remaining = current.user_assigned.len() + adding.len() - removing.len();
+    let remaining = current.user_assigned().len() + adding.len() - removing.len();
     let kind = match (current.system_assigned, remaining > 0) {
         (true, true) => "SystemAssigned, UserAssigned",
         (false, true) => "UserAssigned",
@@ -56,9 +56,12 @@ pub fn read_identity(resource: &Value) -> ComputeIdentity {
     };
     let kind = identity.get("type").and_then(Value::as_str).unwrap_or("None").to_ascii_lowercase();
     let entries = identity.get("userAssignedIdentities").and_then(Value::as_object);
-    let (user_assigned, principal_ids) =
-        entries.into_iter().flatten().map(|(id, entry)| (id.clone(), entry.get("principalId").and_then(Value::as_str).unwrap_or_default().to_owned())).unzip();
-    ComputeIdentity { system_assigned: kind.contains("systemassigned"), user_assigned, principal_ids }
+    let user_assigned = entries
+        .into_iter()
+        .flatten()
+        .map(|(id, entry)| (id.clone(), entry.get("principalId").and_then(Value::as_str).unwrap_or_default().to_owned()))
+        .collect();
+    ComputeIdentity::new(kind.contains("systemassigned"), user_assigned)
 }
 
 #[cfg(test)]
@@ -67,6 +70,10 @@ mod tests {
 
     use super::*;
     use crate::ids::{GroupResourceId, ResourceKind};
+
+    fn attached(system_assigned: bool, ids: &[String]) -> ComputeIdentity {
+        ComputeIdentity::new(system_assigned, ids.iter().map(|id| (id.clone(), String::new())).collect())
+    }
 
     fn uami(name: &str) -> GroupResourceId {
         GroupResourceId::new(ResourceKind::UserAssignedIdentity, "s", "rg", name).expect("valid")
@@ -78,11 +85,7 @@ mod tests {
 
     #[test]
     fn adding_keeps_system_assigned_and_sends_only_the_new_identity() {
-        let current = ComputeIdentity {
-            system_assigned: true,
-            user_assigned: vec![uami("foreign").to_string().replace("resourceGroups", "resourcegroups")],
-            principal_ids: Vec::new(),
-        };
+        let current = attached(true, &[uami("foreign").to_string().replace("resourceGroups", "resourcegroups")]);
         let body = identity_patch(&current, &change(&["kvbind"], &[])).expect("a change");
         assert_eq!(body["identity"]["type"], "SystemAssigned, UserAssigned");
         let entries = body["identity"]["userAssignedIdentities"].as_object().expect("map");
@@ -92,25 +95,23 @@ mod tests {
 
     #[test]
     fn nothing_to_do_when_already_attached_in_other_casing() {
-        let current =
-            ComputeIdentity { system_assigned: false, user_assigned: vec![uami("KVBIND").to_string().to_ascii_lowercase()], principal_ids: Vec::new() };
+        let current = attached(false, &[uami("KVBIND").to_string().to_ascii_lowercase()]);
         assert_eq!(identity_patch(&current, &change(&["kvbind"], &[])), None);
     }
 
     #[test]
     fn removing_the_last_identity_switches_type_and_keeps_system_assigned() {
-        let current = ComputeIdentity { system_assigned: true, user_assigned: vec![uami("kvbind").to_string()], principal_ids: Vec::new() };
+        let current = attached(true, &[uami("kvbind").to_string()]);
         let body = identity_patch(&current, &change(&[], &["kvbind"])).expect("a change");
         assert_eq!(body, json!({"identity": {"type": "SystemAssigned"}}));
-        let current = ComputeIdentity { system_assigned: false, user_assigned: vec![uami("kvbind").to_string()], principal_ids: Vec::new() };
+        let current = attached(false, &[uami("kvbind").to_string()]);
         let body = identity_patch(&current, &change(&[], &["kvbind"])).expect("a change");
         assert_eq!(body, json!({"identity": {"type": "None"}}));
     }
 
     #[test]
     fn removing_one_of_several_sends_null_for_it_only() {
-        let current =
-            ComputeIdentity { system_assigned: false, user_assigned: vec![uami("foreign").to_string(), uami("kvbind").to_string()], principal_ids: Vec::new() };
+        let current = attached(false, &[uami("foreign").to_string(), uami("kvbind").to_string()]);
         let body = identity_patch(&current, &change(&[], &["kvbind"])).expect("a change");
         assert_eq!(body["identity"]["type"], "UserAssigned");
         assert_eq!(body["identity"]["userAssignedIdentities"][uami("kvbind").to_string()], Value::Null);
@@ -138,5 +139,19 @@ mod tests {
         assert!(block.has(&uami("gone")));
         assert_eq!(block.principal_of(&uami("gone")), None, "an empty principal is no principal");
         assert_eq!(block.principal_of(&uami("other")), None);
+    }
+
+    #[test]
+    fn finds_each_of_many_identities_in_any_order_and_casing() {
+        let names: Vec<String> = (0..50).map(|i| format!("id-{:02}", (i * 37) % 50)).collect();
+        let spelled: Vec<String> =
+            names.iter().enumerate().map(|(i, n)| if i % 2 == 0 { uami(n).to_string().to_ascii_uppercase() } else { uami(n).to_string() }).collect();
+        let block = attached(true, &spelled);
+        for name in &names {
+            assert!(block.has(&uami(name)), "{name}");
+            assert!(block.spelled(&uami(name)).is_some_and(|s| s.eq_ignore_ascii_case(&uami(name).to_string())));
+        }
+        assert!(!block.has(&uami("id-50")));
+        assert!(!block.has(&uami("id-0")));
     }
 }

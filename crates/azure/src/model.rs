@@ -48,17 +48,35 @@ pub struct Identity {
 pub struct ComputeIdentity {
     /// A system-assigned identity is enabled (and must stay so).
     pub system_assigned: bool,
-    /// The user-assigned identities, as the full resource IDs ARM returned.
-    pub user_assigned: Vec<String>,
+    /// The user-assigned identities as ARM spelled their IDs, sorted by the lowercase ID.
+    user_assigned: Vec<String>,
     /// The principal ID ARM reported beside each of `user_assigned`, in the same order;
     /// empty where it reported none (an identity deleted while still attached).
-    pub principal_ids: Vec<String>,
+    principal_ids: Vec<String>,
 }
 
 impl ComputeIdentity {
+    /// An identity block: `user_assigned` pairs each identity's ID (as ARM spelled it)
+    /// with the principal ID ARM reported for it (empty when none).
+    pub fn new(system_assigned: bool, mut user_assigned: Vec<(String, String)>) -> Self {
+        user_assigned.sort_by(|(a, _), (b, _)| lowercase(a).cmp(lowercase(b)));
+        let (user_assigned, principal_ids) = user_assigned.into_iter().unzip();
+        ComputeIdentity { system_assigned, user_assigned, principal_ids }
+    }
+
+    /// The user-assigned identities' IDs, as ARM spelled them.
+    pub fn user_assigned(&self) -> &[String] {
+        &self.user_assigned
+    }
+
     /// True when `identity` is among the user-assigned identities (compared ignoring case).
     pub fn has(&self, identity: &IdentityId) -> bool {
         self.position(identity).is_some()
+    }
+
+    /// The ID of `identity` as ARM spelled it here, when it is attached.
+    pub fn spelled(&self, identity: &IdentityId) -> Option<&str> {
+        self.position(identity).map(|i| self.user_assigned[i].as_str())
     }
 
     /// The principal ID ARM reports for `identity` here, when it is attached and has one.
@@ -66,10 +84,16 @@ impl ComputeIdentity {
         self.position(identity).and_then(|i| self.principal_ids.get(i)).map(String::as_str).filter(|p| !p.is_empty())
     }
 
+    /// A pool can carry a thousand identities and every binding on it asks about its own,
+    /// so the IDs are kept sorted and searched, not scanned.
     fn position(&self, identity: &IdentityId) -> Option<usize> {
         let key = identity.key();
-        self.user_assigned.iter().position(|id| id.eq_ignore_ascii_case(&key))
+        self.user_assigned.binary_search_by(|id| lowercase(id).cmp(key.bytes())).ok()
     }
+}
+
+fn lowercase(s: &str) -> impl Iterator<Item = u8> + '_ {
+    s.bytes().map(|b| b.to_ascii_lowercase())
 }
 
 /// A change to the user-assigned identities of one VM scale set or VM.

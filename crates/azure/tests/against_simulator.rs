@@ -120,11 +120,11 @@ async fn attach_and_detach_keep_system_and_foreign_identities() {
 
     let before = arm.get_compute_identity(&vmss).await.expect("read");
     assert!(before.system_assigned);
-    assert_eq!(before.user_assigned.len(), 1, "the foreign identity is read, not dropped");
+    assert_eq!(before.user_assigned().len(), 1, "the foreign identity is read, not dropped");
 
     let add = IdentityChange { add: BTreeSet::from([uami.clone()]), remove: BTreeSet::new() };
     let after = arm.update_compute_identities(&vmss, &before, &add).await.expect("attach");
-    assert!(after.system_assigned && after.has(&uami) && after.user_assigned.len() == 2, "{after:?}");
+    assert!(after.system_assigned && after.has(&uami) && after.user_assigned().len() == 2, "{after:?}");
 
     let polls = sim.counters().by_operation.get("Operations_Get").copied().unwrap_or(0);
     assert!(polls >= 1, "the long-running operation was polled to its end");

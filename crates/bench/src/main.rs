@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
         latencies: Latencies::scaled(args.scale),
         batch_window_ms: (2000.0 * args.scale).round() as u64,
         steady_resync_seconds: 10,
-        steady_periods: 3,
+        steady_periods: 6,
     };
     eprintln!("starting the control plane (built on first use)");
     tokio::task::spawn_blocking(kvbind_e2e::control_plane).await?;

@@ -92,12 +92,7 @@ pub async fn run(scenario: &Scenario, strategy: Strategy, settings: &Settings) -
     let bound = critical_path_seconds(scenario, &settings.latencies);
     let deadline = Duration::from_secs_f64((bound * 40.0).max(300.0));
     let all = scenario.bindings;
-    let converged = world::until(deadline, || {
-        let client = client.clone();
-        let namespace = ns.name.clone();
-        async move { Ok(world::ready(&client, &namespace).await? == all) }
-    })
-    .await?;
+    let converged = world::until_bindings(&client, &ns.name, all, deadline, world::is_ready).await?;
 
     let (seconds, counters, reads_per_period) = match scenario.kind {
         Kind::Converge => (converged.as_secs_f64(), sim.counters(), None),
@@ -106,13 +101,13 @@ pub async fn run(scenario: &Scenario, strategy: Strategy, settings: &Settings) -
             let period = Duration::from_secs(settings.steady_resync_seconds * settings.steady_periods);
             tokio::time::sleep(period).await;
             let counters = sim.counters();
+            eprintln!("  steady state, per operation over {} periods: {:?}", settings.steady_periods, counters.by_operation);
             let per_period = counters.reads as f64 / settings.steady_periods as f64;
             (converged.as_secs_f64(), counters, Some(per_period))
         }
         Kind::ScaleOut => {
             sim.reset_counters();
             let new_pool = scenario.pools;
-            let identities = scenario.identities();
             let target = world::pool(new_pool);
             // The new pool's scale set exists in Azure before its first node joins.
             sim.seed(&kvbind_arm_sim::Seed::from_yaml(&format!(
@@ -122,11 +117,13 @@ pub async fn run(scenario: &Scenario, strategy: Strategy, settings: &Settings) -
             ))?);
             let started = tokio::time::Instant::now();
             world::nodes(&client, &ns.name, new_pool, 1).await?;
-            world::until(deadline, || {
-                let on = kvbind_e2e::world::identities_on(&sim, &target).len();
-                async move { Ok(on >= identities) }
-            })
-            .await?;
+            // Done when every binding is Ready again and records the new pool: kvbind
+            // records an attachment once the scale set's long-running PATCH has ended.
+            let on_new_pool = |b: &kvbind_api::IdentityBinding| {
+                world::is_ready(b)
+                    && b.status.as_ref().is_some_and(|s| s.attachments.iter().any(|a| a.resource_id.to_ascii_lowercase().ends_with(&format!("/{target}"))))
+            };
+            world::until_bindings(&client, &ns.name, all, deadline, on_new_pool).await?;
             (started.elapsed().as_secs_f64(), sim.counters(), None)
         }
     };

@@ -1,11 +1,14 @@
 //! Building a scenario's world: the simulator with its latencies, and the Nodes,
 //! SecretProviderClasses and IdentityBindings in the cluster.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kvbind_api::IdentityBinding;
 use kvbind_arm_sim::seed::LroSeed;
 use kvbind_arm_sim::{Fault, FaultRule, Simulator};
 use kvbind_e2e::operator::{Scenario as E2e, seed};
@@ -88,30 +91,42 @@ fn serde_yaml_ng_value(yaml: &str) -> anyhow::Result<serde_json::Value> {
     Ok(serde_yaml_ng::from_str(yaml)?)
 }
 
-/// How many of the namespace's bindings are Ready.
-pub async fn ready(client: &kube::Client, namespace: &str) -> anyhow::Result<usize> {
-    let api: Api<kvbind_api::IdentityBinding> = Api::namespaced(client.clone(), namespace);
-    let list = api.list(&Default::default()).await?;
-    Ok(list
-        .items
-        .iter()
-        .filter(|b| {
-            b.status
-                .as_ref()
-                .and_then(|s| kvbind_api::condition::find(&s.conditions, kvbind_api::condition::READY))
-                .is_some_and(|c| c.status == kvbind_api::ConditionStatus::True)
-        })
-        .count())
+/// True when a binding's `Ready` condition is `True`.
+pub fn is_ready(binding: &IdentityBinding) -> bool {
+    binding
+        .status
+        .as_ref()
+        .and_then(|s| kvbind_api::condition::find(&s.conditions, kvbind_api::condition::READY))
+        .is_some_and(|c| c.status == kvbind_api::ConditionStatus::True)
 }
 
-/// Polls `check` every 200 ms until it holds or `deadline` passes.
-pub async fn until<F: std::future::Future<Output = anyhow::Result<bool>>>(deadline: Duration, mut check: impl FnMut() -> F) -> anyhow::Result<Duration> {
+/// Waits, by watching the namespace's bindings, until `count` of them satisfy `done`;
+/// returns how long that took. A watch sees each change once, where polling a list of a
+/// thousand bindings would load the API server that is being measured.
+pub async fn until_bindings(
+    client: &kube::Client,
+    namespace: &str,
+    count: usize,
+    deadline: Duration,
+    done: impl Fn(&IdentityBinding) -> bool,
+) -> anyhow::Result<Duration> {
     let started = tokio::time::Instant::now();
-    loop {
-        if check().await? {
-            return Ok(started.elapsed());
+    let api: Api<IdentityBinding> = Api::namespaced(client.clone(), namespace);
+    let mut done_names = HashSet::new();
+    let mut changes = std::pin::pin!(watcher(api, watcher::Config::default()).applied_objects());
+    let watch = async {
+        while let Some(binding) = changes.try_next().await? {
+            let name = binding.metadata.name.clone().unwrap_or_default();
+            if done(&binding) {
+                done_names.insert(name);
+            } else {
+                done_names.remove(&name);
+            }
+            if done_names.len() >= count {
+                return anyhow::Ok(started.elapsed());
+            }
         }
-        anyhow::ensure!(started.elapsed() < deadline, "not done after {deadline:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        anyhow::bail!("the watch of {namespace}'s bindings ended")
+    };
+    tokio::time::timeout(deadline, watch).await.map_err(|_| anyhow::anyhow!("not done after {deadline:?}"))?
 }

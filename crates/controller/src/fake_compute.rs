@@ -71,11 +71,10 @@ impl Arm for FakeCompute {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.added.lock().expect("lock").push(change.add.len());
         tokio::time::sleep(self.latency).await;
-        let mut after = current.clone();
-        after.user_assigned.retain(|id| !change.remove.iter().any(|r| r.key().eq_ignore_ascii_case(id)));
-        after.user_assigned.extend(change.add.iter().filter(|id| !current.has(id)).map(ToString::to_string));
         // Principals are not modelled here.
-        after.principal_ids.clear();
+        let kept = current.user_assigned().iter().filter(|id| !change.remove.iter().any(|r| r.key().eq_ignore_ascii_case(id))).cloned();
+        let added = change.add.iter().filter(|id| !current.has(id)).map(ToString::to_string);
+        let after = ComputeIdentity::new(current.system_assigned, kept.chain(added).map(|id| (id, String::new())).collect());
         self.blocks.lock().expect("lock").insert(target.key(), after.clone());
         Ok(after)
     }

@@ -202,7 +202,7 @@ pub async fn sync_attachments(
         if newly_crowded {
             out.newly_crowded.push(target.clone());
         }
-        if after.user_assigned.len() > 1 {
+        if after.user_assigned().len() > 1 {
             out.crowded.push(target.clone());
         }
         out.status.push(AttachmentStatus { resource_id: target.to_string(), origin });
@@ -245,7 +245,7 @@ async fn attach<'a>(
     }
     let after = ctx.compute.change(target, Some(identity), None).await.map_err(BindingError::azure(Step::Nodes, "attaching the identity"))?;
     let change = ("IdentityAttached", format!("attached the identity to {target}"));
-    Ok((target, AttachmentOrigin::Attached, after, current.user_assigned.len() == 1, Some(change)))
+    Ok((target, AttachmentOrigin::Attached, after, current.user_assigned().len() == 1, Some(change)))
 }
 
 /// Grants `principal` exactly what the objects need on each vault, and revokes what
