@@ -48,20 +48,37 @@ pub fn identity_patch(current: &ComputeIdentity, change: &IdentityChange) -> Opt
     Some(json!({ "identity": { "type": kind, "userAssignedIdentities": entries } }))
 }
 
-/// Reads the `identity` block of a VM scale set or VM body (`type` in any casing, with or
-/// without the space after the comma).
-pub fn read_identity(resource: &Value) -> ComputeIdentity {
-    let Some(identity) = resource.get("identity") else {
-        return ComputeIdentity::default();
+/// Only the `identity` block of a VM scale set or VM body: the rest (a scale set's model
+/// can be large) is skipped while parsing.
+#[derive(serde::Deserialize)]
+struct IdentityOnly {
+    identity: Option<IdentityBlock>,
+}
+
+#[derive(serde::Deserialize)]
+struct IdentityBlock {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(rename = "userAssignedIdentities")]
+    user_assigned: Option<std::collections::HashMap<String, Option<UserAssignedEntry>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct UserAssignedEntry {
+    #[serde(rename = "principalId")]
+    principal_id: Option<String>,
+}
+
+/// Reads the `identity` block of a VM scale set or VM body as it comes off the wire
+/// (`type` in any casing, with or without the space after the comma).
+pub fn read_identity(body: &[u8]) -> Result<ComputeIdentity, serde_json::Error> {
+    let IdentityOnly { identity } = serde_json::from_slice(body)?;
+    let Some(IdentityBlock { kind, user_assigned }) = identity else {
+        return Ok(ComputeIdentity::default());
     };
-    let kind = identity.get("type").and_then(Value::as_str).unwrap_or("None").to_ascii_lowercase();
-    let entries = identity.get("userAssignedIdentities").and_then(Value::as_object);
-    let user_assigned = entries
-        .into_iter()
-        .flatten()
-        .map(|(id, entry)| (id.clone(), entry.get("principalId").and_then(Value::as_str).unwrap_or_default().to_owned()))
-        .collect();
-    ComputeIdentity::new(kind.contains("systemassigned"), user_assigned)
+    let kind = kind.unwrap_or_default().to_ascii_lowercase();
+    let user_assigned = user_assigned.into_iter().flatten().map(|(id, entry)| (id, entry.and_then(|e| e.principal_id).unwrap_or_default())).collect();
+    Ok(ComputeIdentity::new(kind.contains("systemassigned"), user_assigned))
 }
 
 #[cfg(test)]
@@ -121,20 +138,25 @@ mod tests {
     #[test]
     fn reads_type_in_any_spelling() {
         for kind in ["SystemAssigned, UserAssigned", "SystemAssigned,UserAssigned", "systemAssigned"] {
-            let id = read_identity(&json!({"identity": {"type": kind}}));
+            let id = read_identity(json!({"identity": {"type": kind}}).to_string().as_bytes()).expect("parsed");
             assert!(id.system_assigned, "{kind}");
         }
-        assert_eq!(read_identity(&json!({"name": "x"})), ComputeIdentity::default());
+        assert_eq!(read_identity(br#"{"name": "x"}"#).expect("parsed"), ComputeIdentity::default());
     }
 
     #[test]
     fn reads_each_attached_identity_with_its_principal() {
         let kvbind = uami("kvbind").to_string();
         let gone = uami("gone").to_string();
-        let block = read_identity(&json!({"identity": {"type": "UserAssigned", "userAssignedIdentities": {
-            kvbind.clone(): {"principalId": "p-1", "clientId": "c-1"},
-            gone.clone(): {"principalId": "", "clientId": ""},
-        }}}));
+        let block = read_identity(
+            json!({"identity": {"type": "UserAssigned", "userAssignedIdentities": {
+                kvbind.clone(): {"principalId": "p-1", "clientId": "c-1"},
+                gone.clone(): {"principalId": "", "clientId": ""},
+            }}})
+            .to_string()
+            .as_bytes(),
+        )
+        .expect("parsed");
         assert_eq!(block.principal_of(&uami("KVBIND")), Some("p-1"));
         assert!(block.has(&uami("gone")));
         assert_eq!(block.principal_of(&uami("gone")), None, "an empty principal is no principal");
@@ -153,5 +175,19 @@ mod tests {
         }
         assert!(!block.has(&uami("id-50")));
         assert!(!block.has(&uami("id-0")));
+    }
+
+    #[test]
+    fn reads_only_the_identity_block_of_a_full_body() {
+        let body = json!({"name": "pool", "properties": {"virtualMachineProfile": {"osProfile": {}}}, "identity": {
+            "type": "SystemAssigned,UserAssigned", "principalId": "sys",
+            "userAssignedIdentities": {uami("b").to_string(): {"principalId": "p-b"}, uami("a").to_string(): {"principalId": "p-a", "clientId": "c"}},
+        }});
+        let bytes = serde_json::to_vec(&body).expect("json");
+        let block = read_identity(&bytes).expect("parsed");
+        assert!(block.system_assigned);
+        assert_eq!(block.user_assigned(), [uami("a").to_string(), uami("b").to_string()]);
+        assert_eq!(block.principal_of(&uami("b")), Some("p-b"));
+        assert_eq!(read_identity(br#"{"name": "vm"}"#).expect("parsed"), ComputeIdentity::default());
     }
 }

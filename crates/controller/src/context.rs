@@ -80,6 +80,8 @@ pub struct Context {
     pub reads: Arc<ReadCache>,
     /// Event publisher.
     pub recorder: Recorder,
+    /// Reconciles writing their status and Events at once.
+    pub api_writes: tokio::sync::Semaphore,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// True once every cache has listed its objects.
@@ -119,6 +121,7 @@ impl Context {
             node_targets,
             identity_turns: Turns::default(),
             recorder,
+            api_writes: tokio::sync::Semaphore::new(crate::request_limit::DEFAULT_API_REQUESTS),
             metrics,
             caches_ready,
             failures: Mutex::default(),

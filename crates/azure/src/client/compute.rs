@@ -38,12 +38,7 @@ impl ArmClient {
         }
         .map_err(|e| classify(&e, operation, &resource))?;
         let body = response.into_body().collect().await.map_err(|e| classify(&e, operation, &resource))?;
-        let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| AzureError::Transient {
-            operation,
-            resource: resource.clone(),
-            message: format!("unreadable body: {e}"),
-        })?;
-        Ok(read_identity(&json))
+        read_identity(&body).map_err(|e| AzureError::Transient { operation, resource: resource.clone(), message: format!("unreadable body: {e}") })
     }
 
     pub(super) async fn patch_compute_identity(

@@ -5,8 +5,9 @@
 //! in etcd and in the recorder's cache. One `IdentityAttached` Event that names them all
 //! says the same.
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kvbind_api::IdentityBinding;
 
 use super::azure_sync::Change;
@@ -17,25 +18,31 @@ use crate::error::BindingError;
 const MAX_NOTE_BYTES: usize = 1024;
 
 /// Publishes `changes` (folded per reason) and `error` as Events on the binding.
+///
+/// A warning repeats while a binding keeps failing, and the shared recorder folds repeats
+/// into one Event with a count. Changes are each new, so they go out through a recorder of
+/// their own: the shared one keeps every Event it sent for minutes and walks them all on
+/// each send, which at a thousand new bindings is thousands of Events held for nothing.
 pub async fn publish(ctx: &Context, binding: &IdentityBinding, changes: &[Change], error: Option<&BindingError>) {
     let reference = binding.object_ref(&());
-    let mut events: Vec<Event> = fold(changes)
-        .into_iter()
-        .map(|(reason, note)| Event { type_: EventType::Normal, reason: reason.to_owned(), note: Some(note), action: "Reconcile".to_owned(), secondary: None })
-        .collect();
-    if let Some(e) = error {
-        events.push(Event {
-            type_: EventType::Warning,
-            reason: e.reason().to_owned(),
-            note: Some(e.to_string()),
-            action: "Reconcile".to_owned(),
-            secondary: None,
-        });
-    }
-    for event in events {
-        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-            tracing::debug!(error = %e, "publishing an event failed");
+    let folded = fold(changes);
+    if !folded.is_empty() {
+        let recorder = Recorder::new(ctx.client.clone(), Reporter { controller: ctx.config.reporter.clone(), instance: None });
+        for (reason, note) in folded {
+            let event = Event { type_: EventType::Normal, reason: reason.to_owned(), note: Some(note), action: "Reconcile".to_owned(), secondary: None };
+            send(&recorder, &event, &reference).await;
         }
+    }
+    if let Some(e) = error {
+        let event =
+            Event { type_: EventType::Warning, reason: e.reason().to_owned(), note: Some(e.to_string()), action: "Reconcile".to_owned(), secondary: None };
+        send(&ctx.recorder, &event, &reference).await;
+    }
+}
+
+async fn send(recorder: &Recorder, event: &Event, reference: &ObjectReference) {
+    if let Err(e) = recorder.publish(event, reference).await {
+        tracing::debug!(error = %e, "publishing an event failed");
     }
 }
 

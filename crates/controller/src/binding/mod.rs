@@ -108,6 +108,10 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
     let mut progress = Progress::default();
     let mut changes = Vec::new();
     let outcome = converge(binding, ctx, &mut progress, &mut changes).await;
+    // One PATCH often serves a thousand bindings, whose reconciles then all finish at once;
+    // building their Events and status bodies a few at a time keeps that moment's memory
+    // flat (the API server takes them a few at a time anyway).
+    let _writing = ctx.api_writes.acquire().await;
     publish(ctx, binding, &changes, outcome.as_ref().err()).await;
     let mut status = progress.status.clone();
     status.observed_generation = binding.metadata.generation;
@@ -365,6 +369,7 @@ async fn cleanup(binding: &IdentityBinding, ctx: &Context) -> Result<Action, Rec
     }
     let mut changes = Vec::new();
     let result = undo(binding, ctx, &mut changes).await;
+    let _writing = ctx.api_writes.acquire().await;
     publish(ctx, binding, &changes, result.as_ref().err()).await;
     result.map_err(ReconcileError::Cleanup)?;
     Ok(Action::await_change())
