@@ -68,16 +68,19 @@ impl AccessPolicyBatcher {
         })
     }
 
-    /// Writes batches for one vault until no more changes arrive.
+    /// Writes batches for one vault until no more changes arrive. Only the first batch
+    /// waits a window: a vault takes its writes one at a time, so what arrives while one is
+    /// written goes out right after it.
     async fn write_loop(self, key: String) {
-        let window = self.window.unwrap_or_default();
+        let mut wait = self.window.unwrap_or_default();
         loop {
-            tokio::time::sleep(window).await;
+            tokio::time::sleep(wait).await;
             let batch = next_batch(&self.queues, &key, Vec::is_empty);
             let Some((vault, requests)) = batch else {
                 return;
             };
             self.write(&vault, requests).await;
+            wait = Duration::ZERO;
         }
     }
 

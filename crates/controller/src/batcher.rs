@@ -22,8 +22,10 @@ use crate::context::Turns;
 use crate::read_cache::ReadCache;
 use crate::write_queue::{WriteQueues, next_batch};
 
-/// The longest a batch waits for more changes, in batch windows.
-pub const MAX_WINDOWS: u32 = 8;
+/// The longest a batch waits for more changes, in batch windows. A thousand new bindings
+/// create their identities over twenty seconds or so; closing the batch before they are all
+/// in costs a second PATCH, which takes as long again.
+pub const MAX_WINDOWS: u32 = 16;
 
 type Reply = oneshot::Sender<Result<Arc<ComputeIdentity>, AzureError>>;
 
@@ -94,8 +96,12 @@ impl ComputeBatcher {
     /// Writes batches for one target until no more changes arrive.
     async fn write_loop(self, key: String) {
         let window = self.window.unwrap_or_default();
+        // Changes that arrived while a PATCH was in flight have waited long enough: the
+        // next batch only waits for the quiet that closes it.
+        let mut first_wait = window;
         loop {
-            self.collect(&key, window).await;
+            self.collect(&key, first_wait, window).await;
+            first_wait = window / 4;
             let batch = next_batch(&self.queues, &key, |p: &Pending| p.replies.is_empty());
             let Some((target, pending)) = batch else {
                 return;
@@ -107,11 +113,11 @@ impl ComputeBatcher {
         }
     }
 
-    /// Waits one window, then on while changes keep arriving (none for a quarter window
+    /// Waits `first`, then on while changes keep arriving (none for a quarter window
     /// closes the batch), for at most [`MAX_WINDOWS`] windows.
-    async fn collect(&self, key: &str, window: Duration) {
+    async fn collect(&self, key: &str, first: Duration, window: Duration) {
         let started = tokio::time::Instant::now();
-        tokio::time::sleep(window).await;
+        tokio::time::sleep(first).await;
         let arrived = || self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).map_or(0, |(_, p)| p.replies.len());
         let mut seen = arrived();
         while started.elapsed() < window * MAX_WINDOWS {
@@ -187,7 +193,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_batch_closes_after_a_quiet_quarter_window_and_after_at_most_eight_windows() {
+    async fn a_batch_closes_after_a_quiet_quarter_window_and_after_at_most_max_windows() {
         let arm = Arc::new(FakeCompute::new(Duration::from_secs(20)));
         let batcher = batcher_for(&arm);
         // Two changes a second apart, then one well after a quiet spell: two writes.
@@ -199,11 +205,11 @@ mod tests {
         late.await.expect("task").expect("attached");
         assert_eq!(*arm.added.lock().expect("lock"), vec![2, 1], "the quiet quarter window closed the first batch");
 
-        // A change every 400 ms without end still gets written after eight windows.
+        // A change every 400 ms without end still gets written after MAX_WINDOWS windows.
         let arm = Arc::new(FakeCompute::new(Duration::from_secs(20)));
         let batcher = batcher_for(&arm);
         let started = tokio::time::Instant::now();
-        let endless: Vec<_> = (0..100).map(|i| attach_later(&batcher, i, Duration::from_millis(400) * i as u32)).collect();
+        let endless: Vec<_> = (0..200).map(|i| attach_later(&batcher, i, Duration::from_millis(400) * i as u32)).collect();
         endless.into_iter().next().expect("first").await.expect("task").expect("attached");
         // The batch's fresh read and its PATCH take 20 s each.
         let waited = started.elapsed() - Duration::from_secs(40);
