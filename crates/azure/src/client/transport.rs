@@ -65,17 +65,37 @@ pub struct ArmTransport {
     fence: Option<Arc<dyn WriteFence>>,
     throttled_until: Mutex<HashMap<String, Instant>>,
     in_flight: tokio::sync::Semaphore,
+    in_flight_shared: tokio::sync::Semaphore,
 }
 
 /// How many ARM requests one client sends at once. Each needs a connection of its own
 /// (HTTP/1.1), and ARM throttles a subscription's writes long before this many are useful.
 pub const MAX_CONCURRENT_REQUESTS: usize = 64;
 
+/// How many requests to scale sets, VMs and vaults (the resources many bindings share) go
+/// at once, apart from the rest. Each of those has one batched writer, so they are few; but
+/// a thousand new bindings queue a thousand identity requests, and a vault's next write,
+/// on which every one of them waits, must not queue behind them.
+pub const MAX_CONCURRENT_SHARED_REQUESTS: usize = 32;
+
+/// True for requests about the resources that many bindings share: scale sets, VMs and
+/// their long-running operations, and vaults.
+fn is_shared_resource(lowercase_path: &str) -> bool {
+    lowercase_path.contains("/providers/microsoft.compute/") || lowercase_path.contains("/providers/microsoft.keyvault/")
+}
+
 impl ArmTransport {
     /// A transport over `http`, reporting each request to `observer` and sending writes
     /// only while `fence` allows them.
     pub fn new(http: Arc<dyn HttpClient>, observer: Option<Arc<dyn ArmObserver>>, fence: Option<Arc<dyn WriteFence>>) -> Self {
-        ArmTransport { http, observer, fence, throttled_until: Mutex::default(), in_flight: tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS) }
+        ArmTransport {
+            http,
+            observer,
+            fence,
+            throttled_until: Mutex::default(),
+            in_flight: tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS),
+            in_flight_shared: tokio::sync::Semaphore::new(MAX_CONCURRENT_SHARED_REQUESTS),
+        }
     }
 
     /// Refuses a write the fence does not allow, as a transient failure: by the time it
@@ -130,7 +150,8 @@ impl Policy for ArmTransport {
                 ArmFailureError(failure),
             ));
         }
-        let _turn = self.in_flight.acquire().await;
+        let lane = if is_shared_resource(&scope) { &self.in_flight_shared } else { &self.in_flight };
+        let _turn = lane.acquire().await;
         let started = std::time::Instant::now();
         let response = self.http.execute_request(request).await;
         let status = response.as_ref().map_or(0, |r| u16::from(r.status()));
@@ -187,5 +208,51 @@ pub fn classify(error: &azure_core::Error, operation: &'static str, resource: &s
     match error.kind() {
         ErrorKind::Credential => AzureError::Unauthenticated { operation, resource: resource.to_owned(), message: error.to_string() },
         _ => AzureError::Transient { operation, resource: resource.to_owned(), message: error.to_string() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use azure_core::{Method, Response, StatusCode, Url};
+
+    use super::*;
+
+    /// An HTTP client on which identity requests never end and everything else answers 200.
+    #[derive(Debug)]
+    struct IdentitiesHang;
+
+    #[async_trait]
+    impl HttpClient for IdentitiesHang {
+        async fn execute_request(&self, request: &Request) -> azure_core::Result<azure_core::Response> {
+            if request.url().path().contains("userAssignedIdentities") {
+                std::future::pending::<()>().await;
+            }
+            Ok(Response::new(StatusCode::Ok, Headers::new(), Box::pin(futures::stream::empty())))
+        }
+    }
+
+    fn request(path: &str) -> Request {
+        Request::new(Url::parse(&format!("https://management.azure.com{path}")).expect("url"), Method::Put)
+    }
+
+    #[tokio::test]
+    async fn a_vault_write_does_not_wait_behind_a_flood_of_identity_requests() {
+        let transport = Arc::new(ArmTransport::new(Arc::new(IdentitiesHang), None, None));
+        for i in 0..MAX_CONCURRENT_REQUESTS * 2 {
+            let transport = transport.clone();
+            tokio::spawn(async move {
+                let mut identity = request(&format!("/subscriptions/s/resourceGroups/g/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-{i}"));
+                let _ = transport.send(&Context::new(), &mut identity, &[]).await;
+            });
+        }
+        // Until the identity requests hold every general permit.
+        while transport.in_flight.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let mut vault = request("/subscriptions/s/resourceGroups/g/providers/Microsoft.KeyVault/vaults/kv/accessPolicies/add");
+        let answered = tokio::time::timeout(Duration::from_secs(5), transport.send(&Context::new(), &mut vault, &[])).await;
+        assert!(answered.expect("the vault write waited behind identity requests").is_ok());
     }
 }
