@@ -8,10 +8,13 @@
 //! A PATCH takes tens of seconds, so a change that just misses one waits for it to end and
 //! then costs a PATCH of its own. When many bindings reconcile at once (an operator start,
 //! a new pool under a thousand bindings) their changes arrive over several seconds; the
-//! window therefore stays open while they keep coming, up to [`MAX_WINDOWS`] windows.
+//! window therefore stays open while they keep coming, and while bindings are still
+//! resolving their identities (each of them is about to ask for an attachment), up to
+//! [`MAX_WINDOWS`] windows.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use kvbind_azure::model::{ComputeIdentity, IdentityChange};
@@ -45,13 +48,42 @@ pub struct ComputeBatcher {
     queues: Arc<WriteQueues<ComputeId, Pending>>,
     /// Without batching: one lock per target, so single writes still never overlap.
     single: Arc<Turns>,
+    /// Bindings resolving their identity right now.
+    resolving: Arc<Resolving>,
+}
+
+/// How many bindings are resolving (reading or creating) their identity right now: each is
+/// about to ask for attachments, so an open batch waits for them.
+#[derive(Debug, Default)]
+pub struct Resolving(AtomicUsize);
+
+impl Resolving {
+    /// Counts one binding as resolving until the guard is dropped.
+    pub fn start(&self) -> ResolvingGuard<'_> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        ResolvingGuard(self)
+    }
+
+    fn any(&self) -> bool {
+        self.0.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// One binding resolving its identity; see [`Resolving`].
+pub struct ResolvingGuard<'a>(&'a Resolving);
+
+impl Drop for ResolvingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl ComputeBatcher {
     /// A batcher that collects changes for `window` before writing; `None` writes each
     /// change on its own, one at a time per target (the naive strategy, for comparison).
-    pub fn new(arm: Arc<dyn Arm>, cache: Arc<ReadCache>, window: Option<Duration>) -> Self {
-        ComputeBatcher { arm, cache, window, queues: Arc::default(), single: Arc::default() }
+    /// `resolving` counts the bindings that will soon ask for attachments.
+    pub fn new(arm: Arc<dyn Arm>, cache: Arc<ReadCache>, window: Option<Duration>, resolving: Arc<Resolving>) -> Self {
+        ComputeBatcher { arm, cache, window, queues: Arc::default(), single: Arc::default(), resolving }
     }
 
     /// Attaches `add` and detaches `remove` on `target`, together with whatever else is
@@ -113,8 +145,9 @@ impl ComputeBatcher {
         }
     }
 
-    /// Waits `first`, then on while changes keep arriving (none for a quarter window
-    /// closes the batch), for at most [`MAX_WINDOWS`] windows.
+    /// Waits `first`, then on while changes keep arriving or bindings are resolving their
+    /// identities (a quarter window with neither closes the batch), for at most
+    /// [`MAX_WINDOWS`] windows.
     async fn collect(&self, key: &str, first: Duration, window: Duration) {
         let started = tokio::time::Instant::now();
         tokio::time::sleep(first).await;
@@ -123,7 +156,7 @@ impl ComputeBatcher {
         while started.elapsed() < window * MAX_WINDOWS {
             tokio::time::sleep(window / 4).await;
             let now = arrived();
-            if now == seen {
+            if now == seen && !self.resolving.any() {
                 return;
             }
             seen = now;
@@ -166,7 +199,7 @@ mod tests {
     }
 
     fn batcher_for(arm: &Arc<FakeCompute>) -> ComputeBatcher {
-        ComputeBatcher::new(arm.clone(), Arc::new(ReadCache::new(Duration::from_secs(600))), Some(WINDOW))
+        ComputeBatcher::new(arm.clone(), Arc::new(ReadCache::new(Duration::from_secs(600))), Some(WINDOW), Arc::default())
     }
 
     /// Attaches identity `i`, `after` from now.
@@ -214,5 +247,22 @@ mod tests {
         // The batch's fresh read and its PATCH take 20 s each.
         let waited = started.elapsed() - Duration::from_secs(40);
         assert!(waited <= WINDOW * MAX_WINDOWS + WINDOW / 4, "the first batch waited {waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_waits_for_bindings_still_resolving_their_identities() {
+        let arm = Arc::new(FakeCompute::new(Duration::from_secs(20)));
+        let resolving = Arc::new(Resolving::default());
+        let batcher = ComputeBatcher::new(arm.clone(), Arc::new(ReadCache::new(Duration::from_secs(600))), Some(WINDOW), resolving.clone());
+        // One binding attaches at once; another is still creating its identity for almost
+        // three windows (a long quiet spell) and attaches right after: one write for both.
+        let creating = resolving.start();
+        let first = attach_later(&batcher, 0, Duration::ZERO);
+        tokio::time::sleep(WINDOW * 3 - Duration::from_millis(200)).await;
+        drop(creating);
+        let second = attach_later(&batcher, 1, Duration::from_millis(100));
+        first.await.expect("task").expect("attached");
+        second.await.expect("task").expect("attached");
+        assert_eq!(*arm.added.lock().expect("lock"), vec![2]);
     }
 }
