@@ -82,7 +82,8 @@ impl ResourceKind {
         }
     }
 
-    fn describe(self) -> &'static str {
+    /// What it is, in words.
+    pub fn describe(self) -> &'static str {
         match self {
             ResourceKind::UserAssignedIdentity => "user-assigned identity",
             ResourceKind::VirtualMachineScaleSet => "VM scale set",

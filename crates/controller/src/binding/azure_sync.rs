@@ -216,7 +216,7 @@ pub async fn sync_attachments(
                 continue;
             };
             match ctx.compute.change(&target, None, Some(identity)).await {
-                Ok(_) => changes.push(("IdentityDetached", format!("detached the identity from {target}"))),
+                Ok(_) => changes.push(("IdentityDetached", format!("detached the identity from {} {}", target.kind().describe(), target.name))),
                 // A pool that is gone took the identity with it.
                 Err(kvbind_azure::AzureError::NotFound { .. }) => {}
                 Err(e) => {
@@ -245,7 +245,7 @@ async fn attach<'a>(
         return Ok((target, origin, current, false, None));
     }
     let after = ctx.compute.change(target, Some(identity), None).await.map_err(BindingError::azure(Step::Nodes, "attaching the identity"))?;
-    let change = ("IdentityAttached", format!("attached the identity to {target}"));
+    let change = ("IdentityAttached", format!("attached the identity to {} {}", target.kind().describe(), target.name));
     Ok((target, AttachmentOrigin::Attached, after, current.user_assigned().len() == 1, Some(change)))
 }
 
