@@ -38,7 +38,7 @@ pub async fn demo(root: &Path) -> anyhow::Result<()> {
     println!("API server at {}", plane.server);
 
     step("installing the CRDs: kvbind's IdentityBinding and BindingPolicy, and the CSI driver's SecretProviderClass");
-    plane.install_crds(&root)?;
+    plane.install_crds(root)?;
 
     step("starting the ARM simulator with examples/demo/arm-sim-seed.yaml");
     let seed = Seed::from_yaml(&std::fs::read_to_string(path("examples/demo/arm-sim-seed.yaml"))?)?;

@@ -233,7 +233,7 @@ async fn kill_at_every_request(ns: &TestNamespace, sim: &Simulator, kubeconfig: 
         let (mut operator, _) = replica("solo", ns, sim, kubeconfig, &["--leader-election", "false"]);
         let args = ["wait", condition, "identitybinding", "--all", "--timeout=60s"];
         let done = ns.kubectl_off_runtime(&args);
-        let kill_point = async { until("the kill point", || async { sim.requests().len() >= seen + kills + 1 }).await };
+        let kill_point = async { until("the kill point", || async { sim.requests().len() > seen + kills }).await };
         let finished = tokio::select! {
             () = kill_point => false,
             out = done => out.status.success(),
