@@ -3,9 +3,8 @@
 //! A new binding creates its identity, attaches it to every pool, grants it on the vault
 //! and writes its client ID into its classes: one Event per change would be two dozen API
 //! writes per binding on twenty pools and, at a thousand new bindings, most of the API
-//! server's work and of the time to Ready. One Event names every change instead; its reason
-//! is the changes' own when they share one (`AccessRevoked`, `IdentityDetached`, ...) and
-//! [`MIXED`] otherwise.
+//! server's work and of the time to Ready. One Event names every change instead, under the
+//! reason of the most significant of them (see [`SIGNIFICANCE`]).
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
@@ -19,8 +18,21 @@ use crate::error::BindingError;
 /// The API server refuses an Event note longer than this (events.k8s.io/v1).
 const MAX_NOTE_BYTES: usize = 1024;
 
-/// The reason of an Event that reports changes of several kinds.
-pub const MIXED: &str = "Changed";
+/// Change reasons, most significant first: a reconcile's Event takes the first of these
+/// among its changes, so `kubectl get events --field-selector reason=IdentityCreated` still
+/// finds every new binding and `reason=AccessRevoked` every revocation.
+pub const SIGNIFICANCE: [&str; 10] = [
+    "AccessRevoked",
+    "IdentityDeleted",
+    "IdentityCreated",
+    "FederatedCredentialDeleted",
+    "FederatedCredentialCreated",
+    "IdentityDetached",
+    "IdentityAttached",
+    "AccessGranted",
+    "ServiceAccountAnnotated",
+    "SecretProviderClassUpdated",
+];
 
 /// Publishes `changes` (as one Event) and `error` as Events on the binding.
 ///
@@ -48,11 +60,11 @@ async fn send(recorder: &Recorder, event: &Event, reference: &ObjectReference) {
     }
 }
 
-/// The reason and note of one Event for `changes`: their reason when they share one, else
-/// [`MIXED`]; the notes joined in order and cut to what an Event may carry.
+/// The reason and note of one Event for `changes`: the most significant change's reason,
+/// and every note, joined in order and cut to what an Event may carry.
 pub fn fold(changes: &[Change]) -> Option<(&'static str, String)> {
-    let (first, _) = changes.first()?;
-    let reason = if changes.iter().all(|(r, _)| r == first) { first } else { MIXED };
+    let rank = |reason: &str| SIGNIFICANCE.iter().position(|r| *r == reason).unwrap_or(SIGNIFICANCE.len());
+    let (reason, _) = changes.iter().min_by_key(|(reason, _)| rank(reason))?;
     let notes: Vec<&str> = changes.iter().map(|(_, note)| note.as_str()).collect();
     Some((reason, joined(&notes)))
 }
@@ -75,7 +87,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_event_names_every_change_with_their_shared_reason_or_a_mixed_one() {
+    fn one_event_names_every_change_under_the_most_significant_reason() {
         assert_eq!(fold(&[]), None);
         let detached: Vec<Change> =
             vec![("IdentityDetached", "detached the identity from pool-1".into()), ("IdentityDetached", "detached the identity from pool-2".into())];
@@ -85,7 +97,12 @@ mod tests {
             ("IdentityAttached", "attached the identity to pool-1".into()),
             ("AccessGranted", "granted get on vault v".into()),
         ];
-        assert_eq!(fold(&new_binding), Some((MIXED, "created identity a; attached the identity to pool-1; granted get on vault v".to_owned())));
+        let revoked: Vec<Change> = vec![
+            ("IdentityDetached", "detached the identity from VM scale set pool-1".into()),
+            ("AccessRevoked", "no BindingPolicy allows this binding any more".into()),
+        ];
+        assert_eq!(fold(&revoked).map(|(reason, _)| reason), Some("AccessRevoked"));
+        assert_eq!(fold(&new_binding), Some(("IdentityCreated", "created identity a; attached the identity to pool-1; granted get on vault v".to_owned())));
     }
 
     #[test]
