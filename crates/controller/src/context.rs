@@ -92,6 +92,8 @@ pub struct Context {
     pub failures: Mutex<HashMap<String, u32>>,
     /// Vaults found by name (lowercase), with when they were found.
     pub vault_names: Mutex<HashMap<String, (VaultId, Instant)>>,
+    /// One search at a time per vault name.
+    pub vault_lookups: Turns,
     /// What kvbind did per identity (lowercase ID) since this process started. The
     /// statuses say the same once written, but the cache can lag a status write by a
     /// reconcile; without this a quick second reconcile would take kvbind's own attachment
@@ -130,6 +132,7 @@ impl Context {
             caches_ready,
             failures: Mutex::default(),
             vault_names: Mutex::default(),
+            vault_lookups: Turns::default(),
             ledger: Mutex::default(),
         })
     }

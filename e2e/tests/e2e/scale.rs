@@ -52,6 +52,8 @@ async fn twenty_bindings_on_three_pools_batch_their_writes_and_then_write_nothin
     println!("steady state reads while 20 bindings resynced for eight periods: {per_pool} VMSS reads, {per_vault} vault reads");
     assert!(per_pool <= 27, "pool reads are shared across bindings: {per_pool} for 3 pools in 8 periods");
     assert!(per_vault <= 10, "vault reads are shared across bindings: {per_vault} for 1 vault in 8 periods");
+    let searches = steady.by_operation.get("Vaults_ListBySubscription").copied().unwrap_or(0);
+    assert!(searches <= 10, "the vault's name is searched once per period, not per binding: {searches} in 8 periods");
     let identity_reads = steady.by_operation.get("UserAssignedIdentities_Get").copied().unwrap_or(0);
     assert_eq!(identity_reads, 0, "identities were read although the pools list them: {steady:?}");
     s.stop().await;

@@ -150,10 +150,22 @@ pub async fn resolve_vaults(
 }
 
 async fn find_vault(ctx: &Context, name: &str) -> Result<Option<VaultId>, BindingError> {
-    if let Some((id, at)) = ctx.vault_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(name)
-        && at.elapsed() < ctx.config.resync
-    {
-        return Ok(Some(id.clone()));
+    let known = || {
+        ctx.vault_names
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .filter(|(_, at)| at.elapsed() < ctx.config.resync)
+            .map(|(id, _)| id.clone())
+    };
+    if let Some(id) = known() {
+        return Ok(Some(id));
+    }
+    // Every binding of the vault finds the name stale at once; one of them lists.
+    let turn = ctx.vault_lookups.turn(name);
+    let _turn = turn.lock().await;
+    if let Some(id) = known() {
+        return Ok(Some(id));
     }
     for subscription in &ctx.config.subscriptions {
         if let Some(id) = ctx.arm.find_vault(subscription, name).await.map_err(BindingError::azure(Step::Access, "searching for the vault"))? {
