@@ -18,8 +18,8 @@ use kvbind_azure::{Arm, AzureError, ComputeId, IdentityId, VaultId};
 pub struct FakeCompute {
     latency: Duration,
     blocks: Mutex<HashMap<String, ComputeIdentity>>,
-    pub reads: AtomicUsize,
-    pub writes: AtomicUsize,
+    reads: AtomicUsize,
+    writes: AtomicUsize,
     /// The number of identities each write added, in order.
     pub added: Mutex<Vec<usize>>,
 }
