@@ -55,11 +55,10 @@ pub struct ComputeBatcher {
 /// How many bindings are resolving (reading or creating) their identity right now: each is
 /// about to ask for attachments, so an open batch waits for them.
 #[derive(Debug, Default)]
-pub struct Resolving(AtomicUsize);
+struct Resolving(AtomicUsize);
 
 impl Resolving {
-    /// Counts one binding as resolving until the guard is dropped.
-    pub fn start(&self) -> ResolvingGuard<'_> {
+    fn start(&self) -> ResolvingGuard<'_> {
         self.0.fetch_add(1, Ordering::SeqCst);
         ResolvingGuard(self)
     }
@@ -69,7 +68,7 @@ impl Resolving {
     }
 }
 
-/// One binding resolving its identity; see [`Resolving`].
+/// One binding resolving its identity; see [`ComputeBatcher::resolving_identity`].
 pub struct ResolvingGuard<'a>(&'a Resolving);
 
 impl Drop for ResolvingGuard<'_> {
@@ -81,9 +80,14 @@ impl Drop for ResolvingGuard<'_> {
 impl ComputeBatcher {
     /// A batcher that collects changes for `window` before writing; `None` writes each
     /// change on its own, one at a time per target (the naive strategy, for comparison).
-    /// `resolving` counts the bindings that will soon ask for attachments.
-    pub fn new(arm: Arc<dyn Arm>, cache: Arc<ReadCache>, window: Option<Duration>, resolving: Arc<Resolving>) -> Self {
-        ComputeBatcher { arm, cache, window, queues: Arc::default(), single: Arc::default(), resolving }
+    pub fn new(arm: Arc<dyn Arm>, cache: Arc<ReadCache>, window: Option<Duration>) -> Self {
+        ComputeBatcher { arm, cache, window, queues: Arc::default(), single: Arc::default(), resolving: Arc::default() }
+    }
+
+    /// Counts a binding as resolving its identity (it will soon ask for attachments) until
+    /// the guard is dropped; open batches wait for it.
+    pub fn resolving_identity(&self) -> ResolvingGuard<'_> {
+        self.resolving.start()
     }
 
     /// Attaches `add` and detaches `remove` on `target`, together with whatever else is
@@ -199,7 +203,7 @@ mod tests {
     }
 
     fn batcher_for(arm: &Arc<FakeCompute>) -> ComputeBatcher {
-        ComputeBatcher::new(arm.clone(), Arc::new(ReadCache::new(Duration::from_secs(600))), Some(WINDOW), Arc::default())
+        ComputeBatcher::new(arm.clone(), Arc::new(ReadCache::new(Duration::from_secs(600))), Some(WINDOW))
     }
 
     /// Attaches identity `i`, `after` from now.
@@ -252,11 +256,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_batch_waits_for_bindings_still_resolving_their_identities() {
         let arm = Arc::new(FakeCompute::new(Duration::from_secs(20)));
-        let resolving = Arc::new(Resolving::default());
-        let batcher = ComputeBatcher::new(arm.clone(), Arc::new(ReadCache::new(Duration::from_secs(600))), Some(WINDOW), resolving.clone());
+        let batcher = batcher_for(&arm);
         // One binding attaches at once; another is still creating its identity for almost
         // three windows (a long quiet spell) and attaches right after: one write for both.
-        let creating = resolving.start();
+        let creating = batcher.resolving_identity();
         let first = attach_later(&batcher, 0, Duration::ZERO);
         tokio::time::sleep(WINDOW * 3 - Duration::from_millis(200)).await;
         drop(creating);

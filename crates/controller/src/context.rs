@@ -14,7 +14,7 @@ use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_azure::{Arm, VaultId};
 
 use crate::access_batcher::AccessPolicyBatcher;
-use crate::batcher::{ComputeBatcher, Resolving};
+use crate::batcher::ComputeBatcher;
 use crate::binding::Records;
 use crate::config::ControllerConfig;
 use crate::metrics::Metrics;
@@ -70,8 +70,6 @@ pub struct Context {
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     /// The per-VM-scale-set writer.
     pub compute: ComputeBatcher,
-    /// Bindings resolving their identity now, whose attachments the writer waits for.
-    pub resolving: Arc<Resolving>,
     /// The per-vault access-policy writer.
     pub access: AccessPolicyBatcher,
     /// One turn at a time per identity, for creating and tagging it.
@@ -108,8 +106,7 @@ impl Context {
         let recorder = Recorder::new(client.clone(), Reporter { controller: config.reporter.clone(), instance: None });
         let reads = Arc::new(ReadCache::new(config.resync));
         let window = config.batching.then_some(config.batch_window);
-        let resolving = Arc::new(Resolving::default());
-        let compute = ComputeBatcher::new(arm.clone(), reads.clone(), window, resolving.clone());
+        let compute = ComputeBatcher::new(arm.clone(), reads.clone(), window);
         let access = AccessPolicyBatcher::new(arm.clone(), reads.clone(), window);
         Arc::new(Context {
             client,
@@ -121,7 +118,6 @@ impl Context {
             policies,
             namespaces,
             compute,
-            resolving,
             access,
             reads,
             node_targets,

@@ -76,7 +76,7 @@ pub async fn ensure_identity(
     pool: Option<&ComputeId>,
     changes: &mut Vec<Change>,
 ) -> Result<(Identity, bool), BindingError> {
-    let _resolving = ctx.resolving.start();
+    let _resolving = ctx.compute.resolving_identity();
     // Bindings that share an identity reconcile at once; one at a time here, so the first
     // creates it and the rest find it (through the cache) instead of each writing it.
     let turn = ctx.identity_turns.turn(&id.key());
