@@ -128,6 +128,15 @@ pub struct Vault {
 }
 
 impl Vault {
+    /// True when the vault already grants `entry`'s principal every permission `entry` names.
+    pub fn grants(&self, entry: &AccessPolicy) -> bool {
+        self.access_policies.iter().any(|p| {
+            p.object_id.eq_ignore_ascii_case(&entry.object_id)
+                && p.tenant_id.eq_ignore_ascii_case(&entry.tenant_id)
+                && p.permissions.includes(&entry.permissions)
+        })
+    }
+
     /// Applies an access-policy change the way the vault does: `add` unions into the
     /// principal's entry (or adds it), `replace` sets it, `remove` subtracts and drops an
     /// emptied entry.
@@ -180,6 +189,14 @@ impl Permissions {
         self.keys.extend(other.keys.iter().cloned());
         self.certificates.extend(other.certificates.iter().cloned());
         self.storage.extend(other.storage.iter().cloned());
+    }
+
+    /// True when every permission of `other` is here too.
+    pub fn includes(&self, other: &Permissions) -> bool {
+        other.secrets.is_subset(&self.secrets)
+            && other.keys.is_subset(&self.keys)
+            && other.certificates.is_subset(&self.certificates)
+            && other.storage.is_subset(&self.storage)
     }
 
     /// Removes every permission of `other`.

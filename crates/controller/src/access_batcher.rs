@@ -4,6 +4,10 @@
 //! carry up to 16 entries. So grants and revocations from every binding for the same vault
 //! are collected for a short window and sent 16 to a request, one request at a time per
 //! vault: a thousand new identities cost 63 vault writes, not a thousand.
+//!
+//! A reconcile hands its grant over and ends ([`AccessPolicyBatcher::hand_off`]); the
+//! writer wakes it when the write lands (see [`crate::handoff`]). Revoking is awaited in
+//! place.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,15 +16,14 @@ use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, MAX_ACCESS_POLICIES_PER_
 use kvbind_azure::{Arm, AzureError, VaultId};
 use tokio::sync::oneshot;
 
+use crate::handoff::{Answer, Handoffs, Landing, Waiter};
 use crate::read_cache::ReadCache;
 use crate::write_queue::{WriteQueues, next_batch};
-
-type Reply = oneshot::Sender<Result<(), AzureError>>;
 
 struct Request {
     op: AccessPolicyOp,
     entry: AccessPolicy,
-    reply: Reply,
+    answer: Answer<()>,
 }
 
 /// Batches access-policy changes per vault.
@@ -30,13 +33,14 @@ pub struct AccessPolicyBatcher {
     cache: Arc<ReadCache>,
     window: Option<Duration>,
     queues: Arc<WriteQueues<VaultId, Vec<Request>>>,
+    handoffs: Arc<Handoffs>,
 }
 
 impl AccessPolicyBatcher {
     /// A batcher that collects changes for `window` before writing; `None` writes each
     /// change on its own (the naive strategy, for comparison).
-    pub fn new(arm: Arc<dyn Arm>, cache: Arc<ReadCache>, window: Option<Duration>) -> Self {
-        AccessPolicyBatcher { arm, cache, window, queues: Arc::default() }
+    pub fn new(arm: Arc<dyn Arm>, cache: Arc<ReadCache>, window: Option<Duration>, handoffs: Arc<Handoffs>) -> Self {
+        AccessPolicyBatcher { arm, cache, window, queues: Arc::default(), handoffs }
     }
 
     /// One request, and the cached vault brought up to date when it succeeds.
@@ -47,25 +51,43 @@ impl AccessPolicyBatcher {
     }
 
     /// Applies `op` with `entry` on `vault`, together with whatever else is asked for the
-    /// same vault in the same window.
+    /// same vault in the same window, and waits for the write.
     pub async fn change(&self, vault: &VaultId, op: AccessPolicyOp, entry: AccessPolicy) -> Result<(), AzureError> {
         let Some(_) = self.window else {
             return self.send(vault, op, std::slice::from_ref(&entry)).await;
         };
         let (reply, answer) = oneshot::channel();
+        self.enqueue(vault, Request { op, entry, answer: Answer::Reply(reply) });
+        answer.await.unwrap_or_else(|_| {
+            Err(AzureError::Transient { operation: "UpdateAccessPolicy", resource: vault.to_string(), message: "the writer for this vault stopped".to_owned() })
+        })
+    }
+
+    /// Applies `op` with `entry` on `vault` with the next batch, and wakes `binding` when
+    /// that lands instead of waiting for it.
+    pub fn hand_off(&self, vault: &VaultId, op: AccessPolicyOp, entry: AccessPolicy, binding: Waiter) {
+        if self.window.is_some() {
+            self.enqueue(vault, Request { op, entry, answer: Answer::Wake(binding) });
+            return;
+        }
+        let (this, vault) = (self.clone(), vault.clone());
+        tokio::spawn(async move {
+            let result = this.send(&vault, op, std::slice::from_ref(&entry)).await;
+            this.handoffs.land(Landing::Vault { vault, result }, vec![binding]);
+        });
+    }
+
+    fn enqueue(&self, vault: &VaultId, request: Request) {
         let start_writer = {
             let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let key = vault.key();
             let start = !queues.contains_key(&key);
-            queues.entry(key).or_insert_with(|| (vault.clone(), Vec::new())).1.push(Request { op, entry, reply });
+            queues.entry(key).or_insert_with(|| (vault.clone(), Vec::new())).1.push(request);
             start
         };
         if start_writer {
             tokio::spawn(self.clone().write_loop(vault.key()));
         }
-        answer.await.unwrap_or_else(|_| {
-            Err(AzureError::Transient { operation: "UpdateAccessPolicy", resource: vault.to_string(), message: "the writer for this vault stopped".to_owned() })
-        })
     }
 
     /// Writes batches for one vault until no more changes arrive. Only the first batch
@@ -88,8 +110,10 @@ impl AccessPolicyBatcher {
     /// the result of the request that carried it. Adds and removes for one principal merge
     /// into one entry (a union either way); replaces stay apart.
     async fn write(&self, vault: &VaultId, requests: Vec<Request>) {
-        let mut by_op: Vec<(AccessPolicyOp, Vec<AccessPolicy>, Vec<Vec<Reply>>)> = Vec::new();
-        for Request { op, entry, reply } in requests {
+        // Per operation: the entries, and who hears of each.
+        type Group = (AccessPolicyOp, Vec<AccessPolicy>, Vec<Vec<Answer<()>>>);
+        let mut by_op: Vec<Group> = Vec::new();
+        for Request { op, entry, answer } in requests {
             let slot = match by_op.iter().position(|(o, _, _)| *o == op) {
                 Some(i) => i,
                 None => {
@@ -102,21 +126,34 @@ impl AccessPolicyBatcher {
             match entries.iter().position(same).filter(|_| op != AccessPolicyOp::Replace) {
                 Some(i) => {
                     entries[i].permissions.merge(&entry.permissions);
-                    replies[i].push(reply);
+                    replies[i].push(answer);
                 }
                 None => {
                     entries.push(entry);
-                    replies.push(vec![reply]);
+                    replies.push(vec![answer]);
                 }
             }
         }
-        for (op, entries, mut replies) in by_op {
+        for (op, mut entries, mut replies) in by_op {
+            if op == AccessPolicyOp::Add {
+                // A binding that reconciles again while its grant is being written asks for
+                // it again; what the vault has taken since is not sent twice.
+                let mut i = 0;
+                while i < entries.len() {
+                    if self.cache.vault_grants(vault, &entries[i]) {
+                        entries.swap_remove(i);
+                        let woken = Answer::answer_all(replies.swap_remove(i), &Ok(()));
+                        self.handoffs.land(Landing::Vault { vault: vault.clone(), result: Ok(()) }, woken);
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
             for (chunk, chunk_replies) in entries.chunks(MAX_ACCESS_POLICIES_PER_REQUEST).zip(replies.chunks_mut(MAX_ACCESS_POLICIES_PER_REQUEST)) {
                 tracing::info!(vault = %vault, op = op.as_str(), entries = chunk.len(), "updating access policies");
                 let result = self.send(vault, op, chunk).await;
-                for reply in chunk_replies.iter_mut().flat_map(std::mem::take) {
-                    let _ = reply.send(result.clone());
-                }
+                let woken = Answer::answer_all(chunk_replies.iter_mut().flat_map(std::mem::take), &result);
+                self.handoffs.land(Landing::Vault { vault: vault.clone(), result }, woken);
             }
         }
     }

@@ -11,6 +11,10 @@
 //! window therefore stays open while they keep coming, and while bindings are still
 //! resolving their identities (each of them is about to ask for an attachment), up to
 //! [`MAX_WINDOWS`] windows.
+//!
+//! A reconcile hands its attachment over and ends ([`ComputeBatcher::hand_off`]); the
+//! writer wakes it when the PATCH lands (see [`crate::handoff`]). Detaching, which a binding
+//! must see done before it lets go of its records, is awaited in place.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -22,6 +26,7 @@ use kvbind_azure::{Arm, AzureError, ComputeId, IdentityId};
 use tokio::sync::oneshot;
 
 use crate::context::Turns;
+use crate::handoff::{Answer, Handoffs, Landing, Waiter};
 use crate::read_cache::ReadCache;
 use crate::write_queue::{WriteQueues, next_batch};
 
@@ -30,13 +35,21 @@ use crate::write_queue::{WriteQueues, next_batch};
 /// in costs a second PATCH, which takes as long again.
 pub const MAX_WINDOWS: u32 = 16;
 
-type Reply = oneshot::Sender<Result<Arc<ComputeIdentity>, AzureError>>;
-
 #[derive(Default)]
 struct Pending {
     add: BTreeSet<IdentityId>,
     remove: BTreeSet<IdentityId>,
-    replies: Vec<Reply>,
+    answers: Vec<Answer<Written>>,
+}
+
+/// A scale set or VM after a batch: how many user-assigned identities it had before, and
+/// its identity block after.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// User-assigned identities before the write.
+    pub before: usize,
+    /// The identity block after it.
+    pub after: Arc<ComputeIdentity>,
 }
 
 /// Batches identity changes per VM scale set or VM.
@@ -50,6 +63,8 @@ pub struct ComputeBatcher {
     single: Arc<Turns>,
     /// Bindings resolving their identity right now.
     resolving: Arc<Resolving>,
+    /// Where handed-off changes land.
+    handoffs: Arc<Handoffs>,
 }
 
 /// How many bindings are resolving (reading or creating) their identity right now: each is
@@ -80,8 +95,8 @@ impl Drop for ResolvingGuard<'_> {
 impl ComputeBatcher {
     /// A batcher that collects changes for `window` before writing; `None` writes each
     /// change on its own, one at a time per target (the naive strategy, for comparison).
-    pub fn new(arm: Arc<dyn Arm>, cache: Arc<ReadCache>, window: Option<Duration>) -> Self {
-        ComputeBatcher { arm, cache, window, queues: Arc::default(), single: Arc::default(), resolving: Arc::default() }
+    pub fn new(arm: Arc<dyn Arm>, cache: Arc<ReadCache>, window: Option<Duration>, handoffs: Arc<Handoffs>) -> Self {
+        ComputeBatcher { arm, cache, window, queues: Arc::default(), single: Arc::default(), resolving: Arc::default(), handoffs }
     }
 
     /// Counts a binding as resolving its identity (it will soon ask for attachments) until
@@ -91,16 +106,46 @@ impl ComputeBatcher {
     }
 
     /// Attaches `add` and detaches `remove` on `target`, together with whatever else is
-    /// asked for the same target in the same window. Returns the identity block after the
-    /// write (or as it was, when nothing needed to change).
-    pub async fn change(&self, target: &ComputeId, add: Option<&IdentityId>, remove: Option<&IdentityId>) -> Result<Arc<ComputeIdentity>, AzureError> {
+    /// asked for the same target in the same window, and waits for the write. Returns the
+    /// identity block after it (or as it was, when nothing needed to change).
+    pub async fn change(&self, target: &ComputeId, add: Option<&IdentityId>, remove: Option<&IdentityId>) -> Result<Written, AzureError> {
         if self.window.is_none() {
-            let turn = self.single.turn(&target.key());
-            let _turn = turn.lock().await;
-            let pending = Pending { add: add.into_iter().cloned().collect(), remove: remove.into_iter().cloned().collect(), replies: Vec::new() };
-            return self.write(target, &pending).await;
+            return self.write_alone(target, add, remove).await;
         }
         let (reply, answer) = oneshot::channel();
+        self.enqueue(target, add, remove, Answer::Reply(reply));
+        answer.await.unwrap_or_else(|_| {
+            Err(AzureError::Transient {
+                operation: "UpdateComputeIdentity",
+                resource: target.to_string(),
+                message: "the writer for this resource stopped".to_owned(),
+            })
+        })
+    }
+
+    /// Attaches `identity` to `target` with the next batch, and wakes `binding` when that
+    /// lands instead of waiting for it.
+    pub fn hand_off(&self, target: &ComputeId, identity: &IdentityId, binding: Waiter) {
+        if self.window.is_some() {
+            self.enqueue(target, Some(identity), None, Answer::Wake(binding));
+            return;
+        }
+        let (this, target, identity) = (self.clone(), target.clone(), identity.clone());
+        tokio::spawn(async move {
+            let result = this.write_alone(&target, Some(&identity), None).await;
+            this.handoffs.land(Landing::Compute { result: result.map(|w| w.before), target }, vec![binding]);
+        });
+    }
+
+    /// Without batching: one write per change, one at a time per target.
+    async fn write_alone(&self, target: &ComputeId, add: Option<&IdentityId>, remove: Option<&IdentityId>) -> Result<Written, AzureError> {
+        let turn = self.single.turn(&target.key());
+        let _turn = turn.lock().await;
+        let pending = Pending { add: add.into_iter().cloned().collect(), remove: remove.into_iter().cloned().collect(), answers: Vec::new() };
+        self.write(target, &pending).await
+    }
+
+    fn enqueue(&self, target: &ComputeId, add: Option<&IdentityId>, remove: Option<&IdentityId>, answer: Answer<Written>) {
         let start_writer = {
             let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let key = target.key();
@@ -114,19 +159,12 @@ impl ComputeBatcher {
                 pending.add.remove(id);
                 pending.remove.insert(id.clone());
             }
-            pending.replies.push(reply);
+            pending.answers.push(answer);
             start
         };
         if start_writer {
             tokio::spawn(self.clone().write_loop(target.key()));
         }
-        answer.await.unwrap_or_else(|_| {
-            Err(AzureError::Transient {
-                operation: "UpdateComputeIdentity",
-                resource: target.to_string(),
-                message: "the writer for this resource stopped".to_owned(),
-            })
-        })
     }
 
     /// Writes batches for one target until no more changes arrive.
@@ -138,14 +176,13 @@ impl ComputeBatcher {
         loop {
             self.collect(&key, first_wait, window).await;
             first_wait = window / 4;
-            let batch = next_batch(&self.queues, &key, |p: &Pending| p.replies.is_empty());
+            let batch = next_batch(&self.queues, &key, |p: &Pending| p.answers.is_empty());
             let Some((target, pending)) = batch else {
                 return;
             };
             let result = self.write(&target, &pending).await;
-            for reply in pending.replies {
-                let _ = reply.send(result.clone());
-            }
+            let woken = Answer::answer_all(pending.answers, &result);
+            self.handoffs.land(Landing::Compute { target, result: result.map(|w| w.before) }, woken);
         }
     }
 
@@ -155,7 +192,7 @@ impl ComputeBatcher {
     async fn collect(&self, key: &str, first: Duration, window: Duration) {
         let started = tokio::time::Instant::now();
         tokio::time::sleep(first).await;
-        let arrived = || self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).map_or(0, |(_, p)| p.replies.len());
+        let arrived = || self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).map_or(0, |(_, p)| p.answers.len());
         let mut seen = arrived();
         while started.elapsed() < window * MAX_WINDOWS {
             tokio::time::sleep(window / 4).await;
@@ -167,19 +204,20 @@ impl ComputeBatcher {
         }
     }
 
-    async fn write(&self, target: &ComputeId, pending: &Pending) -> Result<Arc<ComputeIdentity>, AzureError> {
+    async fn write(&self, target: &ComputeId, pending: &Pending) -> Result<Written, AzureError> {
         // Always a fresh read before a write: the PATCH must keep what is there now.
         let current = Arc::new(self.arm.get_compute_identity(target).await?);
         self.cache.put_compute(target, current.clone());
+        let before = current.user_assigned().len();
         let change = IdentityChange { add: pending.add.clone(), remove: pending.remove.clone() };
         let needed = change.add.iter().any(|id| !current.has(id)) || change.remove.iter().any(|id| current.has(id));
         if !needed {
-            return Ok(current);
+            return Ok(Written { before, after: current });
         }
         tracing::info!(target = %target, add = change.add.len(), remove = change.remove.len(), "updating identities");
         let after = Arc::new(self.arm.update_compute_identities(target, &current, &change).await?);
         self.cache.put_compute(target, after.clone());
-        Ok(after)
+        Ok(Written { before, after })
     }
 }
 
@@ -203,11 +241,11 @@ mod tests {
     }
 
     fn batcher_for(arm: &Arc<FakeCompute>) -> ComputeBatcher {
-        ComputeBatcher::new(arm.clone(), Arc::new(ReadCache::new(Duration::from_secs(600))), Some(WINDOW))
+        ComputeBatcher::new(arm.clone(), Arc::new(ReadCache::new(Duration::from_secs(600))), Some(WINDOW), Arc::new(Handoffs::new().0))
     }
 
     /// Attaches identity `i`, `after` from now.
-    fn attach_later(batcher: &ComputeBatcher, i: usize, after: Duration) -> tokio::task::JoinHandle<Result<Arc<ComputeIdentity>, AzureError>> {
+    fn attach_later(batcher: &ComputeBatcher, i: usize, after: Duration) -> tokio::task::JoinHandle<Result<Written, AzureError>> {
         let batcher = batcher.clone();
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
@@ -223,7 +261,7 @@ mod tests {
         let changes: Vec<_> = (0..20).map(|i| attach_later(&batcher, i, Duration::from_millis(300) * i as u32)).collect();
         for change in changes {
             let after = change.await.expect("task").expect("attached");
-            assert!(after.has(&identity(0)));
+            assert!(after.after.has(&identity(0)));
         }
         assert_eq!(arm.writes(), 1, "one PATCH for changes arriving in one burst");
         assert_eq!(*arm.added.lock().expect("lock"), vec![20]);
@@ -267,5 +305,29 @@ mod tests {
         first.await.expect("task").expect("attached");
         second.await.expect("task").expect("attached");
         assert_eq!(*arm.added.lock().expect("lock"), vec![2]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn handed_off_attachments_land_in_one_write_and_wake_their_bindings() {
+        use kube::runtime::reflector::ObjectRef;
+
+        let arm = Arc::new(FakeCompute::new(Duration::from_secs(20)));
+        let (handoffs, mut woken) = Handoffs::new();
+        let handoffs = Arc::new(handoffs);
+        let batcher = ComputeBatcher::new(arm.clone(), Arc::new(ReadCache::new(Duration::from_secs(600))), Some(WINDOW), handoffs.clone());
+        let bindings: Vec<_> = (0..3).map(|i| Arc::new(ObjectRef::new(&format!("b{i}")).within("apps"))).collect();
+        for (i, binding) in bindings.iter().enumerate() {
+            batcher.hand_off(&pool(), &identity(i), binding.clone());
+        }
+        // Handing off returns at once; the bindings hear when the PATCH has landed.
+        let mut heard = Vec::new();
+        for _ in &bindings {
+            heard.push(woken.recv().await.expect("woken"));
+        }
+        assert_eq!(heard, bindings.iter().map(|b| b.as_ref().clone()).collect::<Vec<_>>());
+        assert_eq!(*arm.added.lock().expect("lock"), vec![3], "one PATCH for the three");
+        for binding in &bindings {
+            assert!(matches!(handoffs.take(binding).compute(&pool()), Some(Ok(0))), "landed, on a pool that had no identity before");
+        }
     }
 }

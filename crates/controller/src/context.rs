@@ -17,6 +17,7 @@ use crate::access_batcher::AccessPolicyBatcher;
 use crate::batcher::ComputeBatcher;
 use crate::binding::Records;
 use crate::config::ControllerConfig;
+use crate::handoff::Handoffs;
 use crate::metrics::Metrics;
 use crate::node_targets::NodeTargets;
 use crate::read_cache::ReadCache;
@@ -72,6 +73,8 @@ pub struct Context {
     pub compute: ComputeBatcher,
     /// The per-vault access-policy writer.
     pub access: AccessPolicyBatcher,
+    /// Writes handed to the batching writers that have landed, per binding.
+    pub handoffs: Arc<Handoffs>,
     /// One turn at a time per identity, for creating and tagging it.
     pub identity_turns: Turns,
     /// The scale sets behind the nodes each node selector selects.
@@ -100,14 +103,15 @@ pub struct Context {
 }
 
 impl Context {
-    /// Builds the context.
-    pub fn new(client: Client, arm: Arc<dyn Arm>, config: ControllerConfig, caches: Caches, metrics: Arc<Metrics>) -> Arc<Self> {
+    /// Builds the context; the writers record landed writes in `handoffs`.
+    pub fn new(client: Client, arm: Arc<dyn Arm>, config: ControllerConfig, caches: Caches, metrics: Arc<Metrics>, handoffs: Handoffs) -> Arc<Self> {
         let Caches { bindings, classes, nodes, policies, namespaces, node_targets, ready: caches_ready } = caches;
         let recorder = Recorder::new(client.clone(), Reporter { controller: config.reporter.clone(), instance: None });
         let reads = Arc::new(ReadCache::new(config.resync));
         let window = config.batching.then_some(config.batch_window);
-        let compute = ComputeBatcher::new(arm.clone(), reads.clone(), window);
-        let access = AccessPolicyBatcher::new(arm.clone(), reads.clone(), window);
+        let handoffs = Arc::new(handoffs);
+        let compute = ComputeBatcher::new(arm.clone(), reads.clone(), window, handoffs.clone());
+        let access = AccessPolicyBatcher::new(arm.clone(), reads.clone(), window, handoffs.clone());
         Arc::new(Context {
             client,
             arm,
@@ -119,6 +123,7 @@ impl Context {
             namespaces,
             compute,
             access,
+            handoffs,
             reads,
             node_targets,
             identity_turns: Turns::default(),

@@ -9,6 +9,7 @@ pub mod context;
 pub mod error;
 #[cfg(test)]
 mod fake_compute;
+pub mod handoff;
 pub mod metrics;
 pub mod node_targets;
 pub mod policy;
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use futures::{Future, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Node, NodeSpec};
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::Controller;
+use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -106,6 +107,10 @@ fn bindings_for_node(bindings: &Store<IdentityBinding>, node: &Node) -> Vec<Obje
     bindings.state().iter().filter(|b| selector::matches(&b.spec.nodes, Some(node.labels()))).map(|b| ObjectRef::from_obj(b.as_ref())).collect()
 }
 
+/// Reconciles at once. A reconcile waits on Azure only for reads and identity writes (the
+/// slow writes are handed off), so this bounds memory without slowing a large start.
+pub const MAX_CONCURRENT_RECONCILES: u16 = 256;
+
 /// Metrics and health, shared with the admin server.
 #[derive(Debug, Clone, Default)]
 pub struct Telemetry {
@@ -183,7 +188,8 @@ pub async fn run(
     };
     tokio::spawn(synced);
     let caches = context::Caches { bindings: bindings.clone(), classes, nodes, policies, namespaces, node_targets, ready: caches_ready };
-    let ctx = Context::new(client, arm, config, caches, telemetry.metrics);
+    let (handoffs, woken) = handoff::Handoffs::new();
+    let ctx = Context::new(client, arm, config, caches, telemetry.metrics, handoffs);
     let (for_classes, for_nodes, for_policies, for_namespaces) = (bindings.clone(), bindings.clone(), bindings.clone(), bindings);
     controller
         .watches_stream(class_events, move |class| bindings_for_class(&for_classes, &class))
@@ -191,6 +197,9 @@ pub async fn run(
         // A policy change can allow or refuse any binding.
         .watches_stream(policy_events, move |_| every_binding(&for_policies))
         .watches_stream(namespace_events, move |namespace| bindings_in_namespace(&for_namespaces, &namespace))
+        // Bindings whose handed-off writes have landed.
+        .reconcile_on(futures::stream::unfold(woken, |mut woken| async move { woken.recv().await.map(|binding| (binding, woken)) }))
+        .with_config(controller::Config::default().concurrency(MAX_CONCURRENT_RECONCILES))
         .graceful_shutdown_on(shutdown)
         .run(binding::reconcile, binding::error_policy, ctx)
         .for_each(|result| async move {

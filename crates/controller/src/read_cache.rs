@@ -104,6 +104,12 @@ impl ReadCache {
         }
     }
 
+    /// True when the vault as kvbind last saw it (whatever the entry's age) already grants
+    /// `entry`.
+    pub fn vault_grants(&self, id: &VaultId, entry: &AccessPolicy) -> bool {
+        self.vaults.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&id.key()).is_some_and(|(vault, _)| vault.grants(entry))
+    }
+
     /// A user-assigned identity; an absent one is not cached (it is about to be created).
     ///
     /// When its entry has aged out, `pool`'s identity block (read at most once a period,

@@ -117,8 +117,12 @@ async fn throttling_is_waited_out_for_as_long_as_arm_asks() {
     s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
     s.apply(&class("app", &[("db-password", "secret", 0)]));
     s.apply(&binding("app", "app-reader", &["app"], ""));
+    // In progress while the PATCH is handed off, then throttled once it comes back 429.
     s.wait_condition("app", "Reconciling").await;
-    assert_eq!(s.jsonpath("identitybinding/app", "{.status.conditions[?(@.type==\"NodesAssigned\")].reason}"), "AzureThrottled");
+    s.eventually("the throttled PATCH named in NodesAssigned", |s| {
+        s.jsonpath("identitybinding/app", "{.status.conditions[?(@.type==\"NodesAssigned\")].reason}") == "AzureThrottled"
+    })
+    .await;
     s.wait_condition("app", "Ready").await;
     let patches: Vec<_> = s.sim.requests().into_iter().filter(|r| r.operation == "VirtualMachineScaleSets_Update").collect();
     assert_eq!(patches.iter().map(|r| r.status).collect::<Vec<_>>(), vec![429, 429, 200], "{patches:?}");

@@ -49,10 +49,11 @@ fn terminal(status: &str) -> Option<Result<(), ()>> {
     }
 }
 
-/// Follows the operation started by `first` (the write's response) on `resource`.
+/// Follows the operation started by `first` (the write's response) on `resource`. The
+/// response is let go once read: only its headers say where to poll.
 pub async fn follow(
     arm: &RawArm,
-    first: &RawResponse,
+    first: RawResponse,
     resource_url: Url,
     settings: LroSettings,
     operation: &'static str,
@@ -73,6 +74,7 @@ pub async fn follow(
     };
     let started = Instant::now();
     let mut wait = poll_wait(&first.headers, &settings);
+    drop(first);
     loop {
         if started.elapsed() + wait > settings.deadline {
             return Err(AzureError::Transient {

@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use kvbind_api::KeyVaultObject;
 use kvbind_api::identity_binding::{AttachmentOrigin, AttachmentStatus, IdentityBindingStatus, IdentitySpec, RbacScope, VaultAccessModel, VaultGrantStatus};
-use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, Identity, Permissions, Vault};
+use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, ComputeIdentity, Identity, Permissions, Vault};
 use kvbind_azure::{ComputeId, IdentityId, ResourceKind, VaultId};
 
 use super::plan::{access_policy_change, access_policy_permissions, list_reason, made_by_kvbind, role_assignments};
 use crate::context::Context;
 use crate::error::{BindingError, Step};
+use crate::handoff::Waiting;
 
 /// Tag that marks an identity kvbind created (and so may delete).
 pub const MANAGED_BY_TAG: &str = "kvbind.io-managed-by";
@@ -187,6 +188,8 @@ pub struct Attachments {
     pub crowded: Vec<ComputeId>,
     /// Targets that kvbind's attachment just took from one identity to two.
     pub newly_crowded: Vec<ComputeId>,
+    /// Targets whose attachment was handed to their writer and has not landed yet.
+    pub pending: Vec<ComputeId>,
 }
 
 /// Attaches the identity to every desired target and detaches it from targets kvbind
@@ -196,6 +199,7 @@ pub struct Attachments {
 /// An identity kvbind created (`owned`) was attached by nobody else, so every attachment
 /// of it is kvbind's: that holds even when kvbind was killed between a PATCH and the status
 /// write that records it. For adopted identities the records are the only evidence.
+#[allow(clippy::too_many_arguments)]
 pub async fn sync_attachments(
     ctx: &Context,
     identity: &IdentityId,
@@ -203,14 +207,18 @@ pub async fn sync_attachments(
     desired: &BTreeSet<ComputeId>,
     records: &Records,
     may_remove: bool,
+    waiting: Waiting<'_>,
     changes: &mut Vec<Change>,
 ) -> Result<Attachments, BindingError> {
     // Every scale set at once: each has its own writer, and a binding on twenty pools
     // should wait for one PATCH, not twenty in a row.
-    let attached = futures::future::join_all(desired.iter().map(|target| attach(ctx, identity, owned, target, records))).await;
+    let attached = futures::future::join_all(desired.iter().map(|target| attach(ctx, identity, owned, target, records, waiting))).await;
     let mut out = Attachments::default();
-    for result in attached {
-        let (target, origin, after, newly_crowded, change) = result?;
+    for (target, result) in desired.iter().zip(attached) {
+        let Some((origin, after, newly_crowded, change)) = result? else {
+            out.pending.push(target.clone());
+            continue;
+        };
         changes.extend(change);
         if newly_crowded {
             out.newly_crowded.push(target.clone());
@@ -240,25 +248,57 @@ pub async fn sync_attachments(
     Ok(out)
 }
 
-/// One scale set or VM: attached already (by kvbind or someone else), or attached now.
-/// Returns the target, who attached it, its identity block after, whether it just got its
-/// second identity, and the change made.
-async fn attach<'a>(
+/// One scale set or VM: attached already (by kvbind or someone else), or attached now, or
+/// (`None`) handed to its writer. Returns who attached it, its identity block after,
+/// whether kvbind just gave it its second identity, and the change made.
+async fn attach(
     ctx: &Context,
     identity: &IdentityId,
     owned: bool,
-    target: &'a ComputeId,
+    target: &ComputeId,
     records: &Records,
-) -> Result<(&'a ComputeId, AttachmentOrigin, std::sync::Arc<kvbind_azure::model::ComputeIdentity>, bool, Option<Change>), BindingError> {
+    waiting: Waiting<'_>,
+) -> Result<Option<(AttachmentOrigin, Arc<ComputeIdentity>, bool, Option<Change>)>, BindingError> {
     let current = ctx.reads.compute(ctx.arm.as_ref(), target).await.map_err(BindingError::azure(Step::Nodes, "reading the VM scale set's identities"))?;
-    let recorded = owned || records.attached.contains(&target.key());
+    let attached_now = |before: usize, after| {
+        let change = ("IdentityAttached", format!("attached the identity to {} {}", target.kind().describe(), target.name));
+        Some((AttachmentOrigin::Attached, after, before == 1, Some(change)))
+    };
     if current.has(identity) {
-        let origin = if recorded { AttachmentOrigin::Attached } else { AttachmentOrigin::Found };
-        return Ok((target, origin, current, false, None));
+        // An attachment handed off before that has landed since is this reconcile's news.
+        if let Waiting::HandOff { landed, .. } = waiting
+            && let Some(Ok(before)) = landed.compute(target)
+        {
+            return Ok(attached_now(*before, current));
+        }
+        let origin = if owned || records.attached.contains(&target.key()) { AttachmentOrigin::Attached } else { AttachmentOrigin::Found };
+        return Ok(Some((origin, current, false, None)));
     }
-    let after = ctx.compute.change(target, Some(identity), None).await.map_err(BindingError::azure(Step::Nodes, "attaching the identity"))?;
-    let change = ("IdentityAttached", format!("attached the identity to {} {}", target.kind().describe(), target.name));
-    Ok((target, AttachmentOrigin::Attached, after, current.user_assigned().len() == 1, Some(change)))
+    match waiting {
+        Waiting::InPlace => {
+            let written = ctx.compute.change(target, Some(identity), None).await.map_err(BindingError::azure(Step::Nodes, "attaching the identity"))?;
+            Ok(attached_now(written.before, written.after))
+        }
+        Waiting::HandOff { binding, landed } => {
+            // A handed-off write that failed is this reconcile's error; the binding's retry
+            // hands it off again.
+            if let Some(Err(e)) = landed.compute(target) {
+                return Err(BindingError::azure(Step::Nodes, "attaching the identity")(e.clone()));
+            }
+            ctx.compute.hand_off(target, identity, binding.clone());
+            Ok(None)
+        }
+    }
+}
+
+/// The grants on every vault, and the vaults whose access-policy write was handed to
+/// their writer and has not landed yet.
+#[derive(Debug, Default)]
+pub struct Grants {
+    /// One entry per vault.
+    pub status: Vec<VaultGrantStatus>,
+    /// Names of the vaults still to take a write.
+    pub pending: Vec<String>,
 }
 
 /// Grants `principal` exactly what the objects need on each vault, and revokes what
@@ -273,20 +313,27 @@ pub async fn sync_grants(
     records: &Records,
     scope: RbacScope,
     may_remove: bool,
+    waiting: Waiting<'_>,
     changes: &mut Vec<Change>,
-) -> Result<Vec<VaultGrantStatus>, BindingError> {
-    let mut out = Vec::new();
+) -> Result<Grants, BindingError> {
+    let mut out = Grants::default();
     for (vault, objects) in vaults.values() {
         let status = if vault.rbac_authorization {
             sync_role_assignments(ctx, principal, vault, objects, scope, may_remove, changes).await?
         } else {
-            sync_access_policy(ctx, principal, owned, vault, objects, records, may_remove, changes).await?
+            let (status, pending) = sync_access_policy(ctx, principal, owned, vault, objects, records, may_remove, waiting, changes).await?;
+            if pending {
+                out.pending.push(vault.id.name.clone());
+            }
+            status
         };
-        out.push(status);
+        out.status.push(status);
     }
     Ok(out)
 }
 
+/// The access-policy entry `principal` needs on `vault`, and whether its write was handed
+/// off and has not landed yet.
 #[allow(clippy::too_many_arguments)]
 async fn sync_access_policy(
     ctx: &Context,
@@ -296,8 +343,9 @@ async fn sync_access_policy(
     objects: &[KeyVaultObject],
     records: &Records,
     may_remove: bool,
+    waiting: Waiting<'_>,
     changes: &mut Vec<Change>,
-) -> Result<VaultGrantStatus, BindingError> {
+) -> Result<(VaultGrantStatus, bool), BindingError> {
     let desired = access_policy_permissions(objects);
     let existing = vault.access_policies.iter().find(|p| p.object_id.eq_ignore_ascii_case(principal)).map(|p| p.permissions.clone()).unwrap_or_default();
     let mut granted = records.granted.get(&vault.id.key()).cloned().unwrap_or_default();
@@ -308,12 +356,31 @@ async fn sync_access_policy(
     }
     let change = access_policy_change(&desired, &existing, &granted, may_remove);
     let entry = |permissions: Permissions| AccessPolicy { tenant_id: vault.tenant_id.clone(), object_id: principal.to_owned(), permissions };
-    if !change.add.is_empty() {
-        ctx.access
-            .change(&vault.id, AccessPolicyOp::Add, entry(change.add.clone()))
-            .await
-            .map_err(BindingError::azure(Step::Access, "adding the access policy"))?;
-        changes.push(("AccessGranted", format!("granted {} on vault {}", describe(&change.add), vault.id.name)));
+    let mut pending = false;
+    let granted_now = || ("AccessGranted", format!("granted {} on vault {}", describe(&change.granted), vault.id.name));
+    match waiting {
+        _ if change.add.is_empty() => {
+            // A grant handed off before that has landed since is this reconcile's news.
+            if let Waiting::HandOff { landed, .. } = waiting
+                && let Some(Ok(())) = landed.vault(&vault.id)
+            {
+                changes.push(granted_now());
+            }
+        }
+        Waiting::InPlace => {
+            ctx.access
+                .change(&vault.id, AccessPolicyOp::Add, entry(change.add.clone()))
+                .await
+                .map_err(BindingError::azure(Step::Access, "adding the access policy"))?;
+            changes.push(("AccessGranted", format!("granted {} on vault {}", describe(&change.add), vault.id.name)));
+        }
+        Waiting::HandOff { binding, landed } => {
+            if let Some(Err(e)) = landed.vault(&vault.id) {
+                return Err(BindingError::azure(Step::Access, "adding the access policy")(e.clone()));
+            }
+            ctx.access.hand_off(&vault.id, AccessPolicyOp::Add, entry(change.add.clone()), binding.clone());
+            pending = true;
+        }
     }
     if !change.remove.is_empty() {
         ctx.access
@@ -323,7 +390,9 @@ async fn sync_access_policy(
         changes.push(("AccessRevoked", format!("revoked {} on vault {}", describe(&change.remove), vault.id.name)));
     }
     let list = |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>();
-    Ok(VaultGrantStatus {
+    // A handed-off grant is recorded before it lands: should kvbind stop in between, the
+    // record is what lets it revoke the grant later.
+    let status = VaultGrantStatus {
         vault_id: vault.id.to_string(),
         model: VaultAccessModel::AccessPolicy,
         secrets: list(&change.granted.secrets),
@@ -331,7 +400,8 @@ async fn sync_access_policy(
         certificates: list(&change.granted.certificates),
         role_assignments: Vec::new(),
         list_reason: list_reason(objects),
-    })
+    };
+    Ok((status, pending))
 }
 
 async fn sync_role_assignments(

@@ -19,6 +19,7 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
 use kvbind_api::IdentityBinding;
 use kvbind_api::identity_binding::{
     AttachmentStatus, DeletionPolicy, IdentityBindingStatus, IdentityMode, IdentityStatus, SecretProviderClassStatus, VaultGrantStatus,
@@ -32,7 +33,12 @@ use self::inputs::{Needs, identity_of, needs_of, sharing_identity};
 use self::status::{Progress, conditions, patch_if_changed};
 use crate::context::Context;
 use crate::error::{BindingError, ReconcileError, Retry, Step};
+use crate::handoff::Waiting;
 use crate::policy;
+
+/// When a binding waiting on handed-off writes is looked at again if no write wakes it.
+/// The writers wake it as soon as its writes land; this only covers a writer that died.
+const HANDED_OFF_RECHECK: Duration = Duration::from_secs(300);
 
 /// The finalizer that holds a binding until kvbind has undone its work in Azure.
 pub const FINALIZER: &str = "kvbind.io/cleanup";
@@ -79,13 +85,24 @@ async fn apply(api: &Api<IdentityBinding>, binding: &IdentityBinding, ctx: &Cont
     let action = apply_and_report(api, binding, ctx).await;
     ctx.metrics.in_flight(-1);
     let result = match &action {
-        Ok((_, None)) => "converged",
-        Ok((_, Some(true))) => "stalled",
+        Ok((_, Ended::Converged)) => "converged",
+        Ok((_, Ended::InProgress)) => "in_progress",
+        Ok((_, Ended::Failed { stalled: true })) => "stalled",
         _ => "retrying",
     };
     ctx.metrics.reconciled(result, started.elapsed().as_secs_f64());
     count_ready(ctx);
     action.map(|(a, _)| a)
+}
+
+/// How a reconcile ended.
+enum Ended {
+    /// Everything is in place.
+    Converged,
+    /// Writes handed off are still to land.
+    InProgress,
+    /// It failed; `stalled` when only a change (not time) can fix it.
+    Failed { stalled: bool },
 }
 
 /// Sets the bindings-by-Ready gauge from the cache.
@@ -102,12 +119,13 @@ fn count_ready(ctx: &Context) {
     ctx.metrics.set_bindings(t, f, u);
 }
 
-/// Converges, writes status and Events, and says when to come back; the second value is
-/// `Some(stalled)` when the binding did not converge.
-async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding, ctx: &Context) -> Result<(Action, Option<bool>), ReconcileError> {
+/// Converges, writes status and Events, and says when to come back and how it ended.
+async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding, ctx: &Context) -> Result<(Action, Ended), ReconcileError> {
     let mut progress = Progress::default();
     let mut changes = Vec::new();
-    let outcome = converge(binding, ctx, &mut progress, &mut changes).await;
+    let waiter = Arc::new(ObjectRef::from_obj(binding));
+    let landed = ctx.handoffs.take(&waiter);
+    let outcome = converge(binding, ctx, Waiting::HandOff { binding: &waiter, landed: &landed }, &mut progress, &mut changes).await;
     // One PATCH often serves a thousand bindings, whose reconciles then all finish at once;
     // building their Events and status bodies a few at a time keeps that moment's memory
     // flat (the API server takes them a few at a time anyway).
@@ -118,8 +136,14 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
     status.conditions = conditions(binding.metadata.generation, &progress, outcome.as_ref().map(|_| ()));
     patch_if_changed(api, binding, status).await?;
     let key = key(binding);
-    let stalled = outcome.as_ref().err().map(BindingError::is_stalled);
+    let ended = match &outcome {
+        Ok(()) if progress.waiting.is_empty() => Ended::Converged,
+        Ok(()) => Ended::InProgress,
+        Err(e) => Ended::Failed { stalled: e.is_stalled() },
+    };
     let action = match outcome.as_ref().map_err(BindingError::retry) {
+        // Not a success yet: a handed-off write that fails keeps the binding's backoff.
+        Ok(()) if !progress.waiting.is_empty() => Action::requeue(HANDED_OFF_RECHECK),
         Ok(()) => {
             ctx.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
             Action::requeue(ctx.config.resync)
@@ -130,7 +154,7 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
         // fixes made in Azure.
         Err(Retry::OnChange) => Action::requeue(ctx.config.resync),
     };
-    Ok((action, stalled))
+    Ok((action, ended))
 }
 
 /// Everything the binding's identity needs across all bindings that share it.
@@ -171,7 +195,13 @@ fn demand(binding: &IdentityBinding, identity: &kvbind_azure::IdentityId, own: O
     Demand { needs, vaults, targets, may_remove, records, users }
 }
 
-async fn converge(binding: &IdentityBinding, ctx: &Context, progress: &mut Progress, changes: &mut Vec<Change>) -> Result<(), BindingError> {
+async fn converge(
+    binding: &IdentityBinding,
+    ctx: &Context,
+    waiting: Waiting<'_>,
+    progress: &mut Progress,
+    changes: &mut Vec<Change>,
+) -> Result<(), BindingError> {
     // Read and check everything first: bad input and what no policy allows stop here,
     // before any write.
     let (identity_id, adopt) = identity_of(&binding.spec.identity, &ctx.config)?;
@@ -210,23 +240,28 @@ async fn converge(binding: &IdentityBinding, ctx: &Context, progress: &mut Progr
     progress.done.push((Step::Identity, "IdentityAvailable", format!("identity {} ({how}) has client ID {}", identity.id.name, identity.client_id)));
 
     // 2 and 3, side by side: where its tokens can be had (the node pools, or one
-    // ServiceAccount) and what they can read. Neither needs the other, and each waits on
-    // Azure's slowest work: a scale set's long-running PATCH, a vault's queue of writes.
+    // ServiceAccount) and what they can read. Neither needs the other. Azure's slowest work,
+    // a scale set's long-running PATCH and a vault's queue of writes, is handed to their
+    // writers, which wake the binding when it lands.
     let namespace = binding.namespace().unwrap_or_default();
     let (mut reach_changes, mut access_changes) = (Vec::new(), Vec::new());
     let (reached, granted) = tokio::join!(
-        reach(ctx, binding, &identity, created, &demand, &mut reach_changes),
-        access(ctx, binding, &identity, created, &demand, vaults, &mut access_changes),
+        reach(ctx, binding, &identity, created, &demand, waiting, &mut reach_changes),
+        access(ctx, binding, &identity, created, &demand, vaults, waiting, &mut access_changes),
     );
     changes.append(&mut reach_changes);
     changes.append(&mut access_changes);
     // Whatever either step did is recorded even when the other failed: it is kvbind's to
     // undo.
     if let Ok(grants) = &granted {
-        let summary: Vec<String> = grants.iter().map(|g| format!("{} ({:?})", g.vault_id.rsplit('/').next().unwrap_or_default(), g.model)).collect();
-        remember_grants(ctx, &identity.id, grants);
-        progress.status.grants = grants.clone();
-        progress.done.push((Step::Access, "Granted", format!("read access granted on {}", summary.join(", "))));
+        let summary: Vec<String> = grants.status.iter().map(|g| format!("{} ({:?})", g.vault_id.rsplit('/').next().unwrap_or_default(), g.model)).collect();
+        remember_grants(ctx, &identity.id, &grants.status);
+        progress.status.grants = grants.status.clone();
+        if grants.pending.is_empty() {
+            progress.done.push((Step::Access, "Granted", format!("read access granted on {}", summary.join(", "))));
+        } else {
+            progress.waiting.push((Step::Access, format!("waiting for vault {} to take the access policy", grants.pending.join(", "))));
+        }
     }
     match reached {
         Ok(reached) => {
@@ -235,13 +270,19 @@ async fn converge(binding: &IdentityBinding, ctx: &Context, progress: &mut Progr
             progress.status.attachments = reached.attachments;
             progress.status.workload_identity = reached.federation;
             progress.notices.extend(reached.notice);
-            progress.done.push((Step::Nodes, reached.reason, reached.message));
+            if reached.pending.is_empty() {
+                progress.done.push((Step::Nodes, reached.reason, reached.message));
+            } else {
+                let names: Vec<&str> = reached.pending.iter().map(|t| t.name.as_str()).collect();
+                progress.waiting.push((Step::Nodes, format!("waiting for {} to take the identity", names.join(", "))));
+            }
         }
         Err(e) => return Err(e),
     }
     granted?;
 
-    // 4. The SecretProviderClasses.
+    // 4. The SecretProviderClasses: they can name the identity while its attachment and
+    // grants are still landing (a pod mounting meanwhile fails and is retried either way).
     write_back::write_identity(ctx, &namespace, &demand.needs.classes, &identity.client_id, binding.spec.mode, changes).await?;
     progress.status.secret_provider_classes = demand.needs.classes.iter().map(|c| SecretProviderClassStatus { name: c.name.clone(), updated: true }).collect();
     progress.done.push((Step::Classes, "Updated", format!("{} SecretProviderClass(es) carry client ID {}", demand.needs.classes.len(), identity.client_id)));
@@ -254,6 +295,7 @@ async fn converge(binding: &IdentityBinding, ctx: &Context, progress: &mut Progr
 /// Where a binding's identity can be reached from, after step 2.
 struct Reach {
     attachments: Vec<AttachmentStatus>,
+    pending: Vec<kvbind_azure::ComputeId>,
     crowded: Vec<kvbind_azure::ComputeId>,
     newly_crowded: Vec<kvbind_azure::ComputeId>,
     federation: Option<kvbind_api::identity_binding::WorkloadIdentityStatus>,
@@ -270,10 +312,11 @@ async fn reach(
     identity: &kvbind_azure::model::Identity,
     created: bool,
     demand: &Demand,
+    waiting: Waiting<'_>,
     changes: &mut Vec<Change>,
 ) -> Result<Reach, BindingError> {
-    let azure_sync::Attachments { status: attachments, crowded, newly_crowded } =
-        azure_sync::sync_attachments(ctx, &identity.id, created, &demand.targets, &demand.records, demand.may_remove, changes).await?;
+    let azure_sync::Attachments { status: attachments, crowded, newly_crowded, pending } =
+        azure_sync::sync_attachments(ctx, &identity.id, created, &demand.targets, &demand.records, demand.may_remove, waiting, changes).await?;
     let names: Vec<String> = attachments.iter().map(|a| a.resource_id.rsplit('/').next().unwrap_or_default().to_owned()).collect();
     let namespace = binding.namespace().unwrap_or_default();
     let previous = binding.status.as_ref().and_then(|s| s.workload_identity.clone());
@@ -281,7 +324,7 @@ async fn reach(
     if let Some(old) = previous.as_ref().filter(|old| Some(old.service_account.as_str()) != service_account) {
         workload_identity::unfederate(ctx, &namespace, &identity.id, old, changes).await?;
     }
-    let mut reach = Reach { attachments, crowded, newly_crowded, federation: None, notice: None, reason: "Attached", message: String::new() };
+    let mut reach = Reach { attachments, pending, crowded, newly_crowded, federation: None, notice: None, reason: "Attached", message: String::new() };
     match service_account {
         Some(account) => {
             let federation = workload_identity::federate(ctx, &namespace, account, identity, previous.as_ref(), changes).await?;
@@ -307,6 +350,7 @@ async fn reach(
 
 /// Step 3: exactly the grants the objects need, on every vault of the bindings sharing the
 /// identity.
+#[allow(clippy::too_many_arguments)]
 async fn access(
     ctx: &Context,
     binding: &IdentityBinding,
@@ -314,14 +358,16 @@ async fn access(
     created: bool,
     demand: &Demand,
     vaults: BTreeMap<String, Arc<kvbind_azure::model::Vault>>,
+    waiting: Waiting<'_>,
     changes: &mut Vec<Change>,
-) -> Result<Vec<VaultGrantStatus>, BindingError> {
+) -> Result<azure_sync::Grants, BindingError> {
     let mut granted_on = BTreeMap::new();
     for (name, vault) in vaults {
         let objects = demand.vaults.get(&name).map(|(_, o)| o.clone()).unwrap_or_default();
         granted_on.insert(vault.id.key(), (vault, objects));
     }
-    azure_sync::sync_grants(ctx, &identity.principal_id, created, &granted_on, &demand.records, binding.spec.rbac_scope, demand.may_remove, changes).await
+    azure_sync::sync_grants(ctx, &identity.principal_id, created, &granted_on, &demand.records, binding.spec.rbac_scope, demand.may_remove, waiting, changes)
+        .await
 }
 
 /// A binding no policy allows keeps nothing it had: what kvbind did for it is undone as
@@ -367,6 +413,8 @@ async fn cleanup(binding: &IdentityBinding, ctx: &Context) -> Result<Action, Rec
     if binding.spec.deletion_policy == DeletionPolicy::Retain {
         return Ok(Action::await_change());
     }
+    // Whatever was handed off for it has landed or will land unread.
+    let _ = ctx.handoffs.take(&ObjectRef::from_obj(binding));
     let mut changes = Vec::new();
     let result = undo(binding, ctx, &mut changes).await;
     let _writing = ctx.api_writes.acquire().await;
@@ -407,7 +455,8 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
                 records.attached.extend(targets.iter().map(kvbind_azure::ComputeId::key));
             }
         }
-        let attachments = azure_sync::sync_attachments(ctx, &identity.id, owned, &demand.targets, &records, demand.may_remove, changes).await?.status;
+        let attachments =
+            azure_sync::sync_attachments(ctx, &identity.id, owned, &demand.targets, &records, demand.may_remove, Waiting::InPlace, changes).await?.status;
         remember_attachments(ctx, &identity.id, &attachments);
         // Every vault this binding touched, with what the remaining bindings still need.
         let explicit = binding.spec.key_vault.as_ref().map(|k| k.resource_id.as_str());
@@ -431,9 +480,19 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
                 Err(e) => return Err(BindingError::azure(Step::Access, "reading the vault")(e)),
             }
         }
-        let grants =
-            azure_sync::sync_grants(ctx, &identity.principal_id, owned, &vaults, &records, binding.spec.rbac_scope, demand.may_remove, changes).await?;
-        remember_grants(ctx, &identity.id, &grants);
+        let grants = azure_sync::sync_grants(
+            ctx,
+            &identity.principal_id,
+            owned,
+            &vaults,
+            &records,
+            binding.spec.rbac_scope,
+            demand.may_remove,
+            Waiting::InPlace,
+            changes,
+        )
+        .await?;
+        remember_grants(ctx, &identity.id, &grants.status);
         if demand.users.is_empty() {
             azure_sync::delete_identity(ctx, &identity.id, changes).await?;
             ctx.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&identity.id.key());

@@ -17,6 +17,8 @@ pub struct Progress {
     pub status: IdentityBindingStatus,
     /// Success messages per step.
     pub done: Vec<(Step, &'static str, String)>,
+    /// Steps whose writes were handed off and have not landed yet, with what they wait for.
+    pub waiting: Vec<(Step, String)>,
     /// Informational conditions: `(type, reason, message)`, present while they hold.
     pub notices: Vec<(&'static str, &'static str, String)>,
 }
@@ -24,6 +26,9 @@ pub struct Progress {
 fn now() -> String {
     time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
+
+/// The reason while handed-off writes are still to land.
+pub const IN_PROGRESS: &str = "InProgress";
 
 /// The conditions for a reconcile that ended with `outcome`.
 pub fn conditions(generation: Option<i64>, progress: &Progress, outcome: Result<(), &BindingError>) -> Vec<Condition> {
@@ -33,7 +38,11 @@ pub fn conditions(generation: Option<i64>, progress: &Progress, outcome: Result<
     let failed_step = outcome.err().map(BindingError::step);
     for step in Step::ALL {
         let done = progress.done.iter().find(|(s, _, _)| *s == step);
+        let waiting = progress.waiting.iter().find(|(s, _)| *s == step);
         let c = match (done, outcome, failed_step) {
+            (_, _, f) if f != Some(step) && waiting.is_some() => {
+                cond(step.condition(), ConditionStatus::Unknown, IN_PROGRESS, waiting.map(|(_, m)| m.clone()).unwrap_or_default())
+            }
             (Some((_, reason, message)), _, f) if f != Some(step) => cond(step.condition(), ConditionStatus::True, reason, message.clone()),
             (_, Err(e), Some(f)) if f == step => cond(step.condition(), ConditionStatus::False, e.reason(), e.to_string()),
             (_, Err(_), Some(f)) => cond(step.condition(), ConditionStatus::Unknown, "Waiting", format!("waiting for {}", f.condition())),
@@ -45,6 +54,11 @@ pub fn conditions(generation: Option<i64>, progress: &Progress, outcome: Result<
         out.push(cond(t, ConditionStatus::True, reason, message.clone()));
     }
     match outcome {
+        Ok(()) if !progress.waiting.is_empty() => {
+            let message = progress.waiting.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; ");
+            out.push(cond(READY, ConditionStatus::False, IN_PROGRESS, message.clone()));
+            out.push(cond(RECONCILING, ConditionStatus::True, IN_PROGRESS, message));
+        }
         Ok(()) => {
             out.push(cond(READY, ConditionStatus::True, "Converged", "the identity is attached, granted and written into every SecretProviderClass".to_owned()))
         }
