@@ -66,6 +66,7 @@ impl AccessPolicyBatcher {
     /// Applies `op` with `entry` on `vault` with the next batch, and wakes `binding` when
     /// that lands instead of waiting for it.
     pub fn hand_off(&self, vault: &VaultId, op: AccessPolicyOp, entry: AccessPolicy, binding: Waiter) {
+        self.handoffs.expect(&binding, vault);
         if self.window.is_some() {
             self.enqueue(vault, Request { op, entry, answer: Answer::Wake(binding) });
             return;

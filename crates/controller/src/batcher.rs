@@ -16,7 +16,6 @@
 //! writer wakes it when the PATCH lands (see [`crate::handoff`]). Detaching, which a binding
 //! must see done before it lets go of its records, is awaited in place.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -28,7 +27,7 @@ use tokio::sync::oneshot;
 use crate::context::Turns;
 use crate::handoff::{Answer, Handoffs, Landing, Waiter};
 use crate::read_cache::ReadCache;
-use crate::write_queue::{WriteQueues, next_batch};
+use crate::write_queue::WriteQueues;
 
 /// The longest a batch waits for more changes, in batch windows. A thousand new bindings
 /// create their identities over twenty seconds or so; closing the batch before they are all
@@ -37,9 +36,20 @@ pub const MAX_WINDOWS: u32 = 16;
 
 #[derive(Default)]
 struct Pending {
-    add: BTreeSet<IdentityId>,
-    remove: BTreeSet<IdentityId>,
+    change: IdentityChange,
     answers: Vec<Answer<Written>>,
+}
+
+/// One target's changes: those for its next write, and the write in flight.
+#[derive(Default)]
+struct Queue {
+    next: Pending,
+    /// The write in flight (shared with it: a thousand identities on twenty pools are not
+    /// copied). A binding that reconciles again meanwhile asks for its attachment again; it
+    /// waits for that write instead of costing another.
+    writing: Option<Arc<IdentityChange>>,
+    /// Who joined the write in flight.
+    joined: Vec<Answer<Written>>,
 }
 
 /// A scale set or VM after a batch: how many user-assigned identities it had before, and
@@ -58,7 +68,7 @@ pub struct ComputeBatcher {
     arm: Arc<dyn Arm>,
     cache: Arc<ReadCache>,
     window: Option<Duration>,
-    queues: Arc<WriteQueues<ComputeId, Pending>>,
+    queues: Arc<WriteQueues<ComputeId, Queue>>,
     /// Without batching: one lock per target, so single writes still never overlap.
     single: Arc<Turns>,
     /// Bindings resolving their identity right now.
@@ -126,6 +136,7 @@ impl ComputeBatcher {
     /// Attaches `identity` to `target` with the next batch, and wakes `binding` when that
     /// lands instead of waiting for it.
     pub fn hand_off(&self, target: &ComputeId, identity: &IdentityId, binding: Waiter) {
+        self.handoffs.expect(&binding, target);
         if self.window.is_some() {
             self.enqueue(target, Some(identity), None, Answer::Wake(binding));
             return;
@@ -141,8 +152,8 @@ impl ComputeBatcher {
     async fn write_alone(&self, target: &ComputeId, add: Option<&IdentityId>, remove: Option<&IdentityId>) -> Result<Written, AzureError> {
         let turn = self.single.turn(&target.key());
         let _turn = turn.lock().await;
-        let pending = Pending { add: add.into_iter().cloned().collect(), remove: remove.into_iter().cloned().collect(), answers: Vec::new() };
-        self.write(target, &pending).await
+        let change = IdentityChange { add: add.into_iter().cloned().collect(), remove: remove.into_iter().cloned().collect() };
+        self.write(target, &change).await
     }
 
     fn enqueue(&self, target: &ComputeId, add: Option<&IdentityId>, remove: Option<&IdentityId>, answer: Answer<Written>) {
@@ -150,16 +161,23 @@ impl ComputeBatcher {
             let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let key = target.key();
             let start = !queues.contains_key(&key);
-            let (_, pending) = queues.entry(key).or_insert_with(|| (target.clone(), Pending::default()));
-            if let Some(id) = add {
-                pending.remove.remove(id);
-                pending.add.insert(id.clone());
+            let (_, queue) = queues.entry(key).or_insert_with(|| (target.clone(), Queue::default()));
+            let pending = &mut queue.next;
+            let being_written = |id: &IdentityId| queue.writing.as_ref().is_some_and(|w| w.add.contains(id));
+            match (add, remove) {
+                (Some(id), None) if being_written(id) && !pending.change.remove.contains(id) => queue.joined.push(answer),
+                _ => {
+                    if let Some(id) = add {
+                        pending.change.remove.remove(id);
+                        pending.change.add.insert(id.clone());
+                    }
+                    if let Some(id) = remove {
+                        pending.change.add.remove(id);
+                        pending.change.remove.insert(id.clone());
+                    }
+                    pending.answers.push(answer);
+                }
             }
-            if let Some(id) = remove {
-                pending.add.remove(id);
-                pending.remove.insert(id.clone());
-            }
-            pending.answers.push(answer);
             start
         };
         if start_writer {
@@ -176,14 +194,43 @@ impl ComputeBatcher {
         loop {
             self.collect(&key, first_wait, window).await;
             first_wait = window / 4;
-            let batch = next_batch(&self.queues, &key, |p: &Pending| p.answers.is_empty());
-            let Some((target, pending)) = batch else {
+            let Some((target, change, answers)) = self.take_batch(&key) else {
                 return;
             };
-            let result = self.write(&target, &pending).await;
-            let woken = Answer::answer_all(pending.answers, &result);
+            let result = self.write(&target, &change).await;
+            drop(change);
+            let joined = self.finish_batch(&key);
+            let woken = Answer::answer_all(answers.into_iter().chain(joined), &result);
             self.handoffs.land(Landing::Compute { target, result: result.map(|w| w.before) }, woken);
         }
+    }
+
+    /// Takes the changes waiting for `key` as the write in flight; when none are, retires
+    /// the key instead, under the same lock, so that the next change starts a new writer.
+    fn take_batch(&self, key: &str) -> Option<(ComputeId, Arc<IdentityChange>, Vec<Answer<Written>>)> {
+        let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match queues.get_mut(key) {
+            Some((target, queue)) if !queue.next.answers.is_empty() => {
+                let Pending { change, answers } = std::mem::take(&mut queue.next);
+                let change = Arc::new(change);
+                queue.writing = Some(change.clone());
+                Some((target.clone(), change, answers))
+            }
+            _ => {
+                queues.remove(key);
+                None
+            }
+        }
+    }
+
+    /// Ends the write in flight for `key`: who joined it.
+    fn finish_batch(&self, key: &str) -> Vec<Answer<Written>> {
+        let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some((_, queue)) = queues.get_mut(key) else {
+            return Vec::new();
+        };
+        queue.writing = None;
+        std::mem::take(&mut queue.joined)
     }
 
     /// Waits `first`, then on while changes keep arriving or bindings are resolving their
@@ -192,7 +239,15 @@ impl ComputeBatcher {
     async fn collect(&self, key: &str, first: Duration, window: Duration) {
         let started = tokio::time::Instant::now();
         tokio::time::sleep(first).await;
-        let arrived = || self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).map_or(0, |(_, p)| p.answers.len());
+        // New changes, not new askers: bindings that ask again for what is queued (or share
+        // an identity) add nothing to wait for.
+        let arrived = || {
+            self.queues
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(key)
+                .map_or(0, |(_, q)| q.next.change.add.len() + q.next.change.remove.len())
+        };
         let mut seen = arrived();
         while started.elapsed() < window * MAX_WINDOWS {
             tokio::time::sleep(window / 4).await;
@@ -204,18 +259,17 @@ impl ComputeBatcher {
         }
     }
 
-    async fn write(&self, target: &ComputeId, pending: &Pending) -> Result<Written, AzureError> {
+    async fn write(&self, target: &ComputeId, change: &IdentityChange) -> Result<Written, AzureError> {
         // Always a fresh read before a write: the PATCH must keep what is there now.
         let current = Arc::new(self.arm.get_compute_identity(target).await?);
         self.cache.put_compute(target, current.clone());
         let before = current.user_assigned().len();
-        let change = IdentityChange { add: pending.add.clone(), remove: pending.remove.clone() };
         let needed = change.add.iter().any(|id| !current.has(id)) || change.remove.iter().any(|id| current.has(id));
         if !needed {
             return Ok(Written { before, after: current });
         }
         tracing::info!(target = %target, add = change.add.len(), remove = change.remove.len(), "updating identities");
-        let after = Arc::new(self.arm.update_compute_identities(target, &current, &change).await?);
+        let after = Arc::new(self.arm.update_compute_identities(target, &current, change).await?);
         self.cache.put_compute(target, after.clone());
         Ok(Written { before, after })
     }
@@ -327,7 +381,27 @@ mod tests {
         assert_eq!(heard, bindings.iter().map(|b| b.as_ref().clone()).collect::<Vec<_>>());
         assert_eq!(*arm.added.lock().expect("lock"), vec![3], "one PATCH for the three");
         for binding in &bindings {
-            assert!(matches!(handoffs.take(binding).compute(&pool()), Some(Ok(0))), "landed, on a pool that had no identity before");
+            assert!(matches!(handoffs.take(binding).0.compute(&pool()), Some(Ok(0))), "landed, on a pool that had no identity before");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn asking_again_for_an_attachment_being_written_joins_that_write() {
+        use kube::runtime::reflector::ObjectRef;
+
+        let arm = Arc::new(FakeCompute::new(Duration::from_secs(20)));
+        let (handoffs, mut woken) = Handoffs::new();
+        let batcher = ComputeBatcher::new(arm.clone(), Arc::new(ReadCache::new(Duration::from_secs(600))), Some(WINDOW), Arc::new(handoffs));
+        let binding = Arc::new(ObjectRef::new("b").within("apps"));
+        batcher.hand_off(&pool(), &identity(0), binding.clone());
+        // The window has closed and the batch's read is under way: the binding, reconciled
+        // again meanwhile, asks once more.
+        tokio::time::sleep(WINDOW * 2).await;
+        assert_eq!(arm.reads(), 1, "the write is in flight");
+        batcher.hand_off(&pool(), &identity(0), binding.clone());
+        assert!(woken.recv().await.is_some());
+        // Long enough for a second batch to have been read and written, had there been one.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!((arm.reads(), arm.writes()), (1, 1), "one read and one PATCH");
     }
 }

@@ -7,12 +7,13 @@
 //! the writer records here how it went and wakes the binding: its next reconcile finds the
 //! change in the read cache, or the failure here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use kube::runtime::reflector::ObjectRef;
 use kvbind_api::IdentityBinding;
-use kvbind_azure::{AzureError, ComputeId, VaultId};
+use kvbind_azure::{AzureError, ComputeId, GroupResourceId, VaultId};
 use tokio::sync::{mpsc, oneshot};
 
 /// A binding waiting for a write it handed off.
@@ -83,6 +84,11 @@ pub enum Landing {
 pub struct Landed(Vec<Arc<Landing>>);
 
 impl Landed {
+    /// True when nothing landed.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// How the last write handed off for `target` went, if one landed.
     pub fn compute(&self, target: &ComputeId) -> Option<&Result<usize, AzureError>> {
         self.0.iter().rev().find_map(|l| match l.as_ref() {
@@ -100,35 +106,77 @@ impl Landed {
     }
 }
 
-/// Landed writes per binding, and the channel that wakes bindings for them.
+/// Something kvbind changed, for the binding's Event: a reason and a note.
+pub type Change = (&'static str, String);
+
+/// One binding's handed-off writes.
+#[derive(Default)]
+struct Handed {
+    /// The resources (hashes of their keys) whose write it waits for.
+    outstanding: HashSet<u64>,
+    /// What landed since its last reconcile.
+    landed: Landed,
+    /// Woken since its last reconcile.
+    woken: bool,
+    /// Changes its reconciles made while it was in progress, for one Event when it ends.
+    unreported: Vec<Change>,
+}
+
+/// Handed-off writes per binding, and the channel that wakes bindings when theirs land.
 pub struct Handoffs {
     wake: mpsc::UnboundedSender<ObjectRef<IdentityBinding>>,
-    landed: Mutex<HashMap<ObjectRef<IdentityBinding>, Landed>>,
+    bindings: Mutex<HashMap<ObjectRef<IdentityBinding>, Handed>>,
+}
+
+fn resource_hash(id: &GroupResourceId) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    id.hash(&mut hasher);
+    hasher.finish()
 }
 
 impl Handoffs {
     /// The record, and the stream of bindings to reconcile (for the controller).
     pub fn new() -> (Handoffs, mpsc::UnboundedReceiver<ObjectRef<IdentityBinding>>) {
         let (wake, woken) = mpsc::unbounded_channel();
-        (Handoffs { wake, landed: Mutex::default() }, woken)
+        (Handoffs { wake, bindings: Mutex::default() }, woken)
     }
 
-    /// Records `landing` for each of `waiters` and wakes those not already woken since
-    /// their last reconcile (one reconcile reads everything that landed meanwhile).
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<IdentityBinding>, Handed>> {
+        self.bindings.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Notes that `binding` handed off a write to `resource` and waits for it.
+    pub fn expect(&self, binding: &Waiter, resource: &GroupResourceId) {
+        self.lock().entry(binding.as_ref().clone()).or_default().outstanding.insert(resource_hash(resource));
+    }
+
+    /// Records `landing` for each of `waiters`, and wakes those with nothing else
+    /// outstanding (or for whom it failed), once per reconcile: a binding waiting for a
+    /// vault and twenty pools reconciles once when the last of them lands, not 21 times.
     pub fn land(&self, landing: Landing, waiters: Vec<Waiter>) {
         if waiters.is_empty() {
             return;
         }
+        let resource = resource_hash(match &landing {
+            Landing::Compute { target, .. } => target,
+            Landing::Vault { vault, .. } => vault,
+        });
+        let failed = match &landing {
+            Landing::Compute { result, .. } => result.is_err(),
+            Landing::Vault { result, .. } => result.is_err(),
+        };
         let landing = Arc::new(landing);
         let mut to_wake = Vec::new();
         {
-            let mut landed = self.landed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut bindings = self.lock();
             for waiter in waiters {
-                let entry = landed.entry(waiter.as_ref().clone()).or_default();
-                if entry.0.is_empty() {
+                let handed = bindings.entry(waiter.as_ref().clone()).or_default();
+                handed.outstanding.remove(&resource);
+                handed.landed.0.push(landing.clone());
+                if !handed.woken && (failed || handed.outstanding.is_empty()) {
+                    handed.woken = true;
                     to_wake.push(waiter);
                 }
-                entry.0.push(landing.clone());
             }
         }
         for waiter in to_wake {
@@ -137,9 +185,31 @@ impl Handoffs {
         }
     }
 
-    /// What landed for `binding` since its last reconcile; the record is cleared.
-    pub fn take(&self, binding: &ObjectRef<IdentityBinding>) -> Landed {
-        self.landed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(binding).unwrap_or_default()
+    /// What landed for `binding` since its last reconcile, and the changes its earlier
+    /// reconciles left unreported; both are cleared.
+    pub fn take(&self, binding: &ObjectRef<IdentityBinding>) -> (Landed, Vec<Change>) {
+        let mut bindings = self.lock();
+        let Some(handed) = bindings.get_mut(binding) else {
+            return (Landed::default(), Vec::new());
+        };
+        handed.woken = false;
+        let taken = (std::mem::take(&mut handed.landed), std::mem::take(&mut handed.unreported));
+        if handed.outstanding.is_empty() {
+            bindings.remove(binding);
+        }
+        taken
+    }
+
+    /// Keeps `changes` for the Event of the reconcile that ends `binding`'s progress.
+    pub fn defer(&self, binding: &ObjectRef<IdentityBinding>, changes: Vec<Change>) {
+        if !changes.is_empty() {
+            self.lock().entry(binding.clone()).or_default().unreported.extend(changes);
+        }
+    }
+
+    /// Forgets `binding` (it is being deleted).
+    pub fn forget(&self, binding: &ObjectRef<IdentityBinding>) {
+        self.lock().remove(binding);
     }
 }
 
@@ -158,23 +228,43 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_binding_is_woken_once_for_everything_that_lands_before_its_reconcile() {
+    async fn a_binding_is_woken_once_when_the_last_of_its_writes_lands() {
         let (handoffs, mut woken) = Handoffs::new();
         let (a, b) = (binding("a"), binding("b"));
+        for p in ["p1", "p2"] {
+            handoffs.expect(&a, &pool(p));
+        }
+        handoffs.expect(&b, &pool("p1"));
         handoffs.land(Landing::Compute { target: pool("p1"), result: Ok(1) }, vec![a.clone(), b.clone()]);
-        let refused = AzureError::Transient { operation: "UpdateComputeIdentity", resource: "p2".into(), message: "busy".into() };
-        handoffs.land(Landing::Compute { target: pool("p2"), result: Err(refused) }, vec![a.clone()]);
+        assert_eq!(woken.recv().await.as_ref(), Some(b.as_ref()), "b waited only for p1");
+        assert!(woken.try_recv().is_err(), "a still waits for p2");
+        handoffs.land(Landing::Compute { target: pool("p2"), result: Ok(0) }, vec![a.clone()]);
         assert_eq!(woken.recv().await.as_ref(), Some(a.as_ref()));
-        assert_eq!(woken.recv().await.as_ref(), Some(b.as_ref()));
-        assert!(woken.try_recv().is_err(), "a is not woken a second time before it reconciles");
 
-        let landed = handoffs.take(&a);
+        let (landed, _) = handoffs.take(&a);
         assert!(matches!(landed.compute(&pool("p1")), Some(Ok(1))));
-        assert!(matches!(landed.compute(&pool("p2")), Some(Err(_))));
+        assert!(matches!(landed.compute(&pool("p2")), Some(Ok(0))));
         assert!(landed.compute(&pool("p3")).is_none());
-        assert!(handoffs.take(&a).compute(&pool("p1")).is_none(), "taking clears the record");
+        assert!(handoffs.take(&a).0.compute(&pool("p1")).is_none(), "taking clears the record");
+    }
 
-        handoffs.land(Landing::Compute { target: pool("p1"), result: Ok(2) }, vec![a.clone()]);
+    #[tokio::test]
+    async fn a_failed_write_wakes_its_binding_at_once_and_only_once_per_reconcile() {
+        let (handoffs, mut woken) = Handoffs::new();
+        let a = binding("a");
+        for p in ["p1", "p2", "p3"] {
+            handoffs.expect(&a, &pool(p));
+        }
+        let refused = || AzureError::Transient { operation: "UpdateComputeIdentity", resource: "p".into(), message: "busy".into() };
+        handoffs.land(Landing::Compute { target: pool("p1"), result: Err(refused()) }, vec![a.clone()]);
+        handoffs.land(Landing::Compute { target: pool("p2"), result: Err(refused()) }, vec![a.clone()]);
+        assert_eq!(woken.recv().await.as_ref(), Some(a.as_ref()));
+        assert!(woken.try_recv().is_err(), "one wake until a reconciles");
+        handoffs.defer(&a, vec![("IdentityCreated", "created".to_owned())]);
+        let (landed, unreported) = handoffs.take(&a);
+        assert!(matches!(landed.compute(&pool("p2")), Some(Err(_))));
+        assert_eq!(unreported.len(), 1, "changes kept for the Event that ends its progress");
+        handoffs.land(Landing::Compute { target: pool("p3"), result: Ok(0) }, vec![a.clone()]);
         assert_eq!(woken.recv().await.as_ref(), Some(a.as_ref()), "after its reconcile, a is woken again");
     }
 }

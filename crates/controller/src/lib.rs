@@ -109,7 +109,7 @@ fn bindings_for_node(bindings: &Store<IdentityBinding>, node: &Node) -> Vec<Obje
 
 /// Reconciles at once. A reconcile waits on Azure only for reads and identity writes (the
 /// slow writes are handed off), so this bounds memory without slowing a large start.
-pub const MAX_CONCURRENT_RECONCILES: u16 = 256;
+pub const MAX_CONCURRENT_RECONCILES: u16 = 1024;
 
 /// Metrics and health, shared with the admin server.
 #[derive(Debug, Clone, Default)]

@@ -20,6 +20,7 @@ impl ArmClient {
     pub(super) async fn read_compute_identity(&self, target: &ComputeId) -> Result<ComputeIdentity, AzureError> {
         let operation = "GetComputeIdentity";
         let resource = target.to_string();
+        let _turn = self.identity_blocks.acquire().await;
         let response = match target.kind() {
             ResourceKind::VirtualMachineScaleSet => self
                 .compute
@@ -49,14 +50,16 @@ impl ArmClient {
     ) -> Result<ComputeIdentity, AzureError> {
         let operation = "UpdateComputeIdentity";
         let resource = target.to_string();
-        let Some(body) = identity_patch(current, change) else {
-            return Ok(current.clone());
-        };
         let url = self.raw.url(&resource, COMPUTE_API_VERSION).map_err(|e| classify(&e, operation, &resource))?;
-        let first = self.raw.send(Method::Patch, url.clone(), Some(&body)).await.map_err(|e| classify(&e, operation, &resource))?;
-        // A scale set's body names every identity it carries; twenty pools of a thousand
-        // identities each keep none of it for the tens of seconds the PATCH runs.
-        drop(body);
+        let first = {
+            let _turn = self.identity_blocks.acquire().await;
+            let Some(body) = identity_patch(current, change) else {
+                return Ok(current.clone());
+            };
+            self.raw.send(Method::Patch, url.clone(), Some(&body)).await.map_err(|e| classify(&e, operation, &resource))?
+        };
+        // The response names every identity the scale set carries; it is let go before the
+        // tens of seconds the PATCH runs.
         super::lro::follow(&self.raw, first, url, self.lro, operation, &resource).await?;
         self.read_compute_identity(target).await
     }

@@ -96,7 +96,16 @@ pub struct ArmClient {
     authorization: azure_mgmt_authorization::package_2022_04_01::Client,
     raw: RawArm,
     lro: LroSettings,
+    /// Turns for handling identity blocks; see [`IDENTITY_BLOCKS_AT_ONCE`].
+    identity_blocks: tokio::sync::Semaphore,
 }
+
+/// How many VM scale set or VM bodies are read, or identity PATCHes built and sent, at
+/// once. With a thousand identities a pool's body is hundreds of kilobytes, and its read
+/// buffers and parse several times that; twenty pools whose PATCHes end together would
+/// otherwise hold all of it at the same moment. The long-running part of a PATCH holds no
+/// turn.
+pub const IDENTITY_BLOCKS_AT_ONCE: usize = 4;
 
 impl ArmClient {
     /// Builds the clients for `config`, authenticating with `credential`.
@@ -125,6 +134,7 @@ impl ArmClient {
             authorization: build!(azure_mgmt_authorization::package_2022_04_01),
             raw: RawArm::new(config.endpoint.clone(), credential.clone(), config.scope.clone(), transport),
             lro: config.lro,
+            identity_blocks: tokio::sync::Semaphore::new(IDENTITY_BLOCKS_AT_ONCE),
         })
     }
 }

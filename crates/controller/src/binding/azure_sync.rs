@@ -63,7 +63,7 @@ impl Records {
 }
 
 /// Something kvbind changed in Azure, for an Event.
-pub type Change = (&'static str, String);
+pub use crate::handoff::Change;
 
 /// Reads the identity, creating it (or updating kvbind's tags on it) when asked to.
 /// Returns it and whether kvbind created it. `pool`, one of the scale sets it belongs on,

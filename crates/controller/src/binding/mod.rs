@@ -124,12 +124,25 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
     let mut progress = Progress::default();
     let mut changes = Vec::new();
     let waiter = Arc::new(ObjectRef::from_obj(binding));
-    let landed = ctx.handoffs.take(&waiter);
+    let (landed, unreported) = ctx.handoffs.take(&waiter);
+    // A binding woken by landed writes has little left to do in Azure but read caches, and
+    // then writes its status; one PATCH wakes a thousand of them at once. They take their
+    // turn to write before building anything, so only a few hold their statuses at once.
+    let woken_turn = if landed.is_empty() { None } else { ctx.api_writes.acquire().await.ok() };
     let outcome = converge(binding, ctx, Waiting::HandOff { binding: &waiter, landed: &landed }, &mut progress, &mut changes).await;
+    // One Event when the binding's progress ends (converged or failed), naming every
+    // change since it began, rather than one per reconcile on the way.
+    changes.splice(0..0, unreported);
+    if outcome.is_ok() && !progress.waiting.is_empty() {
+        ctx.handoffs.defer(&waiter, std::mem::take(&mut changes));
+    }
     // One PATCH often serves a thousand bindings, whose reconciles then all finish at once;
     // building their Events and status bodies a few at a time keeps that moment's memory
     // flat (the API server takes them a few at a time anyway).
-    let _writing = ctx.api_writes.acquire().await;
+    let _writing = match woken_turn {
+        Some(turn) => Some(turn),
+        None => ctx.api_writes.acquire().await.ok(),
+    };
     publish(ctx, binding, &changes, outcome.as_ref().err()).await;
     let mut status = progress.status.clone();
     status.observed_generation = binding.metadata.generation;
@@ -414,7 +427,7 @@ async fn cleanup(binding: &IdentityBinding, ctx: &Context) -> Result<Action, Rec
         return Ok(Action::await_change());
     }
     // Whatever was handed off for it has landed or will land unread.
-    let _ = ctx.handoffs.take(&ObjectRef::from_obj(binding));
+    ctx.handoffs.forget(&ObjectRef::from_obj(binding));
     let mut changes = Vec::new();
     let result = undo(binding, ctx, &mut changes).await;
     let _writing = ctx.api_writes.acquire().await;
