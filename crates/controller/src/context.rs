@@ -51,6 +51,13 @@ impl Turns {
     }
 }
 
+/// How many reconciles take their Azure steps (reads, the identity, handing off
+/// attachments and grants) at once: a little more than the ARM client sends requests at
+/// once, so identities are created as fast as ARM takes them, while a thousand new bindings
+/// do not all build their state at the same moment. Writing to Kubernetes comes after the
+/// turn, so a slow API server does not hold identities back.
+pub const AZURE_STEPS_AT_ONCE: usize = kvbind_azure::client::MAX_CONCURRENT_REQUESTS + 32;
+
 /// The reconcilers' shared state.
 pub struct Context {
     /// The Kubernetes client.
@@ -85,6 +92,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Reconciles writing their status and Events at once.
     pub api_writes: tokio::sync::Semaphore,
+    /// Reconciles taking their Azure steps at once; see [`AZURE_STEPS_AT_ONCE`].
+    pub azure_steps: tokio::sync::Semaphore,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// True once every cache has listed its objects.
@@ -129,6 +138,7 @@ impl Context {
             identity_turns: Turns::default(),
             recorder,
             api_writes: tokio::sync::Semaphore::new(crate::request_limit::DEFAULT_API_REQUESTS),
+            azure_steps: tokio::sync::Semaphore::new(AZURE_STEPS_AT_ONCE),
             metrics,
             caches_ready,
             failures: Mutex::default(),

@@ -22,7 +22,7 @@ use azure_core::auth::TokenCredential;
 use azure_core::{HttpClient, RetryOptions, TransportOptions, Url};
 
 pub use lro::LroSettings;
-pub use transport::{ArmObserver, WriteFence, classify, parse_failure, resource_type};
+pub use transport::{ArmObserver, MAX_CONCURRENT_REQUESTS, WriteFence, classify, parse_failure, resource_type};
 
 use self::raw::RawArm;
 use self::transport::ArmTransport;

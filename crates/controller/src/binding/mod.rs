@@ -129,7 +129,10 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
     // then writes its status; one PATCH wakes a thousand of them at once. They take their
     // turn to write before building anything, so only a few hold their statuses at once.
     let woken_turn = if landed.is_empty() { None } else { ctx.api_writes.acquire().await.ok() };
-    let outcome = converge(binding, ctx, Waiting::HandOff { binding: &waiter, landed: &landed }, &mut progress, &mut changes).await;
+    let azure_turn = if woken_turn.is_some() { None } else { ctx.azure_steps.acquire().await.ok() };
+    // Boxed: a reconcile waiting for its turn holds only a small future.
+    let waiting = Waiting::HandOff { binding: &waiter, landed: &landed };
+    let outcome = Box::pin(converge(binding, ctx, waiting, azure_turn, &mut progress, &mut changes)).await;
     // One Event when the binding's progress ends (converged or failed), naming every
     // change since it began, rather than one per reconcile on the way.
     changes.splice(0..0, unreported);
@@ -212,6 +215,7 @@ async fn converge(
     binding: &IdentityBinding,
     ctx: &Context,
     waiting: Waiting<'_>,
+    azure_turn: Option<tokio::sync::SemaphorePermit<'_>>,
     progress: &mut Progress,
     changes: &mut Vec<Change>,
 ) -> Result<(), BindingError> {
@@ -296,6 +300,7 @@ async fn converge(
 
     // 4. The SecretProviderClasses: they can name the identity while its attachment and
     // grants are still landing (a pod mounting meanwhile fails and is retried either way).
+    drop(azure_turn);
     write_back::write_identity(ctx, &namespace, &demand.needs.classes, &identity.client_id, binding.spec.mode, changes).await?;
     progress.status.secret_provider_classes = demand.needs.classes.iter().map(|c| SecretProviderClassStatus { name: c.name.clone(), updated: true }).collect();
     progress.done.push((Step::Classes, "Updated", format!("{} SecretProviderClass(es) carry client ID {}", demand.needs.classes.len(), identity.client_id)));
