@@ -186,7 +186,7 @@ mod tests {
         let bytes = serde_json::to_vec(&body).expect("json");
         let block = read_identity(&bytes).expect("parsed");
         assert!(block.system_assigned);
-        assert_eq!(block.user_assigned(), [uami("a").to_string(), uami("b").to_string()]);
+        assert_eq!(block.user_assigned().iter().map(|id| &**id).collect::<Vec<_>>(), [uami("a").to_string(), uami("b").to_string()]);
         assert_eq!(block.principal_of(&uami("b")), Some("p-b"));
         assert_eq!(read_identity(br#"{"name": "vm"}"#).expect("parsed"), ComputeIdentity::default());
     }

@@ -14,6 +14,7 @@ pub mod credential;
 pub mod error;
 pub mod identity_patch;
 pub mod ids;
+pub mod intern;
 pub mod model;
 pub mod port;
 pub mod roles;

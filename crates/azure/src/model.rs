@@ -2,6 +2,7 @@
 //! azure_mgmt crates appears outside this crate.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::ids::{IdentityId, VaultId};
 
@@ -49,10 +50,11 @@ pub struct ComputeIdentity {
     /// A system-assigned identity is enabled (and must stay so).
     pub system_assigned: bool,
     /// The user-assigned identities as ARM spelled their IDs, sorted by the lowercase ID.
-    user_assigned: Vec<String>,
+    /// Shared: the same identities are on many pools.
+    user_assigned: Vec<Arc<str>>,
     /// The principal ID ARM reported beside each of `user_assigned`, in the same order;
     /// empty where it reported none (an identity deleted while still attached).
-    principal_ids: Vec<String>,
+    principal_ids: Vec<Arc<str>>,
 }
 
 impl ComputeIdentity {
@@ -60,12 +62,13 @@ impl ComputeIdentity {
     /// with the principal ID ARM reported for it (empty when none).
     pub fn new(system_assigned: bool, mut user_assigned: Vec<(String, String)>) -> Self {
         user_assigned.sort_by(|(a, _), (b, _)| lowercase(a).cmp(lowercase(b)));
-        let (user_assigned, principal_ids) = user_assigned.into_iter().unzip();
+        let (user_assigned, principal_ids) =
+            user_assigned.into_iter().map(|(id, principal)| (crate::intern::intern(&id), crate::intern::intern(&principal))).unzip();
         ComputeIdentity { system_assigned, user_assigned, principal_ids }
     }
 
     /// The user-assigned identities' IDs, as ARM spelled them.
-    pub fn user_assigned(&self) -> &[String] {
+    pub fn user_assigned(&self) -> &[Arc<str>] {
         &self.user_assigned
     }
 
@@ -76,12 +79,12 @@ impl ComputeIdentity {
 
     /// The ID of `identity` as ARM spelled it here, when it is attached.
     pub fn spelled(&self, identity: &IdentityId) -> Option<&str> {
-        self.position(identity).map(|i| self.user_assigned[i].as_str())
+        self.position(identity).map(|i| &*self.user_assigned[i])
     }
 
     /// The principal ID ARM reports for `identity` here, when it is attached and has one.
     pub fn principal_of(&self, identity: &IdentityId) -> Option<&str> {
-        self.position(identity).and_then(|i| self.principal_ids.get(i)).map(String::as_str).filter(|p| !p.is_empty())
+        self.position(identity).and_then(|i| self.principal_ids.get(i)).map(|p| &**p).filter(|p| !p.is_empty())
     }
 
     /// A pool can carry a thousand identities and every binding on it asks about its own,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use kvbind_api::KeyVaultObject;
 use kvbind_api::identity_binding::{AttachmentOrigin, AttachmentStatus, IdentityBindingStatus, IdentitySpec, RbacScope, VaultAccessModel, VaultGrantStatus};
+use kvbind_azure::intern::intern;
 use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, ComputeIdentity, Identity, Permissions, Vault};
 use kvbind_azure::{ComputeId, IdentityId, ResourceKind, VaultId};
 
@@ -25,7 +26,8 @@ pub const BINDINGS_TAG: &str = "kvbind.io-bindings";
 #[derive(Debug, Default, Clone)]
 pub struct Records {
     /// Targets kvbind attached the identity to (lowercase IDs).
-    pub attached: BTreeSet<String>,
+    /// Shared copies: every binding on the same pools records the same few IDs.
+    pub attached: BTreeSet<Arc<str>>,
     /// Access-policy permissions kvbind granted, per vault (lowercase ID).
     pub granted: BTreeMap<String, Permissions>,
 }
@@ -37,7 +39,7 @@ impl Records {
         for status in statuses {
             for a in &status.attachments {
                 if a.origin == AttachmentOrigin::Attached {
-                    r.attached.insert(a.resource_id.to_ascii_lowercase());
+                    r.attached.insert(intern(&a.resource_id.to_ascii_lowercase()));
                 }
             }
             for g in status.grants.iter().filter(|g| g.model == VaultAccessModel::AccessPolicy) {
@@ -229,7 +231,7 @@ pub async fn sync_attachments(
         out.status.push(AttachmentStatus { resource_id: target.to_string(), origin });
     }
     if may_remove {
-        let desired_keys: BTreeSet<String> = desired.iter().map(ComputeId::key).collect();
+        let desired_keys: BTreeSet<Arc<str>> = desired.iter().map(|target| intern(&target.key())).collect();
         for key in records.attached.difference(&desired_keys) {
             let kind = if key.contains("/virtualmachinescalesets/") { ResourceKind::VirtualMachineScaleSet } else { ResourceKind::VirtualMachine };
             let Ok(target) = ComputeId::parse(kind, key) else {
@@ -271,7 +273,7 @@ async fn attach(
         {
             return Ok(attached_now(*before, current));
         }
-        let origin = if owned || records.attached.contains(&target.key()) { AttachmentOrigin::Attached } else { AttachmentOrigin::Found };
+        let origin = if owned || records.attached.contains(target.key().as_str()) { AttachmentOrigin::Attached } else { AttachmentOrigin::Found };
         return Ok(Some((origin, current, false, None)));
     }
     match waiting {

@@ -132,25 +132,29 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
     let azure_turn = if woken_turn.is_some() { None } else { ctx.azure_steps.acquire().await.ok() };
     // Boxed: a reconcile waiting for its turn holds only a small future.
     let waiting = Waiting::HandOff { binding: &waiter, landed: &landed };
-    let outcome = Box::pin(converge(binding, ctx, waiting, azure_turn, &mut progress, &mut changes)).await;
+    let converged = Box::pin(converge(binding, ctx, waiting, azure_turn, &mut progress, &mut changes)).await;
+    // Then the Kubernetes writes, a few reconciles at a time: one PATCH often serves a
+    // thousand bindings whose reconciles all end at once, and the API server takes their
+    // writes a few at a time anyway; waiting, they hold no more than their status.
+    let _writing = match woken_turn {
+        Some(turn) => Some(turn),
+        None => ctx.api_writes.acquire().await.ok(),
+    };
+    let outcome = match converged {
+        Ok(classes) => Box::pin(write_classes(ctx, binding, classes, &mut progress, &mut changes)).await,
+        Err(e) => Err(e),
+    };
     // One Event when the binding's progress ends (converged or failed), naming every
     // change since it began, rather than one per reconcile on the way.
     changes.splice(0..0, unreported);
     if outcome.is_ok() && !progress.waiting.is_empty() {
         ctx.handoffs.defer(&waiter, std::mem::take(&mut changes));
     }
-    // One PATCH often serves a thousand bindings, whose reconciles then all finish at once;
-    // building their Events and status bodies a few at a time keeps that moment's memory
-    // flat (the API server takes them a few at a time anyway).
-    let _writing = match woken_turn {
-        Some(turn) => Some(turn),
-        None => ctx.api_writes.acquire().await.ok(),
-    };
-    publish(ctx, binding, &changes, outcome.as_ref().err()).await;
+    Box::pin(publish(ctx, binding, &changes, outcome.as_ref().err())).await;
     let mut status = progress.status.clone();
     status.observed_generation = binding.metadata.generation;
     status.conditions = conditions(binding.metadata.generation, &progress, outcome.as_ref().map(|_| ()));
-    patch_if_changed(api, binding, status).await?;
+    Box::pin(patch_if_changed(api, binding, status)).await?;
     let key = key(binding);
     let ended = match &outcome {
         Ok(()) if progress.waiting.is_empty() => Ended::Converged,
@@ -218,14 +222,14 @@ async fn converge(
     azure_turn: Option<tokio::sync::SemaphorePermit<'_>>,
     progress: &mut Progress,
     changes: &mut Vec<Change>,
-) -> Result<(), BindingError> {
+) -> Result<ClassWrite, BindingError> {
     // Read and check everything first: bad input and what no policy allows stop here,
     // before any write.
     let (identity_id, adopt) = identity_of(&binding.spec.identity, &ctx.config)?;
     let needs = needs_of(binding, ctx)?;
     let allowing = match policy::check(binding, &identity_id, adopt, &needs, ctx) {
         Ok(allowing) => allowing,
-        Err(denial) => return refuse(binding, ctx, progress, changes, denial).await,
+        Err(denial) => return Err(refuse(binding, ctx, progress, changes, denial).await),
     };
     let demand = demand(binding, &identity_id, Some(needs), ctx);
     let explicit = binding.spec.key_vault.as_ref().map(|k| k.resource_id.as_str());
@@ -233,7 +237,7 @@ async fn converge(
     let own_vaults: Vec<kvbind_azure::VaultId> =
         vaults.iter().filter(|(name, _)| demand.needs.vaults.contains_key(*name) || explicit.is_some()).map(|(_, v)| v.id.clone()).collect();
     if let Err(denial) = policy::check_vaults(&allowing, &own_vaults, ctx) {
-        return refuse(binding, ctx, progress, changes, denial).await;
+        return Err(refuse(binding, ctx, progress, changes, denial).await);
     }
     progress.done.push((Step::Policy, "Allowed", format!("allowed by BindingPolicy {}", allowing.join(", "))));
 
@@ -260,7 +264,6 @@ async fn converge(
     // ServiceAccount) and what they can read. Neither needs the other. Azure's slowest work,
     // a scale set's long-running PATCH and a vault's queue of writes, is handed to their
     // writers, which wake the binding when it lands.
-    let namespace = binding.namespace().unwrap_or_default();
     let (mut reach_changes, mut access_changes) = (Vec::new(), Vec::new());
     let (reached, granted) = tokio::join!(
         reach(ctx, binding, &identity, created, &demand, waiting, &mut reach_changes),
@@ -298,14 +301,35 @@ async fn converge(
     }
     granted?;
 
-    // 4. The SecretProviderClasses: they can name the identity while its attachment and
-    // grants are still landing (a pod mounting meanwhile fails and is retried either way).
+    // 4, once the Azure steps' turn is over: the SecretProviderClasses.
     drop(azure_turn);
-    write_back::write_identity(ctx, &namespace, &demand.needs.classes, &identity.client_id, binding.spec.mode, changes).await?;
-    progress.status.secret_provider_classes = demand.needs.classes.iter().map(|c| SecretProviderClassStatus { name: c.name.clone(), updated: true }).collect();
-    progress.done.push((Step::Classes, "Updated", format!("{} SecretProviderClass(es) carry client ID {}", demand.needs.classes.len(), identity.client_id)));
-    match demand.needs.missing.first() {
-        Some(name) => Err(BindingError::ClassNotFound(name.clone())),
+    let Needs { classes, missing, .. } = demand.needs;
+    Ok(ClassWrite { classes, client_id: identity.client_id, missing: missing.into_iter().next() })
+}
+
+/// Step 4's work: the classes to name the identity in.
+struct ClassWrite {
+    classes: Vec<inputs::ClassInput>,
+    client_id: String,
+    /// A named class that does not exist.
+    missing: Option<String>,
+}
+
+/// Step 4: the SecretProviderClasses name the identity. They can while its attachment and
+/// grants are still landing (a pod mounting meanwhile fails and is retried either way).
+async fn write_classes(
+    ctx: &Context,
+    binding: &IdentityBinding,
+    w: ClassWrite,
+    progress: &mut Progress,
+    changes: &mut Vec<Change>,
+) -> Result<(), BindingError> {
+    let namespace = binding.namespace().unwrap_or_default();
+    write_back::write_identity(ctx, &namespace, &w.classes, &w.client_id, binding.spec.mode, changes).await?;
+    progress.status.secret_provider_classes = w.classes.iter().map(|c| SecretProviderClassStatus { name: c.name.clone(), updated: true }).collect();
+    progress.done.push((Step::Classes, "Updated", format!("{} SecretProviderClass(es) carry client ID {}", w.classes.len(), w.client_id)));
+    match w.missing {
+        Some(name) => Err(BindingError::ClassNotFound(name)),
         None => Ok(()),
     }
 }
@@ -389,14 +413,9 @@ async fn access(
 }
 
 /// A binding no policy allows keeps nothing it had: what kvbind did for it is undone as
-/// its deletion policy says. A binding that never got that far costs no Azure call.
-async fn refuse(
-    binding: &IdentityBinding,
-    ctx: &Context,
-    progress: &mut Progress,
-    changes: &mut Vec<Change>,
-    denial: BindingError,
-) -> Result<(), BindingError> {
+/// its deletion policy says. A binding that never got that far costs no Azure call. Returns
+/// the error to report: the denial, or what stopped the undo.
+async fn refuse(binding: &IdentityBinding, ctx: &Context, progress: &mut Progress, changes: &mut Vec<Change>, denial: BindingError) -> BindingError {
     let had =
         binding.status.as_ref().is_some_and(|s| s.identity.is_some() || !s.attachments.is_empty() || !s.grants.is_empty() || s.workload_identity.is_some());
     if had && binding.spec.deletion_policy == DeletionPolicy::Delete {
@@ -405,11 +424,11 @@ async fn refuse(
             let mut kept = binding.status.clone().unwrap_or_default();
             kept.conditions.clear();
             progress.status = kept;
-            return Err(e);
+            return e;
         }
         changes.push(("AccessRevoked", "no BindingPolicy allows this binding any more: removed what kvbind had set up for it".to_owned()));
     }
-    Err(denial)
+    denial
 }
 
 /// Records in the ledger which attachments of `identity` kvbind made.
@@ -470,7 +489,7 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
             // Pools this binding reaches may carry the identity without a record of it (a
             // crash between the PATCH and the status write); they are kvbind's to clean.
             if let Ok(targets) = inputs::targets_of(binding, ctx) {
-                records.attached.extend(targets.iter().map(kvbind_azure::ComputeId::key));
+                records.attached.extend(targets.iter().map(|target| kvbind_azure::intern::intern(&target.key())));
             }
         }
         let attachments =
