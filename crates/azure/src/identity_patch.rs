@@ -97,7 +97,8 @@ mod tests {
     }
 
     fn change(add: &[&str], remove: &[&str]) -> IdentityChange {
-        IdentityChange { add: add.iter().map(|n| uami(n)).collect::<BTreeSet<_>>(), remove: remove.iter().map(|n| uami(n)).collect::<BTreeSet<_>>() }
+        let ids = |names: &[&str]| names.iter().map(|n| std::sync::Arc::new(uami(n))).collect::<BTreeSet<_>>();
+        IdentityChange { add: ids(add), remove: ids(remove) }
     }
 
     #[test]

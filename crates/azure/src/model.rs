@@ -102,10 +102,11 @@ fn lowercase(s: &str) -> impl Iterator<Item = u8> + '_ {
 /// A change to the user-assigned identities of one VM scale set or VM.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IdentityChange {
-    /// Identities to attach.
-    pub add: BTreeSet<IdentityId>,
+    /// Identities to attach. Shared: one binding's identity goes into the batches of every
+    /// scale set it belongs on.
+    pub add: BTreeSet<Arc<IdentityId>>,
     /// Identities to detach. Only identities kvbind attached belong here.
-    pub remove: BTreeSet<IdentityId>,
+    pub remove: BTreeSet<Arc<IdentityId>>,
 }
 
 impl IdentityChange {

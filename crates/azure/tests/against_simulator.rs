@@ -122,14 +122,14 @@ async fn attach_and_detach_keep_system_and_foreign_identities() {
     assert!(before.system_assigned);
     assert_eq!(before.user_assigned().len(), 1, "the foreign identity is read, not dropped");
 
-    let add = IdentityChange { add: BTreeSet::from([uami.clone()]), remove: BTreeSet::new() };
+    let add = IdentityChange { add: BTreeSet::from([std::sync::Arc::new(uami.clone())]), remove: BTreeSet::new() };
     let after = arm.update_compute_identities(&vmss, &before, &add).await.expect("attach");
     assert!(after.system_assigned && after.has(&uami) && after.user_assigned().len() == 2, "{after:?}");
 
     let polls = sim.counters().by_operation.get("Operations_Get").copied().unwrap_or(0);
     assert!(polls >= 1, "the long-running operation was polled to its end");
 
-    let remove = IdentityChange { add: BTreeSet::new(), remove: BTreeSet::from([uami.clone()]) };
+    let remove = IdentityChange { add: BTreeSet::new(), remove: BTreeSet::from([std::sync::Arc::new(uami.clone())]) };
     let last = arm.update_compute_identities(&vmss, &after, &remove).await.expect("detach");
     assert_eq!(last, before);
     for state in sim.history() {
@@ -169,7 +169,7 @@ async fn throttling_and_conflicts_come_back_with_the_server_delay() {
     let uami = id(ResourceKind::UserAssignedIdentity, "rg-identities", "foreign");
     let other =
         arm.create_or_update_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "extra-one"), "eastus", &BTreeMap::new()).await.expect("create");
-    let change = IdentityChange { add: BTreeSet::from([other.id.clone()]), remove: BTreeSet::new() };
+    let change = IdentityChange { add: BTreeSet::from([std::sync::Arc::new(other.id.clone())]), remove: BTreeSet::new() };
     let err = arm.update_compute_identities(&vmss, &current, &change).await.expect_err("conflict");
     assert!(matches!(err, AzureError::Conflict { .. }) && err.retry_after().is_some(), "{err:?}");
     let done = arm.update_compute_identities(&vmss, &current, &change).await.expect("retried");
@@ -185,7 +185,7 @@ async fn a_failed_operation_is_reported_and_leaves_the_scale_set_as_it_was() {
         arm.create_or_update_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "extra-two"), "eastus", &BTreeMap::new()).await.expect("create");
     sim.set_faults(vec![FaultRule { operation: "VirtualMachineScaleSets_Update".into(), path_contains: None, fault: Fault::LroFail, count: Some(1) }]);
     let current = arm.get_compute_identity(&vmss).await.expect("read");
-    let change = IdentityChange { add: BTreeSet::from([uami.id.clone()]), remove: BTreeSet::new() };
+    let change = IdentityChange { add: BTreeSet::from([std::sync::Arc::new(uami.id.clone())]), remove: BTreeSet::new() };
     let err = arm.update_compute_identities(&vmss, &current, &change).await.expect_err("failed");
     assert!(err.is_retryable(), "{err:?}");
     assert!(!arm.get_compute_identity(&vmss).await.expect("read").has(&uami.id));

@@ -119,6 +119,8 @@ impl ComputeBatcher {
     /// asked for the same target in the same window, and waits for the write. Returns the
     /// identity block after it (or as it was, when nothing needed to change).
     pub async fn change(&self, target: &ComputeId, add: Option<&IdentityId>, remove: Option<&IdentityId>) -> Result<Written, AzureError> {
+        let (add, remove) = (add.map(|id| Arc::new(id.clone())), remove.map(|id| Arc::new(id.clone())));
+        let (add, remove) = (add.as_ref(), remove.as_ref());
         if self.window.is_none() {
             return self.write_alone(target, add, remove).await;
         }
@@ -135,7 +137,7 @@ impl ComputeBatcher {
 
     /// Attaches `identity` to `target` with the next batch, and wakes `binding` when that
     /// lands instead of waiting for it.
-    pub fn hand_off(&self, target: &ComputeId, identity: &IdentityId, binding: Waiter) {
+    pub fn hand_off(&self, target: &ComputeId, identity: &Arc<IdentityId>, binding: Waiter) {
         self.handoffs.expect(&binding, target);
         if self.window.is_some() {
             self.enqueue(target, Some(identity), None, Answer::Wake(binding));
@@ -149,21 +151,21 @@ impl ComputeBatcher {
     }
 
     /// Without batching: one write per change, one at a time per target.
-    async fn write_alone(&self, target: &ComputeId, add: Option<&IdentityId>, remove: Option<&IdentityId>) -> Result<Written, AzureError> {
+    async fn write_alone(&self, target: &ComputeId, add: Option<&Arc<IdentityId>>, remove: Option<&Arc<IdentityId>>) -> Result<Written, AzureError> {
         let turn = self.single.turn(&target.key());
         let _turn = turn.lock().await;
         let change = IdentityChange { add: add.into_iter().cloned().collect(), remove: remove.into_iter().cloned().collect() };
         self.write(target, &change).await
     }
 
-    fn enqueue(&self, target: &ComputeId, add: Option<&IdentityId>, remove: Option<&IdentityId>, answer: Answer<Written>) {
+    fn enqueue(&self, target: &ComputeId, add: Option<&Arc<IdentityId>>, remove: Option<&Arc<IdentityId>>, answer: Answer<Written>) {
         let start_writer = {
             let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let key = target.key();
             let start = !queues.contains_key(&key);
             let (_, queue) = queues.entry(key).or_insert_with(|| (target.clone(), Queue::default()));
             let pending = &mut queue.next;
-            let being_written = |id: &IdentityId| queue.writing.as_ref().is_some_and(|w| w.add.contains(id));
+            let being_written = |id: &Arc<IdentityId>| queue.writing.as_ref().is_some_and(|w| w.add.contains(id));
             match (add, remove) {
                 (Some(id), None) if being_written(id) && !pending.change.remove.contains(id) => queue.joined.push(answer),
                 _ => {
@@ -371,7 +373,7 @@ mod tests {
         let batcher = ComputeBatcher::new(arm.clone(), Arc::new(ReadCache::new(Duration::from_secs(600))), Some(WINDOW), handoffs.clone());
         let bindings: Vec<_> = (0..3).map(|i| Arc::new(ObjectRef::new(&format!("b{i}")).within("apps"))).collect();
         for (i, binding) in bindings.iter().enumerate() {
-            batcher.hand_off(&pool(), &identity(i), binding.clone());
+            batcher.hand_off(&pool(), &Arc::new(identity(i)), binding.clone());
         }
         // Handing off returns at once; the bindings hear when the PATCH has landed.
         let mut heard = Vec::new();
@@ -393,12 +395,12 @@ mod tests {
         let (handoffs, mut woken) = Handoffs::new();
         let batcher = ComputeBatcher::new(arm.clone(), Arc::new(ReadCache::new(Duration::from_secs(600))), Some(WINDOW), Arc::new(handoffs));
         let binding = Arc::new(ObjectRef::new("b").within("apps"));
-        batcher.hand_off(&pool(), &identity(0), binding.clone());
+        batcher.hand_off(&pool(), &Arc::new(identity(0)), binding.clone());
         // The window has closed and the batch's read is under way: the binding, reconciled
         // again meanwhile, asks once more.
         tokio::time::sleep(WINDOW * 2).await;
         assert_eq!(arm.reads(), 1, "the write is in flight");
-        batcher.hand_off(&pool(), &identity(0), binding.clone());
+        batcher.hand_off(&pool(), &Arc::new(identity(0)), binding.clone());
         assert!(woken.recv().await.is_some());
         // Long enough for a second batch to have been read and written, had there been one.
         tokio::time::sleep(Duration::from_secs(60)).await;

@@ -52,11 +52,11 @@ impl Turns {
 }
 
 /// How many reconciles take their Azure steps (reads, the identity, handing off
-/// attachments and grants) at once: a little more than the ARM client sends requests at
-/// once, so identities are created as fast as ARM takes them, while a thousand new bindings
-/// do not all build their state at the same moment. Writing to Kubernetes comes after the
-/// turn, so a slow API server does not hold identities back.
-pub const AZURE_STEPS_AT_ONCE: usize = kvbind_azure::client::MAX_CONCURRENT_REQUESTS + 32;
+/// attachments and grants) at once: as many as the ARM client sends requests at once, so
+/// identities are created as fast as ARM takes them, while a thousand new bindings do not
+/// all build their state at the same moment. Writing to Kubernetes comes after the turn,
+/// so a slow API server does not hold identities back.
+pub const AZURE_STEPS_AT_ONCE: usize = kvbind_azure::client::MAX_CONCURRENT_REQUESTS;
 
 /// The reconcilers' shared state.
 pub struct Context {

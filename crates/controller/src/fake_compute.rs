@@ -72,7 +72,7 @@ impl Arm for FakeCompute {
         self.added.lock().expect("lock").push(change.add.len());
         tokio::time::sleep(self.latency).await;
         // Principals are not modelled here.
-        let kept = current.user_assigned().iter().filter(|id| !change.remove.iter().any(|r| r.key().eq_ignore_ascii_case(id))).cloned();
+        let kept = current.user_assigned().iter().filter(|id| !change.remove.iter().any(|r| r.key().eq_ignore_ascii_case(id))).map(|id| id.to_string());
         let added = change.add.iter().filter(|id| !current.has(id)).map(ToString::to_string);
         let after = ComputeIdentity::new(current.system_assigned, kept.chain(added).map(|id| (id, String::new())).collect());
         self.blocks.lock().expect("lock").insert(target.key(), after.clone());

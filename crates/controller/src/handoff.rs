@@ -200,6 +200,11 @@ impl Handoffs {
         taken
     }
 
+    /// True when something landed for `binding` since its last reconcile.
+    pub fn has_landed(&self, binding: &ObjectRef<IdentityBinding>) -> bool {
+        self.lock().get(binding).is_some_and(|handed| !handed.landed.is_empty())
+    }
+
     /// Keeps `changes` for the Event of the reconcile that ends `binding`'s progress.
     pub fn defer(&self, binding: &ObjectRef<IdentityBinding>, changes: Vec<Change>) {
         if !changes.is_empty() {

@@ -42,6 +42,9 @@ pub use metrics::{Health, Metrics};
 fn strip_node(node: &mut Node) {
     node.metadata.managed_fields = None;
     node.metadata.annotations = None;
+    node.metadata.owner_references = None;
+    node.metadata.finalizers = None;
+    node.metadata.creation_timestamp = None;
     node.status = None;
     let provider_id = node.spec.as_ref().and_then(|s| s.provider_id.clone());
     node.spec = Some(NodeSpec { provider_id, ..NodeSpec::default() });

@@ -213,8 +213,9 @@ pub async fn sync_attachments(
     changes: &mut Vec<Change>,
 ) -> Result<Attachments, BindingError> {
     // Every scale set at once: each has its own writer, and a binding on twenty pools
-    // should wait for one PATCH, not twenty in a row.
-    let attached = futures::future::join_all(desired.iter().map(|target| attach(ctx, identity, owned, target, records, waiting))).await;
+    // should wait for one PATCH, not twenty in a row. They share one copy of the ID.
+    let shared = Arc::new(identity.clone());
+    let attached = futures::future::join_all(desired.iter().map(|target| attach(ctx, &shared, owned, target, records, waiting))).await;
     let mut out = Attachments::default();
     for (target, result) in desired.iter().zip(attached) {
         let Some((origin, after, newly_crowded, change)) = result? else {
@@ -255,7 +256,7 @@ pub async fn sync_attachments(
 /// whether kvbind just gave it its second identity, and the change made.
 async fn attach(
     ctx: &Context,
-    identity: &IdentityId,
+    identity: &Arc<IdentityId>,
     owned: bool,
     target: &ComputeId,
     records: &Records,

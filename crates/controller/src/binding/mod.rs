@@ -50,14 +50,38 @@ pub async fn reconcile(binding: Arc<IdentityBinding>, ctx: Arc<Context>) -> Resu
     let api: Api<IdentityBinding> = Api::namespaced(ctx.client.clone(), &namespace);
     // Judging a binding against half-listed caches would report classes or nodes as missing.
     let _ = ctx.caches_ready.clone().wait_for(|ready| *ready).await;
-    finalizer(&api, FINALIZER, binding, |event| async {
+    // The turn comes first: a thousand bindings queued for theirs hold only this small
+    // future, not the finalizer's and the steps' state.
+    let turn = Turn::take(&ctx, &binding).await;
+    let (api, ctx) = (&api, &ctx);
+    Box::pin(finalizer(api, FINALIZER, binding, |event| async move {
         match event {
-            Finalizer::Apply(binding) => apply(&api, &binding, &ctx).await,
-            Finalizer::Cleanup(binding) => cleanup(&binding, &ctx).await,
+            Finalizer::Apply(binding) => apply(api, &binding, ctx, turn).await,
+            Finalizer::Cleanup(binding) => cleanup(&binding, ctx).await,
         }
-    })
+    }))
     .await
     .map_err(|e| ReconcileError::Finalizer(Box::new(e)))
+}
+
+/// What a reconcile waits for before it starts.
+enum Turn<'a> {
+    /// One of the turns for Azure steps ([`crate::context::AZURE_STEPS_AT_ONCE`]).
+    Azure(Option<tokio::sync::SemaphorePermit<'a>>),
+    /// One of the turns for Kubernetes writes: a binding woken by landed writes has little
+    /// left to do in Azure but read caches, then writes its status, and one PATCH wakes a
+    /// thousand of them at once.
+    Writing(Option<tokio::sync::SemaphorePermit<'a>>),
+}
+
+impl<'a> Turn<'a> {
+    async fn take(ctx: &'a Context, binding: &IdentityBinding) -> Turn<'a> {
+        if ctx.handoffs.has_landed(&ObjectRef::from_obj(binding)) {
+            Turn::Writing(ctx.api_writes.acquire().await.ok())
+        } else {
+            Turn::Azure(ctx.azure_steps.acquire().await.ok())
+        }
+    }
 }
 
 /// What the controller does when a reconcile fails outside the binding's own steps.
@@ -79,10 +103,10 @@ fn backoff(ctx: &Context, key: &str) -> Duration {
     Duration::from_millis(base * 1000 + rand::rng().random_range(0..=base * 250))
 }
 
-async fn apply(api: &Api<IdentityBinding>, binding: &IdentityBinding, ctx: &Context) -> Result<Action, ReconcileError> {
+async fn apply(api: &Api<IdentityBinding>, binding: &IdentityBinding, ctx: &Context, turn: Turn<'_>) -> Result<Action, ReconcileError> {
     let started = std::time::Instant::now();
     ctx.metrics.in_flight(1);
-    let action = apply_and_report(api, binding, ctx).await;
+    let action = apply_and_report(api, binding, ctx, turn).await;
     ctx.metrics.in_flight(-1);
     let result = match &action {
         Ok((_, Ended::Converged)) => "converged",
@@ -120,17 +144,15 @@ fn count_ready(ctx: &Context) {
 }
 
 /// Converges, writes status and Events, and says when to come back and how it ended.
-async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding, ctx: &Context) -> Result<(Action, Ended), ReconcileError> {
+async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding, ctx: &Context, turn: Turn<'_>) -> Result<(Action, Ended), ReconcileError> {
     let mut progress = Progress::default();
     let mut changes = Vec::new();
     let waiter = Arc::new(ObjectRef::from_obj(binding));
     let (landed, unreported) = ctx.handoffs.take(&waiter);
-    // A binding woken by landed writes has little left to do in Azure but read caches, and
-    // then writes its status; one PATCH wakes a thousand of them at once. They take their
-    // turn to write before building anything, so only a few hold their statuses at once.
-    let woken_turn = if landed.is_empty() { None } else { ctx.api_writes.acquire().await.ok() };
-    let azure_turn = if woken_turn.is_some() { None } else { ctx.azure_steps.acquire().await.ok() };
-    // Boxed: a reconcile waiting for its turn holds only a small future.
+    let (azure_turn, woken_turn) = match turn {
+        Turn::Azure(permit) => (permit, None),
+        Turn::Writing(permit) => (None, permit),
+    };
     let waiting = Waiting::HandOff { binding: &waiter, landed: &landed };
     let converged = Box::pin(converge(binding, ctx, waiting, azure_turn, &mut progress, &mut changes)).await;
     // Then the Kubernetes writes, a few reconciles at a time: one PATCH often serves a
