@@ -115,7 +115,13 @@ async fn apply(api: &Api<IdentityBinding>, binding: &IdentityBinding, ctx: &Cont
         _ => "retrying",
     };
     ctx.metrics.reconciled(result, started.elapsed().as_secs_f64());
-    count_ready(ctx);
+    // This binding's status was just written; the cache may not show it yet.
+    let ready_now = match &action {
+        Ok((_, Ended::Converged)) => Some(kvbind_api::ConditionStatus::True),
+        Ok(_) => Some(kvbind_api::ConditionStatus::False),
+        Err(_) => None,
+    };
+    count_ready(ctx, binding, ready_now);
     action.map(|(a, _)| a)
 }
 
@@ -129,11 +135,14 @@ enum Ended {
     Failed { stalled: bool },
 }
 
-/// Sets the bindings-by-Ready gauge from the cache.
-fn count_ready(ctx: &Context) {
+/// Sets the bindings-by-Ready gauge from the cache, taking `current`'s Ready status as
+/// `ready_now` when known.
+fn count_ready(ctx: &Context, current: &IdentityBinding, ready_now: Option<kvbind_api::ConditionStatus>) {
     let (mut t, mut f, mut u) = (0, 0, 0);
     for b in ctx.bindings.state() {
-        let ready = b.status.as_ref().and_then(|s| kvbind_api::condition::find(&s.conditions, kvbind_api::condition::READY)).map(|c| c.status);
+        let cached = || b.status.as_ref().and_then(|s| kvbind_api::condition::find(&s.conditions, kvbind_api::condition::READY)).map(|c| c.status);
+        let is_current = b.metadata.name == current.metadata.name && b.metadata.namespace == current.metadata.namespace;
+        let ready = if is_current { ready_now.or_else(cached) } else { cached() };
         match ready {
             Some(kvbind_api::ConditionStatus::True) => t += 1,
             Some(kvbind_api::ConditionStatus::False) => f += 1,
