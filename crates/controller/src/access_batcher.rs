@@ -16,6 +16,7 @@ use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, MAX_ACCESS_POLICIES_PER_
 use kvbind_azure::{Arm, AzureError, VaultId};
 use tokio::sync::oneshot;
 
+use crate::context::Turns;
 use crate::handoff::{Answer, Handoffs, Landing, Waiter};
 use crate::read_cache::ReadCache;
 use crate::write_queue::{WriteQueues, next_batch};
@@ -34,13 +35,15 @@ pub struct AccessPolicyBatcher {
     window: Option<Duration>,
     queues: Arc<WriteQueues<VaultId, Vec<Request>>>,
     handoffs: Arc<Handoffs>,
+    /// Without batching: one lock per vault, so a change asked for twice is written once.
+    single: Arc<Turns>,
 }
 
 impl AccessPolicyBatcher {
     /// A batcher that collects changes for `window` before writing; `None` writes each
     /// change on its own (the naive strategy, for comparison).
     pub fn new(arm: Arc<dyn Arm>, cache: Arc<ReadCache>, window: Option<Duration>, handoffs: Arc<Handoffs>) -> Self {
-        AccessPolicyBatcher { arm, cache, window, queues: Arc::default(), handoffs }
+        AccessPolicyBatcher { arm, cache, window, queues: Arc::default(), handoffs, single: Arc::default() }
     }
 
     /// One request, and the cached vault brought up to date when it succeeds.
@@ -73,7 +76,11 @@ impl AccessPolicyBatcher {
         }
         let (this, vault) = (self.clone(), vault.clone());
         tokio::spawn(async move {
-            let result = this.send(&vault, op, std::slice::from_ref(&entry)).await;
+            // As in a batch: what the vault took since the binding asked is not sent again.
+            let turn = this.single.turn(&vault.key());
+            let _turn = turn.lock().await;
+            let granted = op == AccessPolicyOp::Add && this.cache.vault_grants(&vault, &entry);
+            let result = if granted { Ok(()) } else { this.send(&vault, op, std::slice::from_ref(&entry)).await };
             this.handoffs.land(Landing::Vault { vault, result }, vec![binding]);
         });
     }

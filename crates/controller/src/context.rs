@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::Client;
@@ -100,8 +99,8 @@ pub struct Context {
     pub caches_ready: tokio::sync::watch::Receiver<bool>,
     /// Consecutive failures per binding, for backoff.
     pub failures: Mutex<HashMap<String, u32>>,
-    /// Vaults found by name (lowercase), with when they were found.
-    pub vault_names: Mutex<HashMap<String, (VaultId, Instant)>>,
+    /// Vaults found by name (lowercase), kept until the vault answers 404.
+    pub vault_names: Mutex<HashMap<String, VaultId>>,
     /// One search at a time per vault name.
     pub vault_lookups: Turns,
     /// What kvbind did per identity (lowercase ID) since this process started. The

@@ -126,7 +126,8 @@ pub async fn resolve_vaults(
     let mut out = BTreeMap::new();
     for (name, (tenant, _)) in wanted {
         let class = classes.iter().find(|c| &c.vault_name == name).map(|c| c.name.clone()).unwrap_or_default();
-        let id = match explicit {
+        let not_found = || BindingError::VaultNotFound { class: class.clone(), vault: name.clone(), subscriptions: ctx.config.subscriptions.join(", ") };
+        let mut id = match explicit {
             Some(raw) => VaultId::parse(ResourceKind::Vault, raw).map_err(|e| BindingError::Azure {
                 step: Step::Access,
                 action: "reading spec.keyVault.resourceId",
@@ -137,13 +138,19 @@ pub async fn resolve_vaults(
                     message: e.to_string(),
                 },
             })?,
-            None => find_vault(ctx, name).await?.ok_or_else(|| BindingError::VaultNotFound {
-                class: class.clone(),
-                vault: name.clone(),
-                subscriptions: ctx.config.subscriptions.join(", "),
-            })?,
+            None => find_vault(ctx, name).await?.ok_or_else(not_found)?,
         };
-        let vault = ctx.reads.vault(ctx.arm.as_ref(), &id).await.map_err(BindingError::azure(Step::Access, "reading the vault"))?;
+        let vault = match ctx.reads.vault(ctx.arm.as_ref(), &id).await {
+            // The vault found by this name is gone (deleted, or made again elsewhere): the
+            // name is searched for again.
+            Err(kvbind_azure::AzureError::NotFound { .. }) if explicit.is_none() => {
+                ctx.vault_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(name);
+                id = find_vault(ctx, name).await?.ok_or_else(not_found)?;
+                ctx.reads.vault(ctx.arm.as_ref(), &id).await
+            }
+            read => read,
+        }
+        .map_err(BindingError::azure(Step::Access, "reading the vault"))?;
         if !tenant.is_empty() && !vault.tenant_id.eq_ignore_ascii_case(tenant) {
             return Err(BindingError::TenantMismatch { class, vault: id.to_string(), expected: tenant.clone(), found: vault.tenant_id.clone() });
         }
@@ -152,19 +159,15 @@ pub async fn resolve_vaults(
     Ok(out)
 }
 
+/// The vault a name stands for. A vault keeps its ID for life, so a name is searched for
+/// once and kept until its vault answers 404 (see [`resolve_vaults`]): a converged cluster
+/// lists no vaults.
 async fn find_vault(ctx: &Context, name: &str) -> Result<Option<VaultId>, BindingError> {
-    let known = || {
-        ctx.vault_names
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(name)
-            .filter(|(_, at)| at.elapsed() < ctx.config.resync)
-            .map(|(id, _)| id.clone())
-    };
+    let known = || ctx.vault_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(name).cloned();
     if let Some(id) = known() {
         return Ok(Some(id));
     }
-    // Every binding of the vault finds the name stale at once; one of them lists.
+    // Every binding of a new vault name asks at once; one of them lists.
     let turn = ctx.vault_lookups.turn(name);
     let _turn = turn.lock().await;
     if let Some(id) = known() {
@@ -172,7 +175,7 @@ async fn find_vault(ctx: &Context, name: &str) -> Result<Option<VaultId>, Bindin
     }
     for subscription in &ctx.config.subscriptions {
         if let Some(id) = ctx.arm.find_vault(subscription, name).await.map_err(BindingError::azure(Step::Access, "searching for the vault"))? {
-            ctx.vault_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name.to_owned(), (id.clone(), std::time::Instant::now()));
+            ctx.vault_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name.to_owned(), id.clone());
             return Ok(Some(id));
         }
     }

@@ -1,10 +1,12 @@
-//! A reconcile's changes as one Event.
+//! A binding's changes as one Event.
 //!
 //! A new binding creates its identity, attaches it to every pool, grants it on the vault
 //! and writes its client ID into its classes: one Event per change would be two dozen API
 //! writes per binding on twenty pools and, at a thousand new bindings, most of the API
 //! server's work and of the time to Ready. One Event names every change instead, under the
-//! reason of the most significant of them (see [`SIGNIFICANCE`]).
+//! reason of the most significant of them (see [`SIGNIFICANCE`]), when the binding's
+//! progress ends: the reconciles that hand writes off keep their changes for it
+//! ([`crate::handoff::Handoffs::defer`]).
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
