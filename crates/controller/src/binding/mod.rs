@@ -163,7 +163,8 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
         Turn::Writing(permit) => (None, permit),
     };
     let waiting = Waiting::HandOff { binding: &waiter, landed: &landed };
-    let converged = Box::pin(converge(binding, ctx, waiting, azure_turn, &mut progress, &mut changes)).await;
+    let converged = Box::pin(converge(binding, ctx, waiting, &mut progress, &mut changes)).await;
+    drop(azure_turn);
     // Then the Kubernetes writes, a few reconciles at a time: one PATCH often serves a
     // thousand bindings whose reconciles all end at once, and the API server takes their
     // writes a few at a time anyway; waiting, they hold no more than their status.
@@ -250,7 +251,6 @@ async fn converge(
     binding: &IdentityBinding,
     ctx: &Context,
     waiting: Waiting<'_>,
-    azure_turn: Option<tokio::sync::SemaphorePermit<'_>>,
     progress: &mut Progress,
     changes: &mut Vec<Change>,
 ) -> Result<ClassWrite, BindingError> {
@@ -332,8 +332,7 @@ async fn converge(
     }
     granted?;
 
-    // 4, once the Azure steps' turn is over: the SecretProviderClasses.
-    drop(azure_turn);
+    // 4 comes once the Azure steps' turn is over: the SecretProviderClasses.
     let Needs { classes, missing, .. } = demand.needs;
     Ok(ClassWrite { classes, client_id: identity.client_id, missing: missing.into_iter().next() })
 }
