@@ -13,7 +13,7 @@ use prometheus_client::registry::Registry;
 /// `result` of a reconcile.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
-    /// `converged`, `retrying` or `stalled`.
+    /// `converged`, `in_progress` (writes handed off, still to land), `retrying` or `stalled`.
     pub result: String,
 }
 
