@@ -70,6 +70,7 @@ pub use crate::handoff::Change;
 /// Reads the identity, creating it (or updating kvbind's tags on it) when asked to.
 /// Returns it and whether kvbind created it. `pool`, one of the scale sets it belongs on,
 /// may vouch for it instead of a read ([`ReadCache::identity`](crate::read_cache::ReadCache::identity)).
+#[allow(clippy::too_many_arguments)]
 pub async fn ensure_identity(
     ctx: &Context,
     id: &IdentityId,
@@ -77,13 +78,17 @@ pub async fn ensure_identity(
     spec: &IdentitySpec,
     users: &[String],
     pool: Option<&ComputeId>,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
     changes: &mut Vec<Change>,
 ) -> Result<(Identity, bool), BindingError> {
     let _resolving = ctx.compute.resolving_identity();
     // Bindings that share an identity reconcile at once; one at a time here, so the first
-    // creates it and the rest find it (through the cache) instead of each writing it.
-    let turn = ctx.identity_turns.turn(&id.key());
-    let _turn = turn.lock().await;
+    // creates it and the rest find it (through the cache) instead of each writing it. The
+    // reconcile may hold the identity's turn already (`held`, see `binding::Turn`).
+    let _turn = match held {
+        Some(turn) => turn,
+        None => ctx.identity_turns.turn(&id.key()).lock_owned().await,
+    };
     let found = ctx.reads.identity(ctx.arm.as_ref(), id, pool).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
     if adopt {
         return found.map(|i| (i, false)).ok_or_else(|| BindingError::IdentityNotFound(id.to_string()));

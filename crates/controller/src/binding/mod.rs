@@ -66,8 +66,11 @@ pub async fn reconcile(binding: Arc<IdentityBinding>, ctx: Arc<Context>) -> Resu
 
 /// What a reconcile waits for before it starts.
 enum Turn<'a> {
-    /// One of the turns for Azure steps ([`crate::context::AZURE_STEPS_AT_ONCE`]).
-    Azure(Option<tokio::sync::SemaphorePermit<'a>>),
+    /// One of the turns for Azure steps ([`crate::context::AZURE_STEPS_AT_ONCE`]), taken
+    /// after the turn of the binding's identity: the bindings sharing an identity wait for
+    /// the one creating it without holding Azure turns, so a hundred shared identities are
+    /// created at once, not a dozen.
+    Azure(Option<tokio::sync::OwnedMutexGuard<()>>, Option<tokio::sync::SemaphorePermit<'a>>),
     /// One of the turns for Kubernetes writes: a binding woken by landed writes has little
     /// left to do in Azure but read caches, then writes its status, and one PATCH wakes a
     /// thousand of them at once.
@@ -77,10 +80,13 @@ enum Turn<'a> {
 impl<'a> Turn<'a> {
     async fn take(ctx: &'a Context, binding: &IdentityBinding) -> Turn<'a> {
         if ctx.handoffs.has_landed(&ObjectRef::from_obj(binding)) {
-            Turn::Writing(ctx.api_writes.acquire().await.ok())
-        } else {
-            Turn::Azure(ctx.azure_steps.acquire().await.ok())
+            return Turn::Writing(ctx.api_writes.acquire().await.ok());
         }
+        let identity = match identity_of(&binding.spec.identity, &ctx.config) {
+            Ok((id, _)) => Some(ctx.identity_turns.turn(&id.key()).lock_owned().await),
+            Err(_) => None,
+        };
+        Turn::Azure(identity, ctx.azure_steps.acquire().await.ok())
     }
 }
 
@@ -158,12 +164,12 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
     let mut changes = Vec::new();
     let waiter = Arc::new(ObjectRef::from_obj(binding));
     let (landed, unreported) = ctx.handoffs.take(&waiter);
-    let (azure_turn, woken_turn) = match turn {
-        Turn::Azure(permit) => (permit, None),
-        Turn::Writing(permit) => (None, permit),
+    let (identity_turn, azure_turn, woken_turn) = match turn {
+        Turn::Azure(identity, permit) => (identity, permit, None),
+        Turn::Writing(permit) => (None, None, permit),
     };
     let waiting = Waiting::HandOff { binding: &waiter, landed: &landed };
-    let converged = Box::pin(converge(binding, ctx, waiting, &mut progress, &mut changes)).await;
+    let converged = Box::pin(converge(binding, ctx, waiting, identity_turn, &mut progress, &mut changes)).await;
     drop(azure_turn);
     // Then the Kubernetes writes, a few reconciles at a time: one PATCH often serves a
     // thousand bindings whose reconciles all end at once, and the API server takes their
@@ -251,6 +257,7 @@ async fn converge(
     binding: &IdentityBinding,
     ctx: &Context,
     waiting: Waiting<'_>,
+    identity_turn: Option<tokio::sync::OwnedMutexGuard<()>>,
     progress: &mut Progress,
     changes: &mut Vec<Change>,
 ) -> Result<ClassWrite, BindingError> {
@@ -274,7 +281,7 @@ async fn converge(
 
     // 1. The identity.
     let (identity, created) =
-        azure_sync::ensure_identity(ctx, &identity_id, adopt, &binding.spec.identity, &demand.users, demand.targets.first(), changes).await?;
+        azure_sync::ensure_identity(ctx, &identity_id, adopt, &binding.spec.identity, &demand.users, demand.targets.first(), identity_turn, changes).await?;
     progress.status.identity = Some(IdentityStatus {
         name: identity.id.name.clone(),
         resource_id: identity.id.to_string(),
