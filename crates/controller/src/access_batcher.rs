@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use crate::context::Turns;
 use crate::handoff::{Answer, Handoffs, Landing, Waiter};
 use crate::read_cache::ReadCache;
-use crate::write_queue::{WriteQueues, next_batch};
+use crate::write_queue::{WriteQueues, next_batch, take_all};
 
 struct Request {
     op: AccessPolicyOp,
@@ -44,6 +44,13 @@ impl AccessPolicyBatcher {
     /// change on its own (the naive strategy, for comparison).
     pub fn new(arm: Arc<dyn Arm>, cache: Arc<ReadCache>, window: Option<Duration>, handoffs: Arc<Handoffs>) -> Self {
         AccessPolicyBatcher { arm, cache, window, queues: Arc::default(), handoffs, single: Arc::default() }
+    }
+
+    /// True when `op` with `entry` adds nothing the vault (as kvbind last saw it) has not
+    /// taken already: a binding that reconciles again while its grant is being written asks
+    /// for it again.
+    fn taken_already(&self, vault: &VaultId, op: AccessPolicyOp, entry: &AccessPolicy) -> bool {
+        op == AccessPolicyOp::Add && self.cache.vault_grants(vault, entry)
     }
 
     /// One request, and the cached vault brought up to date when it succeeds.
@@ -79,8 +86,7 @@ impl AccessPolicyBatcher {
             // As in a batch: what the vault took since the binding asked is not sent again.
             let turn = this.single.turn(&vault.key());
             let _turn = turn.lock().await;
-            let granted = op == AccessPolicyOp::Add && this.cache.vault_grants(&vault, &entry);
-            let result = if granted { Ok(()) } else { this.send(&vault, op, std::slice::from_ref(&entry)).await };
+            let result = if this.taken_already(&vault, op, &entry) { Ok(()) } else { this.send(&vault, op, std::slice::from_ref(&entry)).await };
             this.handoffs.land(Landing::Vault { vault, result }, vec![binding]);
         });
     }
@@ -105,7 +111,7 @@ impl AccessPolicyBatcher {
         let mut wait = self.window.unwrap_or_default();
         loop {
             tokio::time::sleep(wait).await;
-            let batch = next_batch(&self.queues, &key, Vec::is_empty);
+            let batch = next_batch(&self.queues, &key, take_all);
             let Some((vault, requests)) = batch else {
                 return;
             };
@@ -144,11 +150,9 @@ impl AccessPolicyBatcher {
         }
         for (op, mut entries, mut replies) in by_op {
             if op == AccessPolicyOp::Add {
-                // A binding that reconciles again while its grant is being written asks for
-                // it again; what the vault has taken since is not sent twice.
                 let mut i = 0;
                 while i < entries.len() {
-                    if self.cache.vault_grants(vault, &entries[i]) {
+                    if self.taken_already(vault, op, &entries[i]) {
                         entries.swap_remove(i);
                         let woken = Answer::answer_all(replies.swap_remove(i), &Ok(()));
                         self.handoffs.land(Landing::Vault { vault: vault.clone(), result: Ok(()) }, woken);

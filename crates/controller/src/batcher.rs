@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 use crate::context::Turns;
 use crate::handoff::{Answer, Handoffs, Landing, Waiter};
 use crate::read_cache::ReadCache;
-use crate::write_queue::WriteQueues;
+use crate::write_queue::{WriteQueues, next_batch};
 
 /// The longest a batch waits for more changes, in batch windows. A thousand new bindings
 /// create their identities over twenty seconds or so; closing the batch before they are all
@@ -50,6 +50,19 @@ struct Queue {
     writing: Option<Arc<IdentityChange>>,
     /// Who joined the write in flight.
     joined: Vec<Answer<Written>>,
+}
+
+impl Queue {
+    /// The changes waiting, taken as the write in flight; `None` when none are.
+    fn take_next(&mut self) -> Option<(Arc<IdentityChange>, Vec<Answer<Written>>)> {
+        if self.next.answers.is_empty() {
+            return None;
+        }
+        let Pending { change, answers } = std::mem::take(&mut self.next);
+        let change = Arc::new(change);
+        self.writing = Some(change.clone());
+        Some((change, answers))
+    }
 }
 
 /// A scale set or VM after a batch: how many user-assigned identities it had before, and
@@ -196,7 +209,7 @@ impl ComputeBatcher {
         loop {
             self.collect(&key, first_wait, window).await;
             first_wait = window / 4;
-            let Some((target, change, answers)) = self.take_batch(&key) else {
+            let Some((target, (change, answers))) = next_batch(&self.queues, &key, Queue::take_next) else {
                 return;
             };
             let result = self.write(&target, &change).await;
@@ -204,24 +217,6 @@ impl ComputeBatcher {
             let joined = self.finish_batch(&key);
             let woken = Answer::answer_all(answers.into_iter().chain(joined), &result);
             self.handoffs.land(Landing::Compute { target, result: result.map(|w| w.before) }, woken);
-        }
-    }
-
-    /// Takes the changes waiting for `key` as the write in flight; when none are, retires
-    /// the key instead, under the same lock, so that the next change starts a new writer.
-    fn take_batch(&self, key: &str) -> Option<(ComputeId, Arc<IdentityChange>, Vec<Answer<Written>>)> {
-        let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        match queues.get_mut(key) {
-            Some((target, queue)) if !queue.next.answers.is_empty() => {
-                let Pending { change, answers } = std::mem::take(&mut queue.next);
-                let change = Arc::new(change);
-                queue.writing = Some(change.clone());
-                Some((target.clone(), change, answers))
-            }
-            _ => {
-                queues.remove(key);
-                None
-            }
         }
     }
 
