@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::Client;
 use kube::core::PartialObjectMeta;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 use kvbind_api::secret_provider_class::SecretProviderClass;
 use kvbind_api::{BindingPolicy, IdentityBinding};
@@ -16,6 +16,7 @@ use crate::access_batcher::AccessPolicyBatcher;
 use crate::batcher::ComputeBatcher;
 use crate::binding::Records;
 use crate::config::ControllerConfig;
+use crate::event_queue::EventQueue;
 use crate::handoff::Handoffs;
 use crate::metrics::Metrics;
 use crate::node_targets::NodeTargets;
@@ -87,9 +88,9 @@ pub struct Context {
     pub node_targets: Arc<NodeTargets>,
     /// Identity blocks and vaults, read once per resync period.
     pub reads: Arc<ReadCache>,
-    /// Event publisher.
-    pub recorder: Recorder,
-    /// Reconciles writing their status and Events at once.
+    /// Events on their way to the API server.
+    pub events: EventQueue,
+    /// Reconciles writing their classes and status at once.
     pub api_writes: tokio::sync::Semaphore,
     /// Reconciles taking their Azure steps at once; see [`AZURE_STEPS_AT_ONCE`].
     pub azure_steps: tokio::sync::Semaphore,
@@ -114,7 +115,7 @@ impl Context {
     /// Builds the context; the writers record landed writes in `handoffs`.
     pub fn new(client: Client, arm: Arc<dyn Arm>, config: ControllerConfig, caches: Caches, metrics: Arc<Metrics>, handoffs: Handoffs) -> Arc<Self> {
         let Caches { bindings, classes, nodes, policies, namespaces, node_targets, ready: caches_ready } = caches;
-        let recorder = Recorder::new(client.clone(), Reporter { controller: config.reporter.clone(), instance: None });
+        let events = EventQueue::start(client.clone(), Reporter { controller: config.reporter.clone(), instance: None });
         let reads = Arc::new(ReadCache::new(config.resync));
         let window = config.batching.then_some(config.batch_window);
         let handoffs = Arc::new(handoffs);
@@ -135,7 +136,7 @@ impl Context {
             reads,
             node_targets,
             identity_turns: Turns::default(),
-            recorder,
+            events,
             api_writes: tokio::sync::Semaphore::new(crate::request_limit::DEFAULT_API_REQUESTS),
             azure_steps: tokio::sync::Semaphore::new(AZURE_STEPS_AT_ONCE),
             metrics,

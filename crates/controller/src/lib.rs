@@ -7,6 +7,7 @@ pub mod binding;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod event_queue;
 #[cfg(test)]
 mod fake_compute;
 pub mod handoff;

@@ -15,12 +15,13 @@ use kvbind_azure::ComputeId;
 use super::inputs::ClassInput;
 use super::status::Progress;
 use crate::context::Context;
+use crate::event_queue::Repeats;
 
 /// The condition type set while unpinned classes are at risk.
 pub const CONDITION: &str = "UnpinnedClassesAtRisk";
 
 /// Adds the condition, and Events on the classes when kvbind just made a pool crowded.
-pub async fn report(ctx: &Context, binding: &IdentityBinding, own: &[ClassInput], crowded: &[ComputeId], newly_crowded: &[ComputeId], progress: &mut Progress) {
+pub fn report(ctx: &Context, binding: &IdentityBinding, own: &[ClassInput], crowded: &[ComputeId], newly_crowded: &[ComputeId], progress: &mut Progress) {
     if crowded.is_empty() {
         return;
     }
@@ -66,8 +67,6 @@ pub async fn report(ctx: &Context, binding: &IdentityBinding, own: &[ClassInput]
             action: "AttachIdentity".into(),
             secondary: None,
         };
-        if let Err(e) = ctx.recorder.publish(&event, &class.object_ref(&())).await {
-            tracing::debug!(error = %e, "publishing an event failed");
-        }
+        ctx.events.send(event, class.object_ref(&()), Repeats::Folded);
     }
 }

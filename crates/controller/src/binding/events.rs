@@ -8,14 +8,14 @@
 //! progress ends: the reconciles that hand writes off keep their changes for it
 //! ([`crate::handoff::Handoffs::defer`]).
 
-use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Resource;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType};
 use kvbind_api::IdentityBinding;
 
 use super::azure_sync::Change;
 use crate::context::Context;
 use crate::error::BindingError;
+use crate::event_queue::Repeats;
 
 /// The API server refuses an Event note longer than this (events.k8s.io/v1).
 const MAX_NOTE_BYTES: usize = 1024;
@@ -36,29 +36,16 @@ pub const SIGNIFICANCE: [&str; 10] = [
     "SecretProviderClassUpdated",
 ];
 
-/// Publishes `changes` (as one Event) and `error` as Events on the binding.
-///
-/// A warning repeats while a binding keeps failing, and the shared recorder folds repeats
-/// into one Event with a count. Changes are each new, so they go out through a recorder of
-/// their own: the shared one keeps every Event it sent for minutes and walks them all on
-/// each send, which at a thousand new bindings is thousands of Events held for nothing.
-pub async fn publish(ctx: &Context, binding: &IdentityBinding, changes: &[Change], error: Option<&BindingError>) {
-    let reference = binding.object_ref(&());
+/// Queues `changes` (as one Event) and `error` as Events on the binding.
+pub fn publish(ctx: &Context, binding: &IdentityBinding, changes: &[Change], error: Option<&BindingError>) {
     if let Some((reason, note)) = fold(changes) {
-        let recorder = Recorder::new(ctx.client.clone(), Reporter { controller: ctx.config.reporter.clone(), instance: None });
         let event = Event { type_: EventType::Normal, reason: reason.to_owned(), note: Some(note), action: "Reconcile".to_owned(), secondary: None };
-        send(&recorder, &event, &reference).await;
+        ctx.events.send(event, binding.object_ref(&()), Repeats::Never);
     }
     if let Some(e) = error {
         let event =
             Event { type_: EventType::Warning, reason: e.reason().to_owned(), note: Some(e.to_string()), action: "Reconcile".to_owned(), secondary: None };
-        send(&ctx.recorder, &event, &reference).await;
-    }
-}
-
-async fn send(recorder: &Recorder, event: &Event, reference: &ObjectReference) {
-    if let Err(e) = recorder.publish(event, reference).await {
-        tracing::debug!(error = %e, "publishing an event failed");
+        ctx.events.send(event, binding.object_ref(&()), Repeats::Folded);
     }
 }
 

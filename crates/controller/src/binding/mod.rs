@@ -188,7 +188,7 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
     if outcome.is_ok() && !progress.waiting.is_empty() {
         ctx.handoffs.defer(&waiter, std::mem::take(&mut changes));
     }
-    Box::pin(publish(ctx, binding, &changes, outcome.as_ref().err())).await;
+    publish(ctx, binding, &changes, outcome.as_ref().err());
     let mut status = progress.status.clone();
     status.observed_generation = binding.metadata.generation;
     status.conditions = conditions(binding.metadata.generation, &progress, outcome.as_ref().map(|_| ()));
@@ -323,7 +323,7 @@ async fn converge(
     }
     match reached {
         Ok(reached) => {
-            blast_radius::report(ctx, binding, &demand.needs.classes, &reached.crowded, &reached.newly_crowded, progress).await;
+            blast_radius::report(ctx, binding, &demand.needs.classes, &reached.crowded, &reached.newly_crowded, progress);
             remember_attachments(ctx, &identity.id, &reached.attachments);
             progress.status.attachments = reached.attachments;
             progress.status.workload_identity = reached.federation;
@@ -491,8 +491,7 @@ async fn cleanup(binding: &IdentityBinding, ctx: &Context) -> Result<Action, Rec
     ctx.handoffs.forget(&ObjectRef::from_obj(binding));
     let mut changes = Vec::new();
     let result = undo(binding, ctx, &mut changes).await;
-    let _writing = ctx.api_writes.acquire().await;
-    publish(ctx, binding, &changes, result.as_ref().err()).await;
+    publish(ctx, binding, &changes, result.as_ref().err());
     result.map_err(ReconcileError::Cleanup)?;
     Ok(Action::await_change())
 }
