@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
 use kvbind_api::identity_binding::IdentityMode;
 use kvbind_api::identity_binding::IdentitySpec;
 use kvbind_api::secret_provider_class::{AzureParameters, SecretProviderClass, keys};
@@ -82,18 +83,17 @@ pub fn classes_of(binding: &IdentityBinding, ctx: &Context) -> Result<(Vec<Class
     let selector = &binding.spec.secret_provider_classes;
     let mut found: Vec<Arc<SecretProviderClass>> = Vec::new();
     let mut missing = Vec::new();
-    let in_namespace: Vec<Arc<SecretProviderClass>> =
-        ctx.classes.state().into_iter().filter(|c| c.metadata.namespace.as_deref() == Some(namespace.as_str())).collect();
-    if let Some(names) = &selector.names {
-        for name in names {
-            match in_namespace.iter().find(|c| c.metadata.name.as_ref() == Some(name)) {
-                Some(class) => found.push(class.clone()),
-                None => missing.push(name.clone()),
-            }
+    // Named classes are looked up, not searched for: every binding sharing an identity
+    // reads every other's classes on each reconcile.
+    for name in selector.names.iter().flatten() {
+        match ctx.classes.get(&ObjectRef::new(name).within(&namespace)) {
+            Some(class) => found.push(class),
+            None => missing.push(name.clone()),
         }
     }
     if let Some(sel) = &selector.selector {
-        let mut matched: Vec<_> = in_namespace.iter().filter(|c| matches(sel, Some(c.labels()))).cloned().collect();
+        let mut matched: Vec<_> =
+            ctx.classes.state().into_iter().filter(|c| c.metadata.namespace.as_deref() == Some(namespace.as_str()) && matches(sel, Some(c.labels()))).collect();
         matched.sort_by_key(|c| c.name_any());
         found.extend(matched);
     }
