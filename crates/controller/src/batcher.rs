@@ -203,12 +203,8 @@ impl ComputeBatcher {
     /// Writes batches for one target until no more changes arrive.
     async fn write_loop(self, key: String) {
         let window = self.window.unwrap_or_default();
-        // Changes that arrived while a PATCH was in flight have waited long enough: the
-        // next batch only waits for the quiet that closes it.
-        let mut first_wait = window;
         loop {
-            self.collect(&key, first_wait, window).await;
-            first_wait = window / 4;
+            self.collect(&key, window).await;
             let Some((target, (change, answers))) = next_batch(&self.queues, &key, Queue::take_next) else {
                 return;
             };
@@ -230,12 +226,13 @@ impl ComputeBatcher {
         std::mem::take(&mut queue.joined)
     }
 
-    /// Waits `first`, then on while changes keep arriving or bindings are resolving their
-    /// identities (a quarter window with neither closes the batch), for at most
-    /// [`MAX_WINDOWS`] windows.
-    async fn collect(&self, key: &str, first: Duration, window: Duration) {
+    /// Waits while changes keep arriving or bindings are resolving their identities (a
+    /// quarter window with neither closes the batch), for at most [`MAX_WINDOWS`] windows.
+    /// Bindings about to ask are the ones resolving, so a batch need not wait a whole
+    /// window for them: it closes as soon as they are all in.
+    async fn collect(&self, key: &str, window: Duration) {
         let started = tokio::time::Instant::now();
-        tokio::time::sleep(first).await;
+        tokio::time::sleep(window / 4).await;
         // New changes, not new askers: bindings that ask again for what is queued (or share
         // an identity) add nothing to wait for.
         let arrived = || {
