@@ -247,8 +247,8 @@ pub enum ReconcileError {
         source: kube::Error,
     },
     /// The finalizer could not be added or removed.
-    #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<kube::runtime::finalizer::Error<ReconcileError>>),
+    #[error(transparent)]
+    Finalizer(#[from] crate::binding::finalizer::FinalizerError),
     /// The binding has no namespace.
     #[error("the binding has no namespace")]
     NoNamespace,

@@ -51,12 +51,13 @@ fn strip_node(node: &mut Node) {
     node.spec = Some(NodeSpec { provider_id, ..NodeSpec::default() });
 }
 
-/// What about a binding calls for a reconcile: its spec (the generation), its finalizers
-/// and its deletion. kvbind's own status writes change none of these, so they do not come
-/// back as a second reconcile of every binding; drift in Azure is the resync's to find.
+/// What about a binding calls for a reconcile: its spec (the generation) and its deletion.
+/// kvbind's own writes (status, and the finalizer, which the reconcile adding it goes on
+/// from) change neither, so they do not come back as a second reconcile of every binding;
+/// drift in Azure, and a finalizer someone took off, are the resync's to find.
 fn calls_for_reconcile(binding: &IdentityBinding) -> Option<u64> {
     let mut hasher = std::hash::DefaultHasher::new();
-    (binding.metadata.generation, binding.metadata.deletion_timestamp.is_some(), &binding.metadata.finalizers).hash(&mut hasher);
+    (binding.metadata.generation, binding.metadata.deletion_timestamp.is_some()).hash(&mut hasher);
     Some(hasher.finish())
 }
 
@@ -84,14 +85,14 @@ fn strip_class(class: &mut SecretProviderClass) {
 }
 
 fn bindings_for_class(bindings: &Store<IdentityBinding>, class: &SecretProviderClass) -> Vec<ObjectRef<IdentityBinding>> {
-    let namespace = class.namespace();
+    let (namespace, name) = (class.metadata.namespace.as_deref(), class.metadata.name.as_deref());
     bindings
         .state()
         .iter()
-        .filter(|b| b.namespace() == namespace)
+        .filter(|b| b.metadata.namespace.as_deref() == namespace)
         .filter(|b| {
             let s = &b.spec.secret_provider_classes;
-            s.names.as_ref().is_some_and(|n| n.contains(&class.name_any()))
+            s.names.as_ref().is_some_and(|n| n.iter().any(|n| Some(n.as_str()) == name))
                 || s.selector.as_ref().is_some_and(|sel| selector::matches(sel, Some(class.labels())))
         })
         .map(|b| ObjectRef::from_obj(b.as_ref()))

@@ -5,6 +5,7 @@
 mod azure_sync;
 mod blast_radius;
 mod events;
+pub mod finalizer;
 pub mod inputs;
 pub mod plan;
 mod status;
@@ -18,7 +19,6 @@ use std::time::Duration;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kvbind_api::IdentityBinding;
 use kvbind_api::identity_binding::{
@@ -29,6 +29,7 @@ use rand::Rng;
 use self::azure_sync::Change;
 pub use self::azure_sync::Records;
 use self::events::publish;
+use self::finalizer::Phase;
 use self::inputs::{Needs, identity_of, needs_of, sharing_identity};
 use self::status::{Progress, conditions, patch_if_changed};
 use crate::context::Context;
@@ -40,8 +41,7 @@ use crate::policy;
 /// The writers wake it as soon as its writes land; this only covers a writer that died.
 const HANDED_OFF_RECHECK: Duration = Duration::from_secs(300);
 
-/// The finalizer that holds a binding until kvbind has undone its work in Azure.
-pub const FINALIZER: &str = "kvbind.io/cleanup";
+pub use self::finalizer::FINALIZER;
 
 /// Reconciles one IdentityBinding, in a span that names it.
 #[tracing::instrument(skip_all, fields(binding = %key(&binding)))]
@@ -51,17 +51,18 @@ pub async fn reconcile(binding: Arc<IdentityBinding>, ctx: Arc<Context>) -> Resu
     // Judging a binding against half-listed caches would report classes or nodes as missing.
     let _ = ctx.caches_ready.clone().wait_for(|ready| *ready).await;
     // The turn comes first: a thousand bindings queued for theirs hold only this small
-    // future, not the finalizer's and the steps' state.
+    // future, not the steps' state.
     let turn = Turn::take(&ctx, &binding).await;
-    let (api, ctx) = (&api, &ctx);
-    Box::pin(finalizer(api, FINALIZER, binding, |event| async move {
-        match event {
-            Finalizer::Apply(binding) => apply(api, &binding, ctx, turn).await,
-            Finalizer::Cleanup(binding) => cleanup(&binding, ctx).await,
+    match finalizer::hold(&api, &binding).await? {
+        Phase::Apply => Box::pin(apply(&api, &binding, &ctx, turn)).await,
+        Phase::Cleanup => {
+            let _turn = turn;
+            let action = Box::pin(cleanup(&binding, &ctx)).await?;
+            finalizer::release(&api, &binding).await?;
+            Ok(action)
         }
-    }))
-    .await
-    .map_err(|e| ReconcileError::Finalizer(Box::new(e)))
+        Phase::Gone => Ok(Action::await_change()),
+    }
 }
 
 /// What a reconcile waits for before it starts.
