@@ -52,7 +52,9 @@ pub struct RunConfig {
     /// How often each binding is checked against Azure for drift (seconds).
     #[arg(long, env = "KVBIND_RESYNC_SECONDS", default_value_t = 600)]
     pub resync_seconds: u64,
-    /// How long changes to one VM scale set are collected into one PATCH (milliseconds).
+    /// How long changes to one VM scale set are collected into one PATCH (milliseconds): a
+    /// batch closes after a quarter of this with no new change and no binding still
+    /// resolving its identity, and after sixteen of it at most.
     #[arg(long, env = "KVBIND_BATCH_WINDOW_MS", default_value_t = 2000)]
     pub batch_window_ms: u64,
     /// Watch only this namespace.
