@@ -97,6 +97,10 @@ pub async fn run(scenario: &Scenario, strategy: Strategy, settings: &Settings) -
     let (seconds, counters, reads_per_period) = match scenario.kind {
         Kind::Converge => (converged.as_secs_f64(), sim.counters(), None),
         Kind::SteadyState => {
+            // Steady state starts one period after the last binding turned Ready, so a read
+            // that still belongs to convergence is not counted in it; the resync's reads come
+            // at most once a period per scale set and vault.
+            tokio::time::sleep(Duration::from_secs(settings.steady_resync_seconds)).await;
             sim.reset_counters();
             let period = Duration::from_secs(settings.steady_resync_seconds * settings.steady_periods);
             tokio::time::sleep(period).await;
