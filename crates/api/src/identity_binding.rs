@@ -2,6 +2,7 @@
 //! SecretProviderClasses it serves, the nodes it reaches, and what kvbind did about it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -321,7 +322,7 @@ pub struct WorkloadIdentityStatus {
 #[serde(rename_all = "camelCase")]
 pub struct AttachmentStatus {
     /// The ARM resource ID of the VM scale set or VM.
-    pub resource_id: String,
+    pub resource_id: Arc<str>,
     /// Whether kvbind attached the identity or found it already there.
     pub origin: AttachmentOrigin,
 }

@@ -14,10 +14,10 @@ use kvbind_azure::{Arm, VaultId};
 
 use crate::access_batcher::AccessPolicyBatcher;
 use crate::batcher::ComputeBatcher;
-use crate::binding::Records;
 use crate::config::ControllerConfig;
 use crate::event_queue::EventQueue;
 use crate::handoff::Handoffs;
+use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::node_targets::NodeTargets;
 use crate::read_cache::ReadCache;
@@ -104,11 +104,8 @@ pub struct Context {
     pub vault_names: Mutex<HashMap<String, VaultId>>,
     /// One search at a time per vault name.
     pub vault_lookups: Turns,
-    /// What kvbind did per identity (lowercase ID) since this process started. The
-    /// statuses say the same once written, but the cache can lag a status write by a
-    /// reconcile; without this a quick second reconcile would take kvbind's own attachment
-    /// for one it found, and never undo it.
-    pub ledger: Mutex<HashMap<String, Records>>,
+    /// What kvbind did per identity since this process started.
+    pub ledger: Ledger,
 }
 
 impl Context {
@@ -144,7 +141,7 @@ impl Context {
             failures: Mutex::default(),
             vault_names: Mutex::default(),
             vault_lookups: Turns::default(),
-            ledger: Mutex::default(),
+            ledger: Ledger::default(),
         })
     }
 }

@@ -4,6 +4,7 @@
 pub mod access_batcher;
 pub mod batcher;
 pub mod binding;
+mod cache_trim;
 pub mod config;
 pub mod context;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod event_queue;
 #[cfg(test)]
 mod fake_compute;
 pub mod handoff;
+pub mod ledger;
 pub mod metrics;
 pub mod node_targets;
 pub mod policy;
@@ -23,8 +25,9 @@ pub mod write_queue;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use cache_trim::{strip_binding, strip_class, strip_node};
 use futures::{Future, StreamExt};
-use k8s_openapi::api::core::v1::{Namespace, Node, NodeSpec};
+use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
@@ -38,19 +41,6 @@ pub use config::ControllerConfig;
 pub use context::Context;
 pub use metrics::{Health, Metrics};
 
-/// Keeps only what kvbind reads of a Node (labels and providerID), so a large cluster's
-/// nodes cost little memory.
-fn strip_node(node: &mut Node) {
-    node.metadata.managed_fields = None;
-    node.metadata.annotations = None;
-    node.metadata.owner_references = None;
-    node.metadata.finalizers = None;
-    node.metadata.creation_timestamp = None;
-    node.status = None;
-    let provider_id = node.spec.as_ref().and_then(|s| s.provider_id.clone());
-    node.spec = Some(NodeSpec { provider_id, ..NodeSpec::default() });
-}
-
 /// What about a binding calls for a reconcile: its spec (the generation) and its deletion.
 /// kvbind's own writes (status, and the finalizer, which the reconcile adding it goes on
 /// from) change neither, so they do not come back as a second reconcile of every binding;
@@ -59,29 +49,6 @@ fn calls_for_reconcile(binding: &IdentityBinding) -> Option<u64> {
     let mut hasher = std::hash::DefaultHasher::new();
     (binding.metadata.generation, binding.metadata.deletion_timestamp.is_some()).hash(&mut hasher);
     Some(hasher.finish())
-}
-
-/// The annotation `kubectl apply` keeps a copy of the whole object in.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// Drops from a cached IdentityBinding what kvbind never reads: its managed fields and
-/// `kubectl apply`'s copy of it, together most of its size.
-fn strip_binding(binding: &mut IdentityBinding) {
-    binding.metadata.managed_fields = None;
-    if let Some(annotations) = binding.metadata.annotations.as_mut() {
-        annotations.remove(LAST_APPLIED);
-    }
-}
-
-/// Keeps of a cached SecretProviderClass's managed fields only kvbind's own entries (which
-/// say which parameters kvbind wrote), and drops `kubectl apply`'s copy of it.
-fn strip_class(class: &mut SecretProviderClass) {
-    if let Some(entries) = class.metadata.managed_fields.as_mut() {
-        entries.retain(|entry| entry.manager.as_deref() == Some(kvbind_api::FIELD_MANAGER));
-    }
-    if let Some(annotations) = class.metadata.annotations.as_mut() {
-        annotations.remove(LAST_APPLIED);
-    }
 }
 
 fn bindings_for_class(bindings: &Store<IdentityBinding>, class: &SecretProviderClass) -> Vec<ObjectRef<IdentityBinding>> {
@@ -214,27 +181,4 @@ pub async fn run(
             }
         })
         .await;
-}
-
-#[cfg(test)]
-mod tests {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
-
-    use super::*;
-
-    #[test]
-    fn a_cached_class_keeps_only_kvbinds_managed_fields() {
-        let entry = |manager: &str| ManagedFieldsEntry { manager: Some(manager.to_owned()), ..ManagedFieldsEntry::default() };
-        let mut class: SecretProviderClass = serde_json::from_value(serde_json::json!({
-            "apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",
-            "metadata": {"name": "app", "annotations": {LAST_APPLIED: "{}", "team": "a"}},
-            "spec": {"provider": "azure"},
-        }))
-        .expect("class");
-        class.metadata.managed_fields = Some(vec![entry("kubectl-client-side-apply"), entry(kvbind_api::FIELD_MANAGER), entry("flux")]);
-        strip_class(&mut class);
-        let managers: Vec<_> = class.metadata.managed_fields.iter().flatten().filter_map(|e| e.manager.as_deref()).collect();
-        assert_eq!(managers, [kvbind_api::FIELD_MANAGER]);
-        assert_eq!(class.metadata.annotations.as_ref().map(|a| a.keys().cloned().collect::<Vec<_>>()), Some(vec!["team".to_owned()]));
-    }
 }

@@ -51,17 +51,6 @@ impl Records {
         }
         r
     }
-
-    /// Adds what `other` records.
-    pub fn merge(&mut self, other: &Records) {
-        self.attached.extend(other.attached.iter().cloned());
-        for (vault, p) in &other.granted {
-            let mine = self.granted.entry(vault.clone()).or_default();
-            mine.secrets.extend(p.secrets.iter().cloned());
-            mine.keys.extend(p.keys.iter().cloned());
-            mine.certificates.extend(p.certificates.iter().cloned());
-        }
-    }
 }
 
 /// Something kvbind changed in Azure, for an Event.
@@ -237,7 +226,7 @@ pub async fn sync_attachments(
         if after.user_assigned().len() > 1 {
             out.crowded.push(target.clone());
         }
-        out.status.push(AttachmentStatus { resource_id: target.to_string(), origin });
+        out.status.push(AttachmentStatus { resource_id: intern(&target.to_string()), origin });
     }
     if may_remove {
         let desired_keys: BTreeSet<Arc<str>> = desired.iter().map(|target| intern(&target.key())).collect();

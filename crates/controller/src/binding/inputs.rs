@@ -10,9 +10,10 @@ use kube::runtime::reflector::ObjectRef;
 use kvbind_api::identity_binding::IdentityMode;
 use kvbind_api::identity_binding::IdentitySpec;
 use kvbind_api::secret_provider_class::{AzureParameters, SecretProviderClass, keys};
-use kvbind_api::{FIELD_MANAGER, IdentityBinding, KeyVaultObject};
+use kvbind_api::{IdentityBinding, KeyVaultObject};
 use kvbind_azure::{Cloud, ComputeId, IdentityId, ResourceKind};
 
+use crate::cache_trim::kvbind_owns_parameter;
 use crate::config::ControllerConfig;
 use crate::context::Context;
 use crate::error::BindingError;
@@ -134,15 +135,6 @@ fn class_input(class: &SecretProviderClass, cloud: &Cloud) -> Result<ClassInput,
         uses_vm_identity: params.use_vm_managed_identity,
         client_id,
     })
-}
-
-/// True when kvbind's field manager owns `spec.parameters.<parameter>`.
-fn kvbind_owns_parameter(class: &SecretProviderClass, parameter: &str) -> bool {
-    let path = format!("/f:spec/f:parameters/f:{parameter}");
-    class
-        .managed_fields()
-        .iter()
-        .any(|entry| entry.manager.as_deref() == Some(FIELD_MANAGER) && entry.fields_v1.as_ref().and_then(|f| f.0.pointer(&path)).is_some())
 }
 
 /// The VM scale sets and VMs that run the nodes a binding selects; none in mode

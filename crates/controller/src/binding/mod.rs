@@ -248,9 +248,7 @@ fn demand(binding: &IdentityBinding, identity: &kvbind_azure::IdentityId, own: O
     }
     users.sort();
     let mut records = Records::from_statuses(group.iter().filter_map(|b| b.status.as_ref()).chain(binding.status.as_ref()));
-    if let Some(ledger) = ctx.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&identity.key()) {
-        records.merge(ledger);
-    }
+    ctx.ledger.add_to(&identity.key(), &mut records);
     Demand { needs, vaults, targets, may_remove, records, users }
 }
 
@@ -473,14 +471,14 @@ async fn refuse(binding: &IdentityBinding, ctx: &Context, progress: &mut Progres
 fn remember_attachments(ctx: &Context, identity: &kvbind_azure::IdentityId, attachments: &[AttachmentStatus]) {
     let status = IdentityBindingStatus { attachments: attachments.to_vec(), ..IdentityBindingStatus::default() };
     let attached = Records::from_statuses([&status]).attached;
-    ctx.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(identity.key()).or_default().attached = attached;
+    ctx.ledger.set_attached(&identity.key(), &attached);
 }
 
 /// Records in the ledger which access-policy permissions kvbind granted `identity`.
 fn remember_grants(ctx: &Context, identity: &kvbind_azure::IdentityId, grants: &[VaultGrantStatus]) {
     let status = IdentityBindingStatus { grants: grants.to_vec(), ..IdentityBindingStatus::default() };
     let granted = Records::from_statuses([&status]).granted;
-    ctx.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(identity.key()).or_default().granted = granted;
+    ctx.ledger.set_granted(&identity.key(), &granted);
 }
 
 /// Undoes what kvbind did for a deleted binding, keeping what other bindings need.
@@ -569,7 +567,7 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         remember_grants(ctx, &identity.id, &grants.status);
         if demand.users.is_empty() {
             azure_sync::delete_identity(ctx, &identity.id, changes).await?;
-            ctx.ledger.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&identity.id.key());
+            ctx.ledger.forget(&identity.id.key());
         }
     }
     for class in binding.status.iter().flat_map(|s| s.secret_provider_classes.iter()) {

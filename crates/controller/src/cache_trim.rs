@@ -1,0 +1,155 @@
+//! What the informer caches keep of each object: only what kvbind reads. A thousand
+//! bindings and classes and a few thousand nodes are the bulk of the operator's memory, and
+//! most of each object as the API server sends it is managed fields, `kubectl apply`'s copy
+//! and, on a node, its status.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::{Node, NodeSpec};
+use kube::ResourceExt;
+use kvbind_api::secret_provider_class::SecretProviderClass;
+use kvbind_api::{FIELD_MANAGER, IdentityBinding};
+use kvbind_azure::intern::intern;
+
+/// The annotation `kubectl apply` keeps a copy of the whole object in.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Where a cached class says which of its parameters kvbind's field manager owns,
+/// space-separated, in place of the managed fields that say so on the API server. Cache
+/// only: kvbind never writes a class it read from the cache, and the value the API server
+/// sends under this name is dropped, so no one can claim a parameter for kvbind.
+const KVBIND_OWNED_PARAMETERS: &str = "kvbind.io/cached-owned-parameters";
+
+/// Keeps only what kvbind reads of a Node: labels and providerID.
+pub fn strip_node(node: &mut Node) {
+    node.metadata.managed_fields = None;
+    node.metadata.annotations = None;
+    node.metadata.owner_references = None;
+    node.metadata.finalizers = None;
+    node.metadata.creation_timestamp = None;
+    node.status = None;
+    let provider_id = node.spec.as_ref().and_then(|s| s.provider_id.clone());
+    node.spec = Some(NodeSpec { provider_id, ..NodeSpec::default() });
+}
+
+/// Drops from an IdentityBinding its managed fields and `kubectl apply`'s copy, and shares
+/// the scale set IDs its status records: a thousand bindings on the same twenty pools
+/// record the same twenty IDs.
+pub fn strip_binding(binding: &mut IdentityBinding) {
+    binding.metadata.managed_fields = None;
+    drop_last_applied(&mut binding.metadata.annotations);
+    for attachment in binding.status.iter_mut().flat_map(|s| s.attachments.iter_mut()) {
+        attachment.resource_id = intern(&attachment.resource_id);
+    }
+}
+
+/// Drops from a SecretProviderClass `kubectl apply`'s copy and its managed fields, noting
+/// first which parameters kvbind owns (see [`kvbind_owns_parameter`]).
+pub fn strip_class(class: &mut SecretProviderClass) {
+    let owned: BTreeSet<&str> = class
+        .managed_fields()
+        .iter()
+        .filter(|entry| entry.manager.as_deref() == Some(FIELD_MANAGER))
+        .filter_map(|entry| entry.fields_v1.as_ref()?.0.pointer("/f:spec/f:parameters")?.as_object())
+        .flat_map(|parameters| parameters.keys().filter_map(|field| field.strip_prefix("f:")))
+        .collect();
+    let owned = owned.into_iter().collect::<Vec<_>>().join(" ");
+    class.metadata.managed_fields = None;
+    let annotations = &mut class.metadata.annotations;
+    if let Some(map) = annotations.as_mut() {
+        map.remove(KVBIND_OWNED_PARAMETERS);
+    }
+    if !owned.is_empty() {
+        annotations.get_or_insert_default().insert(KVBIND_OWNED_PARAMETERS.to_owned(), owned);
+    }
+    drop_last_applied(annotations);
+}
+
+/// True when kvbind's field manager owns `spec.parameters.<parameter>` of a cached class.
+pub fn kvbind_owns_parameter(class: &SecretProviderClass, parameter: &str) -> bool {
+    class.annotations().get(KVBIND_OWNED_PARAMETERS).is_some_and(|owned| owned.split(' ').any(|p| p == parameter))
+}
+
+fn drop_last_applied(annotations: &mut Option<std::collections::BTreeMap<String, String>>) {
+    if let Some(map) = annotations.as_mut() {
+        map.remove(LAST_APPLIED);
+        if map.is_empty() {
+            *annotations = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
+    use kvbind_api::identity_binding::{AttachmentOrigin, AttachmentStatus, IdentityBindingStatus};
+    use serde_json::json;
+
+    use super::*;
+
+    fn entry(manager: &str, parameters: &[&str]) -> ManagedFieldsEntry {
+        let fields: serde_json::Map<String, serde_json::Value> = parameters.iter().map(|p| (format!("f:{p}"), json!({}))).collect();
+        ManagedFieldsEntry {
+            manager: Some(manager.to_owned()),
+            fields_v1: Some(FieldsV1(json!({"f:spec": {"f:parameters": fields}}))),
+            ..ManagedFieldsEntry::default()
+        }
+    }
+
+    fn class(annotations: serde_json::Value) -> SecretProviderClass {
+        serde_json::from_value(json!({
+            "apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",
+            "metadata": {"name": "app", "annotations": annotations},
+            "spec": {"provider": "azure"},
+        }))
+        .expect("class")
+    }
+
+    #[test]
+    fn a_cached_class_knows_only_which_parameters_kvbind_owns() {
+        let mut class = class(json!({LAST_APPLIED: "{}", "team": "a"}));
+        class.metadata.managed_fields = Some(vec![
+            entry("kubectl-client-side-apply", &["keyvaultName", "clientID"]),
+            entry(FIELD_MANAGER, &["userAssignedIdentityID", "useVMManagedIdentity"]),
+        ]);
+        strip_class(&mut class);
+        assert!(class.metadata.managed_fields.is_none());
+        assert!(kvbind_owns_parameter(&class, "userAssignedIdentityID"));
+        assert!(kvbind_owns_parameter(&class, "useVMManagedIdentity"));
+        assert!(!kvbind_owns_parameter(&class, "clientID"), "another manager's parameter");
+        assert!(!kvbind_owns_parameter(&class, "useVM"), "a prefix of an owned parameter");
+        assert!(!class.annotations().contains_key(LAST_APPLIED));
+        assert_eq!(class.annotations()["team"], "a");
+    }
+
+    #[test]
+    fn no_one_can_claim_a_parameter_for_kvbind_through_the_annotation() {
+        let mut class = class(json!({KVBIND_OWNED_PARAMETERS: "clientID"}));
+        class.metadata.managed_fields = Some(vec![entry("someone", &["clientID"])]);
+        strip_class(&mut class);
+        assert!(!kvbind_owns_parameter(&class, "clientID"));
+        assert!(class.metadata.annotations.is_none(), "an emptied annotation map is dropped");
+    }
+
+    #[test]
+    fn cached_bindings_share_their_attachment_ids() {
+        let pool = "/subscriptions/s/resourceGroups/mc/providers/Microsoft.Compute/virtualMachineScaleSets/pool";
+        let cached = |name: &str| {
+            let mut binding: IdentityBinding = serde_json::from_value(json!({
+                "apiVersion": "kvbind.io/v1alpha1", "kind": "IdentityBinding",
+                "metadata": {"name": name, "namespace": "ns"},
+                "spec": {"identity": {"name": "id", "resourceGroup": "rg"}, "secretProviderClasses": {"names": ["app"]}},
+            }))
+            .expect("binding");
+            binding.status = Some(IdentityBindingStatus {
+                attachments: vec![AttachmentStatus { resource_id: pool.into(), origin: AttachmentOrigin::Attached }],
+                ..Default::default()
+            });
+            strip_binding(&mut binding);
+            binding.status.expect("status").attachments.remove(0).resource_id
+        };
+        let (a, b) = (cached("a"), cached("b"));
+        assert_eq!(&*a, pool);
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+    }
+}

@@ -1,0 +1,136 @@
+//! What kvbind did per identity since this process started.
+//!
+//! The statuses say the same once written, but the cache can lag a status write by a
+//! reconcile; without the ledger a quick second reconcile would take kvbind's own attachment
+//! for one it found, and never undo it. Every identity keeps an entry for the life of the
+//! process, so an entry holds shared copies of its IDs and permission names in boxed slices:
+//! at a thousand identities on twenty pools, maps of owned strings cost ~3 KB an identity.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use kvbind_azure::intern::intern;
+use kvbind_azure::model::Permissions;
+
+use crate::binding::Records;
+
+/// kvbind's records per identity (lowercase ID).
+#[derive(Debug, Default)]
+pub struct Ledger {
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    /// Targets kvbind attached the identity to (lowercase IDs).
+    attached: Box<[Arc<str>]>,
+    /// Access-policy permissions kvbind granted, per vault.
+    granted: Box<[Grant]>,
+}
+
+#[derive(Debug)]
+struct Grant {
+    /// The vault (lowercase ID).
+    vault: Arc<str>,
+    secrets: Box<[Arc<str>]>,
+    keys: Box<[Arc<str>]>,
+    certificates: Box<[Arc<str>]>,
+}
+
+fn shared(names: &BTreeSet<String>) -> Box<[Arc<str>]> {
+    names.iter().map(|name| intern(name)).collect()
+}
+
+fn owned(names: &[Arc<str>]) -> impl Iterator<Item = String> + '_ {
+    names.iter().map(|name| name.to_string())
+}
+
+impl Ledger {
+    fn entries(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds to `records` what the ledger holds for `identity`.
+    pub fn add_to(&self, identity: &str, records: &mut Records) {
+        let entries = self.entries();
+        let Some(entry) = entries.get(identity) else { return };
+        records.attached.extend(entry.attached.iter().cloned());
+        for grant in &entry.granted {
+            let permissions = records.granted.entry(grant.vault.to_string()).or_default();
+            permissions.secrets.extend(owned(&grant.secrets));
+            permissions.keys.extend(owned(&grant.keys));
+            permissions.certificates.extend(owned(&grant.certificates));
+        }
+    }
+
+    /// Records the targets kvbind has `identity` attached to now.
+    pub fn set_attached(&self, identity: &str, attached: &BTreeSet<Arc<str>>) {
+        self.entries().entry(identity.to_owned()).or_default().attached = attached.iter().cloned().collect();
+    }
+
+    /// Records the access-policy permissions kvbind has granted `identity` now.
+    pub fn set_granted(&self, identity: &str, granted: &BTreeMap<String, Permissions>) {
+        self.entries().entry(identity.to_owned()).or_default().granted = granted
+            .iter()
+            .map(|(vault, p)| Grant { vault: intern(vault), secrets: shared(&p.secrets), keys: shared(&p.keys), certificates: shared(&p.certificates) })
+            .collect();
+    }
+
+    /// Forgets `identity`, once kvbind has deleted it.
+    pub fn forget(&self, identity: &str) {
+        self.entries().remove(identity);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(names: &[&str]) -> BTreeSet<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    fn recorded(ledger: &Ledger, identity: &str) -> Records {
+        let mut records = Records::default();
+        ledger.add_to(identity, &mut records);
+        records
+    }
+
+    #[test]
+    fn what_is_set_comes_back_for_that_identity_only() {
+        let ledger = Ledger::default();
+        let attached: BTreeSet<Arc<str>> = ["/pool-a", "/pool-b"].into_iter().map(Arc::from).collect();
+        let permissions = Permissions { secrets: names(&["get", "list"]), keys: names(&["get"]), ..Permissions::default() };
+        ledger.set_attached("/id-1", &attached);
+        ledger.set_granted("/id-1", &BTreeMap::from([("/vault".to_owned(), permissions.clone())]));
+
+        let records = recorded(&ledger, "/id-1");
+        assert_eq!(records.attached, attached);
+        assert_eq!(records.granted, BTreeMap::from([("/vault".to_owned(), permissions)]));
+        assert!(recorded(&ledger, "/id-2").attached.is_empty());
+    }
+
+    #[test]
+    fn setting_grants_keeps_the_attachments_and_forgetting_drops_both() {
+        let ledger = Ledger::default();
+        ledger.set_attached("/id", &BTreeSet::from([Arc::from("/pool")]));
+        ledger.set_granted("/id", &BTreeMap::from([("/vault".to_owned(), Permissions { secrets: names(&["get"]), ..Permissions::default() })]));
+        ledger.set_granted("/id", &BTreeMap::new());
+        let records = recorded(&ledger, "/id");
+        assert_eq!(records.attached.len(), 1);
+        assert!(records.granted.is_empty());
+
+        ledger.forget("/id");
+        assert!(recorded(&ledger, "/id").attached.is_empty());
+    }
+
+    #[test]
+    fn adding_merges_with_what_the_statuses_say() {
+        let ledger = Ledger::default();
+        ledger.set_granted("/id", &BTreeMap::from([("/vault".to_owned(), Permissions { secrets: names(&["list"]), ..Permissions::default() })]));
+        let mut records = Records::default();
+        records.granted.entry("/vault".to_owned()).or_default().secrets.insert("get".to_owned());
+        ledger.add_to("/id", &mut records);
+        assert_eq!(records.granted["/vault"].secrets, names(&["get", "list"]));
+    }
+}
