@@ -34,6 +34,24 @@ pub struct Condition {
     pub message: String,
 }
 
+/// The longest message the schema allows, in characters; kept in bytes, which is stricter.
+const MAX_MESSAGE: usize = 32768;
+
+/// `message` cut to fit the schema, on a character boundary, so that a long list in it can
+/// never make the API server refuse the whole status.
+fn fitted(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE {
+        let marker = "…";
+        let mut end = MAX_MESSAGE - marker.len();
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str(marker);
+    }
+    message
+}
+
 /// The three values of a condition.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConditionStatus {
@@ -54,7 +72,7 @@ impl Condition {
             observed_generation: generation,
             last_transition_time: now.to_owned(),
             reason: reason.to_owned(),
-            message: message.into(),
+            message: fitted(message.into()),
         }
     }
 }
@@ -86,6 +104,14 @@ pub fn find<'a>(conditions: &'a [Condition], r#type: &str) -> Option<&'a Conditi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_message_is_cut_to_what_the_schema_allows() {
+        let long = "é".repeat(MAX_MESSAGE);
+        let c = Condition::new(READY, ConditionStatus::False, "R", long, None, "t");
+        assert!(c.message.len() <= MAX_MESSAGE && c.message.ends_with('…'), "{} bytes", c.message.len());
+        assert_eq!(Condition::new(READY, ConditionStatus::True, "R", "short", None, "t").message, "short");
+    }
 
     fn ready(status: ConditionStatus, reason: &str, at: &str) -> Condition {
         Condition::new(READY, status, reason, "m", Some(1), at)

@@ -21,6 +21,7 @@ use crate::ledger::Ledger;
 use crate::metrics::Metrics;
 use crate::node_targets::NodeTargets;
 use crate::read_cache::ReadCache;
+use crate::unpinned_classes::UnpinnedClasses;
 
 /// The informer caches a reconcile reads instead of the API server.
 pub struct Caches {
@@ -36,6 +37,8 @@ pub struct Caches {
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     /// The scale sets behind the nodes, told of every node change.
     pub node_targets: Arc<NodeTargets>,
+    /// The classes that leave IMDS to pick the identity, told of every class change.
+    pub unpinned_classes: Arc<UnpinnedClasses>,
     /// True once every cache has listed its objects.
     pub ready: tokio::sync::watch::Receiver<bool>,
 }
@@ -86,6 +89,8 @@ pub struct Context {
     pub identity_turns: Turns,
     /// The scale sets behind the nodes each node selector selects.
     pub node_targets: Arc<NodeTargets>,
+    /// The classes that leave IMDS to pick the identity.
+    pub unpinned_classes: Arc<UnpinnedClasses>,
     /// Identity blocks and vaults, read once per resync period.
     pub reads: Arc<ReadCache>,
     /// Events on their way to the API server.
@@ -111,7 +116,7 @@ pub struct Context {
 impl Context {
     /// Builds the context; the writers record landed writes in `handoffs`.
     pub fn new(client: Client, arm: Arc<dyn Arm>, config: ControllerConfig, caches: Caches, metrics: Arc<Metrics>, handoffs: Handoffs) -> Arc<Self> {
-        let Caches { bindings, classes, nodes, policies, namespaces, node_targets, ready: caches_ready } = caches;
+        let Caches { bindings, classes, nodes, policies, namespaces, node_targets, unpinned_classes, ready: caches_ready } = caches;
         let events = EventQueue::start(client.clone(), Reporter { controller: config.reporter.clone(), instance: None });
         let reads = Arc::new(ReadCache::new(config.resync));
         let window = config.batching.then_some(config.batch_window);
@@ -132,6 +137,7 @@ impl Context {
             handoffs,
             reads,
             node_targets,
+            unpinned_classes,
             identity_turns: Turns::default(),
             events,
             api_writes: tokio::sync::Semaphore::new(crate::request_limit::DEFAULT_API_REQUESTS),

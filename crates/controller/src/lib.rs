@@ -19,6 +19,7 @@ pub mod policy;
 pub mod read_cache;
 pub mod request_limit;
 pub mod selector;
+pub mod unpinned_classes;
 pub mod watch_backoff;
 pub mod write_queue;
 
@@ -71,6 +72,20 @@ fn bindings_in_namespace(bindings: &Store<IdentityBinding>, namespace: &PartialO
     bindings.state().iter().filter(|b| b.namespace().as_deref() == Some(name.as_str())).map(|b| ObjectRef::from_obj(b.as_ref())).collect()
 }
 
+/// The bindings per Ready status: `True`, `False`, and `Unknown` for those without one yet.
+fn count_by_ready(bindings: &Store<IdentityBinding>) -> [i64; 3] {
+    let mut counts = [0; 3];
+    for binding in bindings.state() {
+        let ready = binding.status.as_ref().and_then(|s| kvbind_api::condition::find(&s.conditions, kvbind_api::condition::READY)).map(|c| c.status);
+        counts[match ready {
+            Some(kvbind_api::ConditionStatus::True) => 0,
+            Some(kvbind_api::ConditionStatus::False) => 1,
+            _ => 2,
+        }] += 1;
+    }
+    counts
+}
+
 fn every_binding(bindings: &Store<IdentityBinding>) -> Vec<ObjectRef<IdentityBinding>> {
     bindings.state().iter().map(|b| ObjectRef::from_obj(b.as_ref())).collect()
 }
@@ -110,8 +125,12 @@ pub async fn run(
         None => watcher::Config::default(),
     };
     let (classes, classes_writer) = reflector::store();
-    let class_events =
-        reflector(classes_writer, watcher(class_api, watcher::Config::default()).backoff(watch_backoff::watch_backoff()).modify(strip_class)).touched_objects();
+    let unpinned_classes = Arc::new(unpinned_classes::UnpinnedClasses::default());
+    let classes_changed = unpinned_classes.clone();
+    let class_events = reflector(classes_writer, watcher(class_api, watcher::Config::default()).backoff(watch_backoff::watch_backoff()).modify(strip_class))
+        // The reflector has stored the change by the time it passes here.
+        .inspect(move |_| classes_changed.classes_changed())
+        .touched_objects();
     let (nodes, nodes_writer) = reflector::store();
     let node_targets = Arc::new(node_targets::NodeTargets::default());
     let nodes_changed = node_targets.clone();
@@ -149,6 +168,8 @@ pub async fn run(
     // Exactly one waiter per store: a store's readiness wakes only some of several
     // concurrent waiters, so the reconciles wait on `caches_ready` instead. The controller
     // itself waits for the bindings store before it reconciles anything.
+    let counted = bindings.clone();
+    telemetry.metrics.count_bindings_with(move || count_by_ready(&counted));
     let (ready_tx, caches_ready) = tokio::sync::watch::channel(false);
     let synced = {
         let (classes, nodes, policies, namespaces, health) = (classes.clone(), nodes.clone(), policies.clone(), namespaces.clone(), telemetry.health.clone());
@@ -159,7 +180,7 @@ pub async fn run(
         }
     };
     tokio::spawn(synced);
-    let caches = context::Caches { bindings: bindings.clone(), classes, nodes, policies, namespaces, node_targets, ready: caches_ready };
+    let caches = context::Caches { bindings: bindings.clone(), classes, nodes, policies, namespaces, node_targets, unpinned_classes, ready: caches_ready };
     let (handoffs, woken) = handoff::Handoffs::new();
     let ctx = Context::new(client, arm, config, caches, telemetry.metrics, handoffs);
     let (for_classes, for_nodes, for_policies, for_namespaces) = (bindings.clone(), bindings.clone(), bindings.clone(), bindings);

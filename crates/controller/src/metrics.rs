@@ -1,6 +1,7 @@
 //! Prometheus metrics of the reconciler and of its ARM calls.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use kvbind_azure::client::ArmObserver;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -45,7 +46,18 @@ pub struct Metrics {
     throttled: Counter,
     in_flight: Gauge,
     bindings: Family<ReadyLabels, Gauge>,
+    count_bindings: Mutex<Option<BindingCounter>>,
     leader: Gauge,
+}
+
+/// Counts the bindings per Ready status (`True`, `False`, `Unknown`) when scraped: counted
+/// per reconcile instead, a thousand reconciles walked a thousand bindings each.
+struct BindingCounter(Box<dyn Fn() -> [i64; 3] + Send + Sync>);
+
+impl std::fmt::Debug for BindingCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BindingCounter")
+    }
 }
 
 impl Default for Metrics {
@@ -65,13 +77,19 @@ impl Default for Metrics {
         registry.register("bindings", "IdentityBindings by Ready status", bindings.clone());
         let leader = Gauge::default();
         registry.register("leader", "1 while this replica holds the leader lease", leader.clone());
-        Metrics { registry, reconciles, duration, arm_requests, throttled, in_flight, bindings, leader }
+        Metrics { registry, reconciles, duration, arm_requests, throttled, in_flight, bindings, count_bindings: Mutex::default(), leader }
     }
 }
 
 impl Metrics {
     /// The text exposition of every metric.
     pub fn encode(&self) -> String {
+        if let Some(count) = self.count_bindings.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            let [true_, false_, unknown] = (count.0)();
+            for (ready, n) in [("True", true_), ("False", false_), ("Unknown", unknown)] {
+                self.bindings.get_or_create(&ReadyLabels { ready: ready.to_owned() }).set(n);
+            }
+        }
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
@@ -88,11 +106,10 @@ impl Metrics {
         self.in_flight.inc_by(delta);
     }
 
-    /// Sets the number of bindings per Ready status.
-    pub fn set_bindings(&self, true_: i64, false_: i64, unknown: i64) {
-        for (ready, n) in [("True", true_), ("False", false_), ("Unknown", unknown)] {
-            self.bindings.get_or_create(&ReadyLabels { ready: ready.to_owned() }).set(n);
-        }
+    /// Has each scrape count the bindings per Ready status (`True`, `False`, `Unknown`)
+    /// with `count`, which replaces the last one given (a new term as leader has new caches).
+    pub fn count_bindings_with(&self, count: impl Fn() -> [i64; 3] + Send + Sync + 'static) {
+        *self.count_bindings.lock().unwrap_or_else(PoisonError::into_inner) = Some(BindingCounter(Box::new(count)));
     }
 
     /// Sets whether this replica leads.

@@ -91,12 +91,16 @@ async fn only_the_leader_writes_and_a_killed_leader_hands_over() {
     let leader = holder(&ns);
     let (leader_port, follower_port, leader_child, mut follower_child) =
         if leader == "replica-a" { (a_port, b_port, &mut a, b) } else { (b_port, a_port, &mut b, a) };
+    // Counted from the leader's cache when scraped, which sees the Ready status soon after.
+    until("the leader to count the binding Ready", || async {
+        get(leader_port, "/metrics").await.is_some_and(|(_, m)| m.contains("kvbind_bindings{ready=\"True\"} 1"))
+    })
+    .await;
     let (_, leader_metrics) = get(leader_port, "/metrics").await.expect("leader metrics");
     let (_, follower_metrics) = get(follower_port, "/metrics").await.expect("follower metrics");
     assert!(leader_metrics.contains("kvbind_leader 1"), "{leader_metrics}");
     assert!(leader_metrics.contains("kvbind_arm_requests_total{method=\"PUT\",resource=\"userAssignedIdentities\",status=\"201\"} 1"), "{leader_metrics}");
     assert!(leader_metrics.contains("kvbind_reconciles_total{result=\"converged\"}"), "{leader_metrics}");
-    assert!(leader_metrics.contains("kvbind_bindings{ready=\"True\"} 1"), "{leader_metrics}");
     assert!(follower_metrics.contains("kvbind_leader 0"), "{follower_metrics}");
     assert!(!follower_metrics.contains("kvbind_arm_requests_total{"), "the follower called ARM: {follower_metrics}");
     assert_eq!(get(leader_port, "/readyz").await.map(|r| r.0), Some(200));

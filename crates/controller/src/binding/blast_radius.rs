@@ -9,7 +9,6 @@
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use kvbind_api::IdentityBinding;
-use kvbind_api::secret_provider_class::AzureParameters;
 use kvbind_azure::ComputeId;
 
 use super::inputs::ClassInput;
@@ -20,27 +19,30 @@ use crate::event_queue::Repeats;
 /// The condition type set while unpinned classes are at risk.
 pub const CONDITION: &str = "UnpinnedClassesAtRisk";
 
+/// Classes the condition names; it counts the rest, so its message stays readable.
+const LISTED: usize = 10;
+
 /// Adds the condition, and Events on the classes when kvbind just made a pool crowded.
 pub fn report(ctx: &Context, binding: &IdentityBinding, own: &[ClassInput], crowded: &[ComputeId], newly_crowded: &[ComputeId], progress: &mut Progress) {
     if crowded.is_empty() {
         return;
     }
+    let namespace = binding.metadata.namespace.as_deref();
     let unpinned: Vec<_> = ctx
-        .classes
-        .state()
-        .into_iter()
-        .filter(|c| c.spec.0.provider.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("azure")))
-        .filter(|c| !(c.namespace() == binding.namespace() && own.iter().any(|o| o.name == c.name_any())))
-        .filter(|c| {
-            let p = AzureParameters::read(&c.spec.0.parameters);
-            p.use_vm_managed_identity && p.user_assigned_identity_id.is_none()
-        })
+        .unpinned_classes
+        .of(&ctx.classes)
+        .iter()
+        .filter(|c| !(c.namespace.as_deref() == namespace && own.iter().any(|o| o.name == c.name)))
+        .cloned()
         .collect();
     if unpinned.is_empty() {
         return;
     }
     let pools: Vec<&str> = crowded.iter().map(|t| t.name.as_str()).collect();
-    let names: Vec<String> = unpinned.iter().map(|c| format!("{}/{}", c.namespace().unwrap_or_default(), c.name_any())).collect();
+    let mut names: Vec<String> = unpinned.iter().take(LISTED).map(|c| format!("{}/{}", c.namespace.as_deref().unwrap_or_default(), c.name)).collect();
+    if unpinned.len() > LISTED {
+        names.push(format!("and {} more", unpinned.len() - LISTED));
+    }
     progress.notices.push((
         CONDITION,
         "MultipleIdentitiesOnPool",
@@ -59,7 +61,7 @@ pub fn report(ctx: &Context, binding: &IdentityBinding, own: &[ClassInput], crow
         binding.name_any(),
         newly_crowded.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
     );
-    for class in unpinned {
+    for class in unpinned.iter().filter_map(|c| ctx.classes.get(c)) {
         let event = Event {
             type_: EventType::Warning,
             reason: "MultipleIdentitiesOnPool".into(),

@@ -122,13 +122,6 @@ async fn apply(api: &Api<IdentityBinding>, binding: &IdentityBinding, ctx: &Cont
         _ => "retrying",
     };
     ctx.metrics.reconciled(result, started.elapsed().as_secs_f64());
-    // This binding's status was just written; the cache may not show it yet.
-    let ready_now = match &action {
-        Ok((_, Ended::Converged)) => Some(kvbind_api::ConditionStatus::True),
-        Ok(_) => Some(kvbind_api::ConditionStatus::False),
-        Err(_) => None,
-    };
-    count_ready(ctx, binding, ready_now);
     action.map(|(a, _)| a)
 }
 
@@ -140,23 +133,6 @@ enum Ended {
     InProgress,
     /// It failed; `stalled` when only a change (not time) can fix it.
     Failed { stalled: bool },
-}
-
-/// Sets the bindings-by-Ready gauge from the cache, taking `current`'s Ready status as
-/// `ready_now` when known.
-fn count_ready(ctx: &Context, current: &IdentityBinding, ready_now: Option<kvbind_api::ConditionStatus>) {
-    let (mut t, mut f, mut u) = (0, 0, 0);
-    for b in ctx.bindings.state() {
-        let cached = || b.status.as_ref().and_then(|s| kvbind_api::condition::find(&s.conditions, kvbind_api::condition::READY)).map(|c| c.status);
-        let is_current = b.metadata.name == current.metadata.name && b.metadata.namespace == current.metadata.namespace;
-        let ready = if is_current { ready_now.or_else(cached) } else { cached() };
-        match ready {
-            Some(kvbind_api::ConditionStatus::True) => t += 1,
-            Some(kvbind_api::ConditionStatus::False) => f += 1,
-            _ => u += 1,
-        }
-    }
-    ctx.metrics.set_bindings(t, f, u);
 }
 
 /// Converges, writes status and Events, and says when to come back and how it ended.
