@@ -165,11 +165,11 @@ pub async fn run(
         .applied_objects()
         .predicate_filter(calls_for_reconcile, PredicateConfig::default());
     let controller = Controller::for_stream(binding_events, bindings.clone()).trigger_backoff(watch_backoff::watch_backoff());
+    let counted = bindings.clone();
+    telemetry.metrics.count_bindings_with(move || count_by_ready(&counted));
     // Exactly one waiter per store: a store's readiness wakes only some of several
     // concurrent waiters, so the reconciles wait on `caches_ready` instead. The controller
     // itself waits for the bindings store before it reconciles anything.
-    let counted = bindings.clone();
-    telemetry.metrics.count_bindings_with(move || count_by_ready(&counted));
     let (ready_tx, caches_ready) = tokio::sync::watch::channel(false);
     let synced = {
         let (classes, nodes, policies, namespaces, health) = (classes.clone(), nodes.clone(), policies.clone(), namespaces.clone(), telemetry.health.clone());
