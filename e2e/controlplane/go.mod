@@ -1,5 +1,5 @@
 // Pins the Kubernetes control plane that kvbind's tests run against:
-// kube-apiserver and kubectl from k8s.io/kubernetes, etcd from its server module.
+// kube-apiserver, kube-controller-manager and kubectl from k8s.io/kubernetes, etcd from its server module.
 module kvbind.io/e2e/controlplane
 
 go 1.25.0

@@ -135,6 +135,13 @@ impl TestNamespace {
             .expect("kubectl finishes")
     }
 
+    /// Waits (up to [`DEADLINE`]) until the ServiceAccount controller has created the
+    /// ServiceAccount `name` in this namespace.
+    pub async fn wait_for_service_account(&self, name: &str) {
+        let out = self.kubectl_off_runtime(&["wait", "--for=create", &format!("serviceaccount/{name}"), &format!("--timeout={}s", DEADLINE.as_secs())]).await;
+        assert!(out.status.success(), "ServiceAccount {name} did not appear in {}: {}", self.name, String::from_utf8_lossy(&out.stderr));
+    }
+
     /// Runs `kubectl apply -f -` with `yaml` on stdin.
     pub fn kubectl_apply(&self, yaml: &str) -> Output {
         self.kubectl_apply_args(yaml, &[])

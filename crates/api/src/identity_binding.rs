@@ -247,8 +247,14 @@ pub enum RbacScope {
 }
 
 /// What kvbind observed and did for a binding.
+///
+/// The API server fills in `observedGeneration: 0` until kvbind first writes a status, so
+/// kstatus (and Flux's and Argo CD's health checks built on it) reads a binding kvbind has
+/// not yet seen as in progress, not as current: without an `observedGeneration` and with
+/// no conditions, kstatus takes an object as converged.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = {"observedGeneration": 0}))]
 pub struct IdentityBindingStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]

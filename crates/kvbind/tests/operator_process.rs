@@ -28,8 +28,8 @@ fn replica(name: &str, ns: &TestNamespace, sim: &Simulator, kubeconfig: &std::pa
         .env("AZURE_CLIENT_ID", name)
         .env("AZURE_CLIENT_SECRET", "test-only-secret")
         .env("RUST_LOG", "info,kube=warn")
-        .stderr(Stdio::null())
-        .stdout(std::fs::File::create(std::env::temp_dir().join(format!("kvbind-{}-{name}.log", ns.name))).map(Stdio::from).unwrap_or_else(|_| Stdio::null()))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(std::env::temp_dir().join(format!("kvbind-{}-{name}.log", ns.name))).map(Stdio::from).unwrap_or_else(|_| Stdio::null()))
         .kill_on_drop(true)
         .spawn()
         .expect("kvbind starts");

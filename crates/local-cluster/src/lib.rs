@@ -1,10 +1,15 @@
-//! A real Kubernetes control plane on loopback: etcd and kube-apiserver built from the Go
-//! modules pinned in `e2e/controlplane`, with RBAC on, plus the matching `kubectl`.
+//! A real Kubernetes control plane on loopback: etcd, kube-apiserver and
+//! kube-controller-manager built from the Go modules pinned in `e2e/controlplane`, with
+//! RBAC on, plus the matching `kubectl`.
 //!
 //! [`ControlPlane::start`] builds the binaries on first use (cached outside `target/`),
-//! writes certificates and an admin kubeconfig to a temporary folder, and starts both
+//! writes certificates and an admin kubeconfig to a temporary folder, and starts the
 //! servers under a small supervisor that kills them and removes the folder as soon as
 //! this process goes away, however it goes: a failed test, a panic or a signal.
+//!
+//! The controller-manager runs the controllers a cluster relies on for kvbind's objects
+//! (see [`CONTROLLERS`]), so namespaces get their `default` ServiceAccount, deleted
+//! namespaces empty out and owned objects are collected, as on AKS.
 
 mod certs;
 mod process;
@@ -45,9 +50,16 @@ pub enum ControlPlaneError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// The server did not become ready in time.
-    #[error("kube-apiserver was not ready after {0:?}; its log is in {1}")]
-    NotReady(Duration, PathBuf),
+    /// A server did not become ready in time.
+    #[error("{server} was not ready after {waited:?}; its log is in {log}")]
+    NotReady {
+        /// The server that was waited for.
+        server: &'static str,
+        /// How long it was waited for.
+        waited: Duration,
+        /// Its log file.
+        log: PathBuf,
+    },
     /// kubectl failed.
     #[error("kubectl {args}: {stderr}")]
     Kubectl {
@@ -58,7 +70,23 @@ pub enum ControlPlaneError {
     },
 }
 
-/// A running etcd + kube-apiserver pair and the files to talk to it.
+/// The controllers kube-controller-manager runs here: those a cluster relies on for the
+/// objects kvbind's users and tests create. Without a kubelet or a cloud, the rest
+/// (nodes, endpoints, replica sets, ...) would only add load.
+pub const CONTROLLERS: &[&str] = &[
+    // Every namespace gets its `default` ServiceAccount; Pods are refused without one.
+    "serviceaccount-controller",
+    // Legacy token Secrets and their cleanup, as the API server expects them.
+    "serviceaccount-token-controller",
+    // The `kube-root-ca.crt` ConfigMap projected service-account volumes read.
+    "root-ca-certificate-publisher-controller",
+    // A deleted namespace is emptied and then removed.
+    "namespace-controller",
+    // Objects with owner references go with their owners.
+    "garbage-collector-controller",
+];
+
+/// A running etcd, kube-apiserver and kube-controller-manager, and the files to talk to them.
 pub struct ControlPlane {
     workdir: PathBuf,
     bin_dir: PathBuf,
@@ -70,7 +98,8 @@ pub struct ControlPlane {
     servers: Vec<Supervised>,
 }
 
-/// How long kube-apiserver may take to answer `/readyz` with ok.
+/// How long kube-apiserver may take to answer `/readyz` with ok, and the
+/// controller-manager to create the `default` namespace's ServiceAccount.
 const READY_DEADLINE: Duration = Duration::from_secs(90);
 
 impl ControlPlane {
@@ -131,8 +160,11 @@ impl ControlPlane {
         let server = format!("https://127.0.0.1:{apiserver_port}");
         let kubeconfig = workdir.join("kubeconfig");
         std::fs::write(&kubeconfig, certs::kubeconfig(&server, &pki)).map_err(|source| ControlPlaneError::Write { what: "the kubeconfig", source })?;
-        let plane = ControlPlane { workdir, bin_dir, apiserver_args, server, kubeconfig, servers: vec![apiserver, etcd] };
+        let mut plane = ControlPlane { workdir, bin_dir, apiserver_args, server, kubeconfig, servers: vec![apiserver, etcd] };
         plane.wait_ready()?;
+        let controller_manager = plane.start_controller_manager(&pki)?;
+        plane.servers.push(controller_manager);
+        plane.wait_for_default_service_account()?;
         Ok(plane)
     }
 
@@ -146,7 +178,40 @@ impl ControlPlane {
         self.wait_ready()
     }
 
-    /// The folder with the `kubectl`, `kube-apiserver` and `etcd` binaries.
+    /// Starts kube-controller-manager with [`CONTROLLERS`]. Each controller acts with its
+    /// own ServiceAccount's token, as in a cluster, so RBAC sees what it would there.
+    fn start_controller_manager(&self, pki: &certs::Pki) -> Result<Supervised, ControlPlaneError> {
+        let port = process::free_port();
+        let args = vec![
+            format!("--kubeconfig={}", self.kubeconfig.display()),
+            format!("--controllers={}", CONTROLLERS.join(",")),
+            "--use-service-account-credentials=true".into(),
+            format!("--service-account-private-key-file={}", pki.service_account_private.display()),
+            format!("--root-ca-file={}", pki.ca_cert.display()),
+            "--leader-elect=false".into(),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={port}"),
+            format!("--cert-dir={}", self.workdir.join("controller-manager").display()),
+            "--profiling=false".into(),
+            "--v=0".into(),
+        ];
+        Supervised::spawn("kube-controller-manager", &self.bin_dir.join("kube-controller-manager"), &args, &self.workdir, None)
+    }
+
+    /// Waits until the ServiceAccount controller has given `default` its ServiceAccount:
+    /// from then on namespaces behave as a cluster's do.
+    fn wait_for_default_service_account(&self) -> Result<(), ControlPlaneError> {
+        let start = Instant::now();
+        while !self.kubectl().args(["get", "serviceaccount", "default", "-n", "default"]).output().is_ok_and(|o| o.status.success()) {
+            if start.elapsed() > READY_DEADLINE {
+                return Err(ControlPlaneError::NotReady { server: "kube-controller-manager", waited: READY_DEADLINE, log: self.workdir.join("kube-controller-manager.log") });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    }
+
+    /// The folder with the `kubectl`, `kube-apiserver`, `kube-controller-manager` and `etcd` binaries.
     pub fn bin_dir(&self) -> &Path {
         &self.bin_dir
     }
@@ -169,7 +234,7 @@ impl ControlPlane {
         if output.status.success() {
             Ok(output)
         } else {
-            Err(ControlPlaneError::Kubectl { args: args.join(" "), stderr: String::from_utf8_lossy(&output.stderr).into_owned() })
+            Err(ControlPlaneError::Kubectl { args: args.join(" "), stderr: String::from_utf8_lossy(&output.stderr).trim_end().to_owned() })
         }
     }
 
@@ -198,7 +263,7 @@ impl ControlPlane {
                 return Ok(());
             }
             if start.elapsed() > READY_DEADLINE {
-                return Err(ControlPlaneError::NotReady(READY_DEADLINE, self.workdir.join("kube-apiserver.log")));
+                return Err(ControlPlaneError::NotReady { server: "kube-apiserver", waited: READY_DEADLINE, log: self.workdir.join("kube-apiserver.log") });
             }
             std::thread::sleep(Duration::from_millis(200));
         }

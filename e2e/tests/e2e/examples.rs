@@ -46,9 +46,9 @@ fn every_example_secret_provider_class_parses() {
 #[tokio::test]
 async fn every_example_applies_to_the_server() {
     let ns = TestNamespace::new("examples").await;
-    // No controller-manager runs here to create the namespace's default ServiceAccount.
-    let out = ns.kubectl(&["create", "serviceaccount", "default"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The control plane's ServiceAccount controller gives the namespace its `default`
+    // ServiceAccount, as a cluster's does; the seed's Pod is refused without one.
+    ns.wait_for_service_account("default").await;
     for file in example_files() {
         // Flux's manifests need Flux's CRDs; they are checked to parse below.
         if file.components().any(|c| c.as_os_str() == "flux") {

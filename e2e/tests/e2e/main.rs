@@ -5,6 +5,7 @@ mod chart;
 mod crds;
 mod examples;
 mod faults;
+mod kstatus;
 mod lifecycle;
 mod policy;
 mod reconcile;

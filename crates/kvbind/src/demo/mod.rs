@@ -1,12 +1,15 @@
 //! `kvbind demo`: the whole flow on this machine. A real control plane (etcd and
 //! kube-apiserver on loopback), the ARM simulator seeded with an AKS cluster's Azure side,
 //! and the operator, reconciling the examples; then the bindings' conditions and the ARM
-//! calls it took.
+//! calls it took, told beside the seed page's manual steps ([`story`]).
+
+mod story;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kvbind_arm_sim::{Seed, Simulator};
 use kvbind_azure::client::http_client;
@@ -26,23 +29,34 @@ fn kubectl(plane: &ControlPlane, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The example folders the demo applies, in order.
+const EXAMPLES: [&str; 3] = ["examples/policy", "examples/seed", "examples/adopt"];
+
 /// Runs the demo from the repository at `root`.
 pub async fn demo(root: &Path) -> anyhow::Result<()> {
     let path = |p: &str| -> PathBuf { root.join(p) };
+    anyhow::ensure!(
+        path("examples/demo").is_dir() && path("e2e/controlplane/build.sh").is_file(),
+        "{} is not a kvbind checkout: run the demo from the repository root or pass --root",
+        root.display()
+    );
     step("starting etcd and kube-apiserver on loopback (the first run builds them, a few minutes)");
     let plane = tokio::task::spawn_blocking({
         let root = root.to_owned();
         move || ControlPlane::start(&root)
     })
-    .await??;
+    .await?
+    .context("starting the local control plane")?;
     println!("API server at {}", plane.server);
 
     step("installing the CRDs: kvbind's IdentityBinding and BindingPolicy, and the CSI driver's SecretProviderClass");
-    plane.install_crds(root)?;
+    plane.install_crds(root).context("installing the CRDs")?;
 
     step("starting the ARM simulator with examples/demo/arm-sim-seed.yaml");
-    let seed = Seed::from_yaml(&std::fs::read_to_string(path("examples/demo/arm-sim-seed.yaml"))?)?;
-    let sim = Simulator::start(&seed, "127.0.0.1:0".parse()?).await?;
+    let seed_file = path("examples/demo/arm-sim-seed.yaml");
+    let seed_text = std::fs::read_to_string(&seed_file).with_context(|| format!("reading {}", seed_file.display()))?;
+    let seed = Seed::from_yaml(&seed_text).with_context(|| format!("reading {}", seed_file.display()))?;
+    let sim = Simulator::start(&seed, "127.0.0.1:0".parse()?).await.context("starting the ARM simulator")?;
     println!("ARM and token endpoint at {}", sim.url);
 
     step("creating two nodes, one per VM scale set (examples/demo/nodes.yaml)");
@@ -75,8 +89,8 @@ pub async fn demo(root: &Path) -> anyhow::Result<()> {
         let _ = stopped.await;
     }));
 
-    step("applying examples/policy, examples/seed and examples/adopt");
-    for dir in ["examples/policy", "examples/seed", "examples/adopt"] {
+    step(&format!("applying {}", EXAMPLES.join(", ")));
+    for dir in EXAMPLES {
         print!("{}", kubectl(&plane, &["apply", "-n", "default", "-f", &path(dir).to_string_lossy()])?);
     }
 
@@ -114,8 +128,9 @@ pub async fn demo(root: &Path) -> anyhow::Result<()> {
     step("kvbind status");
     let kubeconfig = Kubeconfig::read_from(&plane.kubeconfig)?;
     let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?)?;
-    for binding in kube::Api::<kvbind_api::IdentityBinding>::namespaced(client, "default").list(&Default::default()).await? {
-        println!("{}", crate::status::render(&binding));
+    let bindings = kube::Api::<kvbind_api::IdentityBinding>::namespaced(client, "default").list(&Default::default()).await.context("listing the IdentityBindings")?.items;
+    for binding in &bindings {
+        println!("{}", crate::status::render(binding));
     }
     step("what the SecretProviderClasses carry now");
     print!(
@@ -132,8 +147,10 @@ pub async fn demo(root: &Path) -> anyhow::Result<()> {
             ]
         )?
     );
-    step("ARM calls made (from the simulator's counters)");
     let counters = sim.counters();
+    step("the seed page's manual steps, and what kvbind did for each");
+    print!("{}", story::render(&bindings, &counters.by_operation, counters.reads, counters.writes));
+    step("ARM calls made (from the simulator's counters)");
     println!("reads {}, writes {}, token requests {}", counters.reads, counters.writes, counters.tokens);
     for (operation, count) in &counters.by_operation {
         println!("  {operation:<40} {count}");

@@ -1,0 +1,80 @@
+//! GitOps health, read by kstatus itself (`sigs.k8s.io/cli-utils`, what Flux's health
+//! checks use; built beside the control plane as `kstatus`), in every phase of a
+//! binding's life. A binding kvbind has not seen must never read as `Current`: a Flux
+//! Kustomization would pass its health check before anything happened in Azure.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use kvbind_e2e::operator::{Scenario, seed};
+use kvbind_e2e::world::{binding, class, cluster};
+use kvbind_e2e::{TestNamespace, control_plane};
+
+/// kstatus's verdict on `identitybinding/<name>`: `(status, message)`.
+fn kstatus(ns: &str, name: &str) -> (String, String) {
+    let object = control_plane().kubectl().args(["--namespace", ns, "get", "identitybinding", name, "-o", "json"]).output().expect("kubectl runs");
+    assert!(object.status.success(), "{}", String::from_utf8_lossy(&object.stderr));
+    let mut child = std::process::Command::new(control_plane().bin_dir().join("kstatus"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kstatus runs");
+    child.stdin.take().expect("stdin").write_all(&object.stdout).expect("kstatus reads the object");
+    let out = child.wait_with_output().expect("kstatus finishes");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line = String::from_utf8_lossy(&out.stdout).trim_end().to_owned();
+    let mut words = line.splitn(3, ' ');
+    assert_eq!(words.next(), Some(name), "{line}");
+    (words.next().unwrap_or_default().to_owned(), words.next().unwrap_or_default().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kstatus_reads_every_phase_of_a_binding_truthfully() {
+    // Created, with no operator running: in progress, not current.
+    let ns = TestNamespace::new("kstatus").await;
+    let out = ns.kubectl_apply(&format!("{}\n---\n{}", class("app", &[("db-password", "secret", 0)]), binding("app", "app-reader", &["app"], "")));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&ns.kubectl(&["get", "identitybinding", "app", "-o", "jsonpath={.status.observedGeneration}"]).stdout), "0");
+    let (status, message) = kstatus(&ns.name, "app");
+    assert_eq!(status, "InProgress", "a binding kvbind has not seen: {message}");
+
+    // Converging: scale set updates take seconds, and the binding says it is working.
+    let mut world = seed(&cluster(&["pool-vmss"], &[], false));
+    world.lro.as_mut().expect("the test seed sets lro").duration_ms = 4000;
+    let client = ns.client.clone();
+    let s = Scenario::start_in(ns, client, world, |_| {}).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    s.wait_condition("app", "Reconciling").await;
+    let (status, message) = kstatus(&s.ns.name, "app");
+    assert_eq!(status, "InProgress", "converging: {message}");
+
+    // Ready: current.
+    s.wait_condition("app", "Ready").await;
+    assert_eq!(kstatus(&s.ns.name, "app").0, "Current");
+
+    // Stalled on bad input: failed.
+    s.apply(&class("broken", &[("db-password", "secret", 0)]).replace("objectType: secret", "objectType: password"));
+    s.apply(&binding("broken", "broken-reader", &["broken"], ""));
+    s.wait_condition("broken", "Stalled").await;
+    let (status, message) = kstatus(&s.ns.name, "broken");
+    assert_eq!(status, "Failed", "stalled: {message}");
+
+    // The spec edited while the operator is down: in progress until it observes it.
+    let namespace = s.ns.name.clone();
+    s.stop().await;
+    let edit = control_plane()
+        .kubectl()
+        .args(["--namespace", &namespace, "patch", "identitybinding", "app", "--type=merge", "-p", r#"{"spec":{"secretProviderClasses":{"names":["app","other"]}}}"#])
+        .output()
+        .expect("kubectl runs");
+    assert!(edit.status.success(), "{}", String::from_utf8_lossy(&edit.stderr));
+    let (status, message) = kstatus(&namespace, "app");
+    assert_eq!(status, "InProgress", "spec edited, not yet observed: {message}");
+
+    // Terminating (the finalizer holds it while the operator is down): in progress.
+    let delete = control_plane().kubectl().args(["--namespace", &namespace, "delete", "identitybinding", "app", "--wait=false"]).output().expect("kubectl runs");
+    assert!(delete.status.success(), "{}", String::from_utf8_lossy(&delete.stderr));
+    let (status, message) = kstatus(&namespace, "app");
+    assert_eq!(status, "InProgress", "terminating: {message}");
+}
