@@ -214,7 +214,10 @@ impl Ord for GroupResourceId {
 
 /// ARM names: not empty, at most 260 characters, none of the characters that break a URL path.
 fn check_segment(value: &str) -> Result<(), ()> {
-    let bad = value.is_empty() || value.len() > 260 || value.chars().any(|c| c.is_control() || matches!(c, '/' | '\\' | '?' | '#' | '%' | '&' | ' '));
+    // `.` and `..` are no Azure name, and an HTTP client resolves them as path steps: an ID
+    // a policy allowed would reach another resource on the wire.
+    let dots = value == "." || value == "..";
+    let bad = dots || value.is_empty() || value.len() > 260 || value.chars().any(|c| c.is_control() || matches!(c, '/' | '\\' | '?' | '#' | '%' | '&' | ' '));
     if bad { Err(()) } else { Ok(()) }
 }
 
@@ -329,5 +332,18 @@ mod comparison_tests {
             }
         }
         assert_ne!(id("a", "g", "x"), GroupResourceId::new(ResourceKind::VirtualMachine, "a", "g", "x").expect("valid"));
+    }
+
+    #[test]
+    fn dot_segments_are_refused_because_the_wire_would_resolve_them() {
+        for bad in [
+            "/subscriptions/S/resourceGroups/../providers/Microsoft.KeyVault/vaults/kv",
+            "/subscriptions/S/resourceGroups/./providers/Microsoft.KeyVault/vaults/kv",
+            "/subscriptions/S/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/..",
+            "/subscriptions/../resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv",
+        ] {
+            assert!(matches!(GroupResourceId::parse(ResourceKind::Vault, bad), Err(IdError::BadName { .. })), "{bad}");
+        }
+        assert!(GroupResourceId::parse(ResourceKind::Vault, "/subscriptions/S/resourceGroups/rg.1/providers/Microsoft.KeyVault/vaults/kv").is_ok());
     }
 }

@@ -57,6 +57,15 @@ pub fn check_vaults(allowing: &[String], vaults: &[VaultId], ctx: &Context) -> R
     Err(BindingError::NotAllowedByPolicy(refusals.join("; ")))
 }
 
+/// True when some policy that allows `binding` also allows every one of `vaults`, the
+/// vaults found for its classes, by full ID.
+pub fn allows_vaults(binding: &IdentityBinding, needs: &Needs, vaults: &[VaultId], ctx: &Context) -> bool {
+    let Ok((identity, adopt)) = identity_of(&binding.spec.identity, &ctx.config) else {
+        return false;
+    };
+    check(binding, &identity, adopt, needs, ctx).is_ok_and(|allowing| check_vaults(&allowing, vaults, ctx).is_ok())
+}
+
 /// True when some policy allows `binding` as far as the caches tell (no Azure call).
 pub fn admits(binding: &IdentityBinding, ctx: &Context) -> bool {
     let Ok((identity, adopt)) = identity_of(&binding.spec.identity, &ctx.config) else {

@@ -200,24 +200,22 @@ struct Demand {
     may_remove: bool,
     records: Records,
     users: Vec<String>,
+    /// The other bindings sharing the identity whose input reads, with what each needs:
+    /// each must pass its own policies on the vaults found for it before it adds to the
+    /// group's demand ([`Demand::only_allowed_vaults`]).
+    members: Vec<(Arc<IdentityBinding>, Needs)>,
 }
 
 fn demand(binding: &IdentityBinding, identity: &kvbind_azure::IdentityId, own: Option<Needs>, ctx: &Context) -> Demand {
     let group = sharing_identity(binding, identity, ctx);
     let needs = own.clone().unwrap_or_default();
-    let mut vaults = needs.vaults.clone();
-    let mut targets = needs.targets.clone();
     let mut may_remove = true;
     let mut users: Vec<String> = own.is_some().then(|| key(binding)).into_iter().collect();
+    let mut members = Vec::new();
     for member in &group {
         users.push(key(member));
         match needs_of(member, ctx) {
-            Ok(n) => {
-                targets.extend(n.targets);
-                for (vault, (tenant, objects)) in n.vaults {
-                    vaults.entry(vault).or_insert_with(|| (tenant, Vec::new())).1.extend(objects);
-                }
-            }
+            Ok(n) => members.push((member.clone(), n)),
             // Keep what a broken member may still need until it is fixed.
             Err(_) => may_remove = false,
         }
@@ -225,7 +223,44 @@ fn demand(binding: &IdentityBinding, identity: &kvbind_azure::IdentityId, own: O
     users.sort();
     let mut records = Records::from_statuses(group.iter().filter_map(|b| b.status.as_ref()).chain(binding.status.as_ref()));
     ctx.ledger.add_to(&identity.key(), &mut records);
-    Demand { needs, vaults, targets, may_remove, records, users }
+    let mut demand = Demand { needs, vaults: BTreeMap::new(), targets: BTreeSet::new(), may_remove, records, users, members };
+    demand.sum();
+    demand
+}
+
+impl Demand {
+    /// The group's vaults and targets: the binding's own needs and every member's.
+    fn sum(&mut self) {
+        self.vaults = self.needs.vaults.clone();
+        self.targets = self.needs.targets.clone();
+        for (_, n) in &self.members {
+            self.targets.extend(n.targets.iter().cloned());
+            for (vault, (tenant, objects)) in &n.vaults {
+                self.vaults.entry(vault.clone()).or_insert_with(|| (tenant.clone(), Vec::new())).1.extend(objects.iter().cloned());
+            }
+        }
+    }
+
+    /// Drops the members whose vaults, now found by name, none of their own policies
+    /// allows by full ID: a policy checks a `keyvaultName` only loosely before the vault is
+    /// found, and a member refused on its vault must not have the shared identity granted
+    /// on it through this binding. Returns the vaults the group still needs, keeping those
+    /// where kvbind granted before (their grants are revoked).
+    fn only_allowed_vaults(
+        &mut self,
+        vaults: BTreeMap<String, Arc<kvbind_azure::model::Vault>>,
+        ctx: &Context,
+    ) -> BTreeMap<String, Arc<kvbind_azure::model::Vault>> {
+        let before = self.members.len();
+        self.members.retain(|(member, needs)| {
+            let ids: Vec<kvbind_azure::VaultId> = needs.vaults.keys().filter_map(|name| vaults.get(name)).map(|v| v.id.clone()).collect();
+            policy::allows_vaults(member, needs, &ids, ctx)
+        });
+        if self.members.len() != before {
+            self.sum();
+        }
+        vaults.into_iter().filter(|(name, vault)| self.vaults.contains_key(name) || self.records.granted.contains_key(&vault.id.key())).collect()
+    }
 }
 
 async fn converge(
@@ -246,7 +281,9 @@ async fn converge(
     };
     let demand = demand(binding, &identity_id, Some(needs), ctx);
     let explicit = binding.spec.key_vault.as_ref().map(|k| k.resource_id.as_str());
+    let mut demand = demand;
     let vaults = azure_sync::resolve_vaults(ctx, &demand.vaults, explicit, &demand.needs.classes).await?;
+    let vaults = demand.only_allowed_vaults(vaults, ctx);
     let own_vaults: Vec<kvbind_azure::VaultId> =
         vaults.iter().filter(|(name, _)| demand.needs.vaults.contains_key(*name) || explicit.is_some()).map(|(_, v)| v.id.clone()).collect();
     if let Err(denial) = policy::check_vaults(&allowing, &own_vaults, ctx) {
@@ -509,7 +546,9 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         // Every vault this binding touched, with what the remaining bindings still need.
         let explicit = binding.spec.key_vault.as_ref().map(|k| k.resource_id.as_str());
         let mut vaults = BTreeMap::new();
-        for (name, vault) in azure_sync::resolve_vaults(ctx, &demand.vaults, explicit, &[]).await? {
+        let mut demand = demand;
+        let resolved = azure_sync::resolve_vaults(ctx, &demand.vaults, explicit, &[]).await?;
+        for (name, vault) in demand.only_allowed_vaults(resolved, ctx) {
             let objects = demand.vaults.get(&name).map(|(_, o)| o.clone()).unwrap_or_default();
             vaults.insert(vault.id.key(), (vault, objects));
         }
