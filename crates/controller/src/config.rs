@@ -32,6 +32,10 @@ pub struct ControllerConfig {
     pub binding_selector: Option<String>,
     /// The cluster's OIDC issuer URL, which federated credentials trust (workload identity).
     pub oidc_issuer: Option<String>,
+    /// This installation's ID, which kvbind tags the identities it creates with and by
+    /// which alone it knows them as its own. Empty: the `kube-system` namespace's UID,
+    /// stable for the life of the cluster and unknown to another cluster's kvbind.
+    pub installation: String,
 }
 
 impl Default for ControllerConfig {
@@ -48,6 +52,7 @@ impl Default for ControllerConfig {
             node_selector: None,
             binding_selector: None,
             oidc_issuer: None,
+            installation: String::new(),
         }
     }
 }

@@ -94,6 +94,23 @@ fn bindings_for_node(bindings: &Store<IdentityBinding>, node: &Node) -> Vec<Obje
     bindings.state().iter().filter(|b| selector::matches(&b.spec.nodes, Some(node.labels()))).map(|b| ObjectRef::from_obj(b.as_ref())).collect()
 }
 
+/// The `kube-system` namespace's UID: it lives as long as the cluster, and another
+/// cluster's kvbind cannot know it. Retried until the API server answers: without it kvbind
+/// could not tell its own identities from anyone else's.
+async fn installation_id(client: &Client) -> String {
+    let namespaces = Api::<Namespace>::all(client.clone());
+    let mut delay = std::time::Duration::from_millis(200);
+    loop {
+        match namespaces.get_metadata("kube-system").await {
+            Ok(namespace) if namespace.metadata.uid.is_some() => return namespace.metadata.uid.unwrap_or_default(),
+            Ok(_) => tracing::warn!("namespace kube-system has no UID yet"),
+            Err(error) => tracing::warn!(%error, "reading namespace kube-system for the installation ID"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(10));
+    }
+}
+
 /// Reconciles at once. A reconcile waits on Azure only for reads and identity writes (the
 /// slow writes are handed off), so this bounds memory without slowing a large start.
 pub const MAX_CONCURRENT_RECONCILES: u16 = 1024;
@@ -111,10 +128,14 @@ pub struct Telemetry {
 pub async fn run(
     client: Client,
     arm: Arc<dyn Arm>,
-    config: ControllerConfig,
+    mut config: ControllerConfig,
     telemetry: Telemetry,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
+    if config.installation.is_empty() {
+        config.installation = installation_id(&client).await;
+    }
+    tracing::info!(installation = %config.installation, "identities tagged with this installation are kvbind's own");
     let scoped = |namespace: &Option<String>| match namespace {
         Some(ns) => (Api::<IdentityBinding>::namespaced(client.clone(), ns), Api::<SecretProviderClass>::namespaced(client.clone(), ns)),
         None => (Api::all(client.clone()), Api::all(client.clone())),

@@ -57,6 +57,13 @@ pub fn check_vaults(allowing: &[String], vaults: &[VaultId], ctx: &Context) -> R
     Err(BindingError::NotAllowedByPolicy(refusals.join("; ")))
 }
 
+/// True when one of the `allowing` policies lists `identity` among its
+/// `adoptableIdentities`: an existing identity kvbind did not make may then be used.
+pub fn allows_adoption(allowing: &[String], identity: &IdentityId, ctx: &Context) -> bool {
+    let id = identity.to_string();
+    ctx.policies.state().iter().filter(|p| allowing.contains(&p.name_any())).any(|p| p.spec.adoptable_identities.iter().any(|a| scope_allows(a, &id)))
+}
+
 /// True when some policy that allows `binding` also allows every one of `vaults`, the
 /// vaults found for its classes, by full ID.
 pub fn allows_vaults(binding: &IdentityBinding, needs: &Needs, vaults: &[VaultId], ctx: &Context) -> bool {

@@ -75,6 +75,11 @@ pub struct RunConfig {
     /// credentials must name the issuer exactly as the tokens do.
     #[arg(long, env = "KVBIND_OIDC_ISSUER_URL", value_parser = https_url)]
     pub oidc_issuer_url: Option<String>,
+    /// This installation's ID, which kvbind tags the identities it creates with and by which
+    /// alone it takes them for its own (default: the kube-system namespace's UID). Set it
+    /// only to keep the ID when a cluster is rebuilt under the same operator.
+    #[arg(long, env = "KVBIND_INSTALLATION_ID")]
+    pub installation_id: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "KVBIND_LOG_JSON")]
     pub log_json: bool,

@@ -79,6 +79,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         node_selector: config.node_selector.clone(),
         binding_selector: config.binding_selector.clone(),
         oidc_issuer: config.oidc_issuer_url.clone(),
+        installation: config.installation_id.clone().unwrap_or_default(),
     };
 
     if !config.leader_election {

@@ -81,7 +81,7 @@ fn the_demo_ends_with_every_binding_ready_and_tells_what_it_did() {
         assert!(text.contains(step), "{step} missing:\n{text}");
     }
     assert!(text.contains(&format!("created kvname-reader in rg-identities, client ID {}", client_ids[0])), "{text}");
-    assert!(text.contains("adopted (kvbind never deletes it) payments"), "{text}");
+    assert!(text.contains("adopted payments in rg-identities (kvbind never deletes it)"), "{text}");
     assert!(text.contains("UserAssignedIdentities_CreateOrUpdate 1"), "{text}");
     assert!(text.contains("VirtualMachineScaleSets_Update"), "{text}");
     assert!(text.contains("Vaults_UpdateAccessPolicy"), "{text}");

@@ -142,7 +142,10 @@ async fn the_quick_start_works_as_written_and_uninstalling_restores_azure() {
     let plane = control_plane();
     let workdir: PathBuf = tempfile::tempdir().expect("temp dir").keep();
     let seed_text = std::fs::read_to_string(repo_root().join("examples/demo/arm-sim-seed.yaml")).expect("seed");
-    let sim = Simulator::start(&Seed::from_yaml(&seed_text).expect("seed parses"), "127.0.0.1:0".parse().expect("addr")).await.expect("simulator");
+    let mut seed = Seed::from_yaml(&seed_text).expect("seed parses");
+    // Step 1's federated credential: the operator's identity trusts its ServiceAccount's tokens.
+    seed.clients.iter_mut().filter(|c| c.client_id == OPERATOR_CLIENT_ID).for_each(|c| c.federated = true);
+    let sim = Simulator::start(&seed, "127.0.0.1:0".parse().expect("addr")).await.expect("simulator");
     // The cluster's nodes (AKS would have them).
     kubectl_ok(&["apply", "-f", &repo_root().join("examples/demo/nodes.yaml").to_string_lossy()]);
     let before = sim.snapshot();

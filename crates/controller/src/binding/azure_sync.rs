@@ -16,7 +16,9 @@ use crate::context::Context;
 use crate::error::{BindingError, Step};
 use crate::handoff::Waiting;
 
-/// Tag that marks an identity kvbind created (and so may delete).
+/// Tag that marks an identity kvbind created (and so may delete), with the installation
+/// ID as its value: an identity another cluster's kvbind made, or one tagged by hand, is not
+/// this installation's.
 pub const MANAGED_BY_TAG: &str = "kvbind.io-managed-by";
 /// Tag that names the bindings using an identity kvbind created.
 pub const BINDINGS_TAG: &str = "kvbind.io-bindings";
@@ -56,14 +58,35 @@ impl Records {
 /// Something kvbind changed in Azure, for an Event.
 pub use crate::handoff::Change;
 
+/// True when this installation of kvbind created `identity`: its tag carries our
+/// installation ID. Only kvbind writes Azure tags; tenants write none.
+pub fn made_here(identity: &Identity, ctx: &Context) -> bool {
+    identity.tags.get(MANAGED_BY_TAG).is_some_and(|v| !ctx.config.installation.is_empty() && *v == ctx.config.installation)
+}
+
+/// Whether `namespace`'s bindings may take `identity`, which this installation made, as
+/// theirs: its bindings tag names a binding of that namespace, or one of `users` (the live
+/// bindings sharing it). An identity whose every binding is gone (a `Retain` leftover) is
+/// taken over only by its own namespace's bindings; anyone else must adopt it.
+pub fn ours_to_join(identity: &Identity, namespace: &str, users: &[String]) -> bool {
+    let named: Vec<&str> = identity.tags.get(BINDINGS_TAG).map(|t| t.split(',').collect()).unwrap_or_default();
+    named.iter().any(|key| key.split_once('/').is_some_and(|(ns, _)| ns == namespace) || users.iter().any(|u| u == key))
+}
+
 /// Reads the identity, creating it (or updating kvbind's tags on it) when asked to.
 /// Returns it and whether kvbind created it. `pool`, one of the scale sets it belongs on,
 /// may vouch for it instead of a read ([`ReadCache::identity`](crate::read_cache::ReadCache::identity)).
+///
+/// An identity that exists under the name and is not this installation's to join is
+/// adoption, whichever field named it: allowed only when `may_adopt` (a policy allowing the
+/// binding lists it among its `adoptableIdentities`), and then never changed or deleted.
 #[allow(clippy::too_many_arguments)]
 pub async fn ensure_identity(
     ctx: &Context,
     id: &IdentityId,
     adopt: bool,
+    may_adopt: bool,
+    namespace: &str,
     spec: &IdentitySpec,
     users: &[String],
     pool: Option<&ComputeId>,
@@ -83,13 +106,20 @@ pub async fn ensure_identity(
         return found.map(|i| (i, false)).ok_or_else(|| BindingError::IdentityNotFound(id.to_string()));
     }
     let mut tags: BTreeMap<String, String> = spec.tags.clone().unwrap_or_default();
-    tags.insert(MANAGED_BY_TAG.to_owned(), "kvbind".to_owned());
-    let mut owners = users.join(",");
-    owners.truncate(256);
-    tags.insert(BINDINGS_TAG.to_owned(), owners);
+    tags.insert(MANAGED_BY_TAG.to_owned(), ctx.config.installation.clone());
+    tags.insert(BINDINGS_TAG.to_owned(), owners_tag(users));
     match found {
-        // Made by someone else under that name: use it, never change or delete it.
-        Some(identity) if !identity.tags.contains_key(MANAGED_BY_TAG) => Ok((identity, false)),
+        // Made by someone else, or left by bindings of another namespace: taking it is
+        // adoption, never a change to it.
+        Some(identity) if !made_here(&identity, ctx) || !ours_to_join(&identity, namespace, users) => {
+            if may_adopt {
+                Ok((identity, false))
+            } else {
+                Err(BindingError::NotAllowedByPolicy(format!(
+                    "identity {id} already exists and this kvbind installation did not create it for this namespace: using it is adoption, which needs it within a BindingPolicy's adoptableIdentities"
+                )))
+            }
+        }
         Some(identity) if identity.tags == tags => Ok((identity, true)),
         Some(identity) => {
             let location = identity.location.clone();
@@ -452,10 +482,25 @@ fn describe(p: &Permissions) -> String {
     parts.join(", ")
 }
 
-/// Removes the identity kvbind created, once no binding uses it.
+/// The bindings tag: the users' keys, whole, as many as fit in Azure's 256 characters.
+fn owners_tag(users: &[String]) -> String {
+    let mut owners = String::new();
+    for user in users {
+        if owners.len() + user.len() + 1 > 256 {
+            break;
+        }
+        if !owners.is_empty() {
+            owners.push(',');
+        }
+        owners.push_str(user);
+    }
+    owners
+}
+
+/// Removes the identity this installation created, once no binding uses it.
 pub async fn delete_identity(ctx: &Context, id: &IdentityId, changes: &mut Vec<Change>) -> Result<(), BindingError> {
     let found = ctx.arm.get_identity(id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
-    if found.is_some_and(|i| i.tags.contains_key(MANAGED_BY_TAG)) {
+    if found.is_some_and(|i| made_here(&i, ctx)) {
         ctx.arm.delete_identity(id).await.map_err(BindingError::azure(Step::Identity, "deleting the identity"))?;
         ctx.reads.forget_identity(id);
         changes.push(("IdentityDeleted", format!("deleted identity {id}")));

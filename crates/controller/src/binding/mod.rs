@@ -292,8 +292,21 @@ async fn converge(
     progress.done.push((Step::Policy, "Allowed", format!("allowed by BindingPolicy {}", allowing.join(", "))));
 
     // 1. The identity.
-    let (identity, created) =
-        azure_sync::ensure_identity(ctx, &identity_id, adopt, &binding.spec.identity, &demand.users, demand.targets.first(), identity_turn, changes).await?;
+    let may_adopt = policy::allows_adoption(&allowing, &identity_id, ctx);
+    let namespace = binding.namespace().unwrap_or_default();
+    let (identity, created) = azure_sync::ensure_identity(
+        ctx,
+        &identity_id,
+        adopt,
+        may_adopt,
+        &namespace,
+        &binding.spec.identity,
+        &demand.users,
+        demand.targets.first(),
+        identity_turn,
+        changes,
+    )
+    .await?;
     progress.status.identity = Some(IdentityStatus {
         name: identity.id.name.clone(),
         resource_id: identity.id.to_string(),
@@ -510,7 +523,7 @@ async fn cleanup(binding: &IdentityBinding, ctx: &Context) -> Result<Action, Rec
 
 async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change>) -> Result<(), BindingError> {
     // An identity that never validated was never touched.
-    let Ok((identity_id, _)) = identity_of(&binding.spec.identity, &ctx.config) else {
+    let Ok((identity_id, adopt)) = identity_of(&binding.spec.identity, &ctx.config) else {
         return Ok(());
     };
     let demand = demand(binding, &identity_id, None, ctx);
@@ -531,7 +544,9 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         }
     }
     if let Some(identity) = ctx.arm.get_identity(&identity_id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))? {
-        let owned = identity.tags.contains_key(azure_sync::MANAGED_BY_TAG);
+        // An identity adopted by ID is never kvbind's, whoever tagged it; one named is only
+        // when this installation made it for this namespace (`ensure_identity`).
+        let owned = !adopt && azure_sync::made_here(&identity, ctx) && azure_sync::ours_to_join(&identity, &namespace, &[key(binding)]);
         let mut records = demand.records.clone();
         if owned {
             // Pools this binding reaches may carry the identity without a record of it (a
@@ -580,7 +595,7 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         )
         .await?;
         remember_grants(ctx, &identity.id, &grants.status);
-        if demand.users.is_empty() {
+        if demand.users.is_empty() && owned {
             azure_sync::delete_identity(ctx, &identity.id, changes).await?;
             ctx.ledger.forget(&identity.id.key());
         }

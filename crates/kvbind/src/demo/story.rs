@@ -54,9 +54,9 @@ fn identity(binding: &IdentityBinding) -> Vec<String> {
     let Some(identity) = binding.status.as_ref().and_then(|s| s.identity.as_ref()) else {
         return vec!["no identity yet".to_owned()];
     };
-    let how = if identity.created_by_kvbind { "created" } else { "adopted (kvbind never deletes it)" };
+    let (how, note) = if identity.created_by_kvbind { ("created", "") } else { ("adopted", " (kvbind never deletes it)") };
     let group = identity.resource_id.split('/').nth(4).unwrap_or("?");
-    vec![format!("{how} {} in {group}, client ID {}", identity.name, identity.client_id.as_deref().unwrap_or("?"))]
+    vec![format!("{how} {} in {group}{note}, client ID {}", identity.name, identity.client_id.as_deref().unwrap_or("?"))]
 }
 
 fn attachments(binding: &IdentityBinding) -> Vec<String> {
