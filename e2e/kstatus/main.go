@@ -6,7 +6,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -23,26 +22,35 @@ func main() {
 }
 
 func run(in io.Reader, out io.Writer) error {
-	var object map[string]any
-	if err := json.NewDecoder(in).Decode(&object); err != nil {
+	data, err := io.ReadAll(in)
+	if err != nil {
 		return fmt.Errorf("reading the object: %w", err)
 	}
-	items := []map[string]any{object}
-	if list, ok := object["items"].([]any); ok {
-		items = items[:0]
-		for _, item := range list {
-			if m, ok := item.(map[string]any); ok {
-				items = append(items, m)
-			}
+	// The API machinery's own decoding: numbers become int64, as kstatus expects.
+	object := &unstructured.Unstructured{}
+	if err := object.UnmarshalJSON(data); err != nil {
+		return fmt.Errorf("reading the object: %w", err)
+	}
+	if !object.IsList() {
+		return report(out, object)
+	}
+	list, err := object.ToList()
+	if err != nil {
+		return fmt.Errorf("reading the list: %w", err)
+	}
+	for i := range list.Items {
+		if err := report(out, &list.Items[i]); err != nil {
+			return err
 		}
 	}
-	for _, item := range items {
-		u := &unstructured.Unstructured{Object: item}
-		result, err := status.Compute(u)
-		if err != nil {
-			return fmt.Errorf("computing the status of %s: %w", u.GetName(), err)
-		}
-		fmt.Fprintf(out, "%s %s %s\n", u.GetName(), result.Status, result.Message)
+	return nil
+}
+
+func report(out io.Writer, u *unstructured.Unstructured) error {
+	result, err := status.Compute(u)
+	if err != nil {
+		return fmt.Errorf("computing the status of %s: %w", u.GetName(), err)
 	}
+	fmt.Fprintf(out, "%s %s %s\n", u.GetName(), result.Status, result.Message)
 	return nil
 }

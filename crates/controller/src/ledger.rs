@@ -50,6 +50,12 @@ impl Ledger {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether the ledger holds anything for `identity`: kvbind did something with it in
+    /// this process's life.
+    pub fn knows(&self, identity: &str) -> bool {
+        self.entries().get(identity).is_some_and(|e| !e.attached.is_empty() || !e.granted.is_empty())
+    }
+
     /// Adds to `records` what the ledger holds for `identity`.
     pub fn add_to(&self, identity: &str, records: &mut Records) {
         let entries = self.entries();

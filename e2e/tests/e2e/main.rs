@@ -10,4 +10,5 @@ mod lifecycle;
 mod policy;
 mod reconcile;
 mod scale;
+mod tenancy;
 mod workload_identity;

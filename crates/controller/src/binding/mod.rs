@@ -221,7 +221,9 @@ fn demand(binding: &IdentityBinding, identity: &kvbind_azure::IdentityId, own: O
         }
     }
     users.sort();
-    let mut records = Records::from_statuses(group.iter().filter_map(|b| b.status.as_ref()).chain(binding.status.as_ref()));
+    // What kvbind did comes from its own ledger, never from a status: a tenant who may
+    // patch `identitybindings/status` could otherwise name anything as kvbind's to undo.
+    let mut records = Records::default();
     ctx.ledger.add_to(&identity.key(), &mut records);
     let mut demand = Demand { needs, vaults: BTreeMap::new(), targets: BTreeSet::new(), may_remove, records, users, members };
     demand.sum();
@@ -426,7 +428,7 @@ async fn reach(
     let previous = binding.status.as_ref().and_then(|s| s.workload_identity.clone());
     let service_account = binding.spec.service_account.as_ref().filter(|_| binding.spec.mode == IdentityMode::WorkloadIdentity).map(|s| s.name.as_str());
     if let Some(old) = previous.as_ref().filter(|old| Some(old.service_account.as_str()) != service_account) {
-        workload_identity::unfederate(ctx, &namespace, &identity.id, old, changes).await?;
+        workload_identity::unfederate(ctx, &namespace, &identity.id, &old.service_account, changes).await?;
     }
     let mut reach = Reach { attachments, pending, crowded, newly_crowded, federation: None, notice: None, reason: "Attached", message: String::new() };
     match service_account {
@@ -534,19 +536,26 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         .filter_map(|b| b.status.as_ref())
         .flat_map(|s| s.secret_provider_classes.iter().map(|c| c.name.clone()))
         .collect();
+    let found = ctx.arm.get_identity(&identity_id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
+    // An identity adopted by ID is never kvbind's, whoever tagged it; one named is only when
+    // this installation made it for this namespace (`ensure_identity`).
+    let owned = found.as_ref().is_some_and(|i| !adopt && azure_sync::made_here(i, ctx) && azure_sync::ours_to_join(i, &namespace, &[key(binding)]));
+    // Nothing is undone for a binding kvbind has no evidence of having served: no policy
+    // allows it, the identity is not this installation's, and the ledger knows nothing of
+    // it. Its status may say anything; the tenant writes that.
+    if !owned && !ctx.ledger.knows(&identity_id.key()) && !policy::admits(binding, ctx) {
+        return Ok(());
+    }
     if let Some(federation) = binding.status.as_ref().and_then(|s| s.workload_identity.as_ref()) {
         let shared = sharing_identity(binding, &identity_id, ctx).iter().any(|b| {
             b.namespace().as_deref() == Some(namespace.as_str())
-                && b.status.as_ref().and_then(|s| s.workload_identity.as_ref()).is_some_and(|w| w.federated_credential == federation.federated_credential)
+                && b.status.as_ref().and_then(|s| s.workload_identity.as_ref()).is_some_and(|w| w.service_account == federation.service_account)
         });
         if !shared {
-            workload_identity::unfederate(ctx, &namespace, &identity_id, federation, changes).await?;
+            workload_identity::unfederate(ctx, &namespace, &identity_id, &federation.service_account, changes).await?;
         }
     }
-    if let Some(identity) = ctx.arm.get_identity(&identity_id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))? {
-        // An identity adopted by ID is never kvbind's, whoever tagged it; one named is only
-        // when this installation made it for this namespace (`ensure_identity`).
-        let owned = !adopt && azure_sync::made_here(&identity, ctx) && azure_sync::ours_to_join(&identity, &namespace, &[key(binding)]);
+    if let Some(identity) = found {
         let mut records = demand.records.clone();
         if owned {
             // Pools this binding reaches may carry the identity without a record of it (a

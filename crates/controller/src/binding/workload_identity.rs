@@ -90,21 +90,23 @@ pub async fn federate(
     Ok(WorkloadIdentityStatus { federated_credential: wanted.name, issuer, subject: wanted.subject, service_account: service_account.to_owned() })
 }
 
-/// Removes the federation recorded in `status`: the credential from the identity (unless
-/// the identity is gone anyway) and kvbind's annotation from the ServiceAccount.
+/// Removes the federation of `identity` with `service_account` of `namespace`: the
+/// credential kvbind names for that pair (never one a status names: the tenant writes
+/// status, and could name any credential of the identity) and kvbind's annotation on the
+/// ServiceAccount.
 pub async fn unfederate(
     ctx: &Context,
     namespace: &str,
     identity: &IdentityId,
-    status: &WorkloadIdentityStatus,
+    service_account: &str,
     changes: &mut Vec<Change>,
 ) -> Result<(), BindingError> {
     ctx.arm
-        .delete_federated_credential(identity, &status.federated_credential)
+        .delete_federated_credential(identity, &credential_name(namespace, service_account))
         .await
         .map_err(BindingError::azure(Step::Nodes, "deleting the federated credential"))?;
-    changes
-        .push(("FederatedCredentialDeleted", format!("removed the federation of identity {} with ServiceAccount {}", identity.name, status.service_account)));
+    changes.push(("FederatedCredentialDeleted", format!("removed the federation of identity {} with ServiceAccount {service_account}", identity.name)));
+    let status = WorkloadIdentityStatus { service_account: service_account.to_owned(), ..WorkloadIdentityStatus::default() };
     let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), namespace);
     let exists = accounts.get_opt(&status.service_account).await.map_err(|source| BindingError::Kube { action: "reading the ServiceAccount", source })?;
     if exists.is_none() {

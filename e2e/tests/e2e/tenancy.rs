@@ -1,0 +1,208 @@
+//! A namespace tenant cannot turn kvbind against Azure. Each test plays one attack as the
+//! tenant (a kubeconfig bound to a Role in its own namespace, never the admin) against
+//! the real API server and the simulator, and checks the simulator's whole request
+//! history: nothing foreign is ever granted, attached, federated, detached, stripped or
+//! deleted.
+
+use kvbind_arm_sim::Simulator;
+use kvbind_arm_sim::http::LoggedRequest;
+use kvbind_e2e::TestNamespace;
+use kvbind_e2e::operator::{NODE_GROUP, SUBSCRIPTION, Scenario, TENANT, seed};
+use kvbind_e2e::tenant::Tenant;
+use kvbind_e2e::world::{binding, class, identities_on, key, perms, policy_of, uami};
+
+const VAULTS: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-vaults/providers/Microsoft.KeyVault/vaults";
+
+/// A BindingPolicy for exactly one namespace, applied by the admin.
+fn allow(ns: &TestNamespace, spec: &str) {
+    let policy = format!(
+        "apiVersion: kvbind.io/v1alpha1\nkind: BindingPolicy\nmetadata:\n  name: {0}\nspec:\n  namespaceSelector:\n    matchLabels:\n      kubernetes.io/metadata.name: {0}\n{spec}",
+        ns.name
+    );
+    let out = ns.kubectl_apply(&policy);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Every ARM write the simulator answered.
+fn writes(sim: &Simulator) -> Vec<LoggedRequest> {
+    sim.requests().into_iter().filter(|r| r.method != "GET" && r.operation != "Token").collect()
+}
+
+fn describe(requests: &[LoggedRequest]) -> String {
+    requests.iter().map(|r| format!("{} {} ({}) -> {}", r.method, r.path, r.operation, r.status)).collect::<Vec<_>>().join("\n")
+}
+
+/// A seed with one pool, the access-policy vault `kvname` and two vaults no policy
+/// allows, one with access policies and one with RBAC; `identities` and `on_pool` as given.
+fn azure(identities: &str, on_pool: &[String], kvname_policies: &str) -> kvbind_arm_sim::Seed {
+    let on_pool: Vec<String> = on_pool.iter().map(|id| format!("\"{id}\"")).collect();
+    seed(&format!(
+        "subscriptions:
+  - id: {SUBSCRIPTION}
+    resourceGroups:
+      - name: rg-identities
+        identities:
+{identities}
+      - name: {NODE_GROUP}
+        scaleSets:
+          - {{name: pool-vmss, systemAssigned: true, userAssigned: [{}]}}
+      - name: rg-vaults
+        vaults:
+          - name: kvname
+            accessPolicies: [{kvname_policies}]
+          - name: kv-forbidden
+          - name: kv-forbidden-rbac
+            rbac: true
+",
+        on_pool.join(", ")
+    ))
+}
+
+async fn reason(s: &Scenario, name: &str) -> (String, String) {
+    let b = format!("identitybinding/{name}");
+    (s.jsonpath(&b, "{.status.conditions[?(@.type==\"Ready\")].reason}"), s.jsonpath(&b, "{.status.conditions[?(@.type==\"Ready\")].message}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_identity_never_reaches_a_vault_its_sharers_were_refused() {
+    let ns = TestNamespace::unpoliced("tenant-vaults").await;
+    allow(&ns, &format!("  identityResourceGroups: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-identities]\n  vaults: [{VAULTS}/kvname]\n"));
+    let tenant = Tenant::of(&ns);
+    let client = ns.client.clone();
+    let s = Scenario::start_in(ns, client, azure("          - {name: team-foreign}", &[], ""), |_| {}).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+
+    tenant.apply(&class("allowed", &[("db-password", "secret", 0)]));
+    tenant.apply(&class("forbidden", &[("payroll", "secret", 0)]).replace("keyvaultName: kvname", "keyvaultName: kv-forbidden"));
+    tenant.apply(&class("forbidden-rbac", &[("payroll", "secret", 0)]).replace("keyvaultName: kvname", "keyvaultName: kv-forbidden-rbac"));
+    // The refused sharers first, so that the allowed one's reconcile sees them.
+    tenant.apply(&binding("b", "shared-reader", &["forbidden"], ""));
+    tenant.apply(&binding("c", "shared-reader", &["forbidden-rbac"], ""));
+    s.wait_condition("b", "Stalled").await;
+    s.wait_condition("c", "Stalled").await;
+    tenant.apply(&binding("a", "shared-reader", &["allowed"], ""));
+    s.wait_condition("a", "Ready").await;
+    // And once more, with every sharer in the caches.
+    tenant.apply(&binding("a", "shared-reader", &["allowed"], "  rbacScope: Vault\n"));
+    s.eventually("a to see its edit", |s| s.jsonpath("identitybinding/a", "{.status.observedGeneration}") == "2").await;
+
+    for name in ["b", "c"] {
+        let (why, message) = reason(&s, name).await;
+        assert_eq!(why, "NotAllowedByPolicy", "{name}: {message}");
+        assert!(message.contains("kv-forbidden"), "{name}: the refusal names the vault: {message}");
+    }
+    let writes = writes(&s.sim);
+    let foreign: Vec<LoggedRequest> = writes.iter().filter(|r| r.path.to_ascii_lowercase().contains("/vaults/kv-forbidden")).cloned().collect();
+    assert!(foreign.is_empty(), "the shared identity was granted on a vault no policy allows it:\n{}", describe(&foreign));
+    assert!(writes.iter().any(|r| r.operation == "Vaults_UpdateAccessPolicy"), "the allowed vault was granted:\n{}", describe(&writes));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn naming_an_existing_identity_is_adoption_and_needs_the_policy_to_allow_it() {
+    let ns = TestNamespace::unpoliced("tenant-adopt").await;
+    allow(&ns, &format!("  identityResourceGroups: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-identities]\n  vaults: [{VAULTS}/kvname]\n"));
+    let tenant = Tenant::of(&ns);
+    let client = ns.client.clone();
+    let identities = "          - {name: aks-agentpool, principalId: 99999999-0000-0000-0000-000000000001}";
+    let s = Scenario::start_in(ns, client, azure(identities, &[], ""), |c| c.oidc_issuer = Some("https://oidc.example/issuer".into())).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+
+    tenant.apply("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: app\n");
+    tenant.apply(&class("app", &[("db-password", "secret", 0)]));
+    tenant.apply(&class("app-wi", &[("db-password", "secret", 0)]));
+    tenant.apply(&binding("vm", "aks-agentpool", &["app"], ""));
+    tenant.apply(&binding("wi", "aks-agentpool", &["app-wi"], "  mode: WorkloadIdentity\n  serviceAccount: {name: app}\n"));
+    for name in ["vm", "wi"] {
+        s.wait_condition(name, "Stalled").await;
+        let (why, message) = reason(&s, name).await;
+        assert_eq!(why, "NotAllowedByPolicy", "{name}: {message}");
+        assert!(message.contains("adoption") && message.contains("aks-agentpool"), "{name}: {message}");
+    }
+    let writes = writes(&s.sim);
+    assert!(writes.is_empty(), "an identity nobody allowed the tenant was attached, granted or federated:\n{}", describe(&writes));
+    assert!(!identities_on(&s.sim, "pool-vmss").contains(&key(&uami("rg-identities", "aks-agentpool"))));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_identity_another_kvbind_tagged_is_never_detached_stripped_or_deleted() {
+    let ns = TestNamespace::unpoliced("tenant-leftover").await;
+    let leftover = uami("rg-identities", "leftover");
+    allow(&ns, &format!("  identityResourceGroups: []\n  adoptableIdentities: [{leftover}]\n  vaults: [{VAULTS}/kvname]\n"));
+    let tenant = Tenant::of(&ns);
+    let client = ns.client.clone();
+    let principal = "99999999-0000-0000-0000-000000000002";
+    // Another cluster's kvbind made it, attached it to this pool and granted it more than get.
+    let identities = format!(
+        "          - {{name: leftover, principalId: {principal}, tags: {{kvbind.io-managed-by: another-installation, kvbind.io-bindings: other/app}}}}"
+    );
+    let existing = format!("{{tenantId: {TENANT}, objectId: {principal}, permissions: {{secrets: [get, list, set]}}}}");
+    let s = Scenario::start_in(ns, client, azure(&identities, std::slice::from_ref(&leftover), &existing), |_| {}).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+
+    tenant.apply(&class("app", &[("db-password", "secret", 0)]));
+    tenant.apply(&format!(
+        "apiVersion: kvbind.io/v1alpha1\nkind: IdentityBinding\nmetadata:\n  name: app\nspec:\n  identity:\n    resourceId: {leftover}\n  secretProviderClasses:\n    names: [app]\n"
+    ));
+    s.wait_condition("app", "Ready").await;
+    assert_eq!(s.jsonpath("identitybinding/app", "{.status.identity.createdByKvbind}"), "false");
+    let out = tenant.kubectl(&["delete", "identitybinding", "app", "--wait=true", "--timeout=60s"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let writes = writes(&s.sim);
+    let harmful: Vec<LoggedRequest> = writes
+        .iter()
+        .filter(|r| r.operation == "UserAssignedIdentities_Delete" || r.operation == "VirtualMachineScaleSets_Update" || r.path.contains("accessPolicies/remove"))
+        .cloned()
+        .collect();
+    assert!(harmful.is_empty(), "kvbind undid what it did not do:\n{}", describe(&harmful));
+    assert!(s.sim.snapshot()["identities"].as_object().is_some_and(|m| m.contains_key(&key(&leftover))), "the identity is still there");
+    assert!(identities_on(&s.sim, "pool-vmss").contains(&key(&leftover)), "still on its pool");
+    assert_eq!(perms(&policy_of(&s.sim, principal), "secrets"), ["get", "list", "set"], "its access policy is as it was");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_status_in_a_namespace_no_policy_selects_makes_kvbind_touch_nothing() {
+    let ns = TestNamespace::unpoliced("tenant-forged").await;
+    let tenant = Tenant::with_every_kvbind_resource(&ns);
+    let client = ns.client.clone();
+    let foreign = uami("rg-identities", "foreign");
+    let principal = "99999999-0000-0000-0000-000000000003";
+    let identities = format!(
+        "          - name: foreign\n            principalId: {principal}\n            federatedCredentials: [{{name: github-main, issuer: \"https://token.actions.githubusercontent.com\", subject: \"repo:org/app:ref:refs/heads/main\"}}]"
+    );
+    let existing = format!("{{tenantId: {TENANT}, objectId: {principal}, permissions: {{secrets: [get, list, set]}}}}");
+    let s = Scenario::start_in(ns, client, azure(&identities, std::slice::from_ref(&foreign), &existing), |_| {}).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    let before = s.sim.snapshot();
+
+    tenant.apply(&class("app", &[("db-password", "secret", 0)]));
+    let spec = format!("apiVersion: kvbind.io/v1alpha1\nkind: IdentityBinding\nmetadata:\n  name: app\nspec:\n  identity:\n    resourceId: {foreign}\n  secretProviderClasses:\n    names: [app]\n");
+    tenant.apply(&spec);
+    s.wait_condition("app", "Stalled").await;
+    assert_eq!(reason(&s, "app").await.0, "NotAllowedByPolicy");
+
+    // The tenant writes what it would like kvbind to believe it did.
+    let pool = Scenario::vmss_node("pool-vmss", 0).trim_start_matches("azure://").rsplit_once("/virtualMachines/").map(|(p, _)| p.to_owned()).expect("a pool ID");
+    let forged = serde_json::json!({"status": {
+        "identity": {"name": "foreign", "resourceId": foreign, "principalId": principal, "createdByKvbind": true},
+        "attachments": [{"resourceId": pool, "origin": "Attached"}],
+        "grants": [{"vaultId": format!("{VAULTS}/kvname"), "model": "AccessPolicy", "secrets": ["get", "list", "set"]}],
+        "workloadIdentity": {"federatedCredential": "github-main", "issuer": "https://token.actions.githubusercontent.com", "subject": "repo:org/app:ref:refs/heads/main", "serviceAccount": "app"},
+    }});
+    let out = tenant.kubectl(&["patch", "identitybinding", "app", "--subresource=status", "--type=merge", "-p", &forged.to_string()]);
+    assert!(out.status.success(), "the tenant may patch status here: {}", String::from_utf8_lossy(&out.stderr));
+
+    // A spec edit brings a reconcile; then the deletion brings the cleanup.
+    tenant.apply(&spec.replace("  secretProviderClasses:", "  rbacScope: Vault\n  secretProviderClasses:"));
+    s.eventually("the edit to be observed", |s| s.jsonpath("identitybinding/app", "{.status.observedGeneration}") == "2").await;
+    let out = tenant.kubectl(&["delete", "identitybinding", "app", "--wait=true", "--timeout=60s"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let writes = writes(&s.sim);
+    assert!(writes.is_empty(), "a forged status made kvbind write to Azure:\n{}", describe(&writes));
+    assert_eq!(s.sim.snapshot(), before, "Azure is as it was");
+    s.stop().await;
+}
