@@ -109,6 +109,17 @@ pub enum BindingError {
         /// The identity it names.
         found: String,
     },
+    /// Another binding serves the same SecretProviderClass with another identity or mode:
+    /// a class carries one identity, and writing each in turn would never settle.
+    #[error(
+        "SecretProviderClass {class} is also served by IdentityBinding {other} with another identity or mode; a class carries one identity, so kvbind writes it for neither until one of them stops naming it"
+    )]
+    ClassConflict {
+        /// The class.
+        class: String,
+        /// The other binding, `namespace/name`.
+        other: String,
+    },
     /// A SecretProviderClass names a cloud other than the operator's.
     #[error("SecretProviderClass {name}: spec.parameters.cloudName {cloud:?} is not the cloud kvbind works in ({ours})")]
     CloudMismatch {
@@ -169,6 +180,9 @@ pub enum BindingError {
     },
 }
 
+/// How soon a binding stalled on a class conflict looks again.
+const CLASS_CONFLICT_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl BindingError {
     /// Wraps an Azure failure of `action` in `step`.
     pub fn azure(step: Step, action: &'static str) -> impl FnOnce(AzureError) -> BindingError {
@@ -189,6 +203,7 @@ impl BindingError {
             | BindingError::NotAzure { .. }
             | BindingError::InvalidClass { .. }
             | BindingError::IdentityConflict { .. }
+            | BindingError::ClassConflict { .. }
             | BindingError::CloudMismatch { .. }
             | BindingError::Kube { .. } => Step::Classes,
             BindingError::Azure { step, .. } => *step,
@@ -209,6 +224,7 @@ impl BindingError {
             BindingError::InvalidClass { source: ParametersError::Objects(_), .. } => "InvalidObjects",
             BindingError::InvalidClass { .. } => "InvalidParameters",
             BindingError::IdentityConflict { .. } => "IdentityConflict",
+            BindingError::ClassConflict { .. } => "SecretProviderClassConflict",
             BindingError::CloudMismatch { .. } => "CloudMismatch",
             BindingError::VaultNotFound { .. } => "VaultNotFound",
             BindingError::TenantMismatch { .. } => "TenantMismatch",
@@ -224,6 +240,9 @@ impl BindingError {
             BindingError::Azure { source, .. } if source.is_retryable() => source.retry_after().map_or(Retry::Backoff, Retry::After),
             // ServiceAccounts are not watched: look again soon.
             BindingError::Kube { .. } | BindingError::ServiceAccountNotFound(_) => Retry::Backoff,
+            // The other binding's deletion does not wake this one; a look a minute later,
+            // with no write unless it went, does.
+            BindingError::ClassConflict { .. } => Retry::After(CLASS_CONFLICT_RECHECK),
             _ => Retry::OnChange,
         }
     }
@@ -231,7 +250,7 @@ impl BindingError {
     /// True when nothing will change without a change to the spec, the cluster or Azure
     /// permissions (kstatus `Stalled`).
     pub fn is_stalled(&self) -> bool {
-        self.retry() == Retry::OnChange
+        self.retry() == Retry::OnChange || matches!(self, BindingError::ClassConflict { .. })
     }
 }
 

@@ -212,6 +212,11 @@ impl Handoffs {
         }
     }
 
+    /// Asks for a reconcile of `binding` now, through the channel landed writes use.
+    pub fn wake(&self, binding: ObjectRef<IdentityBinding>) {
+        let _ = self.wake.send(binding);
+    }
+
     /// Forgets `binding` (it is being deleted).
     pub fn forget(&self, binding: &ObjectRef<IdentityBinding>) {
         self.lock().remove(binding);

@@ -58,11 +58,7 @@ fn bindings_for_class(bindings: &Store<IdentityBinding>, class: &SecretProviderC
         .state()
         .iter()
         .filter(|b| b.metadata.namespace.as_deref() == namespace)
-        .filter(|b| {
-            let s = &b.spec.secret_provider_classes;
-            s.names.as_ref().is_some_and(|n| n.iter().any(|n| Some(n.as_str()) == name))
-                || s.selector.as_ref().is_some_and(|sel| selector::matches(sel, Some(class.labels())))
-        })
+        .filter(|b| name.is_some_and(|name| binding::inputs::selects_class(b, name, class.labels())))
         .map(|b| ObjectRef::from_obj(b.as_ref()))
         .collect()
 }

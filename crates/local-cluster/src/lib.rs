@@ -84,6 +84,8 @@ pub const CONTROLLERS: &[&str] = &[
     "namespace-controller",
     // Objects with owner references go with their owners.
     "garbage-collector-controller",
+    // ClusterRoles labelled to aggregate into admin, edit and view do (the chart's tenant roles).
+    "clusterrole-aggregation-controller",
 ];
 
 /// A running etcd, kube-apiserver and kube-controller-manager, and the files to talk to them.

@@ -120,3 +120,37 @@ async fn the_operator_needs_no_permission_beyond_the_charts_rbac() {
     assert!(out.status.success(), "the finalizer was removed under the chart's RBAC: {}", String::from_utf8_lossy(&out.stderr));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn namespace_editors_may_manage_bindings_but_never_their_status_or_policies() {
+    let ns = TestNamespace::new("chart-tenant").await;
+    let release = format!("kvbind-{}", &ns.name[ns.name.len() - 8..]);
+    let roles = only(&rendered(&release, &ns.name, &[]), &["ClusterRole"]);
+    let tenant_roles: Vec<&str> = roles.split("\n---").filter(|doc| doc.contains("-tenant-")).collect();
+    assert_eq!(tenant_roles.len(), 2, "edit and view: {roles}");
+    let out = ns.kubectl_apply_args(&tenant_roles.join("\n---\n"), &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let binding = format!(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: editor\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: editor\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: edit}}\nsubjects: [{{kind: ServiceAccount, name: editor, namespace: {}}}]\n",
+        ns.name
+    );
+    let out = ns.kubectl_apply_args(&binding, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let user = format!("--as=system:serviceaccount:{}:editor", ns.name);
+    let can = |verb: &str, resource: &str| {
+        let (resource, subresource) = resource.split_once('/').map_or((resource, None), |(r, s)| (r, Some(format!("--subresource={s}"))));
+        let mut args = vec!["auth", "can-i", verb, resource, user.as_str()];
+        args.extend(subresource.as_deref());
+        let out = ns.kubectl(&args);
+        String::from_utf8_lossy(&out.stdout).trim() == "yes"
+    };
+    // The aggregation controller folds the rules into `edit` shortly after they appear.
+    let deadline = std::time::Instant::now() + kvbind_e2e::DEADLINE;
+    while !can("create", "identitybindings.kvbind.io") {
+        assert!(std::time::Instant::now() < deadline, "the edit role never gained IdentityBindings");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(can("delete", "identitybindings.kvbind.io"));
+    assert!(!can("patch", "identitybindings.kvbind.io/status"), "status is kvbind's alone");
+    assert!(!can("create", "bindingpolicies.kvbind.io"), "policies are the platform team's");
+}

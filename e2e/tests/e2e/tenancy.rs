@@ -210,3 +210,43 @@ async fn a_forged_status_in_a_namespace_no_policy_selects_makes_kvbind_touch_not
     assert_eq!(s.sim.snapshot(), before, "Azure is as it was");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_bindings_that_want_one_class_differently_are_told_and_the_class_is_left_alone() {
+    let ns = TestNamespace::unpoliced("tenant-conflict").await;
+    allow(&ns, &format!("  identityResourceGroups: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-identities]\n  vaults: [{VAULTS}/kvname]\n"));
+    let tenant = Tenant::of(&ns);
+    let client = ns.client.clone();
+    let s = Scenario::start_in(ns, client, azure("          - {name: team-foreign}", &[], ""), |c| c.oidc_issuer = Some("https://oidc.example/issuer".into())).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    tenant.apply("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: app\n");
+    tenant.apply(&class("shared", &[("db-password", "secret", 0)]));
+    tenant.apply(&binding("vm", "vm-reader", &["shared"], ""));
+    s.wait_condition("vm", "Ready").await;
+    let written = s.jsonpath("secretproviderclass/shared", "{.metadata.generation}");
+
+    tenant.apply(&binding("wi", "wi-reader", &["shared"], "  mode: WorkloadIdentity\n  serviceAccount: {name: app}\n"));
+    for (name, other) in [("wi", "vm"), ("vm", "wi")] {
+        s.eventually(&format!("{name} to be told of the conflict"), |s| {
+            s.jsonpath(&format!("identitybinding/{name}"), "{.status.conditions[?(@.type==\"Ready\")].reason}") == "SecretProviderClassConflict"
+        })
+        .await;
+        let (_, message) = reason(&s, name).await;
+        assert!(message.contains("shared") && message.contains(&format!("/{other}")), "{name}: {message}");
+        assert_eq!(s.jsonpath(&format!("identitybinding/{name}"), "{.status.conditions[?(@.type==\"Stalled\")].status}"), "True", "{name}");
+    }
+    // Both reconciled once more: still no write to the class.
+    tenant.apply(&binding("vm", "vm-reader", &["shared"], "  rbacScope: Vault\n"));
+    tenant.apply(&binding("wi", "wi-reader", &["shared"], "  mode: WorkloadIdentity\n  serviceAccount: {name: app}\n  rbacScope: Vault\n"));
+    for name in ["vm", "wi"] {
+        s.eventually(&format!("{name} to see its edit"), |s| s.jsonpath(&format!("identitybinding/{name}"), "{.status.observedGeneration}") == "2").await;
+    }
+    assert_eq!(s.jsonpath("secretproviderclass/shared", "{.metadata.generation}"), written, "the class was written again");
+
+    // One of them goes: the other takes the class within its next look.
+    let out = tenant.kubectl(&["delete", "identitybinding", "wi", "--wait=true", "--timeout=60s"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    tenant.apply(&binding("vm", "vm-reader", &["shared"], ""));
+    s.wait_condition("vm", "Ready").await;
+    s.stop().await;
+}

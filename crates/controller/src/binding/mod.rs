@@ -165,6 +165,9 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
     if outcome.is_ok() && !progress.waiting.is_empty() {
         ctx.handoffs.defer(&waiter, std::mem::take(&mut changes));
     }
+    if let Err(BindingError::ClassConflict { other, .. }) = &outcome {
+        tell_the_other(ctx, other);
+    }
     publish(ctx, binding, &changes, outcome.as_ref().err());
     let mut status = progress.status.clone();
     status.observed_generation = binding.metadata.generation;
@@ -190,6 +193,20 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
         Err(Retry::OnChange) => Action::requeue(ctx.config.resync),
     };
     Ok((action, ended))
+}
+
+/// Wakes the other side of a class conflict unless its status already names it: its
+/// reconcile then stops writing the class too, and says so. Nothing else would wake it,
+/// since neither writes the class any more; and two bindings that both know are left alone.
+fn tell_the_other(ctx: &Context, other: &str) {
+    let Some((namespace, name)) = other.split_once('/') else { return };
+    let reference = ObjectRef::<IdentityBinding>::new(name).within(namespace);
+    let knows = ctx.bindings.get(&reference).is_some_and(|b| {
+        b.status.as_ref().and_then(|s| kvbind_api::condition::find(&s.conditions, kvbind_api::condition::READY)).is_some_and(|c| c.reason == "SecretProviderClassConflict")
+    });
+    if !knows {
+        ctx.handoffs.wake(reference);
+    }
 }
 
 /// Everything the binding's identity needs across all bindings that share it.
