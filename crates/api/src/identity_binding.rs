@@ -247,11 +247,11 @@ pub enum RbacScope {
 }
 
 /// What kvbind observed and did for a binding.
-///
-/// The API server fills in `observedGeneration: 0` until kvbind first writes a status, so
-/// kstatus (and Flux's and Argo CD's health checks built on it) reads a binding kvbind has
-/// not yet seen as in progress, not as current: without an `observedGeneration` and with
-/// no conditions, kstatus takes an object as converged.
+//
+// The schema's default makes the API server fill in `observedGeneration: 0` until kvbind
+// first writes a status, so kstatus (and the Flux and Argo CD health checks built on it)
+// reads a binding kvbind has not yet seen as in progress: with no `observedGeneration` and
+// no conditions, kstatus takes an object as current.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("default" = {"observedGeneration": 0}))]

@@ -135,6 +135,13 @@ fn refusal(
         if let Some(node) = outside {
             return Some(format!("spec.nodes selects node {}, which none of its nodeSelectors matches", node.name_any()));
         }
+        if let Some((target, node)) = exposed_outside(binding, selectors, ctx) {
+            return Some(format!(
+                "spec.nodes reaches {} {}, which also runs node {node}, which none of its nodeSelectors matches: every pod on a scale set can get the identities it carries",
+                target.kind().describe(),
+                target.name
+            ));
+        }
     }
     if let Some(elder) = elder
         && !spec.allow_cross_namespace_sharing
@@ -142,6 +149,21 @@ fn refusal(
         return Some(format!("spec.identity is already used by binding {elder} in another namespace, and it does not allow cross-namespace sharing"));
     }
     None
+}
+
+/// A scale set or VM the binding's nodes run on that also runs a node outside
+/// `selectors`, with that node's name. An identity is attached to a whole scale set, so
+/// the scale set, not the node, is what a node policy must allow.
+fn exposed_outside(binding: &IdentityBinding, selectors: &[kvbind_api::identity_binding::LabelSelector], ctx: &Context) -> Option<(kvbind_azure::ComputeId, String)> {
+    let targets = ctx.node_targets.of(&ctx.nodes, &binding.spec.nodes).ok()?;
+    if targets.is_empty() {
+        return None;
+    }
+    ctx.nodes.state().into_iter().find_map(|node| {
+        let provider_id = node.spec.as_ref()?.provider_id.as_deref()?;
+        let target = kvbind_azure::NodeLocation::from_provider_id(provider_id).ok()?.attach_target().clone();
+        (targets.contains(&target) && !selectors.iter().any(|s| matches(s, Some(node.labels())))).then(|| (target, node.name_any()))
+    })
 }
 
 /// The oldest other binding, in another namespace, that names the same identity and was

@@ -250,3 +250,30 @@ async fn two_bindings_that_want_one_class_differently_are_told_and_the_class_is_
     s.wait_condition("vm", "Ready").await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_policy_is_held_per_scale_set_because_an_identity_reaches_every_pod_on_it() {
+    let ns = TestNamespace::unpoliced("tenant-pools").await;
+    allow(
+        &ns,
+        &format!(
+            "  identityResourceGroups: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-identities]\n  vaults: [{VAULTS}/kvname]\n  nodeSelectors:\n    - matchLabels: {{team: a}}\n"
+        ),
+    );
+    let tenant = Tenant::of(&ns);
+    let client = ns.client.clone();
+    let s = Scenario::start_in(ns, client, azure("          - {name: team-foreign}", &[], ""), |_| {}).await;
+    // One scale set, running a node of team a and a node of nobody's.
+    s.node("a-0", &Scenario::vmss_node("pool-vmss", 0), &[("team", "a")]).await;
+    s.node("shared-1", &Scenario::vmss_node("pool-vmss", 1), &[]).await;
+
+    tenant.apply(&class("app", &[("db-password", "secret", 0)]));
+    tenant.apply(&binding("app", "app-reader", &["app"], "  nodes:\n    matchLabels: {team: a}\n"));
+    s.wait_condition("app", "Stalled").await;
+    let (why, message) = reason(&s, "app").await;
+    assert_eq!(why, "NotAllowedByPolicy", "{message}");
+    assert!(message.contains("pool-vmss") && message.contains("shared-1"), "the refusal names the scale set and the node: {message}");
+    let writes = writes(&s.sim);
+    assert!(writes.is_empty(), "{}", describe(&writes));
+    s.stop().await;
+}
