@@ -61,6 +61,34 @@ fn azure(identities: &str, on_pool: &[String], kvname_policies: &str) -> kvbind_
     ))
 }
 
+/// Someone else's identity `name` (with `principal` and the seed fields `extra`), already
+/// on the pool and holding `get`, `list` and `set` on `kvname`: its ID and the seed.
+fn foreign_on_the_pool(name: &str, principal: &str, extra: &str) -> (String, kvbind_arm_sim::Seed) {
+    let id = uami("rg-identities", name);
+    let identities = format!("          - {{name: {name}, principalId: {principal}, {extra}}}");
+    let existing = format!("{{tenantId: {TENANT}, objectId: {principal}, permissions: {{secrets: [get, list, set]}}}}");
+    let world = azure(&identities, std::slice::from_ref(&id), &existing);
+    (id, world)
+}
+
+/// The policy most tests give their namespace: identities in `rg-identities`, grants on `kvname`.
+fn identities_and_kvname() -> String {
+    format!("  identityResourceGroups: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-identities]\n  vaults: [{VAULTS}/kvname]\n")
+}
+
+/// A namespace that the test-wide policy does not select, with `policy` (if any) for it
+/// alone, its tenant (made by `tenant`), and an operator for it on `world`.
+async fn tenant_scenario(prefix: &str, policy: Option<&str>, tenant: fn(&TestNamespace) -> Tenant, world: kvbind_arm_sim::Seed) -> (Scenario, Tenant) {
+    let ns = TestNamespace::unpoliced(prefix).await;
+    if let Some(policy) = policy {
+        allow(&ns, policy);
+    }
+    let tenant = tenant(&ns);
+    let client = ns.client.clone();
+    let s = Scenario::start_in(ns, client, world, |c| c.oidc_issuer = Some("https://oidc.example/issuer".into())).await;
+    (s, tenant)
+}
+
 async fn reason(s: &Scenario, name: &str) -> (String, String) {
     let b = format!("identitybinding/{name}");
     (s.jsonpath(&b, "{.status.conditions[?(@.type==\"Ready\")].reason}"), s.jsonpath(&b, "{.status.conditions[?(@.type==\"Ready\")].message}"))
@@ -68,12 +96,9 @@ async fn reason(s: &Scenario, name: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_identity_never_reaches_a_vault_its_sharers_were_refused() {
-    let ns = TestNamespace::unpoliced("tenant-vaults").await;
     // A scope, as policies usually name vaults: before a vault is found, any name may be in it.
-    allow(&ns, &format!("  identityResourceGroups: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-identities]\n  vaults: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-vaults]\n"));
-    let tenant = Tenant::of(&ns);
-    let client = ns.client.clone();
-    let s = Scenario::start_in(ns, client, azure("          - {name: team-foreign}", &[], ""), |_| {}).await;
+    let policy = format!("  identityResourceGroups: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-identities]\n  vaults: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-vaults]\n");
+    let (s, tenant) = tenant_scenario("tenant-vaults", Some(&policy), Tenant::of, azure("          - {name: team-foreign}", &[], "")).await;
     s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
 
     tenant.apply(&class("allowed", &[("db-password", "secret", 0)]));
@@ -104,12 +129,8 @@ async fn a_shared_identity_never_reaches_a_vault_its_sharers_were_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn naming_an_existing_identity_is_adoption_and_needs_the_policy_to_allow_it() {
-    let ns = TestNamespace::unpoliced("tenant-adopt").await;
-    allow(&ns, &format!("  identityResourceGroups: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-identities]\n  vaults: [{VAULTS}/kvname]\n"));
-    let tenant = Tenant::of(&ns);
-    let client = ns.client.clone();
     let identities = "          - {name: aks-agentpool, principalId: 99999999-0000-0000-0000-000000000001}";
-    let s = Scenario::start_in(ns, client, azure(identities, &[], ""), |c| c.oidc_issuer = Some("https://oidc.example/issuer".into())).await;
+    let (s, tenant) = tenant_scenario("tenant-adopt", Some(&identities_and_kvname()), Tenant::of, azure(identities, &[], "")).await;
     s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
 
     tenant.apply("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: app\n");
@@ -131,18 +152,11 @@ async fn naming_an_existing_identity_is_adoption_and_needs_the_policy_to_allow_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_adopted_identity_another_kvbind_tagged_is_never_detached_stripped_or_deleted() {
-    let ns = TestNamespace::unpoliced("tenant-leftover").await;
-    let leftover = uami("rg-identities", "leftover");
-    allow(&ns, &format!("  identityResourceGroups: []\n  adoptableIdentities: [{leftover}]\n  vaults: [{VAULTS}/kvname]\n"));
-    let tenant = Tenant::of(&ns);
-    let client = ns.client.clone();
     let principal = "99999999-0000-0000-0000-000000000002";
     // Another cluster's kvbind made it, attached it to this pool and granted it more than get.
-    let identities = format!(
-        "          - {{name: leftover, principalId: {principal}, tags: {{kvbind.io-managed-by: another-installation, kvbind.io-bindings: other/app}}}}"
-    );
-    let existing = format!("{{tenantId: {TENANT}, objectId: {principal}, permissions: {{secrets: [get, list, set]}}}}");
-    let s = Scenario::start_in(ns, client, azure(&identities, std::slice::from_ref(&leftover), &existing), |_| {}).await;
+    let (leftover, world) = foreign_on_the_pool("leftover", principal, "tags: {kvbind.io-managed-by: another-installation, kvbind.io-bindings: other/app}");
+    let policy = format!("  identityResourceGroups: []\n  adoptableIdentities: [{leftover}]\n  vaults: [{VAULTS}/kvname]\n");
+    let (s, tenant) = tenant_scenario("tenant-leftover", Some(&policy), Tenant::of, world).await;
     s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
 
     tenant.apply(&class("app", &[("db-password", "secret", 0)]));
@@ -169,16 +183,10 @@ async fn an_adopted_identity_another_kvbind_tagged_is_never_detached_stripped_or
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_status_in_a_namespace_no_policy_selects_makes_kvbind_touch_nothing() {
-    let ns = TestNamespace::unpoliced("tenant-forged").await;
-    let tenant = Tenant::with_every_kvbind_resource(&ns);
-    let client = ns.client.clone();
-    let foreign = uami("rg-identities", "foreign");
     let principal = "99999999-0000-0000-0000-000000000003";
-    let identities = format!(
-        "          - name: foreign\n            principalId: {principal}\n            federatedCredentials: [{{name: github-main, issuer: \"https://token.actions.githubusercontent.com\", subject: \"repo:org/app:ref:refs/heads/main\"}}]"
-    );
-    let existing = format!("{{tenantId: {TENANT}, objectId: {principal}, permissions: {{secrets: [get, list, set]}}}}");
-    let s = Scenario::start_in(ns, client, azure(&identities, std::slice::from_ref(&foreign), &existing), |_| {}).await;
+    let github = "federatedCredentials: [{name: github-main, issuer: \"https://token.actions.githubusercontent.com\", subject: \"repo:org/app:ref:refs/heads/main\"}]";
+    let (foreign, world) = foreign_on_the_pool("foreign", principal, github);
+    let (s, tenant) = tenant_scenario("tenant-forged", None, Tenant::with_every_kvbind_resource, world).await;
     s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
     let before = s.sim.snapshot();
 
@@ -213,11 +221,8 @@ async fn a_forged_status_in_a_namespace_no_policy_selects_makes_kvbind_touch_not
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_bindings_that_want_one_class_differently_are_told_and_the_class_is_left_alone() {
-    let ns = TestNamespace::unpoliced("tenant-conflict").await;
-    allow(&ns, &format!("  identityResourceGroups: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-identities]\n  vaults: [{VAULTS}/kvname]\n"));
-    let tenant = Tenant::of(&ns);
-    let client = ns.client.clone();
-    let s = Scenario::start_in(ns, client, azure("          - {name: team-foreign}", &[], ""), |c| c.oidc_issuer = Some("https://oidc.example/issuer".into())).await;
+    let world = azure("          - {name: team-foreign}", &[], "");
+    let (s, tenant) = tenant_scenario("tenant-conflict", Some(&identities_and_kvname()), Tenant::of, world).await;
     s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
     tenant.apply("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: app\n");
     tenant.apply(&class("shared", &[("db-password", "secret", 0)]));
@@ -253,16 +258,8 @@ async fn two_bindings_that_want_one_class_differently_are_told_and_the_class_is_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_policy_is_held_per_scale_set_because_an_identity_reaches_every_pod_on_it() {
-    let ns = TestNamespace::unpoliced("tenant-pools").await;
-    allow(
-        &ns,
-        &format!(
-            "  identityResourceGroups: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-identities]\n  vaults: [{VAULTS}/kvname]\n  nodeSelectors:\n    - matchLabels: {{team: a}}\n"
-        ),
-    );
-    let tenant = Tenant::of(&ns);
-    let client = ns.client.clone();
-    let s = Scenario::start_in(ns, client, azure("          - {name: team-foreign}", &[], ""), |_| {}).await;
+    let policy = format!("{}  nodeSelectors:\n    - matchLabels: {{team: a}}\n", identities_and_kvname());
+    let (s, tenant) = tenant_scenario("tenant-pools", Some(&policy), Tenant::of, azure("          - {name: team-foreign}", &[], "")).await;
     // One scale set, running a node of team a and a node of nobody's.
     s.node("a-0", &Scenario::vmss_node("pool-vmss", 0), &[("team", "a")]).await;
     s.node("shared-1", &Scenario::vmss_node("pool-vmss", 1), &[]).await;
