@@ -23,8 +23,7 @@ const VAULT_SEGMENTS: usize = 8;
 /// or why none does.
 pub fn check(binding: &IdentityBinding, identity: &IdentityId, adopt: bool, needs: &Needs, ctx: &Context) -> Result<Vec<String>, BindingError> {
     let namespace = binding.namespace().unwrap_or_default();
-    let labels = ctx.namespaces.state().into_iter().find(|n| n.name_any() == namespace).map(|n| n.labels().clone()).unwrap_or_default();
-    let policies: Vec<Arc<BindingPolicy>> = ctx.policies.state().into_iter().filter(|p| matches(&p.spec.namespace_selector, Some(&labels))).collect();
+    let policies = selecting(&namespace, ctx);
     if policies.is_empty() {
         return Err(BindingError::NotAllowedByPolicy(format!("no BindingPolicy selects namespace {namespace}, and bindings are denied by default")));
     }
@@ -32,7 +31,7 @@ pub fn check(binding: &IdentityBinding, identity: &IdentityId, adopt: bool, need
     let mut refusals = Vec::new();
     let mut allowing = Vec::new();
     for policy in &policies {
-        match refusal(binding, identity, adopt, needs, elder.as_deref(), policy, ctx) {
+        match refusal(binding, identity, adopt, needs, elder.as_ref(), policy, ctx) {
             None => allowing.push(policy.name_any()),
             Some(why) => refusals.push(format!("BindingPolicy {}: {why}", policy.name_any())),
         }
@@ -90,7 +89,7 @@ fn refusal(
     identity: &IdentityId,
     adopt: bool,
     needs: &Needs,
-    elder: Option<&str>,
+    elder: Option<&Elder>,
     policy: &BindingPolicy,
     ctx: &Context,
 ) -> Option<String> {
@@ -143,10 +142,16 @@ fn refusal(
             ));
         }
     }
-    if let Some(elder) = elder
-        && !spec.allow_cross_namespace_sharing
-    {
-        return Some(format!("spec.identity is already used by binding {elder} in another namespace, and it does not allow cross-namespace sharing"));
+    if let Some(elder) = elder {
+        if !spec.allow_cross_namespace_sharing {
+            return Some(format!("spec.identity is already used by binding {} in another namespace, and it does not allow cross-namespace sharing", elder.key));
+        }
+        if !elder.consents {
+            return Some(format!(
+                "spec.identity is already used by binding {}, and no BindingPolicy of its namespace allows cross-namespace sharing: sharing needs both sides' consent",
+                elder.key
+            ));
+        }
     }
     None
 }
@@ -154,7 +159,11 @@ fn refusal(
 /// A scale set or VM the binding's nodes run on that also runs a node outside
 /// `selectors`, with that node's name. An identity is attached to a whole scale set, so
 /// the scale set, not the node, is what a node policy must allow.
-fn exposed_outside(binding: &IdentityBinding, selectors: &[kvbind_api::identity_binding::LabelSelector], ctx: &Context) -> Option<(kvbind_azure::ComputeId, String)> {
+fn exposed_outside(
+    binding: &IdentityBinding,
+    selectors: &[kvbind_api::identity_binding::LabelSelector],
+    ctx: &Context,
+) -> Option<(kvbind_azure::ComputeId, String)> {
     let targets = ctx.node_targets.of(&ctx.nodes, &binding.spec.nodes).ok()?;
     if targets.is_empty() {
         return None;
@@ -166,15 +175,34 @@ fn exposed_outside(binding: &IdentityBinding, selectors: &[kvbind_api::identity_
     })
 }
 
-/// The oldest other binding, in another namespace, that names the same identity and was
-/// there first: the identity is theirs, so a later claim is the one that needs allowing.
-fn elder_elsewhere(binding: &IdentityBinding, identity: &IdentityId, ctx: &Context) -> Option<String> {
+/// The policies that select `namespace`.
+fn selecting(namespace: &str, ctx: &Context) -> Vec<Arc<BindingPolicy>> {
+    let labels = ctx.namespaces.state().into_iter().find(|n| n.name_any() == namespace).map(|n| n.labels().clone()).unwrap_or_default();
+    ctx.policies.state().into_iter().filter(|p| matches(&p.spec.namespace_selector, Some(&labels))).collect()
+}
+
+/// The binding of another namespace that holds an identity first.
+struct Elder {
+    /// `namespace/name`.
+    key: String,
+    /// Whether a policy of its namespace allows cross-namespace sharing: the identity's
+    /// first user must agree to share it as much as the one joining.
+    consents: bool,
+}
+
+/// The oldest other binding, in another namespace that some policy selects, that names the
+/// same identity and was there first: the identity is theirs, so a later claim is the one
+/// that needs allowing. A namespace no policy selects cannot squat a name this way.
+fn elder_elsewhere(binding: &IdentityBinding, identity: &IdentityId, ctx: &Context) -> Option<Elder> {
     let namespace = binding.namespace();
     let age = |b: &IdentityBinding| (b.creation_timestamp().map(|t| t.0), b.namespace(), b.name_any());
     let mine = age(binding);
-    claiming_identity(binding, identity, ctx)
+    let elder = claiming_identity(binding, identity, ctx)
         .into_iter()
         .filter(|b| b.namespace() != namespace && age(b) < mine)
-        .min_by_key(|b| age(b))
-        .map(|b| format!("{}/{}", b.namespace().unwrap_or_default(), b.name_any()))
+        .filter(|b| !selecting(&b.namespace().unwrap_or_default(), ctx).is_empty())
+        .min_by_key(|b| age(b))?;
+    let elder_namespace = elder.namespace().unwrap_or_default();
+    let consents = selecting(&elder_namespace, ctx).iter().any(|p| p.spec.allow_cross_namespace_sharing);
+    Some(Elder { key: format!("{elder_namespace}/{}", elder.name_any()), consents })
 }

@@ -77,7 +77,9 @@ fn the_demo_ends_with_every_binding_ready_and_tells_what_it_did() {
     // The seed page's four steps, each beside what kvbind did and its ARM requests.
     let story = section(&stdout, "the seed page's manual steps");
     let text = story.join("\n");
-    for step in ["1. by hand: az identity create", "2. by hand: az vmss identity assign", "3. by hand: az keyvault set-policy", "4. by hand: copy the client ID"] {
+    for step in
+        ["1. by hand: az identity create", "2. by hand: az vmss identity assign", "3. by hand: az keyvault set-policy", "4. by hand: copy the client ID"]
+    {
         assert!(text.contains(step), "{step} missing:\n{text}");
     }
     assert!(text.contains(&format!("created kvname-reader in rg-identities, client ID {}", client_ids[0])), "{text}");

@@ -42,8 +42,9 @@ fn shell_blocks(heading: &str) -> Vec<String> {
 fn shell(block: &str, kubeconfig: &Path) -> Output {
     let plane = control_plane();
     let kvbind_dir = Path::new(env!("CARGO_BIN_EXE_kvbind")).parent().expect("bin dir").to_owned();
-    let path = std::env::join_paths([plane.bin_dir().to_owned(), kvbind_dir].into_iter().chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())))
-        .expect("PATH");
+    let path =
+        std::env::join_paths([plane.bin_dir().to_owned(), kvbind_dir].into_iter().chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())))
+            .expect("PATH");
     let helm_home = std::env::temp_dir().join(format!("kvbind-readme-helm-{}", std::process::id()));
     Command::new("bash")
         .args(["-euo", "pipefail", "-c", block])
@@ -90,7 +91,11 @@ impl ChartOperator {
         let admin = std::fs::read_to_string(&control_plane().kubeconfig).expect("kubeconfig");
         let kubeconfig = workdir.join("operator-kubeconfig");
         let token = String::from_utf8(token).expect("token").trim().to_owned();
-        let replaced: String = admin.lines().map(|l| if l.trim_start().starts_with("token:") { format!("    token: {token}") } else { l.to_owned() }).collect::<Vec<_>>().join("\n");
+        let replaced: String = admin
+            .lines()
+            .map(|l| if l.trim_start().starts_with("token:") { format!("    token: {token}") } else { l.to_owned() })
+            .collect::<Vec<_>>()
+            .join("\n");
         std::fs::write(&kubeconfig, replaced).expect("write kubeconfig");
 
         // What AKS's workload identity webhook injects: a projected token for Azure AD.
@@ -168,8 +173,18 @@ async fn the_quick_start_works_as_written_and_uninstalling_restores_azure() {
     assert!(status.contains("default/kvname-reader  Ready=True"), "kvbind status shows it Ready:\n{status}");
 
     // What the binding promised, in the class and in Azure.
-    let class = String::from_utf8(kubectl_ok(&["get", "secretproviderclass", "azure-kvname-user-msi", "-n", "default", "-o", "jsonpath={.spec.parameters.userAssignedIdentityID}"])).expect("UTF-8");
-    let client_id = String::from_utf8(kubectl_ok(&["get", "identitybinding", "kvname-reader", "-n", "default", "-o", "jsonpath={.status.identity.clientId}"])).expect("UTF-8");
+    let class = String::from_utf8(kubectl_ok(&[
+        "get",
+        "secretproviderclass",
+        "azure-kvname-user-msi",
+        "-n",
+        "default",
+        "-o",
+        "jsonpath={.spec.parameters.userAssignedIdentityID}",
+    ]))
+    .expect("UTF-8");
+    let client_id = String::from_utf8(kubectl_ok(&["get", "identitybinding", "kvname-reader", "-n", "default", "-o", "jsonpath={.status.identity.clientId}"]))
+        .expect("UTF-8");
     assert!(!client_id.is_empty() && class == client_id, "class carries {class:?}, binding shows {client_id:?}");
     assert_ne!(sim.snapshot(), before, "Azure changed");
 

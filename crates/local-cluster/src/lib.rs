@@ -206,7 +206,11 @@ impl ControlPlane {
         let start = Instant::now();
         while !self.kubectl().args(["get", "serviceaccount", "default", "-n", "default"]).output().is_ok_and(|o| o.status.success()) {
             if start.elapsed() > READY_DEADLINE {
-                return Err(ControlPlaneError::NotReady { server: "kube-controller-manager", waited: READY_DEADLINE, log: self.workdir.join("kube-controller-manager.log") });
+                return Err(ControlPlaneError::NotReady {
+                    server: "kube-controller-manager",
+                    waited: READY_DEADLINE,
+                    log: self.workdir.join("kube-controller-manager.log"),
+                });
             }
             std::thread::sleep(Duration::from_millis(200));
         }

@@ -65,7 +65,16 @@ async fn kstatus_reads_every_phase_of_a_binding_truthfully() {
     s.stop().await;
     let edit = control_plane()
         .kubectl()
-        .args(["--namespace", &namespace, "patch", "identitybinding", "app", "--type=merge", "-p", r#"{"spec":{"secretProviderClasses":{"names":["app","other"]}}}"#])
+        .args([
+            "--namespace",
+            &namespace,
+            "patch",
+            "identitybinding",
+            "app",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"secretProviderClasses":{"names":["app","other"]}}}"#,
+        ])
         .output()
         .expect("kubectl runs");
     assert!(edit.status.success(), "{}", String::from_utf8_lossy(&edit.stderr));
@@ -73,7 +82,8 @@ async fn kstatus_reads_every_phase_of_a_binding_truthfully() {
     assert_eq!(status, "InProgress", "spec edited, not yet observed: {message}");
 
     // Terminating (the finalizer holds it while the operator is down): in progress.
-    let delete = control_plane().kubectl().args(["--namespace", &namespace, "delete", "identitybinding", "app", "--wait=false"]).output().expect("kubectl runs");
+    let delete =
+        control_plane().kubectl().args(["--namespace", &namespace, "delete", "identitybinding", "app", "--wait=false"]).output().expect("kubectl runs");
     assert!(delete.status.success(), "{}", String::from_utf8_lossy(&delete.stderr));
     let (status, message) = kstatus(&namespace, "app");
     // kstatus names this phase itself; what matters is that it is not Current.

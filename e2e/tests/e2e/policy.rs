@@ -136,20 +136,41 @@ async fn policies_decide_which_bindings_converge_and_revoke_what_they_no_longer_
     let on_pool_a = kvbind_e2e::world::identities_on(&s.sim, "pool-a-vmss");
     assert!(!on_pool_a.iter().any(|k| k.contains("b-reader")), "b-app reached a pool its policy excludes");
 
-    // Sharing across namespaces, once a policy allows it.
+    // Sharing across namespaces, once both sides' policies allow it: the joiner's alone is
+    // not enough, the identity is the first namespace's.
     apply(&s.ns, &b_policy(true));
+    s.eventually("b-shared to be told a's namespace has not agreed", |_| ready_message(&b, "b-shared").contains("both sides' consent")).await;
+    apply(
+        &s.ns,
+        &policy(
+            &pa,
+            &s.ns.name,
+            &format!("  identityResourceGroups: [{rg}]\n  vaults: [{VAULT}]\n  modes: [VMManagedIdentity]\n  allowCrossNamespaceSharing: true\n"),
+        ),
+    );
     wait_for(&b, "b-shared", "condition=Ready").await;
 
     // Narrowing a-policy revokes: Delete removes what kvbind made, Retain keeps it, and a
     // shared identity keeps what its other binding still needs.
-    apply(&s.ns, &labelled(&binding("a-solo", "a-solo-reader", &["app"], ""), &run));
-    apply(&s.ns, &labelled(&binding("a-kept", "a-kept-reader", &["app"], "  deletionPolicy: Retain\n"), &run));
+    // Each with a class of its own: a class carries one identity.
+    apply(&s.ns, &class("solo", &[("db-password", "secret", 0)]));
+    apply(&s.ns, &class("kept", &[("db-password", "secret", 0)]));
+    apply(&s.ns, &labelled(&binding("a-solo", "a-solo-reader", &["solo"], ""), &run));
+    apply(&s.ns, &labelled(&binding("a-kept", "a-kept-reader", &["kept"], "  deletionPolicy: Retain\n"), &run));
     for name in ["a-solo", "a-kept"] {
         wait_for(&s.ns, name, "condition=Ready").await;
     }
     let principal = |name: &str| s.jsonpath(&format!("identitybinding/{name}"), "{.status.identity.principalId}");
     let (solo, kept, shared) = (principal("a-solo"), principal("a-kept"), principal("a-app"));
-    apply(&s.ns, &policy(&pa, &s.ns.name, &format!("  identityResourceGroups: [{rg}]\n  vaults: [{VAULT}]\n  modes: [WorkloadIdentity]\n")));
+    // Still agreeing to share, so b-shared keeps its part.
+    apply(
+        &s.ns,
+        &policy(
+            &pa,
+            &s.ns.name,
+            &format!("  identityResourceGroups: [{rg}]\n  vaults: [{VAULT}]\n  modes: [WorkloadIdentity]\n  allowCrossNamespaceSharing: true\n"),
+        ),
+    );
     for name in ["a-app", "a-solo", "a-kept"] {
         wait_for(&s.ns, name, REFUSED).await;
     }

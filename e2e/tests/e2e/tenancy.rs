@@ -97,7 +97,9 @@ async fn reason(s: &Scenario, name: &str) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_identity_never_reaches_a_vault_its_sharers_were_refused() {
     // A scope, as policies usually name vaults: before a vault is found, any name may be in it.
-    let policy = format!("  identityResourceGroups: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-identities]\n  vaults: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-vaults]\n");
+    let policy = format!(
+        "  identityResourceGroups: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-identities]\n  vaults: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-vaults]\n"
+    );
     let (s, tenant) = tenant_scenario("tenant-vaults", Some(&policy), Tenant::of, azure("          - {name: team-foreign}", &[], "")).await;
     s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
 
@@ -171,7 +173,9 @@ async fn an_adopted_identity_another_kvbind_tagged_is_never_detached_stripped_or
     let writes = writes(&s.sim);
     let harmful: Vec<LoggedRequest> = writes
         .iter()
-        .filter(|r| r.operation == "UserAssignedIdentities_Delete" || r.operation == "VirtualMachineScaleSets_Update" || r.path.contains("accessPolicies/remove"))
+        .filter(|r| {
+            r.operation == "UserAssignedIdentities_Delete" || r.operation == "VirtualMachineScaleSets_Update" || r.path.contains("accessPolicies/remove")
+        })
         .cloned()
         .collect();
     assert!(harmful.is_empty(), "kvbind undid what it did not do:\n{}", describe(&harmful));
@@ -184,20 +188,24 @@ async fn an_adopted_identity_another_kvbind_tagged_is_never_detached_stripped_or
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_status_in_a_namespace_no_policy_selects_makes_kvbind_touch_nothing() {
     let principal = "99999999-0000-0000-0000-000000000003";
-    let github = "federatedCredentials: [{name: github-main, issuer: \"https://token.actions.githubusercontent.com\", subject: \"repo:org/app:ref:refs/heads/main\"}]";
+    let github =
+        "federatedCredentials: [{name: github-main, issuer: \"https://token.actions.githubusercontent.com\", subject: \"repo:org/app:ref:refs/heads/main\"}]";
     let (foreign, world) = foreign_on_the_pool("foreign", principal, github);
     let (s, tenant) = tenant_scenario("tenant-forged", None, Tenant::with_every_kvbind_resource, world).await;
     s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
     let before = s.sim.snapshot();
 
     tenant.apply(&class("app", &[("db-password", "secret", 0)]));
-    let spec = format!("apiVersion: kvbind.io/v1alpha1\nkind: IdentityBinding\nmetadata:\n  name: app\nspec:\n  identity:\n    resourceId: {foreign}\n  secretProviderClasses:\n    names: [app]\n");
+    let spec = format!(
+        "apiVersion: kvbind.io/v1alpha1\nkind: IdentityBinding\nmetadata:\n  name: app\nspec:\n  identity:\n    resourceId: {foreign}\n  secretProviderClasses:\n    names: [app]\n"
+    );
     tenant.apply(&spec);
     s.wait_condition("app", "Stalled").await;
     assert_eq!(reason(&s, "app").await.0, "NotAllowedByPolicy");
 
     // The tenant writes what it would like kvbind to believe it did.
-    let pool = Scenario::vmss_node("pool-vmss", 0).trim_start_matches("azure://").rsplit_once("/virtualMachines/").map(|(p, _)| p.to_owned()).expect("a pool ID");
+    let pool =
+        Scenario::vmss_node("pool-vmss", 0).trim_start_matches("azure://").rsplit_once("/virtualMachines/").map(|(p, _)| p.to_owned()).expect("a pool ID");
     let forged = serde_json::json!({"status": {
         "identity": {"name": "foreign", "resourceId": foreign, "principalId": principal, "createdByKvbind": true},
         "attachments": [{"resourceId": pool, "origin": "Attached"}],
@@ -272,5 +280,37 @@ async fn a_node_policy_is_held_per_scale_set_because_an_identity_reaches_every_p
     assert!(message.contains("pool-vmss") && message.contains("shared-1"), "the refusal names the scale set and the node: {message}");
     let writes = writes(&s.sim);
     assert!(writes.is_empty(), "{}", describe(&writes));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_no_policy_selects_cannot_squat_an_identity_name() {
+    // One operator for two namespaces, picking this test's bindings by a label.
+    let owner = TestNamespace::unpoliced("tenant-owner").await;
+    let run = owner.name.clone();
+    let client = owner.client.clone();
+    let world = azure("          - {name: team-foreign}", &[], "");
+    let s = Scenario::start_in(owner, client, world, |config| {
+        config.namespace = None;
+        config.binding_selector = Some(format!("kvbind.io/run={run}"));
+    })
+    .await;
+    allow(&s.ns, &identities_and_kvname());
+    let squatter = TestNamespace::unpoliced("tenant-squat").await;
+    let (owner_tenant, squatter_tenant) = (Tenant::of(&s.ns), Tenant::of(&squatter));
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    let labelled = |yaml: String| yaml.replacen("metadata:\n  name:", &format!("metadata:\n  labels: {{kvbind.io/run: {run}}}\n  name:"), 1);
+
+    // The squatter claims the name first, from a namespace no policy selects.
+    squatter_tenant.apply(&class("app", &[("db-password", "secret", 0)]));
+    squatter_tenant.apply(&labelled(binding("app", "payments-reader", &["app"], "")));
+    let out = squatter.kubectl_off_runtime(&["wait", "--for=condition=Stalled", "identitybinding/app", "--timeout=60s"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The namespace a policy allows gets it all the same.
+    owner_tenant.apply(&class("app", &[("db-password", "secret", 0)]));
+    owner_tenant.apply(&labelled(binding("app", "payments-reader", &["app"], "")));
+    s.wait_condition("app", "Ready").await;
+    assert_eq!(s.jsonpath("identitybinding/app", "{.status.identity.createdByKvbind}"), "true");
     s.stop().await;
 }

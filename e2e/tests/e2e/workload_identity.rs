@@ -24,7 +24,8 @@ async fn workload_identity_federates_one_service_account_and_cleans_up() {
 
     let client_id = s.jsonpath("identitybinding/app", "{.status.identity.clientId}");
     let principal = s.jsonpath("identitybinding/app", "{.status.identity.principalId}");
-    let credential_name = format!("kvbind-{}-app", s.ns.name);
+    let credential_name = s.jsonpath("identitybinding/app", "{.status.workloadIdentity.federatedCredential}");
+    assert!(credential_name.starts_with(&format!("kvbind-{}-app-", s.ns.name)), "readable, then this cluster's digest: {credential_name}");
     let snapshot = s.sim.snapshot();
     let identity = snapshot["identities"].as_object().and_then(|m| m.values().find(|i| i["name"] == "app-reader").cloned()).expect("identity");
     let credential = &identity["federatedCredentials"][credential_name.as_str()];

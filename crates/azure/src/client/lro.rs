@@ -59,7 +59,11 @@ pub async fn follow(
     operation: &'static str,
     resource: &str,
 ) -> Result<(), AzureError> {
-    let header = |name: &'static str| first.headers.get_optional_str(&HeaderName::from_static(name)).and_then(|v| Url::parse(v).ok());
+    // Polls carry the bearer token, so only URLs on the ARM endpoint's own origin are
+    // followed; any other makes kvbind poll the resource itself instead.
+    let header = |name: &'static str| {
+        first.headers.get_optional_str(&HeaderName::from_static(name)).and_then(|v| Url::parse(v).ok()).filter(|url| same_origin(url, &resource_url))
+    };
     let (poll_url, mode) = if let Some(url) = header("azure-asyncoperation") {
         (url, Mode::AsyncOperation)
     } else if let Some(url) = header("location") {
@@ -112,6 +116,13 @@ pub async fn follow(
     }
 }
 
+/// Whether `url` is on the same scheme, host and port as `endpoint`.
+fn same_origin(url: &Url, endpoint: &Url) -> bool {
+    url.scheme() == endpoint.scheme()
+        && url.host_str().map(str::to_ascii_lowercase) == endpoint.host_str().map(str::to_ascii_lowercase)
+        && url.port_or_known_default() == endpoint.port_or_known_default()
+}
+
 #[derive(Clone, Copy)]
 enum Mode {
     AsyncOperation,
@@ -134,5 +145,26 @@ fn failed(body: &Value, operation: &'static str, resource: &str) -> AzureError {
         AzureError::Invalid { operation, resource: resource.to_owned(), code, message }
     } else {
         AzureError::Transient { operation, resource: resource.to_owned(), message: format!("{code}: {message}") }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_urls_on_the_arm_endpoints_origin_are_polled_with_the_token() {
+        let arm =
+            Url::parse("https://management.azure.com/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachineScaleSets/v").expect("url");
+        for (poll, followed) in [
+            ("https://management.azure.com/subscriptions/s/providers/Microsoft.Compute/locations/eastus/operations/1", true),
+            ("https://MANAGEMENT.azure.com:443/operations/1", true),
+            ("https://attacker.example/operations/1", false),
+            ("http://management.azure.com/operations/1", false),
+            ("https://management.azure.com:8443/operations/1", false),
+            ("https://management.azure.com.attacker.example/operations/1", false),
+        ] {
+            assert_eq!(same_origin(&Url::parse(poll).expect("url"), &arm), followed, "{poll}");
+        }
     }
 }

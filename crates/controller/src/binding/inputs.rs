@@ -98,11 +98,6 @@ pub fn classes_of(binding: &IdentityBinding, ctx: &Context) -> Result<(Vec<Class
         matched.sort_by_key(|c| c.name_any());
         found.extend(matched);
     }
-    for class in &found {
-        if let Some(other) = conflicting_binding(binding, class, ctx) {
-            return Err(BindingError::ClassConflict { class: class.name_any(), other });
-        }
-    }
     let classes = found.iter().map(|c| class_input(c, &ctx.config.cloud)).collect::<Result<Vec<_>, _>>()?;
     Ok((classes, missing))
 }
@@ -113,18 +108,29 @@ pub fn selects_class(binding: &IdentityBinding, name: &str, labels: &BTreeMap<St
     s.names.as_ref().is_some_and(|n| n.iter().any(|n| n == name)) || s.selector.as_ref().is_some_and(|sel| matches(sel, Some(labels)))
 }
 
-/// Another live binding of the namespace that serves `class` with another identity or
-/// mode, as `namespace/name`: the two would write the class in turn for ever.
-fn conflicting_binding(binding: &IdentityBinding, class: &SecretProviderClass, ctx: &Context) -> Option<String> {
-    let name = class.name_any();
+/// Fails when another live binding of the namespace, one a policy allows, serves one of
+/// `classes` with another identity or mode: the two would write the class in turn for
+/// ever. Bindings no policy allows write no class, so they conflict with nobody.
+pub fn check_class_conflicts(binding: &IdentityBinding, classes: &[ClassInput], ctx: &Context) -> Result<(), BindingError> {
     let mine = identity_of(&binding.spec.identity, &ctx.config).ok().map(|(id, _)| id);
-    ctx.bindings
-        .state()
-        .into_iter()
-        .filter(|b| b.metadata.namespace == binding.metadata.namespace && b.metadata.name != binding.metadata.name)
-        .filter(|b| b.metadata.deletion_timestamp.is_none() && selects_class(b, &name, class.labels()))
-        .find(|b| b.spec.mode != binding.spec.mode || identity_of(&b.spec.identity, &ctx.config).ok().map(|(id, _)| id) != mine)
-        .map(|b| format!("{}/{}", b.namespace().unwrap_or_default(), b.name_any()))
+    let namespace = binding.namespace().unwrap_or_default();
+    for class in classes {
+        let Some(cached) = ctx.classes.get(&ObjectRef::new(&class.name).within(&namespace)) else {
+            continue;
+        };
+        let other = ctx
+            .bindings
+            .state()
+            .into_iter()
+            .filter(|b| b.metadata.namespace == binding.metadata.namespace && b.metadata.name != binding.metadata.name)
+            .filter(|b| b.metadata.deletion_timestamp.is_none() && selects_class(b, &class.name, cached.labels()))
+            .filter(|b| b.spec.mode != binding.spec.mode || identity_of(&b.spec.identity, &ctx.config).ok().map(|(id, _)| id) != mine)
+            .find(|b| crate::policy::admits(b, ctx));
+        if let Some(other) = other {
+            return Err(BindingError::ClassConflict { class: class.name.clone(), other: format!("{namespace}/{}", other.name_any()) });
+        }
+    }
+    Ok(())
 }
 
 fn class_input(class: &SecretProviderClass, cloud: &Cloud) -> Result<ClassInput, BindingError> {

@@ -202,7 +202,10 @@ fn tell_the_other(ctx: &Context, other: &str) {
     let Some((namespace, name)) = other.split_once('/') else { return };
     let reference = ObjectRef::<IdentityBinding>::new(name).within(namespace);
     let knows = ctx.bindings.get(&reference).is_some_and(|b| {
-        b.status.as_ref().and_then(|s| kvbind_api::condition::find(&s.conditions, kvbind_api::condition::READY)).is_some_and(|c| c.reason == "SecretProviderClassConflict")
+        b.status
+            .as_ref()
+            .and_then(|s| kvbind_api::condition::find(&s.conditions, kvbind_api::condition::READY))
+            .is_some_and(|c| c.reason == "SecretProviderClassConflict")
     });
     if !knows {
         ctx.handoffs.wake(reference);
@@ -298,6 +301,7 @@ async fn converge(
         Ok(allowing) => allowing,
         Err(denial) => return Err(refuse(binding, ctx, progress, changes, denial).await),
     };
+    inputs::check_class_conflicts(binding, &needs.classes, ctx)?;
     let demand = demand(binding, &identity_id, Some(needs), ctx);
     let explicit = binding.spec.key_vault.as_ref().map(|k| k.resource_id.as_str());
     let mut demand = demand;

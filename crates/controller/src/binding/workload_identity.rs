@@ -18,16 +18,17 @@ use crate::error::{BindingError, Step};
 /// The annotation the workload identity webhook reads.
 pub const CLIENT_ID_ANNOTATION: &str = "azure.workload.identity/client-id";
 
-/// The credential's name for a ServiceAccount: readable when it fits ARM's 120 characters,
-/// else shortened with a hash that keeps it unique.
-pub fn credential_name(namespace: &str, service_account: &str) -> String {
+/// The credential's name for a ServiceAccount of `namespace` in this `installation`:
+/// readable as far as ARM's 120 characters allow, and ending in a digest of all three, so
+/// that `team`/`a-app` and `team-a`/`app` differ, and two clusters' kvbind never share (and
+/// overwrite the issuer of) one credential.
+pub fn credential_name(installation: &str, namespace: &str, service_account: &str) -> String {
+    let digest = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{installation}/{namespace}/{service_account}").as_bytes()).simple().to_string();
+    let digest = &digest[..12];
     let readable: String =
         format!("kvbind-{namespace}-{service_account}").chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '-' }).collect();
-    if readable.len() <= 120 {
-        return readable;
-    }
-    let digest = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{namespace}/{service_account}").as_bytes()).simple().to_string();
-    format!("{}-{digest}", &readable[..120 - digest.len() - 1])
+    let room = 120 - digest.len() - 1;
+    format!("{}-{digest}", &readable[..readable.len().min(room)])
 }
 
 /// The subject Kubernetes puts into a ServiceAccount's tokens.
@@ -62,7 +63,7 @@ pub async fn federate(
     }
 
     let wanted = FederatedCredential {
-        name: credential_name(namespace, service_account),
+        name: credential_name(&ctx.config.installation, namespace, service_account),
         issuer: issuer.clone(),
         subject: subject(namespace, service_account),
         audiences: vec![TOKEN_EXCHANGE_AUDIENCE.to_owned()],
@@ -94,15 +95,9 @@ pub async fn federate(
 /// credential kvbind names for that pair (never one a status names: the tenant writes
 /// status, and could name any credential of the identity) and kvbind's annotation on the
 /// ServiceAccount.
-pub async fn unfederate(
-    ctx: &Context,
-    namespace: &str,
-    identity: &IdentityId,
-    service_account: &str,
-    changes: &mut Vec<Change>,
-) -> Result<(), BindingError> {
+pub async fn unfederate(ctx: &Context, namespace: &str, identity: &IdentityId, service_account: &str, changes: &mut Vec<Change>) -> Result<(), BindingError> {
     ctx.arm
-        .delete_federated_credential(identity, &credential_name(namespace, service_account))
+        .delete_federated_credential(identity, &credential_name(&ctx.config.installation, namespace, service_account))
         .await
         .map_err(BindingError::azure(Step::Nodes, "deleting the federated credential"))?;
     changes.push(("FederatedCredentialDeleted", format!("removed the federation of identity {} with ServiceAccount {service_account}", identity.name)));
@@ -128,10 +123,12 @@ mod tests {
 
     #[test]
     fn credential_names_fit_arm_and_stay_unique() {
-        assert_eq!(credential_name("team-a", "app"), "kvbind-team-a-app");
-        assert_eq!(credential_name("team-a", "app.reader"), "kvbind-team-a-app-reader");
+        let name = credential_name("cluster-1", "team-a", "app.reader");
+        assert!(name.starts_with("kvbind-team-a-app-reader-") && name.len() == "kvbind-team-a-app-reader-".len() + 12, "{name}");
+        assert_ne!(credential_name("cluster-1", "team", "a-app"), credential_name("cluster-1", "team-a", "app"), "the split between the two parts counts");
+        assert_ne!(credential_name("cluster-1", "team-a", "app"), credential_name("cluster-2", "team-a", "app"), "each cluster has its own");
         let long_sa = "s".repeat(200);
-        let (one, two) = (credential_name("team-a", &long_sa), credential_name("team-b", &long_sa));
+        let (one, two) = (credential_name("c", "team-a", &long_sa), credential_name("c", "team-b", &long_sa));
         assert!(one.len() <= 120 && two.len() <= 120, "{one}");
         assert_ne!(one, two);
         assert!(one.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));

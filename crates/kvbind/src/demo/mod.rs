@@ -128,7 +128,8 @@ pub async fn demo(root: &Path) -> anyhow::Result<()> {
     step("kvbind status");
     let kubeconfig = Kubeconfig::read_from(&plane.kubeconfig)?;
     let client = kube::Client::try_from(kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?)?;
-    let bindings = kube::Api::<kvbind_api::IdentityBinding>::namespaced(client, "default").list(&Default::default()).await.context("listing the IdentityBindings")?.items;
+    let bindings =
+        kube::Api::<kvbind_api::IdentityBinding>::namespaced(client, "default").list(&Default::default()).await.context("listing the IdentityBindings")?.items;
     for binding in &bindings {
         println!("{}", crate::status::render(binding));
     }

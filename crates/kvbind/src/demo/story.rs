@@ -26,13 +26,7 @@ const STEPS: [ManualStep; 4] = [
     },
     ManualStep {
         command: "az vmss identity assign -g MC_RG -n POOL --identities ID  (az vm identity assign for VMs)",
-        operations: &[
-            "VirtualMachineScaleSets_Get",
-            "VirtualMachineScaleSets_Update",
-            "VirtualMachines_Get",
-            "VirtualMachines_Update",
-            "Operations_Get",
-        ],
+        operations: &["VirtualMachineScaleSets_Get", "VirtualMachineScaleSets_Update", "VirtualMachines_Get", "VirtualMachines_Update", "Operations_Get"],
         did: attachments,
     },
     ManualStep {
@@ -157,7 +151,11 @@ mod tests {
             "grants": [{"vaultId": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kvname", "model": "AccessPolicy", "secrets": ["get"], "keys": ["get"]}],
             "secretProviderClasses": [{"name": "azure-kvname-user-msi", "updated": true}],
         }));
-        let counters = BTreeMap::from([("UserAssignedIdentities_CreateOrUpdate".to_owned(), 1), ("VirtualMachineScaleSets_Update".to_owned(), 2), ("Vaults_UpdateAccessPolicy".to_owned(), 1)]);
+        let counters = BTreeMap::from([
+            ("UserAssignedIdentities_CreateOrUpdate".to_owned(), 1),
+            ("VirtualMachineScaleSets_Update".to_owned(), 2),
+            ("Vaults_UpdateAccessPolicy".to_owned(), 1),
+        ]);
         let story = render(&[b], &counters, 7, 4);
         assert!(story.contains("1. by hand: az identity create -g RG -n NAME\n"), "{story}");
         assert!(story.contains("kvname-reader:   created kvname-reader in rg-identities, client ID cid-1"), "{story}");
