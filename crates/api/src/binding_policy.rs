@@ -35,23 +35,25 @@ pub struct BindingPolicySpec {
 
     /// Key Vaults the bindings may be granted read access on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64), inner(regex(pattern = r"^(\*|(/[^/\s]+)+)$")))]
+    #[schemars(length(max = 64), inner(length(max = 512), regex(pattern = r"^(\*|(/[^/\s]+)+)$")))]
     pub vaults: Vec<String>,
 
     /// Resource groups kvbind may create identities in for the bindings
     /// (`/subscriptions/S/resourceGroups/RG`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64), inner(regex(pattern = r"^(\*|(/[^/\s]+)+)$")))]
+    #[schemars(length(max = 64), inner(length(max = 512), regex(pattern = r"^(\*|(/[^/\s]+)+)$")))]
     pub identity_resource_groups: Vec<String>,
 
     /// Existing identities the bindings may adopt by `spec.identity.resourceId`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64), inner(regex(pattern = r"^(\*|(/[^/\s]+)+)$")))]
+    #[schemars(length(max = 64), inner(length(max = 512), regex(pattern = r"^(\*|(/[^/\s]+)+)$")))]
     pub adoptable_identities: Vec<String>,
 
-    /// The nodes the bindings may reach in mode `VMManagedIdentity`: every node a binding
-    /// selects must match one of these selectors. Absent allows every node.
+    /// The nodes the bindings may reach in mode `VMManagedIdentity`: every node of every VM
+    /// scale set or VM a binding reaches must match one of these selectors (an identity on
+    /// a scale set is open to every pod on it). Absent allows every node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
     pub node_selectors: Option<Vec<LabelSelector>>,
 
     /// The identity modes the bindings may use.

@@ -105,17 +105,22 @@ pub struct IdentitySpec {
     /// Azure region of the identity named by `name`. Defaults to the operator's
     /// configured location.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[a-z0-9]+$"))]
+    #[schemars(length(max = 64), regex(pattern = r"^[a-z0-9]+$"))]
     pub location: Option<String>,
 
-    /// Extra tags for the identity named by `name`. kvbind adds its own `kvbind.io-*` tags.
+    /// Extra tags for the identity named by `name`, at most 16 (Azure allows 50 a
+    /// resource). kvbind adds its own `kvbind.io-*` tags.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 16, "additionalProperties" = {"type": "string", "maxLength": 256}))]
     pub tags: Option<BTreeMap<String, String>>,
 
     /// Full ARM resource ID of an existing user-assigned identity to adopt. kvbind never
     /// deletes an adopted identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+$"))]
+    #[schemars(
+        length(max = 512),
+        regex(pattern = r"(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+$")
+    )]
     pub resource_id: Option<String>,
 }
 
@@ -124,9 +129,9 @@ pub struct IdentitySpec {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.names) != has(self.selector)").message("set exactly one of secretProviderClasses.names and secretProviderClasses.selector"))]
 pub struct SecretProviderClassSelector {
-    /// Names of SecretProviderClasses in the binding's namespace.
+    /// Names of SecretProviderClasses in the binding's namespace, at most 64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 64), inner(length(min = 1, max = 253)))]
     pub names: Option<Vec<String>>,
 
     /// A label selector over the SecretProviderClasses in the binding's namespace.
@@ -138,12 +143,14 @@ pub struct SecretProviderClassSelector {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct LabelSelector {
-    /// Labels that must all be present with these values.
+    /// Labels that must all be present with these values, at most 32.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32, "additionalProperties" = {"type": "string", "maxLength": 63}))]
     pub match_labels: BTreeMap<String, String>,
 
-    /// Requirements that must all hold.
+    /// Requirements that must all hold, at most 16.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     pub match_expressions: Vec<LabelSelectorRequirement>,
 }
 
@@ -168,8 +175,9 @@ pub struct LabelSelectorRequirement {
     pub key: String,
     /// How the label's value relates to `values`.
     pub operator: LabelSelectorOperator,
-    /// The values for `In` and `NotIn`; empty for `Exists` and `DoesNotExist`.
+    /// The values for `In` and `NotIn`, at most 64; empty for `Exists` and `DoesNotExist`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 63)))]
     pub values: Vec<String>,
 }
 
@@ -192,7 +200,7 @@ pub enum LabelSelectorOperator {
 pub struct KeyVaultRef {
     /// Full ARM resource ID of the vault
     /// (`/subscriptions/…/resourceGroups/…/providers/Microsoft.KeyVault/vaults/NAME`).
-    #[schemars(regex(pattern = r"(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.KeyVault/vaults/[a-zA-Z0-9-]{3,24}$"))]
+    #[schemars(length(max = 512), regex(pattern = r"(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.KeyVault/vaults/[a-zA-Z0-9-]{3,24}$"))]
     pub resource_id: String,
 }
 

@@ -74,6 +74,20 @@ pub mod keys {
     pub const TENANT_ID_LEGACY: &str = "tenantId";
     /// The objects to mount.
     pub const OBJECTS: &str = "objects";
+
+    /// Every key above.
+    pub const ALL: [&str; 10] = [
+        USE_POD_IDENTITY,
+        USE_VM_MANAGED_IDENTITY,
+        USE_AZURE_TOKEN_PROXY,
+        USER_ASSIGNED_IDENTITY_ID,
+        CLIENT_ID,
+        KEYVAULT_NAME,
+        CLOUD_NAME,
+        TENANT_ID,
+        TENANT_ID_LEGACY,
+        OBJECTS,
+    ];
 }
 
 /// The typed view of the parameters the Azure provider reads.

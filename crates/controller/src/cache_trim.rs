@@ -43,9 +43,28 @@ pub fn strip_binding(binding: &mut IdentityBinding) {
     }
 }
 
-/// Drops from a SecretProviderClass `kubectl apply`'s copy and its managed fields, noting
-/// first which parameters kvbind owns (see [`kvbind_owns_parameter`]).
+/// The longest `objects` parameter a cached class keeps. A tenant may write classes of up
+/// to the API server's object limit (about 1.5 MB) in any number; kvbind caches every class
+/// it may serve, so a longer list is kept only as its length, and the binding is refused
+/// naming the limit ([`objects_too_long`]).
+pub const MAX_OBJECTS_BYTES: usize = 128 * 1024;
+
+/// Where a cached class keeps the length of an `objects` parameter too long to keep.
+const OBJECTS_TOO_LONG: &str = "kvbind.io/cached-objects-bytes";
+
+/// Drops from a SecretProviderClass what kvbind never reads: `kubectl apply`'s copy, its
+/// managed fields (noting first which parameters kvbind owns, see
+/// [`kvbind_owns_parameter`]), `secretObjects`, and every parameter that is not, whatever
+/// its case, one the Azure provider reads; and an `objects` parameter past
+/// [`MAX_OBJECTS_BYTES`].
 pub fn strip_class(class: &mut SecretProviderClass) {
+    let spec = &mut class.spec.0;
+    spec.secret_objects = None;
+    spec.parameters.retain(|key, _| kvbind_api::secret_provider_class::keys::ALL.iter().any(|known| known.eq_ignore_ascii_case(key)));
+    let too_long = spec.parameters.get(kvbind_api::secret_provider_class::keys::OBJECTS).map(String::len).filter(|n| *n > MAX_OBJECTS_BYTES);
+    if too_long.is_some() {
+        spec.parameters.remove(kvbind_api::secret_provider_class::keys::OBJECTS);
+    }
     let owned: BTreeSet<&str> = class
         .managed_fields()
         .iter()
@@ -59,10 +78,21 @@ pub fn strip_class(class: &mut SecretProviderClass) {
     if let Some(map) = annotations.as_mut() {
         map.remove(KVBIND_OWNED_PARAMETERS);
     }
+    if let Some(map) = annotations.as_mut() {
+        map.remove(OBJECTS_TOO_LONG);
+    }
     if !owned.is_empty() {
         annotations.get_or_insert_default().insert(KVBIND_OWNED_PARAMETERS.to_owned(), owned);
     }
+    if let Some(bytes) = too_long {
+        annotations.get_or_insert_default().insert(OBJECTS_TOO_LONG.to_owned(), bytes.to_string());
+    }
     drop_last_applied(annotations);
+}
+
+/// The length of a cached class's `objects` parameter when it was too long to keep.
+pub fn objects_too_long(class: &SecretProviderClass) -> Option<usize> {
+    class.annotations().get(OBJECTS_TOO_LONG).and_then(|n| n.parse().ok())
 }
 
 /// True when kvbind's field manager owns `spec.parameters.<parameter>` of a cached class.
@@ -129,6 +159,39 @@ mod tests {
         strip_class(&mut class);
         assert!(!kvbind_owns_parameter(&class, "clientID"));
         assert!(class.metadata.annotations.is_none(), "an emptied annotation map is dropped");
+    }
+
+    #[test]
+    fn a_cached_class_keeps_only_the_parameters_the_provider_reads() {
+        let mut class = class(json!({}));
+        class.spec.0.parameters = [("keyvaultName", "kv"), ("userAssignedIdentityId", "near miss"), ("filler", "x"), ("objects", "array: []")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        class.spec.0.secret_objects = Some(json!([{"secretName": "s"}]));
+        strip_class(&mut class);
+        let kept: Vec<&str> = class.spec.0.parameters.keys().map(String::as_str).collect();
+        assert_eq!(kept, ["keyvaultName", "objects", "userAssignedIdentityId"], "near misses stay, for the lint");
+        assert!(class.spec.0.secret_objects.is_none());
+        assert_eq!(objects_too_long(&class), None);
+    }
+
+    #[test]
+    fn an_objects_parameter_past_the_limit_is_kept_only_as_its_length() {
+        let mut class = class(json!({OBJECTS_TOO_LONG: "1"}));
+        assert_eq!(
+            objects_too_long(&{
+                let mut c = class.clone();
+                strip_class(&mut c);
+                c
+            }),
+            None,
+            "the API server's value of the annotation is dropped"
+        );
+        class.spec.0.parameters.insert("objects".into(), "x".repeat(MAX_OBJECTS_BYTES + 1));
+        strip_class(&mut class);
+        assert!(!class.spec.0.parameters.contains_key("objects"));
+        assert_eq!(objects_too_long(&class), Some(MAX_OBJECTS_BYTES + 1));
     }
 
     #[test]

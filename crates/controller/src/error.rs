@@ -109,6 +109,16 @@ pub enum BindingError {
         /// The identity it names.
         found: String,
     },
+    /// A SecretProviderClass's `objects` parameter is longer than kvbind reads.
+    #[error("SecretProviderClass {name}: spec.parameters.objects is {bytes} bytes, more than the {limit} kvbind reads; split the objects across classes")]
+    ObjectsTooLong {
+        /// The class.
+        name: String,
+        /// Its length.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// Another binding serves the same SecretProviderClass with another identity or mode:
     /// a class carries one identity, and writing each in turn would never settle.
     #[error(
@@ -204,6 +214,7 @@ impl BindingError {
             | BindingError::InvalidClass { .. }
             | BindingError::IdentityConflict { .. }
             | BindingError::ClassConflict { .. }
+            | BindingError::ObjectsTooLong { .. }
             | BindingError::CloudMismatch { .. }
             | BindingError::Kube { .. } => Step::Classes,
             BindingError::Azure { step, .. } => *step,
@@ -225,6 +236,7 @@ impl BindingError {
             BindingError::InvalidClass { .. } => "InvalidParameters",
             BindingError::IdentityConflict { .. } => "IdentityConflict",
             BindingError::ClassConflict { .. } => "SecretProviderClassConflict",
+            BindingError::ObjectsTooLong { .. } => "ObjectsTooLong",
             BindingError::CloudMismatch { .. } => "CloudMismatch",
             BindingError::VaultNotFound { .. } => "VaultNotFound",
             BindingError::TenantMismatch { .. } => "TenantMismatch",

@@ -38,6 +38,7 @@ use kvbind_api::secret_provider_class::SecretProviderClass;
 use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_azure::Arm;
 
+pub use cache_trim::MAX_OBJECTS_BYTES;
 pub use config::ControllerConfig;
 pub use context::Context;
 pub use metrics::{Health, Metrics};

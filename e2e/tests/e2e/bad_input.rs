@@ -21,6 +21,12 @@ async fn each_bad_input_names_its_field_and_changes_nothing_in_azure() {
         ("bad-yaml", spc("bad-yaml", &format!("    keyvaultName: kvname\n{tenant}    objects: \"array: [\"\n")), "InvalidObjects", "objects is not valid YAML"),
         ("bad-type", spc("bad-type", &format!("    keyvaultName: kvname\n{tenant}    objects: |\n      array:\n        - |\n          objectName: db\n          objectType: blob\n")), "InvalidObjects", "objects.array[0].objectType"),
         ("no-vault-name", spc("no-vault-name", &format!("{tenant}{OBJECTS}")), "InvalidParameters", "spec.parameters.keyvaultName is required"),
+        (
+            "huge-objects",
+            spc("huge-objects", &format!("    keyvaultName: kvname\n{tenant}    objects: \"{}\"\n", "x".repeat(kvbind_controller::MAX_OBJECTS_BYTES + 1))),
+            "ObjectsTooLong",
+            "spec.parameters.objects is 131073 bytes",
+        ),
         ("no-such-vault", spc("no-such-vault", &format!("    keyvaultName: nope\n{tenant}{OBJECTS}")), "VaultNotFound", "keyvaultName \"nope\""),
         ("two-modes", spc("two-modes", &format!("    keyvaultName: kvname\n    usePodIdentity: \"true\"\n    useAzureTokenProxy: \"true\"\n{tenant}{OBJECTS}")), "InvalidParameters", "usePodIdentity, useAzureTokenProxy"),
         ("other-identity", spc("other-identity", &format!("    keyvaultName: kvname\n    useVMManagedIdentity: \"true\"\n    userAssignedIdentityID: 9d1c5a4e-0000-0000-0000-000000000000\n{tenant}{OBJECTS}")), "IdentityConflict", "userAssignedIdentityID"),

@@ -76,6 +76,24 @@ async fn the_server_rejects_invalid_bindings_naming_the_field() {
 }
 
 #[tokio::test]
+async fn a_tenant_cannot_make_a_binding_larger_than_its_limits() {
+    let ns = TestNamespace::new("crd-limits").await;
+    let many_classes = binding("    name: app\n    resourceGroup: rg", "").replace("names: [spc]", &format!("names: [{}]", vec!["c"; 65].join(", ")));
+    assert_rejected(&ns, &many_classes, &["spec.secretProviderClasses.names", "must have at most 64 items"]);
+    let tags: Vec<String> = (0..17).map(|i| format!("t{i}: v")).collect();
+    assert_rejected(
+        &ns,
+        &binding(&format!("    name: app\n    resourceGroup: rg\n    tags: {{{}}}", tags.join(", ")), ""),
+        &["spec.identity.tags", "at most 16"],
+    );
+    let long_value = format!("    name: app\n    resourceGroup: rg\n    tags: {{t: {}}}", "v".repeat(257));
+    assert_rejected(&ns, &binding(&long_value, ""), &["spec.identity.tags.t", "may not be more than 256"]);
+    let labels: Vec<String> = (0..33).map(|i| format!("l{i}: v")).collect();
+    let selector = binding("    name: app\n    resourceGroup: rg", &format!("  nodes:\n    matchLabels: {{{}}}\n", labels.join(", ")));
+    assert_rejected(&ns, &selector, &["spec.nodes.matchLabels", "at most 32"]);
+}
+
+#[tokio::test]
 async fn kubectl_explain_prints_the_doc_comments() {
     let out = control_plane().kubectl_ok(&["explain", "identitybinding.spec"]).expect("explain works");
     let text = String::from_utf8_lossy(&out.stdout);

@@ -140,6 +140,9 @@ fn class_input(class: &SecretProviderClass, cloud: &Cloud) -> Result<ClassInput,
     if !provider.eq_ignore_ascii_case("azure") {
         return Err(BindingError::NotAzure { name, provider });
     }
+    if let Some(bytes) = crate::cache_trim::objects_too_long(class) {
+        return Err(BindingError::ObjectsTooLong { name, bytes, limit: crate::cache_trim::MAX_OBJECTS_BYTES });
+    }
     let params = AzureParameters::read(&spec.parameters);
     let objects = params.validate().map_err(|source| BindingError::InvalidClass { name: name.clone(), source })?;
     if let Some(cloud_name) = params.cloud_name {
