@@ -36,6 +36,10 @@ pub struct ControllerConfig {
     /// which alone it knows them as its own. Empty: the `kube-system` namespace's UID,
     /// stable for the life of the cluster and unknown to another cluster's kvbind.
     pub installation: String,
+    /// The ConfigMap, as `(namespace, name)`, where kvbind lists the namespaces each identity
+    /// it wrote into a class is bound to, for the chart's admission policy; `None` keeps no
+    /// such list.
+    pub bound_identities: Option<(String, String)>,
 }
 
 impl Default for ControllerConfig {
@@ -53,6 +57,7 @@ impl Default for ControllerConfig {
             binding_selector: None,
             oidc_issuer: None,
             installation: String::new(),
+            bound_identities: None,
         }
     }
 }

@@ -101,6 +101,8 @@ pub struct Context {
     pub azure_steps: tokio::sync::Semaphore,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// The identities' namespaces, published for the admission policy.
+    pub bound: Option<crate::bound_identities::BoundIdentities>,
     /// True once every cache has listed its objects.
     pub caches_ready: tokio::sync::watch::Receiver<bool>,
     /// Consecutive failures per binding, for backoff.
@@ -117,6 +119,8 @@ impl Context {
     /// Builds the context; the writers record landed writes in `handoffs`.
     pub fn new(client: Client, arm: Arc<dyn Arm>, config: ControllerConfig, caches: Caches, metrics: Arc<Metrics>, handoffs: Handoffs) -> Arc<Self> {
         let Caches { bindings, classes, nodes, policies, namespaces, node_targets, unpinned_classes, ready: caches_ready } = caches;
+        let config_bound =
+            config.bound_identities.as_ref().map(|(namespace, name)| crate::bound_identities::BoundIdentities::new(client.clone(), namespace, name));
         let events = EventQueue::start(client.clone(), Reporter { controller: config.reporter.clone(), instance: None });
         let reads = Arc::new(ReadCache::new(config.resync));
         let window = config.batching.then_some(config.batch_window);
@@ -143,6 +147,7 @@ impl Context {
             api_writes: tokio::sync::Semaphore::new(crate::request_limit::DEFAULT_API_REQUESTS),
             azure_steps: tokio::sync::Semaphore::new(AZURE_STEPS_AT_ONCE),
             metrics,
+            bound: config_bound,
             caches_ready,
             failures: Mutex::default(),
             vault_names: Mutex::default(),

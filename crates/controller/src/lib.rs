@@ -4,6 +4,7 @@
 pub mod access_batcher;
 pub mod batcher;
 pub mod binding;
+mod bound_identities;
 mod cache_trim;
 pub mod config;
 pub mod context;

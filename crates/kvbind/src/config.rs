@@ -80,6 +80,10 @@ pub struct RunConfig {
     /// only to keep the ID when a cluster is rebuilt under the same operator.
     #[arg(long, env = "KVBIND_INSTALLATION_ID")]
     pub installation_id: Option<String>,
+    /// The ConfigMap in the operator's namespace (`POD_NAMESPACE`) where kvbind lists the
+    /// namespaces each identity it bound is bound to, for the chart's admission policy.
+    #[arg(long, env = "KVBIND_BOUND_IDENTITIES_CONFIGMAP")]
+    pub bound_identities_configmap: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "KVBIND_LOG_JSON")]
     pub log_json: bool,

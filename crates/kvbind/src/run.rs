@@ -80,6 +80,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         binding_selector: config.binding_selector.clone(),
         oidc_issuer: config.oidc_issuer_url.clone(),
         installation: config.installation_id.clone().unwrap_or_default(),
+        bound_identities: config.bound_identities_configmap.clone().map(|name| (config.lease_namespace.clone(), name)),
     };
 
     if !config.leader_election {

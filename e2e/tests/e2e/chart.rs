@@ -62,6 +62,8 @@ async fn the_chart_renders_and_passes_server_side_validation() {
         "PodDisruptionBudget",
         "NetworkPolicy",
         "BindingPolicy",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ] {
         assert!(all.contains(&format!("kind: {kind}\n")), "{kind} missing from the chart");
     }
@@ -153,4 +155,61 @@ async fn namespace_editors_may_manage_bindings_but_never_their_status_or_policie
     assert!(can("delete", "identitybindings.kvbind.io"));
     assert!(!can("patch", "identitybindings.kvbind.io/status"), "status is kvbind's alone");
     assert!(!can("create", "bindingpolicies.kvbind.io"), "policies are the platform team's");
+}
+
+/// Provider issue #837 closed at admission: a tenant cannot name, in its own class, an
+/// identity kvbind bound to another namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_class_naming_another_namespaces_identity_is_refused_at_admission() {
+    let ns = TestNamespace::new("chart-vap").await;
+    let release = format!("kvbind-{}", &ns.name[ns.name.len() - 8..]);
+    let list = format!("{release}-bound-identities");
+    let policy = only(&rendered(&release, &ns.name, &[]), &["ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"]);
+    let out = ns.kubectl_apply_args(&policy, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let other = TestNamespace::new("chart-vap-other").await;
+    let (owner, intruder) = (kvbind_e2e::tenant::Tenant::of(&ns), kvbind_e2e::tenant::Tenant::of(&other));
+
+    let client = ns.client.clone();
+    let namespace = ns.name.clone();
+    let s = Scenario::start_in(ns, client, seed(&cluster(&["pool-vmss"], &[], false)), |c| c.bound_identities = Some((namespace, list.clone()))).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    // A name no other test uses: the policy is cluster-wide while this test runs.
+    owner.apply(&class("app", &[("db-password", "secret", 0)]));
+    owner.apply(&binding("app", &format!("vap-{}", &s.ns.name[s.ns.name.len() - 8..]), &["app"], ""));
+    s.wait_condition("app", "Ready").await;
+    let client_id = s.jsonpath("identitybinding/app", "{.status.identity.clientId}");
+    assert_eq!(s.jsonpath(&format!("configmap/{list}"), &format!("{{.data.{client_id}}}")), s.ns.name, "published before the class named it");
+
+    let naming = |parameter: &str, id: &str| {
+        class("stolen", &[("db-password", "secret", 0)])
+            .replace("    keyvaultName: kvname\n", &format!("    keyvaultName: kvname\n    {parameter}: \"{id}\"\n"))
+    };
+    // The API server picks the policy up shortly after it is created.
+    let deadline = std::time::Instant::now() + kvbind_e2e::DEADLINE;
+    loop {
+        let out = intruder.apply_args(&naming("userAssignedIdentityID", &client_id), &["--dry-run=server"]);
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains(&list) && stderr.contains(&client_id) && stderr.contains("other namespaces only"), "{stderr}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the admission policy never refused the class");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    for (parameter, id) in [("userAssignedIdentityID", client_id.to_uppercase()), ("clientID", client_id.clone())] {
+        let out = intruder.apply_args(&naming(parameter, &id), &["--dry-run=server"]);
+        assert!(!out.status.success(), "{parameter}: {id} was let through");
+    }
+    let out = owner.apply_args(&naming("userAssignedIdentityID", &client_id), &["--dry-run=server"]);
+    assert!(out.status.success(), "its own namespace may name it: {}", String::from_utf8_lossy(&out.stderr));
+
+    // Once the binding is gone, the identity is no namespace's any more.
+    let out = owner.kubectl(&["delete", "identitybinding", "app", "--wait=true", "--timeout=60s"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(s.jsonpath(&format!("configmap/{list}"), &format!("{{.data.{client_id}}}")), "");
+    for kind in ["validatingadmissionpolicybinding", "validatingadmissionpolicy"] {
+        let _ = s.ns.kubectl(&["delete", kind, &list]);
+    }
+    s.stop().await;
 }

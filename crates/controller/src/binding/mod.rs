@@ -410,6 +410,13 @@ async fn write_classes(
     changes: &mut Vec<Change>,
 ) -> Result<(), BindingError> {
     let namespace = binding.namespace().unwrap_or_default();
+    // Published before the class names it, so that kvbind's own write passes the policy.
+    if let Some(bound) = &ctx.bound {
+        bound
+            .bind(&w.client_id, &namespace)
+            .await
+            .map_err(|source| BindingError::Kube { action: "publishing the identity's namespace for the admission policy", source })?;
+    }
     write_back::write_identity(ctx, &namespace, &w.classes, &w.client_id, binding.spec.mode, changes).await?;
     progress.status.secret_provider_classes = w.classes.iter().map(|c| SecretProviderClassStatus { name: c.name.clone(), updated: true }).collect();
     progress.done.push((Step::Classes, "Updated", format!("{} SecretProviderClass(es) carry client ID {}", w.classes.len(), w.client_id)));
@@ -576,6 +583,7 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
             workload_identity::unfederate(ctx, &namespace, &identity_id, &federation.service_account, changes).await?;
         }
     }
+    let client_id = found.as_ref().map(|i| i.client_id.clone());
     if let Some(identity) = found {
         let mut records = demand.records.clone();
         if owned {
@@ -634,6 +642,13 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         if !shared_classes.contains(&class.name) {
             write_back::forget_identity(ctx, &namespace, &class.name).await?;
         }
+    }
+    let still_here = sharing_identity(binding, &identity_id, ctx).iter().any(|b| b.namespace().as_deref() == Some(namespace.as_str()));
+    if let (Some(bound), Some(client_id), false) = (&ctx.bound, client_id, still_here) {
+        bound
+            .unbind(&client_id, &namespace)
+            .await
+            .map_err(|source| BindingError::Kube { action: "withdrawing the identity's namespace from the admission policy", source })?;
     }
     Ok(())
 }
