@@ -61,9 +61,20 @@ pub struct BindingPolicySpec {
     pub modes: Vec<IdentityMode>,
 
     /// Whether a binding may use an identity that a binding in another namespace already
-    /// uses. Off by default: sharing an identity shares every grant made for it.
+    /// uses. Off by default: sharing an identity shares every grant made for it. Both
+    /// namespaces' policies must allow it.
     #[serde(default)]
     pub allow_cross_namespace_sharing: bool,
+
+    /// At most this many IdentityBindings in each namespace the policy selects: the oldest
+    /// are allowed, later ones refused until one goes. Absent: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bindings_per_namespace: Option<u32>,
+
+    /// At most this many distinct identities used by the bindings of each namespace the
+    /// policy selects: a binding that would add one more is refused. Absent: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_identities_per_namespace: Option<u32>,
 }
 
 fn all_modes() -> Vec<IdentityMode> {

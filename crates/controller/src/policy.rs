@@ -142,6 +142,9 @@ fn refusal(
             ));
         }
     }
+    if let Some(why) = over_quota(binding, identity, spec, ctx) {
+        return Some(why);
+    }
     if let Some(elder) = elder {
         if !spec.allow_cross_namespace_sharing {
             return Some(format!("spec.identity is already used by binding {} in another namespace, and it does not allow cross-namespace sharing", elder.key));
@@ -173,6 +176,37 @@ fn exposed_outside(
         let target = kvbind_azure::NodeLocation::from_provider_id(provider_id).ok()?.attach_target().clone();
         (targets.contains(&target) && !selectors.iter().any(|s| matches(s, Some(node.labels())))).then(|| (target, node.name_any()))
     })
+}
+
+/// Why `binding` would take its namespace past one of the policy's quotas, if it would.
+/// The older bindings count first (by creation time, then name), so a quota refuses the
+/// newcomers and never takes away what the first ones have.
+fn over_quota(binding: &IdentityBinding, identity: &IdentityId, spec: &kvbind_api::binding_policy::BindingPolicySpec, ctx: &Context) -> Option<String> {
+    if spec.max_bindings_per_namespace.is_none() && spec.max_identities_per_namespace.is_none() {
+        return None;
+    }
+    let age = |b: &IdentityBinding| (b.creation_timestamp().map(|t| t.0), b.name_any());
+    let mine = age(binding);
+    let older: Vec<Arc<IdentityBinding>> = ctx
+        .bindings
+        .state()
+        .into_iter()
+        .filter(|b| b.metadata.namespace == binding.metadata.namespace && b.metadata.deletion_timestamp.is_none() && age(b) < mine)
+        .collect();
+    let namespace = binding.namespace().unwrap_or_default();
+    if let Some(max) = spec.max_bindings_per_namespace
+        && older.len() >= max as usize
+    {
+        return Some(format!("namespace {namespace} already has {} IdentityBindings and its maxBindingsPerNamespace is {max}", older.len()));
+    }
+    if let Some(max) = spec.max_identities_per_namespace {
+        let identities: std::collections::BTreeSet<IdentityId> =
+            older.iter().filter_map(|b| identity_of(&b.spec.identity, &ctx.config).ok().map(|(id, _)| id)).collect();
+        if !identities.contains(identity) && identities.len() >= max as usize {
+            return Some(format!("namespace {namespace} already uses {} identities and its maxIdentitiesPerNamespace is {max}", identities.len()));
+        }
+    }
+    None
 }
 
 /// The policies that select `namespace`.

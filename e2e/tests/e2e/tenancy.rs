@@ -314,3 +314,25 @@ async fn a_namespace_no_policy_selects_cannot_squat_an_identity_name() {
     assert_eq!(s.jsonpath("identitybinding/app", "{.status.identity.createdByKvbind}"), "true");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_quota_refuses_the_newcomers_and_lets_one_in_when_another_goes() {
+    let policy = format!("{}  maxBindingsPerNamespace: 1\n  maxIdentitiesPerNamespace: 1\n", identities_and_kvname());
+    let (s, tenant) = tenant_scenario("tenant-quota", Some(&policy), Tenant::of, azure("          - {name: team-foreign}", &[], "")).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    tenant.apply(&class("first", &[("db-password", "secret", 0)]));
+    tenant.apply(&class("second", &[("db-password", "secret", 0)]));
+    tenant.apply(&binding("first", "first-reader", &["first"], ""));
+    s.wait_condition("first", "Ready").await;
+    tenant.apply(&binding("second", "second-reader", &["second"], ""));
+    s.wait_condition("second", "Stalled").await;
+    let (why, message) = reason(&s, "second").await;
+    assert_eq!(why, "NotAllowedByPolicy", "{message}");
+    assert!(message.contains("maxBindingsPerNamespace is 1"), "{message}");
+    assert!(!writes(&s.sim).iter().any(|r| r.path.contains("second-reader")), "the refused binding cost no ARM write");
+
+    let out = tenant.kubectl(&["delete", "identitybinding", "first", "--wait=true", "--timeout=60s"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    s.wait_condition("second", "Ready").await;
+    s.stop().await;
+}

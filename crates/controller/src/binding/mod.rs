@@ -59,6 +59,7 @@ pub async fn reconcile(binding: Arc<IdentityBinding>, ctx: Arc<Context>) -> Resu
             let _turn = turn;
             let action = Box::pin(cleanup(&binding, &ctx)).await?;
             finalizer::release(&api, &binding).await?;
+            wake_the_refused(&ctx, &binding);
             Ok(action)
         }
         Phase::Gone => Ok(Action::await_change()),
@@ -193,6 +194,21 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
         Err(Retry::OnChange) => Action::requeue(ctx.config.resync),
     };
     Ok((action, ended))
+}
+
+/// Wakes the namespace's bindings that a policy refused: a quota the deleted binding
+/// counted against may let one in now, and nothing else would tell them.
+fn wake_the_refused(ctx: &Context, gone: &IdentityBinding) {
+    for binding in ctx.bindings.state() {
+        let refused = binding
+            .status
+            .as_ref()
+            .and_then(|s| kvbind_api::condition::find(&s.conditions, kvbind_api::condition::READY))
+            .is_some_and(|c| c.reason == "NotAllowedByPolicy");
+        if refused && binding.metadata.namespace == gone.metadata.namespace && binding.metadata.name != gone.metadata.name {
+            ctx.handoffs.wake(ObjectRef::from_obj(binding.as_ref()));
+        }
+    }
 }
 
 /// Wakes the other side of a class conflict unless its status already names it: its

@@ -1,7 +1,8 @@
-//! `kvbind demo`: the whole flow on this machine. A real control plane (etcd and
-//! kube-apiserver on loopback), the ARM simulator seeded with an AKS cluster's Azure side,
-//! and the operator, reconciling the examples; then the bindings' conditions and the ARM
-//! calls it took, told beside the seed page's manual steps ([`story`]).
+//! `kvbind demo`: the whole flow on this machine. A real control plane (etcd,
+//! kube-apiserver and kube-controller-manager on loopback), the ARM simulator seeded with
+//! an AKS cluster's Azure side, and the operator, reconciling the examples; then the
+//! bindings' conditions and the ARM calls it took, told beside the seed page's manual steps
+//! ([`story`]).
 
 mod story;
 
@@ -40,7 +41,7 @@ pub async fn demo(root: &Path) -> anyhow::Result<()> {
         "{} is not a kvbind checkout: run the demo from the repository root or pass --root",
         root.display()
     );
-    step("starting etcd and kube-apiserver on loopback (the first run builds them, a few minutes)");
+    step("starting etcd, kube-apiserver and kube-controller-manager on loopback (the first run builds them, a few minutes)");
     let plane = tokio::task::spawn_blocking({
         let root = root.to_owned();
         move || ControlPlane::start(&root)
