@@ -32,6 +32,49 @@ pub struct Seed {
     /// Directory principals (object IDs) that exist besides identities and clients.
     #[serde(default)]
     pub principals: Vec<String>,
+    /// Azure's hard limits, to shrink for tests; Azure's own numbers when absent.
+    #[serde(default)]
+    pub limits: Option<LimitsSeed>,
+}
+
+/// Azure's hard limits on what kvbind writes (`shared/azure/LIMITS-AND-CLIENTS.md` §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LimitsSeed {
+    /// User-assigned identities a VM scale set or VM may carry. Azure refuses an update
+    /// that names more than 150 in one request; no source states a separate cap on the
+    /// total, so the simulator takes 150 as the cap on the resource, as a PUT of the whole
+    /// resource is one request.
+    #[serde(default = "LimitsSeed::azure_identities_per_compute")]
+    pub user_assigned_per_compute: usize,
+    /// Access-policy entries a vault may hold (the REST spec's 0–1024).
+    #[serde(default = "LimitsSeed::azure_access_policies")]
+    pub access_policies_per_vault: usize,
+    /// Role assignments in one subscription, at every scope under it.
+    #[serde(default = "LimitsSeed::azure_role_assignments")]
+    pub role_assignments_per_subscription: usize,
+}
+
+impl LimitsSeed {
+    fn azure_identities_per_compute() -> usize {
+        150
+    }
+    fn azure_access_policies() -> usize {
+        1024
+    }
+    fn azure_role_assignments() -> usize {
+        4000
+    }
+}
+
+impl Default for LimitsSeed {
+    fn default() -> Self {
+        LimitsSeed {
+            user_assigned_per_compute: Self::azure_identities_per_compute(),
+            access_policies_per_vault: Self::azure_access_policies(),
+            role_assignments_per_subscription: Self::azure_role_assignments(),
+        }
+    }
 }
 
 /// One subscription.

@@ -169,6 +169,8 @@ pub struct World {
     pub lro: LroSeed,
     /// List page size.
     pub page_size: usize,
+    /// Azure's hard limits.
+    pub limits: crate::seed::LimitsSeed,
 }
 
 /// ISO 8601 now.
@@ -187,6 +189,7 @@ impl World {
             tenant_id: seed.tenant_id.clone().unwrap_or_else(|| "72f988bf-86f1-41af-91ab-2d7cd011db47".to_owned()),
             page_size: seed.page_size.unwrap_or(100).max(1),
             lro: seed.lro.unwrap_or_default(),
+            limits: seed.limits.unwrap_or_default(),
             ..World::default()
         };
         world.add_seed(seed);
@@ -370,6 +373,7 @@ impl World {
         if let Some(identity) = body.get("identity") {
             apply_identity_patch(&mut next, identity, &self.identities)?;
         }
+        self.check_identity_count(&next)?;
         let ends = (!never_ends).then(|| now + Duration::from_millis(self.lro.duration_ms));
         next.busy_until = Some(ends);
         let op = guid();
@@ -413,6 +417,7 @@ impl World {
         let identity = body.get("identity").cloned().unwrap_or_else(|| json!({"type": "None"}));
         resource.user_assigned.clear();
         apply_identity_patch(&mut resource, &identity, &self.identities)?;
+        self.check_identity_count(&resource)?;
         let ends = Some(Instant::now() + Duration::from_millis(self.lro.duration_ms));
         resource.busy_until = Some(ends);
         let op = guid();
@@ -503,6 +508,15 @@ impl World {
         Ok(self.vaults.values().filter(|v| v.subscription.eq_ignore_ascii_case(sub)).map(|v| vault_json(v, &self.tenant_id, api)).collect())
     }
 
+    /// Azure's answer to a VM or scale set that would carry too many user-assigned identities.
+    fn check_identity_count(&self, resource: &ComputeResource) -> Result<(), ArmError> {
+        let (count, limit) = (resource.user_assigned.len(), self.limits.user_assigned_per_compute);
+        if count > limit {
+            return Err(ArmError::new(400, "BadRequest", format!("User Assigned Identities Number '{count}' Assign exceed limit '{limit}' in one request.")));
+        }
+        Ok(())
+    }
+
     /// `Vaults_UpdateAccessPolicy`.
     pub fn update_access_policy(&mut self, sub: &str, rg: &str, name: &str, kind: &str, body: &Value) -> Result<Value, ArmError> {
         self.require_group(sub, rg)?;
@@ -515,10 +529,23 @@ impl World {
             return Err(ArmError::new(400, "BadRequest", "At most 16 access policies may be sent at once."));
         }
         let k = vault_key(sub, rg, name);
+        let limit = self.limits.access_policies_per_vault;
         let vault = self.vaults.get_mut(&k).ok_or_else(|| not_found("Microsoft.KeyVault/vaults", name, rg))?;
+        // All or nothing: the entries are merged into a copy that replaces the vault's only
+        // if every one merged and the vault stays within its limit.
+        let mut policies = vault.access_policies.clone();
         for entry in &entries {
-            merge_policy(&mut vault.access_policies, entry, kind)?;
+            merge_policy(&mut policies, entry, kind)?;
         }
+        // No source states the exact answer; the REST spec allows 0 to 1024 entries.
+        if policies.len() > limit {
+            return Err(ArmError::new(
+                400,
+                "AccessPolicyLimitExceeded",
+                format!("The vault would hold {} access policies; at most {limit} are allowed.", policies.len()),
+            ));
+        }
+        vault.access_policies = policies;
         let id = format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}/accessPolicies/");
         Ok(json!({"id": id, "type": "Microsoft.KeyVault/vaults/accessPolicies", "properties": {"accessPolicies": entries}}))
     }
@@ -564,6 +591,12 @@ impl World {
                 "RoleAssignmentExists",
                 format!("The role assignment already exists. The ID of the existing role assignment is {}.", d.name.replace('-', "")),
             ));
+        }
+        let subscription = scope.split('/').nth(2).unwrap_or_default().to_ascii_lowercase();
+        let in_subscription =
+            self.role_assignments.values().filter(|a| a.scope.split('/').nth(2).is_some_and(|s| s.eq_ignore_ascii_case(&subscription))).count();
+        if in_subscription >= self.limits.role_assignments_per_subscription {
+            return Err(ArmError::new(400, "RoleAssignmentLimitExceeded", "No more role assignments can be created."));
         }
         let created = RoleAssignmentResource {
             name: name.to_owned(),

@@ -109,6 +109,18 @@ pub enum BindingError {
         /// The identity it names.
         found: String,
     },
+    /// Attaching the identity would take a scale set or VM past Azure's limit.
+    #[error(
+        "PoolIdentityLimit: {target} would carry {count} user-assigned identities; Azure allows {limit}. Share an identity between bindings, select fewer pools with spec.nodes, or use mode WorkloadIdentity"
+    )]
+    PoolIdentityLimit {
+        /// The scale set's or VM's name.
+        target: String,
+        /// How many it would carry.
+        count: usize,
+        /// Azure's limit.
+        limit: usize,
+    },
     /// A SecretProviderClass's `objects` parameter is longer than kvbind reads.
     #[error("SecretProviderClass {name}: spec.parameters.objects is {bytes} bytes, more than the {limit} kvbind reads; split the objects across classes")]
     ObjectsTooLong {
@@ -207,7 +219,8 @@ impl BindingError {
             BindingError::InvalidNode { .. }
             | BindingError::NoIssuer
             | BindingError::ServiceAccountNotFound(_)
-            | BindingError::ServiceAccountConflict { .. } => Step::Nodes,
+            | BindingError::ServiceAccountConflict { .. }
+            | BindingError::PoolIdentityLimit { .. } => Step::Nodes,
             BindingError::VaultNotFound { .. } | BindingError::TenantMismatch { .. } => Step::Access,
             BindingError::ClassNotFound(_)
             | BindingError::NotAzure { .. }
@@ -237,6 +250,7 @@ impl BindingError {
             BindingError::IdentityConflict { .. } => "IdentityConflict",
             BindingError::ClassConflict { .. } => "SecretProviderClassConflict",
             BindingError::ObjectsTooLong { .. } => "ObjectsTooLong",
+            BindingError::PoolIdentityLimit { .. } => "PoolIdentityLimit",
             BindingError::CloudMismatch { .. } => "CloudMismatch",
             BindingError::VaultNotFound { .. } => "VaultNotFound",
             BindingError::TenantMismatch { .. } => "TenantMismatch",

@@ -7,6 +7,7 @@ mod examples;
 mod faults;
 mod kstatus;
 mod lifecycle;
+mod limits;
 mod policy;
 mod reconcile;
 mod scale;

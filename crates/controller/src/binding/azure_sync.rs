@@ -20,6 +20,9 @@ use crate::handoff::Waiting;
 /// ID as its value: an identity another cluster's kvbind made, or one tagged by hand, is not
 /// this installation's.
 pub const MANAGED_BY_TAG: &str = "kvbind.io-managed-by";
+/// The user-assigned identities Azure lets one VM scale set or VM carry.
+pub const MAX_IDENTITIES_PER_TARGET: usize = 150;
+
 /// Tag that names the bindings using an identity kvbind created.
 pub const BINDINGS_TAG: &str = "kvbind.io-bindings";
 
@@ -303,6 +306,12 @@ async fn attach(
         }
         let origin = if owned || records.attached.contains(target.key().as_str()) { AttachmentOrigin::Attached } else { AttachmentOrigin::Found };
         return Ok(Some((origin, current, false, None)));
+    }
+    // Azure refuses an update that would leave more than 150 user-assigned identities on a
+    // scale set or VM; refused here, by name, the pool's other writes go on.
+    let after = current.user_assigned().len() + 1;
+    if after > MAX_IDENTITIES_PER_TARGET {
+        return Err(BindingError::PoolIdentityLimit { target: target.name.clone(), count: after, limit: MAX_IDENTITIES_PER_TARGET });
     }
     match waiting {
         Waiting::InPlace => {
