@@ -142,6 +142,24 @@ impl Drop for ChartOperator {
     }
 }
 
+#[test]
+fn the_binding_the_quick_start_shows_is_the_one_it_applies() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let start = readme.find("The binding is this:").expect("the quick start shows its binding");
+    let block = &readme[start..];
+    let body: String = block
+        .lines()
+        .skip_while(|l| l.trim() != "```yaml")
+        .skip(1)
+        .take_while(|l| l.trim() != "```")
+        .map(|l| format!("{}\n", l.get(3..).unwrap_or("")))
+        .collect();
+    let shown: serde_yaml_ng::Value = serde_yaml_ng::from_str(&body).expect("the shown binding is YAML");
+    let file = std::fs::read_to_string(repo_root().join("examples/seed/identitybinding.yaml")).expect("example");
+    let applied: serde_yaml_ng::Value = serde_yaml_ng::from_str(&file).expect("the example is YAML");
+    assert_eq!(shown, applied, "the README shows a binding other than examples/seed/identitybinding.yaml");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quick_start_works_as_written_and_uninstalling_restores_azure() {
     let plane = control_plane();
