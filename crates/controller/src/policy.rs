@@ -27,11 +27,11 @@ pub fn check(binding: &IdentityBinding, identity: &IdentityId, adopt: bool, need
     if policies.is_empty() {
         return Err(BindingError::NotAllowedByPolicy(format!("no BindingPolicy selects namespace {namespace}, and bindings are denied by default")));
     }
-    let elder = elder_elsewhere(binding, identity, ctx);
+    let facts = Facts::of(binding, identity, &policies, ctx);
     let mut refusals = Vec::new();
     let mut allowing = Vec::new();
     for policy in &policies {
-        match refusal(binding, identity, adopt, needs, elder.as_ref(), policy, ctx) {
+        match refusal(binding, identity, adopt, needs, &facts, policy, ctx) {
             None => allowing.push(policy.name_any()),
             Some(why) => refusals.push(format!("BindingPolicy {}: {why}", policy.name_any())),
         }
@@ -89,7 +89,7 @@ fn refusal(
     identity: &IdentityId,
     adopt: bool,
     needs: &Needs,
-    elder: Option<&Elder>,
+    facts: &Facts,
     policy: &BindingPolicy,
     ctx: &Context,
 ) -> Option<String> {
@@ -134,18 +134,19 @@ fn refusal(
         if let Some(node) = outside {
             return Some(format!("spec.nodes selects node {}, which none of its nodeSelectors matches", node.name_any()));
         }
-        if let Some((target, node)) = exposed_outside(binding, selectors, ctx) {
+        if let Some((target, node)) = facts.exposed.iter().find(|(_, node)| !selectors.iter().any(|s| matches(s, Some(node.labels())))) {
             return Some(format!(
-                "spec.nodes reaches {} {}, which also runs node {node}, which none of its nodeSelectors matches: every pod on a scale set can get the identities it carries",
+                "spec.nodes reaches {} {}, which also runs node {}, which none of its nodeSelectors matches: every pod on a scale set can get the identities it carries",
                 target.kind().describe(),
-                target.name
+                target.name,
+                node.name_any()
             ));
         }
     }
-    if let Some(why) = over_quota(binding, identity, spec, ctx) {
+    if let Some(why) = facts.usage.as_ref().and_then(|usage| usage.over_quota(binding, identity, spec)) {
         return Some(why);
     }
-    if let Some(elder) = elder {
+    if let Some(elder) = &facts.elder {
         if !spec.allow_cross_namespace_sharing {
             return Some(format!("spec.identity is already used by binding {} in another namespace, and it does not allow cross-namespace sharing", elder.key));
         }
@@ -159,54 +160,88 @@ fn refusal(
     None
 }
 
-/// A scale set or VM the binding's nodes run on that also runs a node outside
-/// `selectors`, with that node's name. An identity is attached to a whole scale set, so
-/// the scale set, not the node, is what a node policy must allow.
-fn exposed_outside(
-    binding: &IdentityBinding,
-    selectors: &[kvbind_api::identity_binding::LabelSelector],
-    ctx: &Context,
-) -> Option<(kvbind_azure::ComputeId, String)> {
-    let targets = ctx.node_targets.of(&ctx.nodes, &binding.spec.nodes).ok()?;
-    if targets.is_empty() {
-        return None;
-    }
-    ctx.nodes.state().into_iter().find_map(|node| {
-        let provider_id = node.spec.as_ref()?.provider_id.as_deref()?;
-        let target = kvbind_azure::NodeLocation::from_provider_id(provider_id).ok()?.attach_target().clone();
-        (targets.contains(&target) && !selectors.iter().any(|s| matches(s, Some(node.labels())))).then(|| (target, node.name_any()))
-    })
+/// What every policy's check of one binding reads from the caches, read once for all of
+/// them rather than once a policy.
+struct Facts {
+    /// Another namespace's binding that holds the identity first.
+    elder: Option<Elder>,
+    /// What the namespace already has, when a policy has quotas.
+    usage: Option<Usage>,
+    /// In VM mode, when a policy selects nodes: every node of every scale set or VM the
+    /// binding reaches, with it. An identity is attached to a whole scale set, so the scale
+    /// set, not the node, is what a node policy must allow.
+    exposed: Vec<(kvbind_azure::ComputeId, Arc<k8s_openapi::api::core::v1::Node>)>,
 }
 
-/// Why `binding` would take its namespace past one of the policy's quotas, if it would.
-/// The older bindings count first (by creation time, then name), so a quota refuses the
-/// newcomers and never takes away what the first ones have.
-fn over_quota(binding: &IdentityBinding, identity: &IdentityId, spec: &kvbind_api::binding_policy::BindingPolicySpec, ctx: &Context) -> Option<String> {
-    if spec.max_bindings_per_namespace.is_none() && spec.max_identities_per_namespace.is_none() {
-        return None;
-    }
-    let age = |b: &IdentityBinding| (b.creation_timestamp().map(|t| t.0), b.name_any());
-    let mine = age(binding);
-    let older: Vec<Arc<IdentityBinding>> = ctx
-        .bindings
-        .state()
-        .into_iter()
-        .filter(|b| b.metadata.namespace == binding.metadata.namespace && b.metadata.deletion_timestamp.is_none() && age(b) < mine)
-        .collect();
-    let namespace = binding.namespace().unwrap_or_default();
-    if let Some(max) = spec.max_bindings_per_namespace
-        && older.len() >= max as usize
-    {
-        return Some(format!("namespace {namespace} already has {} IdentityBindings and its maxBindingsPerNamespace is {max}", older.len()));
-    }
-    if let Some(max) = spec.max_identities_per_namespace {
-        let identities: std::collections::BTreeSet<IdentityId> =
-            older.iter().filter_map(|b| identity_of(&b.spec.identity, &ctx.config).ok().map(|(id, _)| id)).collect();
-        if !identities.contains(identity) && identities.len() >= max as usize {
-            return Some(format!("namespace {namespace} already uses {} identities and its maxIdentitiesPerNamespace is {max}", identities.len()));
+impl Facts {
+    fn of(binding: &IdentityBinding, identity: &IdentityId, policies: &[Arc<BindingPolicy>], ctx: &Context) -> Facts {
+        let quotas = policies.iter().any(|p| p.spec.max_bindings_per_namespace.is_some() || p.spec.max_identities_per_namespace.is_some());
+        let selects_nodes = binding.spec.mode == IdentityMode::VmManagedIdentity && policies.iter().any(|p| p.spec.node_selectors.is_some());
+        Facts {
+            elder: elder_elsewhere(binding, identity, ctx),
+            usage: quotas.then(|| Usage::of(binding, ctx)),
+            exposed: if selects_nodes { nodes_reached(binding, ctx) } else { Vec::new() },
         }
     }
-    None
+}
+
+/// Every node of every scale set or VM that the binding's selected nodes run on.
+fn nodes_reached(binding: &IdentityBinding, ctx: &Context) -> Vec<(kvbind_azure::ComputeId, Arc<k8s_openapi::api::core::v1::Node>)> {
+    let Ok(targets) = ctx.node_targets.of(&ctx.nodes, &binding.spec.nodes) else {
+        return Vec::new();
+    };
+    if targets.is_empty() {
+        return Vec::new();
+    }
+    ctx.nodes
+        .state()
+        .into_iter()
+        .filter_map(|node| {
+            let provider_id = node.spec.as_ref()?.provider_id.as_deref()?;
+            let target = kvbind_azure::NodeLocation::from_provider_id(provider_id).ok()?.attach_target().clone();
+            targets.contains(&target).then_some((target, node))
+        })
+        .collect()
+}
+
+/// What a namespace has before a binding: its older live bindings (by creation time, then
+/// name) and the identities they use. Counting only the older ones, a quota refuses the
+/// newcomers and never takes away what the first ones have.
+struct Usage {
+    bindings: usize,
+    identities: std::collections::BTreeSet<IdentityId>,
+}
+
+impl Usage {
+    fn of(binding: &IdentityBinding, ctx: &Context) -> Usage {
+        let age = |b: &IdentityBinding| (b.creation_timestamp().map(|t| t.0), b.name_any());
+        let mine = age(binding);
+        let older: Vec<Arc<IdentityBinding>> = ctx
+            .bindings
+            .state()
+            .into_iter()
+            .filter(|b| b.metadata.namespace == binding.metadata.namespace && b.metadata.deletion_timestamp.is_none() && age(b) < mine)
+            .collect();
+        let identities = older.iter().filter_map(|b| identity_of(&b.spec.identity, &ctx.config).ok().map(|(id, _)| id)).collect();
+        Usage { bindings: older.len(), identities }
+    }
+
+    /// Why `binding` would take its namespace past one of `spec`'s quotas, if it would.
+    fn over_quota(&self, binding: &IdentityBinding, identity: &IdentityId, spec: &kvbind_api::binding_policy::BindingPolicySpec) -> Option<String> {
+        let namespace = binding.namespace().unwrap_or_default();
+        if let Some(max) = spec.max_bindings_per_namespace
+            && self.bindings >= max as usize
+        {
+            return Some(format!("namespace {namespace} already has {} IdentityBindings and its maxBindingsPerNamespace is {max}", self.bindings));
+        }
+        if let Some(max) = spec.max_identities_per_namespace
+            && !self.identities.contains(identity)
+            && self.identities.len() >= max as usize
+        {
+            return Some(format!("namespace {namespace} already uses {} identities and its maxIdentitiesPerNamespace is {max}", self.identities.len()));
+        }
+        None
+    }
 }
 
 /// The policies that select `namespace`.

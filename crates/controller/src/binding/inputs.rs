@@ -111,8 +111,7 @@ pub fn selects_class(binding: &IdentityBinding, name: &str, labels: &BTreeMap<St
 /// Fails when another live binding of the namespace, one a policy allows, serves one of
 /// `classes` with another identity or mode: the two would write the class in turn for
 /// ever. Bindings no policy allows write no class, so they conflict with nobody.
-pub fn check_class_conflicts(binding: &IdentityBinding, classes: &[ClassInput], ctx: &Context) -> Result<(), BindingError> {
-    let mine = identity_of(&binding.spec.identity, &ctx.config).ok().map(|(id, _)| id);
+pub fn check_class_conflicts(binding: &IdentityBinding, identity: &IdentityId, classes: &[ClassInput], ctx: &Context) -> Result<(), BindingError> {
     let namespace = binding.namespace().unwrap_or_default();
     for class in classes {
         let Some(cached) = ctx.classes.get(&ObjectRef::new(&class.name).within(&namespace)) else {
@@ -124,7 +123,7 @@ pub fn check_class_conflicts(binding: &IdentityBinding, classes: &[ClassInput], 
             .into_iter()
             .filter(|b| b.metadata.namespace == binding.metadata.namespace && b.metadata.name != binding.metadata.name)
             .filter(|b| b.metadata.deletion_timestamp.is_none() && selects_class(b, &class.name, cached.labels()))
-            .filter(|b| b.spec.mode != binding.spec.mode || identity_of(&b.spec.identity, &ctx.config).ok().map(|(id, _)| id) != mine)
+            .filter(|b| b.spec.mode != binding.spec.mode || identity_of(&b.spec.identity, &ctx.config).ok().is_none_or(|(id, _)| &id != identity))
             .find(|b| crate::policy::admits(b, ctx));
         if let Some(other) = other {
             return Err(BindingError::ClassConflict { class: class.name.clone(), other: format!("{namespace}/{}", other.name_any()) });

@@ -200,11 +200,7 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
 /// counted against may let one in now, and nothing else would tell them.
 fn wake_the_refused(ctx: &Context, gone: &IdentityBinding) {
     for binding in ctx.bindings.state() {
-        let refused = binding
-            .status
-            .as_ref()
-            .and_then(|s| kvbind_api::condition::find(&s.conditions, kvbind_api::condition::READY))
-            .is_some_and(|c| c.reason == "NotAllowedByPolicy");
+        let refused = ready_reason(&binding) == Some("NotAllowedByPolicy");
         if refused && binding.metadata.namespace == gone.metadata.namespace && binding.metadata.name != gone.metadata.name {
             ctx.handoffs.wake(ObjectRef::from_obj(binding.as_ref()));
         }
@@ -217,15 +213,16 @@ fn wake_the_refused(ctx: &Context, gone: &IdentityBinding) {
 fn tell_the_other(ctx: &Context, other: &str) {
     let Some((namespace, name)) = other.split_once('/') else { return };
     let reference = ObjectRef::<IdentityBinding>::new(name).within(namespace);
-    let knows = ctx.bindings.get(&reference).is_some_and(|b| {
-        b.status
-            .as_ref()
-            .and_then(|s| kvbind_api::condition::find(&s.conditions, kvbind_api::condition::READY))
-            .is_some_and(|c| c.reason == "SecretProviderClassConflict")
-    });
+    let knows = ctx.bindings.get(&reference).is_some_and(|b| ready_reason(&b) == Some("SecretProviderClassConflict"));
     if !knows {
         ctx.handoffs.wake(reference);
     }
+}
+
+/// The reason of a cached binding's `Ready` condition: only a hint of whom to wake, as the
+/// tenant may write status too.
+fn ready_reason(binding: &IdentityBinding) -> Option<&str> {
+    binding.status.as_ref().and_then(|s| kvbind_api::condition::find(&s.conditions, kvbind_api::condition::READY)).map(|c| c.reason.as_str())
 }
 
 /// Everything the binding's identity needs across all bindings that share it.
@@ -317,10 +314,9 @@ async fn converge(
         Ok(allowing) => allowing,
         Err(denial) => return Err(refuse(binding, ctx, progress, changes, denial).await),
     };
-    inputs::check_class_conflicts(binding, &needs.classes, ctx)?;
-    let demand = demand(binding, &identity_id, Some(needs), ctx);
+    inputs::check_class_conflicts(binding, &identity_id, &needs.classes, ctx)?;
+    let mut demand = demand(binding, &identity_id, Some(needs), ctx);
     let explicit = binding.spec.key_vault.as_ref().map(|k| k.resource_id.as_str());
-    let mut demand = demand;
     let vaults = azure_sync::resolve_vaults(ctx, &demand.vaults, explicit, &demand.needs.classes).await?;
     let vaults = demand.only_allowed_vaults(vaults, ctx);
     let own_vaults: Vec<kvbind_azure::VaultId> =
@@ -572,7 +568,7 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
     let Ok((identity_id, adopt)) = identity_of(&binding.spec.identity, &ctx.config) else {
         return Ok(());
     };
-    let demand = demand(binding, &identity_id, None, ctx);
+    let mut demand = demand(binding, &identity_id, None, ctx);
     let namespace = binding.namespace().unwrap_or_default();
     let shared_classes: BTreeSet<String> = sharing_identity(binding, &identity_id, ctx)
         .iter()
@@ -615,7 +611,6 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         // Every vault this binding touched, with what the remaining bindings still need.
         let explicit = binding.spec.key_vault.as_ref().map(|k| k.resource_id.as_str());
         let mut vaults = BTreeMap::new();
-        let mut demand = demand;
         let resolved = azure_sync::resolve_vaults(ctx, &demand.vaults, explicit, &[]).await?;
         for (name, vault) in demand.only_allowed_vaults(resolved, ctx) {
             let objects = demand.vaults.get(&name).map(|(_, o)| o.clone()).unwrap_or_default();
