@@ -36,6 +36,13 @@ pub struct ReadyLabels {
     pub ready: String,
 }
 
+/// One of ARM's request budgets.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BucketLabels {
+    /// `subscription-writes`, `subscription-reads`, … (the `x-ms-ratelimit-remaining-` header's suffix).
+    pub bucket: String,
+}
+
 /// Every metric kvbind exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -48,6 +55,7 @@ pub struct Metrics {
     bindings: Family<ReadyLabels, Gauge>,
     count_bindings: Mutex<Option<BindingCounter>>,
     leader: Gauge,
+    remaining: Family<BucketLabels, Gauge>,
 }
 
 /// Counts the bindings per Ready status (`True`, `False`, `Unknown`) when scraped: counted
@@ -77,7 +85,13 @@ impl Default for Metrics {
         registry.register("bindings", "IdentityBindings by Ready status", bindings.clone());
         let leader = Gauge::default();
         registry.register("leader", "1 while this replica holds the leader lease", leader.clone());
-        Metrics { registry, reconciles, duration, arm_requests, throttled, in_flight, bindings, count_bindings: Mutex::default(), leader }
+        let remaining = Family::<BucketLabels, Gauge>::default();
+        registry.register(
+            "arm_ratelimit_remaining",
+            "What ARM's last response said is left of each request budget (x-ms-ratelimit-remaining-*)",
+            remaining.clone(),
+        );
+        Metrics { registry, reconciles, duration, arm_requests, throttled, in_flight, bindings, count_bindings: Mutex::default(), leader, remaining }
     }
 }
 
@@ -124,6 +138,10 @@ impl ArmObserver for Metrics {
         if status == 429 {
             self.throttled.inc();
         }
+    }
+
+    fn remaining(&self, bucket: &'static str, remaining: u64) {
+        self.remaining.get_or_create(&BucketLabels { bucket: bucket.to_owned() }).set(i64::try_from(remaining).unwrap_or(i64::MAX));
     }
 }
 

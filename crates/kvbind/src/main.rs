@@ -3,6 +3,7 @@
 mod admin;
 mod config;
 mod crdgen;
+#[cfg(feature = "dev-tools")]
 mod demo;
 mod doctor;
 mod fence;
@@ -33,6 +34,7 @@ enum Command {
     /// Run the operator.
     Run(Box<config::RunConfig>),
     /// Run the whole flow locally: control plane, ARM simulator, operator and the examples.
+    #[cfg(feature = "dev-tools")]
     Demo {
         /// The repository root (where crds/, examples/ and e2e/ are).
         #[arg(long, default_value = ".")]
@@ -63,6 +65,7 @@ enum Command {
         namespace: Option<String>,
     },
     /// Serve the ARM simulator.
+    #[cfg(feature = "dev-tools")]
     ArmSim(kvbind_arm_sim::serve::ServeArgs),
     /// Write the generated CRD YAML to crds/ and charts/kvbind/crds/ (or check it).
     Crdgen {
@@ -79,6 +82,7 @@ enum Command {
 const DEFAULT_LOG_FILTER: &str = "info,kube=warn";
 
 /// The demo's: its story is on stdout, so the operator it runs says only what went wrong.
+#[cfg(feature = "dev-tools")]
 const DEMO_LOG_FILTER: &str = "warn";
 
 fn init_logging(json: bool, default_filter: &str) {
@@ -150,10 +154,12 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             init_logging(config.log_json, DEFAULT_LOG_FILTER);
             run::run(*config).await
         }
+        #[cfg(feature = "dev-tools")]
         Command::Demo { root } => {
             init_logging(false, DEMO_LOG_FILTER);
             demo::demo(&root).await
         }
+        #[cfg(feature = "dev-tools")]
         Command::ArmSim(args) => {
             init_logging(false, DEFAULT_LOG_FILTER);
             kvbind_arm_sim::serve::serve(&args).await.map_err(|e| anyhow::anyhow!(e))

@@ -373,3 +373,75 @@ async fn the_operator_carries_on_after_the_api_server_crashes() {
     operator.kill().await.ok();
     drop(plane);
 }
+
+/// The metric names (`kvbind_…`) that `text` mentions.
+fn metric_names_in(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for (start, _) in text.match_indices("kvbind_") {
+        let name: String = text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        names.insert(name);
+    }
+    names
+}
+
+/// The sample names a `/metrics` page can carry: each family's `# TYPE` name with the
+/// suffixes its type gives its samples.
+fn exposed_sample_names(metrics: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for line in metrics.lines() {
+        let Some(rest) = line.strip_prefix("# TYPE ") else { continue };
+        let mut words = rest.split_whitespace();
+        let (Some(name), Some(kind)) = (words.next(), words.next()) else { continue };
+        let suffixes: &[&str] = match kind {
+            "counter" => &["_total", "_created"],
+            "histogram" => &["_bucket", "_sum", "_count", "_created"],
+            _ => &[""],
+        };
+        names.extend(suffixes.iter().map(|suffix| format!("{name}{suffix}")));
+    }
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_and_alerts_use_only_metrics_the_operator_exposes() {
+    let ns = TestNamespace::new("monitoring").await;
+    let sim = simulator_for(&["solo"], &cluster(&["pool-vmss"], &[], false)).await;
+    let (mut child, port) = replica("solo", &ns, &sim, &control_plane().kubeconfig, &["--leader-election", "false"]);
+    let node = kvbind_e2e::operator::node_manifest(&ns.name, "pool-0", &Scenario::vmss_node("pool-vmss", 0));
+    for yaml in [node, class("app", &[("db-password", "secret", 0)]), binding("app", "app-reader", &["app"], "")] {
+        let out = ns.kubectl_apply(&yaml);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let wait = ns.kubectl_off_runtime(&["wait", "--for=condition=Ready", "identitybinding/app", "--timeout=60s"]).await;
+    assert!(wait.status.success(), "{}", String::from_utf8_lossy(&wait.stderr));
+    until("the binding counted Ready", || async { get(port, "/metrics").await.is_some_and(|(_, m)| m.contains("kvbind_bindings{ready=\"True\"} 1")) }).await;
+    let (_, metrics) = get(port, "/metrics").await.expect("metrics");
+    child.kill().await.expect("stop");
+    let exposed = exposed_sample_names(&metrics);
+    // The budgets ARM reports are read off its responses, not invented.
+    assert!(metrics.contains("kvbind_arm_ratelimit_remaining{bucket=\"subscription-writes\"}"), "{metrics}");
+
+    let root = kvbind_e2e::repo_root().join("charts/kvbind");
+    let dashboard = std::fs::read_to_string(root.join("files/dashboard.json")).expect("dashboard");
+    let json: serde_json::Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    let queries: Vec<&str> = json["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter_map(|t| t["expr"].as_str())
+        .collect();
+    let rules = std::fs::read_to_string(root.join("templates/prometheusrule.yaml")).expect("rules");
+    for (what, text) in [("the dashboard", queries.join("\n")), ("the alert rules", rules)] {
+        let used = metric_names_in(&text);
+        assert!(used.len() >= 4, "{what} names too few metrics for this check to mean anything: {used:?}");
+        let unknown: Vec<&String> = used.iter().filter(|name| !exposed.contains(*name)).collect();
+        assert!(unknown.is_empty(), "{what} names metrics the operator does not expose: {unknown:?}\nexposed: {exposed:?}");
+    }
+    // And the dashboard shows every family the operator exposes.
+    let shown = metric_names_in(&queries.join("\n"));
+    for line in metrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let family = line.split_whitespace().next().unwrap_or_default();
+        assert!(shown.iter().any(|name| name.starts_with(family)), "the dashboard does not show {family}");
+    }
+}

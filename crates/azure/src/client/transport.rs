@@ -19,11 +19,36 @@ use serde_json::Value;
 
 use crate::error::{ArmFailure, AzureError};
 
-/// Told about every ARM request, for metrics. Never sees a header or a body.
+/// Told about every ARM request, for metrics. Never sees a body, and of the headers only
+/// the rate-limit counters.
 pub trait ArmObserver: Send + Sync + std::fmt::Debug {
     /// One request: its method, the resource type it was about (see [`resource_type`]),
     /// the status (0 when no response came) and how long it took.
     fn observe(&self, method: &str, resource: &'static str, status: u16, seconds: f64);
+
+    /// What a response said is left of one of ARM's request budgets: `bucket` is the
+    /// header's name after `x-ms-ratelimit-remaining-` (`subscription-writes`,
+    /// `subscription-reads`, `subscription-deletes`, and the same for `tenant-`).
+    fn remaining(&self, _bucket: &'static str, _remaining: u64) {}
+}
+
+/// The request budgets ARM reports on its responses: the bucket and its header.
+const RATE_LIMIT_HEADERS: [(&str, &str); 6] = [
+    ("subscription-reads", "x-ms-ratelimit-remaining-subscription-reads"),
+    ("subscription-writes", "x-ms-ratelimit-remaining-subscription-writes"),
+    ("subscription-deletes", "x-ms-ratelimit-remaining-subscription-deletes"),
+    ("tenant-reads", "x-ms-ratelimit-remaining-tenant-reads"),
+    ("tenant-writes", "x-ms-ratelimit-remaining-tenant-writes"),
+    ("tenant-deletes", "x-ms-ratelimit-remaining-tenant-deletes"),
+];
+
+/// Tells `observer` each `x-ms-ratelimit-remaining-*` counter in `headers`.
+fn report_remaining(observer: &dyn ArmObserver, headers: &Headers) {
+    for (bucket, header) in RATE_LIMIT_HEADERS {
+        if let Some(remaining) = headers.get_optional_str(&HeaderName::from_static(header)).and_then(|v| v.trim().parse::<u64>().ok()) {
+            observer.remaining(bucket, remaining);
+        }
+    }
 }
 
 /// Decides whether this process may still write to Azure. Consulted before every request
@@ -159,6 +184,9 @@ impl Policy for ArmTransport {
         let status = response.as_ref().map_or(0, |r| u16::from(r.status()));
         if let Some(observer) = &self.observer {
             observer.observe(&method, resource_type(&path), status, started.elapsed().as_secs_f64());
+            if let Ok(response) = &response {
+                report_remaining(observer.as_ref(), response.headers());
+            }
         }
         let response = response?;
         tracing::debug!(%method, %path, status, "ARM request");
