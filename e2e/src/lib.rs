@@ -31,6 +31,19 @@ pub fn secret_provider_class_crd() -> PathBuf {
     repo_root().join("e2e/fixtures/secretproviderclass-crd.yaml")
 }
 
+/// One of the Go tools `e2e/tools/build.sh` builds (`argocd-health`, `actionlint`,
+/// `promtool`), built on first use on a machine and cached like the control plane.
+pub fn go_tool(name: &str) -> PathBuf {
+    let out = std::process::Command::new("bash")
+        .arg(repo_root().join("e2e/tools/build.sh"))
+        .arg(name)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("e2e/tools/build.sh {name} cannot run: {e}"));
+    assert!(out.status.success(), "e2e/tools/build.sh {name} failed");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join(name)
+}
+
 /// The control plane shared by every test in this process.
 pub fn control_plane() -> &'static ControlPlane {
     static PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();

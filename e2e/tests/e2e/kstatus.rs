@@ -1,7 +1,9 @@
 //! GitOps health, read by kstatus itself (`sigs.k8s.io/cli-utils`, what Flux's health
-//! checks use; built beside the control plane as `kstatus`), in every phase of a
-//! binding's life. A binding kvbind has not seen must never read as `Current`: a Flux
-//! Kustomization would pass its health check before anything happened in Azure.
+//! checks use; built beside the control plane as `kstatus`) and by the Argo CD health
+//! check in `examples/argocd/argocd-cm.yaml` (run in gopher-lua as Argo CD runs it), in
+//! every phase of a binding's life. A binding kvbind has not seen must never read as
+//! `Current` or `Healthy`: a Flux Kustomization or an Argo CD sync would pass its health
+//! check before anything happened in Azure.
 
 use std::io::Write;
 use std::process::Stdio;
@@ -29,6 +31,35 @@ fn kstatus(ns: &str, name: &str) -> (String, String) {
     (words.next().unwrap_or_default().to_owned(), words.next().unwrap_or_default().to_owned())
 }
 
+/// The Argo CD health check's script, as `examples/argocd/argocd-cm.yaml` gives it.
+fn argocd_script() -> std::path::PathBuf {
+    let text = std::fs::read_to_string(kvbind_e2e::repo_root().join("examples/argocd/argocd-cm.yaml")).expect("the Argo CD example");
+    let config: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("YAML");
+    let script = config["data"]["resource.customizations.health.kvbind.io_IdentityBinding"].as_str().expect("the health check key");
+    let path = std::env::temp_dir().join(format!("kvbind-argocd-health-{}.lua", std::process::id()));
+    std::fs::write(&path, script).expect("write the script");
+    path
+}
+
+/// The Argo CD health check's verdict on `identitybinding/<name>`: `(status, message)`.
+fn argocd(ns: &str, name: &str) -> (String, String) {
+    let object = control_plane().kubectl().args(["--namespace", ns, "get", "identitybinding", name, "-o", "json"]).output().expect("kubectl runs");
+    assert!(object.status.success(), "{}", String::from_utf8_lossy(&object.stderr));
+    let mut child = std::process::Command::new(kvbind_e2e::go_tool("argocd-health"))
+        .arg(argocd_script())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("argocd-health runs");
+    child.stdin.take().expect("stdin").write_all(&object.stdout).expect("argocd-health reads the object");
+    let out = child.wait_with_output().expect("argocd-health finishes");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line = String::from_utf8_lossy(&out.stdout).trim_end().to_owned();
+    let (status, message) = line.split_once(' ').unwrap_or((&line, ""));
+    (status.to_owned(), message.to_owned())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kstatus_reads_every_phase_of_a_binding_truthfully() {
     // Created, with no operator running: in progress, not current.
@@ -38,6 +69,7 @@ async fn kstatus_reads_every_phase_of_a_binding_truthfully() {
     assert_eq!(String::from_utf8_lossy(&ns.kubectl(&["get", "identitybinding", "app", "-o", "jsonpath={.status.observedGeneration}"]).stdout), "0");
     let (status, message) = kstatus(&ns.name, "app");
     assert_eq!(status, "InProgress", "a binding kvbind has not seen: {message}");
+    assert_eq!(argocd(&ns.name, "app").0, "Progressing", "Argo CD, a binding kvbind has not seen");
 
     // Converging: scale set updates take seconds, and the binding says it is working.
     let mut world = seed(&cluster(&["pool-vmss"], &[], false));
@@ -48,10 +80,13 @@ async fn kstatus_reads_every_phase_of_a_binding_truthfully() {
     s.wait_condition("app", "Reconciling").await;
     let (status, message) = kstatus(&s.ns.name, "app");
     assert_eq!(status, "InProgress", "converging: {message}");
+    let (status, message) = argocd(&s.ns.name, "app");
+    assert_eq!(status, "Progressing", "Argo CD, converging: {message}");
 
     // Ready: current.
     s.wait_condition("app", "Ready").await;
     assert_eq!(kstatus(&s.ns.name, "app").0, "Current");
+    assert_eq!(argocd(&s.ns.name, "app").0, "Healthy");
 
     // Stalled on bad input: failed.
     s.apply(&class("broken", &[("db-password", "secret", 0)]).replace("objectType: secret", "objectType: password"));
@@ -59,6 +94,9 @@ async fn kstatus_reads_every_phase_of_a_binding_truthfully() {
     s.wait_condition("broken", "Stalled").await;
     let (status, message) = kstatus(&s.ns.name, "broken");
     assert_eq!(status, "Failed", "stalled: {message}");
+    let (status, message) = argocd(&s.ns.name, "broken");
+    assert_eq!(status, "Degraded", "Argo CD, stalled: {message}");
+    assert!(message.contains("objectType"), "Argo CD shows why, naming the field: {message}");
 
     // The spec edited while the operator is down: in progress until it observes it.
     let namespace = s.ns.name.clone();
@@ -80,6 +118,7 @@ async fn kstatus_reads_every_phase_of_a_binding_truthfully() {
     assert!(edit.status.success(), "{}", String::from_utf8_lossy(&edit.stderr));
     let (status, message) = kstatus(&namespace, "app");
     assert_eq!(status, "InProgress", "spec edited, not yet observed: {message}");
+    assert_eq!(argocd(&namespace, "app").0, "Progressing", "Argo CD, spec edited, not yet observed");
 
     // Terminating (the finalizer holds it while the operator is down): in progress.
     let delete =
@@ -88,4 +127,5 @@ async fn kstatus_reads_every_phase_of_a_binding_truthfully() {
     let (status, message) = kstatus(&namespace, "app");
     // kstatus names this phase itself; what matters is that it is not Current.
     assert_eq!(status, "Terminating", "terminating: {message}");
+    assert_eq!(argocd(&namespace, "app").0, "Progressing", "Argo CD, terminating");
 }
