@@ -72,8 +72,20 @@ async fn the_chart_renders_and_passes_server_side_validation() {
     let out = ns.kubectl_apply_args(&all, &["--dry-run=server"]);
     assert!(out.status.success(), "the server refused the chart: {}", String::from_utf8_lossy(&out.stderr));
 
-    let with_monitor = rendered("kvbind", &ns.name, &["metrics.serviceMonitor.enabled=true"]);
-    assert!(with_monitor.contains("kind: ServiceMonitor"));
+    let with_monitor =
+        rendered("kvbind", &ns.name, &["metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true", "metrics.dashboard.enabled=true"]);
+    assert!(with_monitor.contains("kind: ServiceMonitor") && with_monitor.contains("kind: PrometheusRule"));
+    // The dashboard's ConfigMap carries files/dashboard.json as it is, and the server takes it.
+    let dashboard = only(&with_monitor, &["ConfigMap"]);
+    let map: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(dashboard.trim_start_matches("\n---").trim_start_matches("---")).expect("the dashboard ConfigMap is YAML");
+    assert_eq!(map["metadata"]["labels"]["grafana_dashboard"].as_str(), Some("1"), "Grafana's sidecar label");
+    let json: serde_json::Value = serde_json::from_str(map["data"]["kvbind.json"].as_str().expect("kvbind.json")).expect("the dashboard is JSON");
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo_root().join("charts/kvbind/files/dashboard.json")).expect("dashboard")).expect("JSON");
+    assert_eq!(json, file);
+    let out = ns.kubectl_apply_args(&dashboard, &["--dry-run=server"]);
+    assert!(out.status.success(), "the server refused the dashboard: {}", String::from_utf8_lossy(&out.stderr));
     let crd = std::fs::read_to_string(repo_root().join("charts/kvbind/crds/identitybindings.kvbind.io.yaml")).expect("chart CRD");
     assert_eq!(crd, std::fs::read_to_string(repo_root().join("crds/identitybindings.kvbind.io.yaml")).expect("CRD"), "one source for the CRD");
 }
