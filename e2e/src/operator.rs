@@ -22,6 +22,21 @@ pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 /// The node resource group of the simulated AKS cluster.
 pub const NODE_GROUP: &str = "MC_rg-aks_aks_eastus";
 
+/// What the operator paces itself to against a simulator seeded with `seed`: the seed's
+/// rates where it shrinks Azure's (the operator's own are Azure's published ones).
+pub fn pacing_for(seed: &Seed) -> kvbind_azure::PacingSettings {
+    let rates = seed.rates.unwrap_or_default();
+    let budget = |b: kvbind_arm_sim::rates::BucketSeed| kvbind_azure::Budget { size: b.size, per_second: b.per_second };
+    kvbind_azure::PacingSettings {
+        enabled: true,
+        reserve: kvbind_azure::DEFAULT_RESERVE,
+        writes: budget(rates.writes),
+        deletes: budget(rates.deletes),
+        compute_updates: budget(rates.compute_updates),
+        identity_creates: budget(rates.identity_creates),
+    }
+}
+
 /// A test namespace with a simulator and a running controller.
 pub struct Scenario {
     /// The namespace.
@@ -84,6 +99,7 @@ impl Scenario {
                 lro: LroSettings { poll_interval: Duration::from_millis(100), max_poll_interval: Duration::from_secs(1), deadline: Duration::from_secs(10) },
                 observer: Some(telemetry.metrics.clone()),
                 fence: None,
+                pacing: pacing_for(&seed),
             },
             credential,
         )

@@ -11,6 +11,7 @@
 
 pub mod faults;
 pub mod http;
+pub mod rates;
 pub mod seed;
 pub mod serve;
 pub mod tls;

@@ -35,6 +35,9 @@ pub struct Seed {
     /// Azure's hard limits, to shrink for tests; Azure's own numbers when absent.
     #[serde(default)]
     pub limits: Option<LimitsSeed>,
+    /// Azure's request rates, to shrink or turn off for tests; Azure's own when absent.
+    #[serde(default)]
+    pub rates: Option<crate::rates::RatesSeed>,
 }
 
 /// Azure's hard limits on what kvbind writes (`shared/azure/LIMITS-AND-CLIENTS.md` §1).

@@ -171,6 +171,8 @@ pub struct World {
     pub page_size: usize,
     /// Azure's hard limits.
     pub limits: crate::seed::LimitsSeed,
+    /// Azure's request rates and what is left of them.
+    pub rates: crate::rates::Rates,
 }
 
 /// ISO 8601 now.
@@ -190,6 +192,7 @@ impl World {
             page_size: seed.page_size.unwrap_or(100).max(1),
             lro: seed.lro.unwrap_or_default(),
             limits: seed.limits.unwrap_or_default(),
+            rates: crate::rates::Rates::new(seed.rates.unwrap_or_default()),
             ..World::default()
         };
         world.add_seed(seed);
@@ -653,7 +656,8 @@ impl World {
     }
 }
 
-fn identity_key(sub: &str, rg: &str, name: &str) -> String {
+/// The key of an identity in [`World::identities`].
+pub fn identity_key(sub: &str, rg: &str, name: &str) -> String {
     key(&format!("subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"))
 }
 

@@ -23,6 +23,7 @@ pub mod roles;
 #[cfg(feature = "client")]
 pub use azure_core::auth::TokenCredential;
 #[cfg(feature = "client")]
+pub use client::pacing::{Budget, DEFAULT_RESERVE, PacingSettings};
 pub use client::{ArmClient, ArmClientConfig, LroSettings};
 pub use cloud::Cloud;
 #[cfg(feature = "client")]

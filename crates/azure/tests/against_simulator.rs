@@ -65,6 +65,7 @@ async fn client(sim: &Simulator, credential: CredentialConfig) -> ArmClient {
         lro: LroSettings { poll_interval: Duration::from_millis(100), max_poll_interval: Duration::from_secs(1), deadline: Duration::from_secs(20) },
         observer: None,
         fence: None,
+        pacing: kvbind_azure::PacingSettings::default(),
     };
     ArmClient::new(&config, credential).expect("client")
 }
@@ -312,6 +313,7 @@ async fn https_with_a_private_ca_and_a_managed_identity_from_imds() {
         lro: LroSettings::default(),
         observer: None,
         fence: None,
+        pacing: kvbind_azure::PacingSettings::default(),
     };
     let arm = ArmClient::new(&config, credential).expect("client");
     assert!(arm.get_vault(&id(ResourceKind::Vault, "rg-vaults", "kv-rbac")).await.expect("vault over HTTPS").rbac_authorization);
@@ -350,6 +352,7 @@ async fn a_closed_fence_stops_writes_but_not_reads() {
         lro: LroSettings::default(),
         observer: None,
         fence: Some(fence.clone()),
+        pacing: kvbind_azure::PacingSettings::default(),
     };
     let arm =
         ArmClient::new(&config, build_credential(&secret_credential(), &endpoint, http_client(None, Duration::from_secs(10)).expect("http"))).expect("client");

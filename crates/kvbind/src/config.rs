@@ -63,6 +63,15 @@ pub struct RunConfig {
     /// Consider only nodes matching this label selector.
     #[arg(long, env = "KVBIND_NODE_SELECTOR")]
     pub node_selector: Option<String>,
+    /// The share of each of Azure's request budgets (ARM's writes and deletes, each scale
+    /// set's updates, identity creates) kvbind leaves to everything else that spends them,
+    /// such as the cluster autoscaler and AKS upgrades: 0 to 0.9.
+    #[arg(long, env = "KVBIND_ARM_RESERVE", default_value_t = kvbind_azure::DEFAULT_RESERVE, value_parser = reserve_share)]
+    pub arm_reserve: f64,
+    /// Send requests as fast as they come instead of pacing them within Azure's published
+    /// rates (429s then do the pacing).
+    #[arg(long, env = "KVBIND_NO_PACING")]
+    pub no_pacing: bool,
     /// Write each binding's changes on its own instead of batching them per scale set and
     /// vault (for comparison; never faster).
     #[arg(long, env = "KVBIND_NO_BATCHING")]
@@ -148,4 +157,10 @@ fn https_url(text: &str) -> Result<String, String> {
         Ok(_) => Err("the OIDC issuer URL must be https://".to_owned()),
         Err(e) => Err(format!("not a URL: {e}")),
     }
+}
+
+/// A share of a budget, 0 to 0.9.
+fn reserve_share(text: &str) -> Result<f64, String> {
+    let share: f64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
+    if (0.0..=0.9).contains(&share) { Ok(share) } else { Err(format!("{share} is not between 0 and 0.9")) }
 }

@@ -36,6 +36,7 @@ pub fn arm_client(
             lro: LroSettings::default(),
             observer,
             fence,
+            pacing: kvbind_azure::PacingSettings { enabled: !config.no_pacing, reserve: config.arm_reserve, ..kvbind_azure::PacingSettings::default() },
         },
         credential.clone(),
     )?;

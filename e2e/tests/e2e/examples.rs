@@ -58,6 +58,13 @@ async fn every_example_applies_to_the_server() {
         if !std::fs::read_to_string(&file).expect("readable").contains("\nkind: ") {
             continue;
         }
+        // Argo CD's ConfigMap names Argo CD's namespace; the server checks it in this one.
+        if file.components().any(|c| c.as_os_str() == "argocd") {
+            let text = std::fs::read_to_string(&file).expect("readable").replace("\n  namespace: argocd\n", "\n");
+            let out = ns.kubectl_apply_args(&text, &["--dry-run=server"]);
+            assert!(out.status.success(), "{} was rejected: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+            continue;
+        }
         let out = ns.kubectl(&["apply", "--dry-run=server", "-f", &file.to_string_lossy()]);
         assert!(out.status.success(), "{} was rejected: {}", file.display(), String::from_utf8_lossy(&out.stderr));
     }

@@ -9,6 +9,7 @@ mod kstatus;
 mod lifecycle;
 mod limits;
 mod policy;
+mod rates;
 mod reconcile;
 mod scale;
 mod tenancy;

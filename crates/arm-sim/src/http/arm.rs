@@ -86,6 +86,12 @@ async fn serve(shared: &Shared, route: Route, method: &Method, path: &str, query
     });
     let origin = lock(&shared.origin).clone();
     let mut world = lock(&shared.world);
+    // Azure's rates: a request over one of them changes nothing.
+    let charges = super::throttle::charges(&world, &route.target, method, path, &json, &caller);
+    let left = match world.rates.take(&charges) {
+        Ok(left) => left,
+        Err(throttled) => return super::throttle::refusal(&throttled, &caller, path),
+    };
     let result: Result<Response, ArmError> = match (&route.target, method.as_str()) {
         (Target::Identity { sub, rg, name }, "GET") => world.get_identity(sub, rg, name, &api).map(ok),
         (Target::Identity { sub, rg, name }, "PUT") => world.put_identity(sub, rg, name, &json, &api).map(|(s, b)| with_status(s, b)),
@@ -169,23 +175,11 @@ async fn serve(shared: &Shared, route: Route, method: &Method, path: &str, query
     };
     drop(world);
     let mut response = result.unwrap_or_else(|e| error(&e, None));
-    let writes = !matches!(*method, Method::GET);
     set_header(&mut response, "x-ms-request-id", &uuid::Uuid::new_v4().to_string());
     set_header(&mut response, "x-ms-correlation-request-id", &uuid::Uuid::new_v4().to_string());
-    set_header(
-        &mut response,
-        if writes { "x-ms-ratelimit-remaining-subscription-writes" } else { "x-ms-ratelimit-remaining-subscription-reads" },
-        if writes { "1199" } else { "11999" },
-    );
+    super::throttle::remaining_headers(&mut response, &charges, &left, path);
     if faults.contains(&Fault::ResponseLost) {
         return broken();
-    }
-    if route.provider == Provider::Compute {
-        set_header(
-            &mut response,
-            "x-ms-ratelimit-remaining-resource",
-            "Microsoft.Compute/VMScaleSetUpdate3Min;239,Microsoft.Compute/VMScaleSetUpdate30Min;1199",
-        );
     }
     response
 }
@@ -338,7 +332,7 @@ fn error(e: &ArmError, target: Option<&str>) -> Response {
     response
 }
 
-fn set_header(response: &mut Response, name: &'static str, value: &str) {
+pub(super) fn set_header(response: &mut Response, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         response.headers_mut().insert(name, v);
     }

@@ -4,6 +4,7 @@ mod admin;
 pub use admin::{Counters, count, snapshot};
 mod arm;
 pub mod route;
+mod throttle;
 mod token;
 
 use std::collections::BTreeMap;

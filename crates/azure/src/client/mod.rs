@@ -7,6 +7,7 @@ mod compute;
 mod federated_credentials;
 mod identities;
 mod lro;
+pub mod pacing;
 mod raw;
 mod role_assignments;
 mod transport;
@@ -48,6 +49,8 @@ pub struct ArmClientConfig {
     pub observer: Option<Arc<dyn ArmObserver>>,
     /// Consulted before every write; `None` writes unconditionally.
     pub fence: Option<Arc<dyn WriteFence>>,
+    /// The rates kvbind keeps to, and the share it leaves to others.
+    pub pacing: pacing::PacingSettings,
 }
 
 /// Why the client could not be built.
@@ -111,7 +114,7 @@ impl ArmClient {
     /// Builds the clients for `config`, authenticating with `credential`.
     pub fn new(config: &ArmClientConfig, credential: Arc<dyn TokenCredential>) -> Result<Self, ClientError> {
         let http = http_client(config.extra_ca.as_ref(), config.request_timeout)?;
-        let transport = Arc::new(ArmTransport::new(http, config.observer.clone(), config.fence.clone()));
+        let transport = Arc::new(ArmTransport::new(http, config.observer.clone(), config.fence.clone(), config.pacing));
         let scopes = [config.scope.as_str()];
         // Retries are the controller's: it requeues with the server's delay instead of
         // sleeping inside a call.

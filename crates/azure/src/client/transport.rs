@@ -86,6 +86,7 @@ pub fn resource_type(path: &str) -> &'static str {
 #[derive(Debug)]
 pub struct ArmTransport {
     http: Arc<dyn HttpClient>,
+    pacer: super::pacing::Pacer,
     observer: Option<Arc<dyn ArmObserver>>,
     fence: Option<Arc<dyn WriteFence>>,
     throttled_until: Mutex<HashMap<String, Instant>>,
@@ -114,9 +115,15 @@ fn is_shared_resource(lowercase_path: &str) -> bool {
 impl ArmTransport {
     /// A transport over `http`, reporting each request to `observer` and sending writes
     /// only while `fence` allows them.
-    pub fn new(http: Arc<dyn HttpClient>, observer: Option<Arc<dyn ArmObserver>>, fence: Option<Arc<dyn WriteFence>>) -> Self {
+    pub fn new(
+        http: Arc<dyn HttpClient>,
+        observer: Option<Arc<dyn ArmObserver>>,
+        fence: Option<Arc<dyn WriteFence>>,
+        pacing: super::pacing::PacingSettings,
+    ) -> Self {
         ArmTransport {
             http,
+            pacer: super::pacing::Pacer::new(pacing),
             observer,
             fence,
             throttled_until: Mutex::default(),
@@ -143,6 +150,25 @@ impl ArmTransport {
         gates.iter().filter(|(scope, _)| path.starts_with(scope.as_str())).map(|(_, until)| *until - now).max()
     }
 
+    /// Corrects the pacer from what the response says is left.
+    fn pace_from(&self, method: &str, scope: &str, headers: &Headers) {
+        use super::pacing::RemainingHeader;
+        let count = |name: &'static str| headers.get_optional_str(&HeaderName::from_static(name)).and_then(|v| v.trim().parse::<u64>().ok());
+        if let Some(n) = count("x-ms-ratelimit-remaining-subscription-writes") {
+            self.pacer.observed(method, scope, RemainingHeader::SubscriptionWrites, n);
+        }
+        if let Some(n) = count("x-ms-ratelimit-remaining-subscription-deletes") {
+            self.pacer.observed(method, scope, RemainingHeader::SubscriptionDeletes, n);
+        }
+        // `Microsoft.Compute/Policy;N`, possibly several joined by commas: the smallest binds.
+        let resource = headers
+            .get_optional_str(&HeaderName::from_static("x-ms-ratelimit-remaining-resource"))
+            .and_then(|v| v.split(',').filter_map(|policy| policy.rsplit_once(';')).filter_map(|(_, n)| n.trim().parse::<u64>().ok()).min());
+        if let Some(n) = resource {
+            self.pacer.observed(method, scope, RemainingHeader::Resource, n);
+        }
+    }
+
     fn throttle(&self, path: &str, failure: &ArmFailure) {
         let Some(wait) = failure.retry_after else { return };
         let scope = if failure.code == "SubscriptionRequestsThrottled" { path.split('/').take(3).collect::<Vec<_>>().join("/") } else { path.to_owned() };
@@ -161,6 +187,13 @@ impl Policy for ArmTransport {
         let method = request.method().to_string();
         let path = request.url().path().to_owned();
         let scope = path.to_ascii_lowercase();
+        // Within Azure's rates, before the fence: a write that waited its turn is still
+        // checked against leadership when it goes.
+        let wait = self.pacer.admit(&method, &scope);
+        if !wait.is_zero() {
+            tracing::debug!(%method, %path, ?wait, "paced within Azure's rates");
+            tokio::time::sleep(wait).await;
+        }
         if let Some(failure) = self.fenced(&method) {
             tracing::warn!(%method, %path, "write refused: {}", failure.message);
             return Err(failure_error(azure_core::StatusCode::ServiceUnavailable, failure));
@@ -189,6 +222,7 @@ impl Policy for ArmTransport {
             }
         }
         let response = response?;
+        self.pace_from(&method, &scope, response.headers());
         tracing::debug!(%method, %path, status, "ARM request");
         if response.status().is_success() {
             return Ok(response);
@@ -269,7 +303,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_vault_write_does_not_wait_behind_a_flood_of_identity_requests() {
-        let transport = Arc::new(ArmTransport::new(Arc::new(IdentitiesHang), None, None));
+        let transport = Arc::new(ArmTransport::new(Arc::new(IdentitiesHang), None, None, crate::client::pacing::PacingSettings::default()));
         for i in 0..MAX_CONCURRENT_REQUESTS * 2 {
             let transport = transport.clone();
             tokio::spawn(async move {

@@ -81,6 +81,7 @@ pub async fn demo(root: &Path) -> anyhow::Result<()> {
             lro: LroSettings { poll_interval: Duration::from_secs(1), ..LroSettings::default() },
             observer: None,
             fence: None,
+            pacing: kvbind_azure::PacingSettings::default(),
         },
         credential,
     )?;

@@ -1,0 +1,254 @@
+//! Pacing within Azure's published rates, so that converging many bindings spends close
+//! to what the rates allow with few or no 429s, and leaves a share of each budget to the
+//! other clients that spend it: the cluster autoscaler and AKS's upgrades update the same
+//! scale sets, and other tools write to the same subscription.
+//!
+//! kvbind keeps its own token bucket per budget, sized to the share it may use, and takes
+//! a token before each request that spends one; when the bucket is empty, the request waits
+//! for the refill instead of being sent to be refused. ARM's `x-ms-ratelimit-remaining-*`
+//! answers correct the bucket downwards (someone else spent the budget too). Budgets:
+//! ARM writes and deletes per subscription (ARM counts them per subscription and
+//! principal; kvbind is one principal), updates of each scale set or VM (Compute's
+//! per-resource bucket), and identity creates per subscription (Managed Identity's, per
+//! subscription and region, taken here as one per subscription: the stricter reading).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// One budget as Azure publishes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    /// Requests when full (the burst).
+    pub size: f64,
+    /// Requests refilled a second.
+    pub per_second: f64,
+}
+
+/// What kvbind paces itself to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PacingSettings {
+    /// Pace at all.
+    pub enabled: bool,
+    /// The share of every budget left to everything else, 0 to 0.9.
+    pub reserve: f64,
+    /// ARM writes per subscription and principal (200, 10 a second).
+    pub writes: Budget,
+    /// ARM deletes per subscription and principal (200, 10 a second).
+    pub deletes: Budget,
+    /// Updates of one scale set or VM (12, 4 a minute).
+    pub compute_updates: Budget,
+    /// Identity creates per subscription and region (80 per 20 seconds).
+    pub identity_creates: Budget,
+}
+
+/// The share of each budget kvbind leaves to others unless told otherwise.
+pub const DEFAULT_RESERVE: f64 = 0.25;
+
+impl Default for PacingSettings {
+    fn default() -> Self {
+        PacingSettings {
+            enabled: true,
+            reserve: DEFAULT_RESERVE,
+            writes: Budget { size: 200.0, per_second: 10.0 },
+            deletes: Budget { size: 200.0, per_second: 10.0 },
+            compute_updates: Budget { size: 12.0, per_second: 4.0 / 60.0 },
+            identity_creates: Budget { size: 80.0, per_second: 4.0 },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Writes,
+    Deletes,
+    ComputeUpdates,
+    IdentityCreates,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// kvbind's side of Azure's budgets.
+#[derive(Debug)]
+pub struct Pacer {
+    settings: PacingSettings,
+    buckets: Mutex<HashMap<(Kind, String), Bucket>>,
+}
+
+/// The budgets a request spends: `(kind, key)`.
+fn budgets(method: &str, lowercase_path: &str) -> Vec<(Kind, String)> {
+    let subscription = lowercase_path.split('/').filter(|p| !p.is_empty()).take(2).collect::<Vec<_>>().join("/");
+    if !subscription.starts_with("subscriptions/") {
+        return Vec::new();
+    }
+    match method {
+        "GET" | "HEAD" => Vec::new(),
+        "DELETE" => vec![(Kind::Deletes, subscription)],
+        _ => {
+            let mut spent = vec![(Kind::Writes, subscription.clone())];
+            let is_compute = lowercase_path.contains("/providers/microsoft.compute/virtualmachinescalesets/")
+                || lowercase_path.contains("/providers/microsoft.compute/virtualmachines/");
+            if is_compute && matches!(method, "PATCH" | "PUT") && !lowercase_path.contains("/operations/") {
+                spent.push((Kind::ComputeUpdates, lowercase_path.to_owned()));
+            }
+            // kvbind PUTs an identity only to create it (it reads it first).
+            if method == "PUT"
+                && lowercase_path.contains("/providers/microsoft.managedidentity/userassignedidentities/")
+                && !lowercase_path.contains("/federatedidentitycredentials/")
+            {
+                spent.push((Kind::IdentityCreates, subscription));
+            }
+            spent
+        }
+    }
+}
+
+impl Pacer {
+    /// A pacer with full buckets.
+    pub fn new(settings: PacingSettings) -> Pacer {
+        Pacer { settings, buckets: Mutex::default() }
+    }
+
+    /// The share of `kind`'s budget kvbind may use.
+    fn ours(&self, kind: Kind) -> Budget {
+        let budget = match kind {
+            Kind::Writes => self.settings.writes,
+            Kind::Deletes => self.settings.deletes,
+            Kind::ComputeUpdates => self.settings.compute_updates,
+            Kind::IdentityCreates => self.settings.identity_creates,
+        };
+        let share = 1.0 - self.settings.reserve.clamp(0.0, 0.9);
+        Budget { size: (budget.size * share).max(1.0), per_second: budget.per_second * share }
+    }
+
+    fn refill(&self, kind: Kind, bucket: &mut Bucket, now: Instant) {
+        let ours = self.ours(kind);
+        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * ours.per_second).min(ours.size);
+        bucket.at = now;
+    }
+
+    /// Takes a token from every budget the request spends and says how long to wait
+    /// before sending it: zero while the buckets hold tokens, else until the refill reaches
+    /// this request's turn (requests queue in the order they asked).
+    pub fn admit(&self, method: &str, lowercase_path: &str) -> Duration {
+        if !self.settings.enabled {
+            return Duration::ZERO;
+        }
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut wait = Duration::ZERO;
+        for (kind, key) in budgets(method, lowercase_path) {
+            let ours = self.ours(kind);
+            let bucket = buckets.entry((kind, key)).or_insert(Bucket { tokens: ours.size, at: now });
+            self.refill(kind, bucket, now);
+            bucket.tokens -= 1.0;
+            if bucket.tokens < 0.0 && ours.per_second > 0.0 {
+                wait = wait.max(Duration::from_secs_f64(-bucket.tokens / ours.per_second));
+            }
+        }
+        wait
+    }
+
+    /// What a response said is left of a budget: `remaining` of ARM's writes or deletes
+    /// (`x-ms-ratelimit-remaining-subscription-writes`/`-deletes`) or of a resource's
+    /// updates (`x-ms-ratelimit-remaining-resource`). kvbind's bucket never holds more
+    /// than that minus the share it leaves to others.
+    pub fn observed(&self, method: &str, lowercase_path: &str, header: RemainingHeader, remaining: u64) {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (kind, key) in budgets(method, lowercase_path) {
+            let matches = matches!(
+                (kind, header),
+                (Kind::Writes, RemainingHeader::SubscriptionWrites)
+                    | (Kind::Deletes, RemainingHeader::SubscriptionDeletes)
+                    | (Kind::ComputeUpdates, RemainingHeader::Resource)
+            );
+            if !matches {
+                continue;
+            }
+            let full = match kind {
+                Kind::Writes => self.settings.writes.size,
+                Kind::Deletes => self.settings.deletes.size,
+                _ => self.settings.compute_updates.size,
+            };
+            let usable = remaining as f64 - full * self.settings.reserve.clamp(0.0, 0.9);
+            let ours = self.ours(kind);
+            let bucket = buckets.entry((kind, key)).or_insert(Bucket { tokens: ours.size, at: now });
+            self.refill(kind, bucket, now);
+            bucket.tokens = bucket.tokens.min(usable);
+        }
+    }
+}
+
+/// Which `x-ms-ratelimit-remaining-*` header a count came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemainingHeader {
+    /// `…-subscription-writes`.
+    SubscriptionWrites,
+    /// `…-subscription-deletes`.
+    SubscriptionDeletes,
+    /// `…-resource` (Compute's per-resource policies; the smallest count is taken).
+    Resource,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VMSS: &str = "/subscriptions/s/resourcegroups/mc_rg/providers/microsoft.compute/virtualmachinescalesets/pool";
+    const IDENTITY: &str = "/subscriptions/s/resourcegroups/rg/providers/microsoft.managedidentity/userassignedidentities/app";
+
+    fn pacer(reserve: f64) -> Pacer {
+        Pacer::new(PacingSettings { reserve, ..PacingSettings::default() })
+    }
+
+    #[test]
+    fn reads_are_never_paced() {
+        let pacer = pacer(0.25);
+        for _ in 0..10_000 {
+            assert_eq!(pacer.admit("GET", VMSS), Duration::ZERO);
+        }
+    }
+
+    #[test]
+    fn a_scale_set_takes_its_burst_less_the_reserve_then_waits_for_the_refill() {
+        let pacer = pacer(0.25);
+        // 12 × 0.75 = 9 at once; then one every 20 s (3 a minute).
+        let waits: Vec<Duration> = (0..11).map(|_| pacer.admit("PATCH", VMSS)).collect();
+        assert!(waits[..9].iter().all(|w| w.is_zero()), "{waits:?}");
+        assert_eq!(waits[9].as_secs(), 20, "{waits:?}");
+        assert_eq!(waits[10].as_secs(), 40, "the next waits behind it: {waits:?}");
+    }
+
+    #[test]
+    fn identity_creates_keep_to_the_published_rate_less_the_reserve() {
+        let pacer = pacer(0.5);
+        // 80 × 0.5 = 40 at once, then 2 a second.
+        let waits: Vec<Duration> = (0..44).map(|_| pacer.admit("PUT", IDENTITY)).collect();
+        assert!(waits[..40].iter().all(|w| w.is_zero()));
+        assert_eq!(waits[43].as_millis(), 2000, "the fourth past the burst: {waits:?}");
+    }
+
+    #[test]
+    fn an_answer_that_others_spent_the_budget_makes_kvbind_wait() {
+        let pacer = pacer(0.25);
+        assert!(pacer.admit("PATCH", VMSS).is_zero());
+        // Compute says 4 updates are left: 3 of them are the others' (12 × 0.25).
+        pacer.observed("PATCH", VMSS, RemainingHeader::Resource, 4);
+        assert!(pacer.admit("PATCH", VMSS).is_zero(), "one is ours");
+        assert!(!pacer.admit("PATCH", VMSS).is_zero(), "the rest is left to the autoscaler");
+    }
+
+    #[test]
+    fn turned_off_nothing_waits() {
+        let pacer = Pacer::new(PacingSettings { enabled: false, ..PacingSettings::default() });
+        for _ in 0..100 {
+            assert!(pacer.admit("PATCH", VMSS).is_zero());
+        }
+    }
+}
