@@ -86,6 +86,19 @@ pub enum AzureError {
         /// ARM's message.
         message: String,
     },
+    /// One of Azure's hard limits: ARM refused the request for it, or kvbind did not send
+    /// it because it would have passed it. Retrying the same request will not help.
+    #[error("{operation} {resource}: {limit}: {message}")]
+    LimitReached {
+        /// The operation that failed.
+        operation: &'static str,
+        /// The resource it was about.
+        resource: String,
+        /// The limit, as a condition reason (`VaultAccessPolicyLimit`, `RoleAssignmentLimit`, `PoolIdentityLimit`).
+        limit: &'static str,
+        /// What passes it, and the way out.
+        message: String,
+    },
     /// A fresh identity's principal has not reached the directory yet; retry shortly.
     #[error("{operation} {resource}: principal not yet replicated: {message}")]
     PrincipalNotReplicated {
@@ -131,6 +144,7 @@ impl AzureError {
             AzureError::Forbidden { .. } => "AzurePermissionMissing",
             AzureError::Unauthenticated { .. } => "AzureCredentialRefused",
             AzureError::Invalid { .. } => "AzureRejectedRequest",
+            AzureError::LimitReached { limit, .. } => limit,
             AzureError::PrincipalNotReplicated { .. } => "PrincipalNotReplicated",
             AzureError::Transient { .. } => "AzureUnavailable",
         }
@@ -145,6 +159,7 @@ impl AzureError {
             | AzureError::Forbidden { operation, .. }
             | AzureError::Unauthenticated { operation, .. }
             | AzureError::Invalid { operation, .. }
+            | AzureError::LimitReached { operation, .. }
             | AzureError::PrincipalNotReplicated { operation, .. }
             | AzureError::Transient { operation, .. } => operation,
         }
@@ -181,6 +196,9 @@ impl ArmFailure {
                 AzureError::Conflict { operation, resource, code, message, retry_after: retry_after.unwrap_or(DEFAULT_CONFLICT_DELAY) }
             }
             (408 | 500..=599, _) => AzureError::Transient { operation, resource, message: format!("HTTP {status} {code}: {message}") },
+            (_, "RoleAssignmentLimitExceeded") => AzureError::LimitReached { operation, resource, limit: "RoleAssignmentLimit", message },
+            (_, "AccessPolicyLimitExceeded") => AzureError::LimitReached { operation, resource, limit: "VaultAccessPolicyLimit", message },
+            (400, _) if message.contains("Assign exceed limit") => AzureError::LimitReached { operation, resource, limit: "PoolIdentityLimit", message },
             _ => AzureError::Invalid { operation, resource, code, message },
         }
     }

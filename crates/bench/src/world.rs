@@ -31,6 +31,9 @@ pub async fn simulator(pools: usize, latencies: &Latencies) -> anyhow::Result<Si
     // Azure allows; until they stay within it, this world lifts that one limit (and the
     // results say so). The other limits are Azure's.
     world.limits = Some(LimitsSeed { user_assigned_per_compute: usize::MAX, ..LimitsSeed::default() });
+    // Likewise Azure's request rates, until the bound the results compare against counts
+    // them (the operator runs with --no-pacing to match).
+    world.rates = Some(kvbind_arm_sim::rates::RatesSeed::off());
     let slow = |operation: &str, ms: u64| FaultRule {
         operation: operation.into(),
         path_contains: None,

@@ -21,6 +21,10 @@ use crate::handoff::{Answer, Handoffs, Landing, Waiter};
 use crate::read_cache::ReadCache;
 use crate::write_queue::{WriteQueues, next_batch, take_all};
 
+/// Access-policy entries a vault may hold: the REST spec types `accessPolicies` as 0 to
+/// 1,024 entries.
+pub const MAX_ACCESS_POLICIES_PER_VAULT: usize = 1024;
+
 struct Request {
     op: AccessPolicyOp,
     entry: AccessPolicy,
@@ -51,6 +55,36 @@ impl AccessPolicyBatcher {
     /// for it again.
     fn taken_already(&self, vault: &VaultId, op: AccessPolicyOp, entry: &AccessPolicy) -> bool {
         op == AccessPolicyOp::Add && self.cache.vault_grants(vault, entry)
+    }
+
+    /// Answers the entries that would take the vault (as kvbind last read it) past
+    /// [`MAX_ACCESS_POLICIES_PER_VAULT`] with the limit, in the order they were asked for,
+    /// and leaves the others to be written: the vault's last free entries go to the first.
+    fn refuse_past_the_limit(&self, vault: &VaultId, entries: &mut Vec<AccessPolicy>, replies: &mut Vec<Vec<Answer<()>>>) {
+        let Some((held, principals)) = self.cache.vault_principals(vault) else { return };
+        let mut room = MAX_ACCESS_POLICIES_PER_VAULT.saturating_sub(held);
+        let mut i = 0;
+        while i < entries.len() {
+            // An entry for a principal the vault names already takes no new entry.
+            let new = !principals.contains(&entries[i].object_id.to_ascii_lowercase());
+            if !new || room > 0 {
+                room -= usize::from(new);
+                i += 1;
+                continue;
+            }
+            entries.remove(i);
+            let refused = Err(AzureError::LimitReached {
+                operation: "UpdateAccessPolicy",
+                resource: vault.to_string(),
+                limit: "VaultAccessPolicyLimit",
+                message: format!(
+                    "{} holds {held} access-policy entries, and a new one would take it past {MAX_ACCESS_POLICIES_PER_VAULT}, Azure's limit. Share an identity between bindings, use mode WorkloadIdentity with a shared identity, or move the objects to a vault with Azure RBAC",
+                    vault.name
+                ),
+            });
+            let woken = Answer::answer_all(replies.remove(i), &refused);
+            self.handoffs.land(Landing::Vault { vault: vault.clone(), result: refused }, woken);
+        }
     }
 
     /// One request, and the cached vault brought up to date when it succeeds.
@@ -161,12 +195,57 @@ impl AccessPolicyBatcher {
                     }
                 }
             }
+            if op == AccessPolicyOp::Add {
+                self.refuse_past_the_limit(vault, &mut entries, &mut replies);
+            }
             for (chunk, chunk_replies) in entries.chunks(MAX_ACCESS_POLICIES_PER_REQUEST).zip(replies.chunks_mut(MAX_ACCESS_POLICIES_PER_REQUEST)) {
                 tracing::info!(vault = %vault, op = op.as_str(), entries = chunk.len(), "updating access policies");
                 let result = self.send(vault, op, chunk).await;
+                if chunk.len() > 1 && result.as_ref().is_err_and(|e| !e.is_retryable()) {
+                    // ARM refuses a request for any one of its entries: each goes again on
+                    // its own, so one bad entry fails only the bindings that asked for it.
+                    for (entry, replies) in chunk.iter().zip(chunk_replies.iter_mut()) {
+                        let result = self.send(vault, op, std::slice::from_ref(entry)).await;
+                        let woken = Answer::answer_all(std::mem::take(replies), &result);
+                        self.handoffs.land(Landing::Vault { vault: vault.clone(), result }, woken);
+                    }
+                    continue;
+                }
                 let woken = Answer::answer_all(chunk_replies.iter_mut().flat_map(std::mem::take), &result);
                 self.handoffs.land(Landing::Vault { vault: vault.clone(), result }, woken);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kvbind_azure::model::Permissions;
+
+    use super::*;
+    use crate::fake_compute::FakeCompute;
+
+    fn entry(object_id: &str) -> AccessPolicy {
+        AccessPolicy { tenant_id: "t".into(), object_id: object_id.into(), permissions: Permissions::default() }
+    }
+
+    #[tokio::test]
+    async fn one_entry_azure_refuses_fails_only_its_own_binding() {
+        let arm = Arc::new(FakeCompute::refusing_principal("bad"));
+        let (handoffs, _woken) = Handoffs::new();
+        let batcher =
+            AccessPolicyBatcher::new(arm.clone(), Arc::new(ReadCache::new(Duration::from_secs(60))), Some(Duration::from_millis(50)), Arc::new(handoffs));
+        let vault = VaultId::new(kvbind_azure::ResourceKind::Vault, "s", "rg", "kv").expect("id");
+        let (good, bad, other) = tokio::join!(
+            batcher.change(&vault, AccessPolicyOp::Add, entry("good")),
+            batcher.change(&vault, AccessPolicyOp::Add, entry("bad")),
+            batcher.change(&vault, AccessPolicyOp::Add, entry("other")),
+        );
+        assert!(good.is_ok() && other.is_ok(), "{good:?} {other:?}");
+        assert!(matches!(bad, Err(AzureError::Invalid { .. })), "{bad:?}");
+        let writes = arm.vault_writes.lock().expect("lock").clone();
+        assert_eq!(writes.len(), 4, "the batch, then each entry on its own: {writes:?}");
+        assert_eq!(writes[0].len(), 3, "{writes:?}");
+        assert!(writes[1..].iter().all(|w| w.len() == 1), "{writes:?}");
     }
 }

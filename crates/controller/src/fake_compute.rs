@@ -1,6 +1,7 @@
 //! A stand-in for ARM in unit tests that knows only VM scale set identity blocks: it keeps
 //! them in memory, takes `latency` for every read and write (tokio time, so tests can pause
-//! it), and counts both. Every other operation is refused.
+//! it), and counts both. Access-policy updates are recorded and succeed unless they carry
+//! the refused principal. Every other operation is refused.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -22,11 +23,20 @@ pub struct FakeCompute {
     writes: AtomicUsize,
     /// The number of identities each write added, in order.
     pub added: Mutex<Vec<usize>>,
+    /// Access-policy updates succeed unless they carry this principal.
+    pub refused_principal: Option<String>,
+    /// The principals of each access-policy update, in order.
+    pub vault_writes: Mutex<Vec<Vec<String>>>,
 }
 
 impl FakeCompute {
     pub fn new(latency: Duration) -> Self {
         FakeCompute { latency, ..FakeCompute::default() }
+    }
+
+    /// A fake whose access-policy updates fail when they carry `principal`.
+    pub fn refusing_principal(principal: &str) -> Self {
+        FakeCompute { refused_principal: Some(principal.to_owned()), ..FakeCompute::default() }
     }
 
     pub fn reads(&self) -> usize {
@@ -84,8 +94,18 @@ impl Arm for FakeCompute {
     async fn find_vault(&self, _: &str, _: &str) -> Result<Option<VaultId>, AzureError> {
         Err(refused("FindVault"))
     }
-    async fn update_access_policy(&self, _: &VaultId, _: AccessPolicyOp, _: &[AccessPolicy]) -> Result<(), AzureError> {
-        Err(refused("UpdateAccessPolicy"))
+    async fn update_access_policy(&self, _: &VaultId, _: AccessPolicyOp, entries: &[AccessPolicy]) -> Result<(), AzureError> {
+        let principals: Vec<String> = entries.iter().map(|e| e.object_id.clone()).collect();
+        self.vault_writes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(principals.clone());
+        match &self.refused_principal {
+            Some(bad) if principals.contains(bad) => Err(AzureError::Invalid {
+                operation: "UpdateAccessPolicy",
+                resource: String::new(),
+                code: "BadRequest".into(),
+                message: format!("{bad} is refused"),
+            }),
+            _ => Ok(()),
+        }
     }
     async fn create_role_assignment(&self, _: &RoleAssignment) -> Result<RoleAssignment, AzureError> {
         Err(refused("CreateRoleAssignment"))

@@ -110,6 +110,14 @@ impl ReadCache {
         self.vaults.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&id.key()).is_some_and(|(vault, _)| vault.grants(entry))
     }
 
+    /// The principals (lowercase object IDs) the cached vault's access policies name, and
+    /// how many entries it holds; `None` when the vault is not cached.
+    pub fn vault_principals(&self, id: &VaultId) -> Option<(usize, std::collections::HashSet<String>)> {
+        let vaults = self.vaults.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (vault, _) = vaults.get(&id.key())?;
+        Some((vault.access_policies.len(), vault.access_policies.iter().map(|p| p.object_id.to_ascii_lowercase()).collect()))
+    }
+
     /// A user-assigned identity; an absent one is not cached (it is about to be created).
     ///
     /// When its entry has aged out, `pool`'s identity block (read at most once a period,

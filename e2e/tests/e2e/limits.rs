@@ -45,3 +45,59 @@ async fn a_full_pool_is_refused_by_name_and_the_other_pools_go_on() {
     s.eventually("a PoolIdentityLimit event", |s| s.event_reasons("crowded").iter().any(|r| r == "PoolIdentityLimit")).await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_vault_gives_its_last_entry_to_one_binding_and_refuses_the_others_by_name() {
+    use kvbind_e2e::operator::TENANT;
+    // A vault one entry short of the 1,024 access-policy entries Azure allows.
+    let held: Vec<String> = (0..1023)
+        .map(|i| format!("              - {{tenantId: {TENANT}, objectId: 00000000-0000-0000-0000-{i:012}, permissions: {{secrets: [get]}}}}\n"))
+        .collect();
+    let world = seed(&format!(
+        "subscriptions:
+  - id: {SUBSCRIPTION}
+    resourceGroups:
+      - name: rg-identities
+      - name: {NODE_GROUP}
+        scaleSets: [{{name: pool-vmss}}]
+      - name: rg-vaults
+        vaults:
+          - name: kvname
+            accessPolicies:
+{}",
+        held.concat()
+    ));
+    let s = Scenario::start("vault-limit", world).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    let names = ["first", "second", "third"];
+    for name in names {
+        s.apply(&class(name, &[("db-password", "secret", 0)]));
+        s.apply(&binding(name, &format!("{name}-reader"), &[name], ""));
+    }
+    let mut ready = Vec::new();
+    let mut refused = Vec::new();
+    s.eventually("one binding Ready and two refused for the vault's limit", |s| {
+        ready = names
+            .iter()
+            .filter(|n| s.jsonpath(&format!("identitybinding/{n}"), "{.status.conditions[?(@.type==\"Ready\")].status}") == "True")
+            .map(|n| n.to_string())
+            .collect();
+        refused = names
+            .iter()
+            .filter(|n| s.jsonpath(&format!("identitybinding/{n}"), "{.status.conditions[?(@.type==\"Ready\")].reason}") == "VaultAccessPolicyLimit")
+            .map(|n| n.to_string())
+            .collect();
+        ready.len() == 1 && refused.len() == 2
+    })
+    .await;
+    let message = s.jsonpath(&format!("identitybinding/{}", refused[0]), "{.status.conditions[?(@.type==\"Ready\")].message}");
+    assert!(message.contains("kvname holds 1024 access-policy entries") || message.contains("kvname holds 1023 access-policy entries"), "{message}");
+    assert!(message.contains("Azure's limit") && message.contains("Share an identity"), "the limit and the way out are named: {message}");
+    // kvbind sent nothing Azure would have refused for the limit, and the vault is full.
+    let rejected: Vec<_> = s.sim.requests().into_iter().filter(|r| r.path.contains("accessPolicies") && r.status >= 400).collect();
+    assert!(rejected.is_empty(), "{rejected:?}");
+    let state = s.sim.snapshot();
+    let entries = state["vaults"].as_object().and_then(|v| v.values().next()).and_then(|v| v["accessPolicies"].as_array()).map(Vec::len);
+    assert_eq!(entries, Some(1024), "the last entry went to the binding that is Ready");
+    s.stop().await;
+}
