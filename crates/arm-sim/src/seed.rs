@@ -112,6 +112,11 @@ pub struct ResourceGroupSeed {
     /// Key Vaults.
     #[serde(default)]
     pub vaults: Vec<VaultSeed>,
+    /// AKS's node resource group lockdown (`nodeResourceGroupProfile.restrictionLevel:
+    /// ReadOnly`, preset on AKS Automatic): a deny assignment refuses every write under the
+    /// group; reads go on.
+    #[serde(default)]
+    pub lockdown: bool,
 }
 
 fn default_location() -> String {

@@ -151,6 +151,9 @@ pub struct World {
     pub subscriptions: BTreeMap<String, String>,
     /// Resource groups by lowercase `subscriptions/S/resourcegroups/G`.
     pub resource_groups: BTreeMap<String, (String, String)>,
+    /// The resource groups a deny assignment locks (AKS's node resource group lockdown), by
+    /// the same key.
+    pub locked_groups: std::collections::BTreeSet<String>,
     /// Identities by key.
     pub identities: BTreeMap<String, IdentityResource>,
     /// VM scale sets and VMs by key.
@@ -214,6 +217,9 @@ impl World {
             self.subscriptions.insert(sub.id.to_ascii_lowercase(), sub.id.clone());
             for rg in &sub.resource_groups {
                 let rg_key = key(&format!("subscriptions/{}/resourceGroups/{}", sub.id, rg.name));
+                if rg.lockdown {
+                    self.locked_groups.insert(rg_key.clone());
+                }
                 self.resource_groups.insert(rg_key, (rg.name.clone(), rg.location.clone()));
                 for id in &rg.identities {
                     let principal = id.principal_id.clone().unwrap_or_else(guid);
@@ -287,6 +293,27 @@ impl World {
             system_assigned: resource.system_principal.is_some(),
             user_assigned: resource.user_assigned.keys().cloned().collect(),
         });
+    }
+
+    /// The deny assignment's refusal of a write to `path`, when a locked resource group
+    /// holds it. AKS documents the 403; the code and the message are modelled on ARM's
+    /// deny-assignment answers, as no source gives the lockdown's exact text.
+    pub fn denied_by_lockdown(&self, path: &str, action: &str, client_id: &str, principal_id: &str) -> Option<ArmError> {
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        let [subs, sub, groups, group, ..] = parts.as_slice() else { return None };
+        if !subs.eq_ignore_ascii_case("subscriptions") || !groups.eq_ignore_ascii_case("resourcegroups") {
+            return None;
+        }
+        let scope = format!("/subscriptions/{sub}/resourceGroups/{group}");
+        self.locked_groups.contains(&key(&scope)).then(|| {
+            ArmError::new(
+                403,
+                "DenyAssignmentAuthorizationFailed",
+                format!(
+                    "The client '{client_id}' with object id '{principal_id}' has permission to perform action '{action}' on scope '{path}'; however, the access is denied because of the deny assignment with name 'System deny assignment created by managed cluster' and Id '00000000-0000-0000-0000-00000000d0c0' at scope '{scope}'."
+                ),
+            )
+        })
     }
 
     /// Checks that the subscription and resource group exist.

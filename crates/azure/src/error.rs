@@ -99,6 +99,20 @@ pub enum AzureError {
         /// What passes it, and the way out.
         message: String,
     },
+    /// A deny assignment refuses the write whatever roles kvbind holds. On AKS that is the
+    /// node resource group lockdown (`nodeResourceGroupProfile.restrictionLevel: ReadOnly`,
+    /// preset on AKS Automatic): nothing may attach identities to its scale sets.
+    #[error(
+        "{operation} {resource}: a deny assignment refuses writes here (on AKS, the node resource group lockdown, preset on AKS Automatic); mode WorkloadIdentity writes nothing in the node resource group: {message}"
+    )]
+    Denied {
+        /// The operation that failed.
+        operation: &'static str,
+        /// The resource it was about.
+        resource: String,
+        /// ARM's message.
+        message: String,
+    },
     /// A fresh identity's principal has not reached the directory yet; retry shortly.
     #[error("{operation} {resource}: principal not yet replicated: {message}")]
     PrincipalNotReplicated {
@@ -145,6 +159,7 @@ impl AzureError {
             AzureError::Unauthenticated { .. } => "AzureCredentialRefused",
             AzureError::Invalid { .. } => "AzureRejectedRequest",
             AzureError::LimitReached { limit, .. } => limit,
+            AzureError::Denied { .. } => "AzureDenyAssignment",
             AzureError::PrincipalNotReplicated { .. } => "PrincipalNotReplicated",
             AzureError::Transient { .. } => "AzureUnavailable",
         }
@@ -160,6 +175,7 @@ impl AzureError {
             | AzureError::Unauthenticated { operation, .. }
             | AzureError::Invalid { operation, .. }
             | AzureError::LimitReached { operation, .. }
+            | AzureError::Denied { operation, .. }
             | AzureError::PrincipalNotReplicated { operation, .. }
             | AzureError::Transient { operation, .. } => operation,
         }
@@ -188,6 +204,9 @@ impl ArmFailure {
             (429, _) => AzureError::Throttled { operation, resource, retry_after: retry_after.unwrap_or(DEFAULT_THROTTLE_DELAY) },
             (_, "PrincipalNotFound") => AzureError::PrincipalNotReplicated { operation, resource, message },
             (401, _) => AzureError::Unauthenticated { operation, resource, message },
+            (403, _) if code == "DenyAssignmentAuthorizationFailed" || message.contains("because of the deny assignment") => {
+                AzureError::Denied { operation, resource, message }
+            }
             (403, _) => AzureError::Forbidden { operation, resource, action: missing_action(&message), message },
             (404, _) | (_, "ResourceNotFound" | "ResourceGroupNotFound" | "NotFound" | "ParentResourceNotFound" | "RoleAssignmentNotFound") => {
                 AzureError::NotFound { operation, resource, code, message }
@@ -217,6 +236,22 @@ mod tests {
 
     fn failure(status: u16, code: &str, message: &str) -> ArmFailure {
         ArmFailure { status, code: code.into(), message: message.into(), retry_after: None }
+    }
+
+    #[test]
+    fn azures_limits_and_deny_assignments_are_named_not_generic() {
+        let pool =
+            failure(400, "BadRequest", "User Assigned Identities Number '151' Assign exceed limit '150' in one request.").classify("PatchCompute", "pool");
+        assert_eq!(pool.reason(), "PoolIdentityLimit");
+        let roles = failure(400, "RoleAssignmentLimitExceeded", "No more role assignments can be created.").classify("CreateRoleAssignment", "s");
+        assert_eq!(roles.reason(), "RoleAssignmentLimit");
+        let denied = failure(403, "DenyAssignmentAuthorizationFailed", "… the access is denied because of the deny assignment with name 'x' …")
+            .classify("PatchCompute", "pool");
+        assert!(matches!(denied, AzureError::Denied { .. }), "{denied:?}");
+        assert!(denied.to_string().contains("WorkloadIdentity"), "the way out: {denied}");
+        assert!(!pool.is_retryable() && !roles.is_retryable() && !denied.is_retryable());
+        let other = failure(400, "BadRequest", "The request is malformed.").classify("PatchCompute", "pool");
+        assert_eq!(other.reason(), "AzureRejectedRequest");
     }
 
     #[test]

@@ -101,3 +101,37 @@ async fn a_full_vault_gives_its_last_entry_to_one_binding_and_refuses_the_others
     assert_eq!(entries, Some(1024), "the last entry went to the binding that is Ready");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_node_resource_group_stops_vm_mode_by_name_and_workload_identity_goes_on() {
+    let world = seed(&format!(
+        "subscriptions:
+  - id: {SUBSCRIPTION}
+    resourceGroups:
+      - name: rg-identities
+      - name: {NODE_GROUP}
+        lockdown: true
+        scaleSets: [{{name: pool-vmss}}]
+      - name: rg-vaults
+        vaults: [{{name: kvname}}]
+"
+    ));
+    let s = Scenario::start_with("lockdown", world, |config| config.oidc_issuer = Some("https://oidc.example.test/tenant/issuer/".to_owned())).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    s.apply("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: app\n");
+    s.apply(&class("vm", &[("db-password", "secret", 0)]));
+    s.apply(&class("wi", &[("db-password", "secret", 0)]));
+    s.apply(&binding("vm", "vm-reader", &["vm"], ""));
+    s.apply(&binding("wi", "wi-reader", &["wi"], "  mode: WorkloadIdentity\n  serviceAccount: {name: app}\n"));
+    s.wait_condition("vm", "Stalled").await;
+    s.wait_condition("wi", "Ready").await;
+
+    let b = "identitybinding/vm";
+    assert_eq!(s.jsonpath(b, "{.status.conditions[?(@.type==\"NodesAssigned\")].reason}"), "AzureDenyAssignment");
+    let message = s.jsonpath(b, "{.status.conditions[?(@.type==\"NodesAssigned\")].message}");
+    assert!(message.contains("node resource group lockdown") && message.contains("WorkloadIdentity"), "the constraint and the way out: {message}");
+    let written: Vec<_> = s.sim.requests().into_iter().filter(|r| r.method != "GET" && r.path.contains(NODE_GROUP) && r.status < 400).collect();
+    assert!(written.is_empty(), "nothing changed in the locked group: {written:?}");
+    s.eventually("an AzureDenyAssignment event", |s| s.event_reasons("vm").iter().any(|r| r == "AzureDenyAssignment")).await;
+    s.stop().await;
+}
