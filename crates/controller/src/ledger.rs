@@ -18,6 +18,10 @@ use crate::binding::Records;
 #[derive(Debug, Default)]
 pub struct Ledger {
     entries: Mutex<HashMap<String, Entry>>,
+    /// How many namespaces have VM-mode users: with one, no pool is shared between
+    /// namespaces and [`Ledger::sharing`] need not look (a thousand bindings of one team
+    /// would otherwise scan every entry in every reconcile).
+    namespaces: Mutex<BTreeSet<Arc<str>>>,
 }
 
 #[derive(Debug, Default)]
@@ -26,6 +30,8 @@ struct Entry {
     attached: Box<[Arc<str>]>,
     /// Access-policy permissions kvbind granted, per vault.
     granted: Box<[Grant]>,
+    /// The VM-mode bindings (namespace, name) that use the identity on its pools.
+    users: Box<[(Arc<str>, Arc<str>)]>,
 }
 
 #[derive(Debug)]
@@ -82,6 +88,37 @@ impl Ledger {
             .collect();
     }
 
+    /// Records that VM-mode binding `namespace/name` uses `identity` on its pools; true
+    /// when it had not been recorded.
+    pub fn used_by(&self, identity: &str, namespace: &str, name: &str) -> bool {
+        let mut entries = self.entries();
+        let entry = entries.entry(identity.to_owned()).or_default();
+        if entry.users.iter().any(|(n, b)| &**n == namespace && &**b == name) {
+            return false;
+        }
+        entry.users = entry.users.iter().cloned().chain([(intern(namespace), intern(name))]).collect();
+        drop(entries);
+        self.namespaces.lock().unwrap_or_else(PoisonError::into_inner).insert(intern(namespace));
+        true
+    }
+
+    /// The VM-mode bindings (namespace, name) outside `namespace` whose identities kvbind
+    /// attached to any of `pools` (lowercase IDs): their pods on those pools can get
+    /// `namespace`'s identity's tokens from IMDS, and `namespace`'s pods theirs.
+    pub fn sharing(&self, pools: &BTreeSet<Arc<str>>, namespace: &str) -> BTreeSet<(String, String)> {
+        if self.namespaces.lock().unwrap_or_else(PoisonError::into_inner).len() < 2 {
+            return BTreeSet::new();
+        }
+        let entries = self.entries();
+        entries
+            .values()
+            .filter(|e| e.attached.iter().any(|a| pools.contains(a)))
+            .flat_map(|e| e.users.iter())
+            .filter(|(n, _)| &**n != namespace)
+            .map(|(n, b)| (n.to_string(), b.to_string()))
+            .collect()
+    }
+
     /// Forgets `identity`, once kvbind has deleted it.
     pub fn forget(&self, identity: &str) {
         self.entries().remove(identity);
@@ -128,6 +165,25 @@ mod tests {
 
         ledger.forget("/id");
         assert!(recorded(&ledger, "/id").attached.is_empty());
+    }
+
+    #[test]
+    fn the_bindings_sharing_a_pool_are_those_whose_identities_kvbind_attached_there() {
+        let ledger = Ledger::default();
+        let pool = |p: &str| BTreeSet::from([Arc::from(p)]);
+        let binding = |n: &str, b: &str| (n.to_owned(), b.to_owned());
+        ledger.set_attached("/id-a", &pool("/pool-1"));
+        assert!(ledger.used_by("/id-a", "team-a", "app"));
+        ledger.set_attached("/id-b", &pool("/pool-1"));
+        assert!(ledger.used_by("/id-b", "team-b", "web"));
+        assert!(!ledger.used_by("/id-b", "team-b", "web"), "recorded once");
+        ledger.set_attached("/id-c", &pool("/pool-2"));
+        ledger.used_by("/id-c", "team-c", "db");
+        assert_eq!(ledger.sharing(&pool("/pool-1"), "team-a"), BTreeSet::from([binding("team-b", "web")]));
+        assert_eq!(ledger.sharing(&pool("/pool-2"), "team-a"), BTreeSet::from([binding("team-c", "db")]));
+        assert!(ledger.sharing(&pool("/pool-3"), "team-a").is_empty());
+        ledger.set_attached("/id-b", &BTreeSet::new());
+        assert!(ledger.sharing(&pool("/pool-1"), "team-a").is_empty(), "detached, it no longer counts");
     }
 
     #[test]

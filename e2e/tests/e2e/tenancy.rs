@@ -336,3 +336,47 @@ async fn a_namespace_quota_refuses_the_newcomers_and_lets_one_in_when_another_go
     s.wait_condition("second", "Ready").await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_whose_identities_share_a_pool_are_each_told_of_the_other() {
+    // One operator for two namespaces, picking this test's bindings by a label.
+    let first = TestNamespace::new("shared-pool-a").await;
+    let run = first.name.clone();
+    let client = first.client.clone();
+    let s = Scenario::start_in(first, client, seed(&kvbind_e2e::world::cluster(&["pool-vmss"], &[], false)), |config| {
+        config.namespace = None;
+        config.binding_selector = Some(format!("kvbind.io/run={run}"));
+    })
+    .await;
+    let second = TestNamespace::new("shared-pool-b").await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    let labelled = |yaml: String| yaml.replacen("metadata:\n  name:", &format!("metadata:\n  labels: {{kvbind.io/run: {run}}}\n  name:"), 1);
+
+    s.apply(&class("app", &[("db-password", "secret", 0)]));
+    s.apply(&labelled(binding("app", &format!("{}-reader", s.ns.name), &["app"], "")));
+    s.wait_condition("app", "Ready").await;
+    let alone = s.jsonpath("identitybinding/app", "{.status.conditions[?(@.type==\"NodeWideAccess\")].reason}");
+    assert_eq!(alone, "ReachableFromEveryPodOnPools", "no other namespace on the pool yet");
+
+    let apply = |yaml: String| {
+        let out = second.kubectl_apply(&yaml);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    apply(class("web", &[("db-password", "secret", 0)]));
+    apply(labelled(binding("web", &format!("{}-reader", second.name), &["web"], "")));
+    let out = second.kubectl_off_runtime(&["wait", "--for=condition=Ready", "identitybinding/web", "--timeout=60s"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let of_second =
+        |path: &str| String::from_utf8_lossy(&second.kubectl(&["get", "identitybinding", "web", "-o", &format!("jsonpath={path}")]).stdout).into_owned();
+    assert_eq!(of_second("{.status.conditions[?(@.type==\"NodeWideAccess\")].reason}"), "SharedWithOtherNamespaces");
+    let message = of_second("{.status.conditions[?(@.type==\"NodeWideAccess\")].message}");
+    assert!(message.contains(&s.ns.name) && message.contains("pool-vmss"), "the newcomer is told who is there: {message}");
+
+    // The binding that was there first is told too, without waiting for a resync.
+    s.eventually("the first namespace told of the second", |s| {
+        s.jsonpath("identitybinding/app", "{.status.conditions[?(@.type==\"NodeWideAccess\")].message}").contains(&second.name)
+    })
+    .await;
+    assert_eq!(s.jsonpath("identitybinding/app", "{.status.conditions[?(@.type==\"NodeWideAccess\")].reason}"), "SharedWithOtherNamespaces");
+    s.stop().await;
+}

@@ -461,6 +461,7 @@ async fn reach(
     waiting: Waiting<'_>,
     changes: &mut Vec<Change>,
 ) -> Result<Reach, BindingError> {
+    let changes_before = changes.len();
     let azure_sync::Attachments { status: attachments, crowded, newly_crowded, pending } =
         azure_sync::sync_attachments(ctx, &identity.id, created, &demand.targets, &demand.records, demand.may_remove, waiting, changes).await?;
     let names: Vec<String> = attachments.iter().map(|a| a.resource_id.rsplit('/').next().unwrap_or_default().to_owned()).collect();
@@ -483,10 +484,35 @@ async fn reach(
             reach.message = "no node matches spec.nodes yet; the identity is attached as nodes appear".to_owned();
         }
         None => {
+            // From kvbind's own ledger, never from statuses a tenant can write.
+            let newcomer = ctx.ledger.used_by(&identity.id.key(), &namespace, &binding.name_any());
+            let pools: BTreeSet<Arc<str>> = reach.attachments.iter().map(|a| Arc::from(a.resource_id.to_ascii_lowercase())).collect();
+            let neighbours = ctx.ledger.sharing(&pools, &namespace);
+            // The bindings already on these pools learn of this namespace: their notices
+            // name it after their next reconcile, which this asks for when it is news.
+            if newcomer || changes.len() > changes_before {
+                for (ns, name) in &neighbours {
+                    ctx.handoffs.wake(ObjectRef::new(name).within(ns));
+                }
+            }
+            let sharing: BTreeSet<String> = neighbours.into_iter().map(|(ns, _)| ns).collect();
+            let others = if sharing.is_empty() {
+                String::new()
+            } else {
+                let listed: Vec<&str> = sharing.iter().take(10).map(String::as_str).collect();
+                let more = if sharing.len() > listed.len() { format!(" and {} more", sharing.len() - listed.len()) } else { String::new() };
+                format!(
+                    "; identities of namespaces {}{more} are on these pools too, so their pods there can get this identity's tokens, and this namespace's pods theirs",
+                    listed.join(", ")
+                )
+            };
             reach.notice = Some((
                 "NodeWideAccess",
-                "ReachableFromEveryPodOnPools",
-                format!("every pod on {} can get this identity's tokens from IMDS; mode WorkloadIdentity limits them to one ServiceAccount", names.join(", ")),
+                if sharing.is_empty() { "ReachableFromEveryPodOnPools" } else { "SharedWithOtherNamespaces" },
+                format!(
+                    "every pod on {} can get this identity's tokens from IMDS{others}; mode WorkloadIdentity limits them to one ServiceAccount",
+                    names.join(", ")
+                ),
             ));
             reach.message = format!("attached to {}", names.join(", "));
         }
