@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::seed::{ComputeSeed, LroSeed, Seed};
 
+mod clients;
 pub mod federated;
 
 /// An ARM error to send.

@@ -138,7 +138,17 @@ async fn serve(shared: &Shared, route: Route, method: &Method, path: &str, query
             set_header(&mut response, "retry-after", &world.lro.retry_after_seconds.to_string());
             response
         }),
+        (Target::Vault { sub, rg, name }, "PUT") => world.put_vault(sub, rg, name, &json, &api).map(ok),
         (Target::Vault { sub, rg, name }, _) => world.get_vault(sub, rg, name, &api).map(ok),
+        (Target::Subscriptions, _) => Ok(ok(json!({"value": world.list_subscriptions()}))),
+        (Target::ResourceGroup { sub, rg }, _) => world.get_resource_group(sub, rg).map(ok),
+        (Target::Resources { sub }, _) => {
+            let filter = param("$filter");
+            world.list_resources(sub, filter.as_deref()).map(|all| page(&all, world.page_size, &origin, path, &api, &param("$skiptoken"), filter.as_deref()))
+        }
+        (Target::Identities { sub, rg }, _) => {
+            world.list_identities(sub, rg.as_deref(), &api).map(|all| page(&all, world.page_size, &origin, path, &api, &param("$skiptoken"), None))
+        }
         (Target::Vaults { sub }, _) => world.list_vaults(sub, &api).map(|all| page(&all, world.page_size, &origin, path, &api, &param("$skiptoken"), None)),
         (Target::AccessPolicy { sub, rg, name, kind }, _) => {
             let young = replication_delay.and_then(|delay| {

@@ -3,6 +3,7 @@
 mod admin;
 pub use admin::{Counters, count, snapshot};
 mod arm;
+mod discovery;
 pub mod route;
 mod throttle;
 mod token;
@@ -119,6 +120,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/_admin/seed", post(admin::add_seed))
         .route("/{tenant}/oauth2/v2.0/token", post(token::issue))
         .route("/metadata/identity/oauth2/token", get(token::imds))
+        .route("/metadata/endpoints", get(discovery::endpoints))
+        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(discovery::openid_configuration))
+        .route("/v1.0/servicePrincipals", get(discovery::service_principals))
         .fallback(arm::handle)
         .with_state(shared)
 }

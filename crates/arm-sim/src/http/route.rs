@@ -13,16 +13,48 @@ pub enum Provider {
     KeyVault,
     /// Microsoft.Authorization.
     Authorization,
+    /// Microsoft.Resources: subscriptions, resource groups, the generic resource list.
+    Resources,
 }
 
 impl Provider {
-    /// The api-versions the simulator accepts, newest last.
+    /// The api-versions the simulator accepts, newest last: those of the published REST
+    /// specs (`specification/{msi,compute,keyvault,authorization,resources}/resource-manager`)
+    /// whose shapes it serves, including the ones current clients send by default
+    /// (`shared/azure/LIMITS-AND-CLIENTS.md` §3).
     pub fn api_versions(self) -> &'static [&'static str] {
         match self {
-            Provider::ManagedIdentity => &["2018-11-30", "2023-01-31", "2024-11-30"],
-            Provider::Compute => &["2023-09-01", "2024-03-01", "2024-07-01", "2024-11-01", "2025-04-01"],
-            Provider::KeyVault => &["2019-09-01", "2022-07-01", "2023-07-01", "2024-11-01", "2025-05-01", "2026-02-01"],
+            Provider::ManagedIdentity => &[
+                "2018-11-30",
+                "2021-09-30-preview",
+                "2022-01-31-preview",
+                "2023-01-31",
+                "2023-07-31-preview",
+                "2024-11-30",
+                "2025-01-31-preview",
+                "2025-05-31-preview",
+                "2026-04-30",
+                "2026-05-31",
+            ],
+            Provider::Compute => &["2023-09-01", "2024-03-01", "2024-07-01", "2024-11-01", "2025-04-01", "2025-11-01", "2026-04-01"],
+            Provider::KeyVault => {
+                &["2019-09-01", "2021-10-01", "2022-07-01", "2022-11-01", "2023-02-01", "2023-07-01", "2024-11-01", "2025-05-01", "2026-02-01", "2026-05-15"]
+            }
             Provider::Authorization => &["2015-07-01", "2020-10-01-preview", "2022-04-01"],
+            Provider::Resources => &[
+                "2015-11-01",
+                "2016-06-01",
+                "2019-10-01",
+                "2020-01-01",
+                "2021-01-01",
+                "2021-04-01",
+                "2022-09-01",
+                "2022-12-01",
+                "2024-03-01",
+                "2024-07-01",
+                "2024-11-01",
+                "2025-04-01",
+            ],
         }
     }
 
@@ -33,6 +65,7 @@ impl Provider {
             Provider::Compute => "Microsoft.Compute/virtualMachineScaleSets",
             Provider::KeyVault => "Microsoft.KeyVault/vaults",
             Provider::Authorization => "Microsoft.Authorization/roleAssignments",
+            Provider::Resources => "Microsoft.Resources/resourceGroups",
         }
     }
 }
@@ -63,6 +96,14 @@ pub enum Target {
     RoleAssignments { scope: String },
     /// The caller's own permissions at a scope.
     Permissions { scope: String },
+    /// The directory's subscriptions.
+    Subscriptions,
+    /// One resource group.
+    ResourceGroup { sub: String, rg: String },
+    /// The subscription's resources, as generic resources.
+    Resources { sub: String },
+    /// The identities of a resource group, or of the subscription.
+    Identities { sub: String, rg: Option<String> },
 }
 
 /// A matched request: operation ID, provider, the ARM action it needs, and its target.
@@ -137,6 +178,39 @@ pub fn route(method: &str, path: &str) -> Result<Route, ArmError> {
     }
 
     match l.as_slice() {
+        ["subscriptions"] if m == "GET" => {
+            Ok(Route { operation: "Subscriptions_List", provider: Provider::Resources, action: String::new(), target: Target::Subscriptions })
+        }
+        ["subscriptions", _, "resourcegroups", _] if m == "GET" => Ok(Route {
+            operation: "ResourceGroups_Get",
+            provider: Provider::Resources,
+            action: "Microsoft.Resources/subscriptions/resourceGroups/read".to_owned(),
+            target: Target::ResourceGroup { sub: own(1), rg: own(3) },
+        }),
+        ["subscriptions", _, "resources"] if m == "GET" => Ok(Route {
+            operation: "Resources_List",
+            provider: Provider::Resources,
+            action: "Microsoft.Resources/subscriptions/resources/read".to_owned(),
+            target: Target::Resources { sub: own(1) },
+        }),
+        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.managedidentity", "userassignedidentities"] if m == "GET" => Ok(Route {
+            operation: "UserAssignedIdentities_ListByResourceGroup",
+            provider: Provider::ManagedIdentity,
+            action: "Microsoft.ManagedIdentity/userAssignedIdentities/read".to_owned(),
+            target: Target::Identities { sub: own(1), rg: Some(own(3)) },
+        }),
+        ["subscriptions", _, "providers", "microsoft.managedidentity", "userassignedidentities"] if m == "GET" => Ok(Route {
+            operation: "UserAssignedIdentities_ListBySubscription",
+            provider: Provider::ManagedIdentity,
+            action: "Microsoft.ManagedIdentity/userAssignedIdentities/read".to_owned(),
+            target: Target::Identities { sub: own(1), rg: None },
+        }),
+        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.keyvault", "vaults", _] if m == "PUT" => Ok(Route {
+            operation: "Vaults_CreateOrUpdate",
+            provider: Provider::KeyVault,
+            action: "Microsoft.KeyVault/vaults/write".to_owned(),
+            target: Target::Vault { sub: own(1), rg: own(3), name: own(7) },
+        }),
         ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.managedidentity", "userassignedidentities", _] => {
             let target = Target::Identity { sub: own(1), rg: own(3), name: own(7) };
             let (operation, verb) = match m {
