@@ -168,6 +168,10 @@ pub struct ComputeSeed {
     /// Full resource IDs of user-assigned identities already attached.
     #[serde(default)]
     pub user_assigned: Vec<String>,
+    /// A VM that AKS's node auto-provisioning (Karpenter) made and manages: it cannot carry
+    /// custom user-assigned identities (Azure/AKS#5496), so identity changes are refused.
+    #[serde(default)]
+    pub auto_provisioned: bool,
 }
 
 /// A Key Vault.

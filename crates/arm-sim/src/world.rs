@@ -79,6 +79,8 @@ pub struct ComputeResource {
     pub system_principal: Option<String>,
     /// User-assigned identity IDs, keyed by lowercase ID.
     pub user_assigned: BTreeMap<String, String>,
+    /// Made and managed by node auto-provisioning: identity changes are refused.
+    pub auto_provisioned: bool,
     /// The operation in flight, if any.
     #[serde(skip)]
     pub busy_until: Option<Option<Instant>>,
@@ -282,6 +284,7 @@ impl World {
             location: location.to_owned(),
             system_principal: seed.system_assigned.then(guid),
             user_assigned: seed.user_assigned.iter().map(|id| (key(id), id.clone())).collect(),
+            auto_provisioned: seed.auto_provisioned,
             busy_until: None,
         };
         self.record(&k, &resource);
@@ -400,6 +403,14 @@ impl World {
         {
             return Err(ArmError::new(409, "Conflict", "The request failed due to conflict with a concurrent request."));
         }
+        if resource.auto_provisioned && body.get("identity").is_some() {
+            // No source gives AKS's exact answer; modelled as a refusal that changes nothing.
+            return Err(ArmError::new(
+                400,
+                "OperationNotAllowed",
+                format!("The VM '{}' is managed by node auto-provisioning and cannot carry user-assigned identities.", resource.name),
+            ));
+        }
         let mut next = resource.clone();
         if let Some(identity) = body.get("identity") {
             apply_identity_patch(&mut next, identity, &self.identities)?;
@@ -443,6 +454,7 @@ impl World {
             location: location.to_ascii_lowercase(),
             system_principal: None,
             user_assigned: BTreeMap::new(),
+            auto_provisioned: false,
             busy_until: None,
         });
         let identity = body.get("identity").cloned().unwrap_or_else(|| json!({"type": "None"}));

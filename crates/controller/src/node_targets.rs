@@ -5,6 +5,10 @@
 //! controller's work, though the answer only changes when a node does and most bindings
 //! share a selector (often the empty one). So the answer is kept per selector and dropped
 //! whenever the node watch reports a change.
+//!
+//! Nodes that AKS's node auto-provisioning (Karpenter) made are left out: such VMs cannot
+//! carry custom user-assigned identities (Azure/AKS#5496, #5611), so kvbind never writes
+//! to them, and names them instead (see [`NodeTargets::auto_provisioned`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,13 +26,16 @@ use crate::selector::matches;
 /// The scale sets of the selected nodes, or the first node whose providerID is not one.
 pub type Targets = Result<Arc<BTreeSet<ComputeId>>, (String, IdError)>;
 
+/// The label node auto-provisioning (Karpenter) puts on the nodes it makes.
+pub const AUTO_PROVISIONED_LABEL: &str = "karpenter.sh/nodepool";
+
 /// Parsed providerIDs and the targets of each selector, as of the last node change.
 #[derive(Default)]
 pub struct NodeTargets {
     parsed: Mutex<HashMap<String, Result<ComputeId, IdError>>>,
     /// Bumped by the node watch after each change has reached the store.
     changes: AtomicU64,
-    by_selector: Mutex<HashMap<String, (u64, Targets)>>,
+    by_selector: Mutex<HashMap<String, (u64, Targets, Arc<[String]>)>>,
 }
 
 impl NodeTargets {
@@ -40,36 +47,50 @@ impl NodeTargets {
     /// The scale sets and VMs running the nodes in `nodes` that `selector` selects. Nodes
     /// without a providerID (not yet initialised, or virtual) are skipped.
     pub fn of(&self, nodes: &Store<Node>, selector: &LabelSelector) -> Targets {
+        self.selected(nodes, selector).0
+    }
+
+    /// The auto-provisioned nodes that `selector` selects, which [`NodeTargets::of`] leaves out.
+    pub fn auto_provisioned(&self, nodes: &Store<Node>, selector: &LabelSelector) -> Arc<[String]> {
+        self.selected(nodes, selector).1
+    }
+
+    fn selected(&self, nodes: &Store<Node>, selector: &LabelSelector) -> (Targets, Arc<[String]>) {
         // Read before the store: a change landing meanwhile bumps it again, so an answer
         // computed from a newer store is at worst recomputed, never kept stale.
         let version = self.changes.load(Ordering::SeqCst);
         let key = serde_json::to_string(selector).unwrap_or_default();
-        if let Some((at, targets)) = self.lock_memo().get(&key)
+        if let Some((at, targets, skipped)) = self.lock_memo().get(&key)
             && *at == version
         {
-            return targets.clone();
+            return (targets.clone(), skipped.clone());
         }
-        let targets = self.compute(nodes, selector);
+        let (targets, skipped) = self.compute(nodes, selector);
         let mut memo = self.lock_memo();
         // Selectors come and go with bindings; forgetting stale ones keeps this bounded.
-        memo.retain(|_, (at, _)| *at == version);
-        memo.insert(key, (version, targets.clone()));
-        targets
+        memo.retain(|_, (at, _, _)| *at == version);
+        memo.insert(key, (version, targets.clone(), skipped.clone()));
+        (targets, skipped)
     }
 
-    fn lock_memo(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Targets)>> {
+    fn lock_memo(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Targets, Arc<[String]>)>> {
         self.by_selector.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn compute(&self, nodes: &Store<Node>, selector: &LabelSelector) -> Targets {
+    fn compute(&self, nodes: &Store<Node>, selector: &LabelSelector) -> (Targets, Arc<[String]>) {
         let mut parsed = self.parsed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Nodes come and go with new IDs; forgetting now and then keeps this bounded.
         if parsed.len() > 50_000 {
             parsed.clear();
         }
         let mut targets = BTreeSet::new();
+        let mut skipped = Vec::new();
         for node in nodes.state() {
             if !matches(selector, Some(node.labels())) {
+                continue;
+            }
+            if node.labels().contains_key(AUTO_PROVISIONED_LABEL) {
+                skipped.push(node.name_any());
                 continue;
             }
             let Some(provider_id) = node.spec.as_ref().and_then(|s| s.provider_id.as_deref()).filter(|p| !p.is_empty()) else {
@@ -81,9 +102,10 @@ impl NodeTargets {
                     targets.insert(target.clone());
                 }
                 Ok(_) => {}
-                Err(e) => return Err((node.name_any(), e.clone())),
+                Err(e) => return (Err((node.name_any(), e.clone())), Arc::from(skipped)),
             }
         }
-        Ok(Arc::new(targets))
+        skipped.sort();
+        (Ok(Arc::new(targets)), Arc::from(skipped))
     }
 }

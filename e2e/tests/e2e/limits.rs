@@ -135,3 +135,26 @@ async fn a_locked_node_resource_group_stops_vm_mode_by_name_and_workload_identit
     s.eventually("an AzureDenyAssignment event", |s| s.event_reasons("vm").iter().any(|r| r == "AzureDenyAssignment")).await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_auto_provisioned_nodes_are_left_alone_and_named() {
+    let world = kvbind_e2e::world::cluster(&["pool-vmss"], &["aks-default-abcde"], false)
+        .replace("- {name: aks-default-abcde}", "- {name: aks-default-abcde, autoProvisioned: true}");
+    assert!(world.contains("autoProvisioned: true"), "{world}");
+    let s = Scenario::start("nap", seed(&world)).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    let nap = format!("azure:///subscriptions/{SUBSCRIPTION}/resourceGroups/{NODE_GROUP}/providers/Microsoft.Compute/virtualMachines/aks-default-abcde");
+    s.node("nap-0", &nap, &[("karpenter.sh/nodepool", "default")]).await;
+    s.apply(&class("app", &[("db-password", "secret", 0)]));
+    s.apply(&binding("app", "app-reader", &["app"], ""));
+    s.wait_condition("app", "Ready").await;
+
+    let b = "identitybinding/app";
+    assert_eq!(s.jsonpath(b, "{.status.conditions[?(@.type==\"AutoProvisionedNodes\")].reason}"), "NodeAutoProvisioning");
+    let message = s.jsonpath(b, "{.status.conditions[?(@.type==\"AutoProvisionedNodes\")].message}");
+    assert!(message.contains(&format!("{}-nap-0", s.ns.name)) && message.contains("WorkloadIdentity"), "the node and the way out: {message}");
+    assert!(kvbind_e2e::world::identities_on(&s.sim, "pool-vmss").iter().any(|k| k.contains("app-reader")), "the scale set carries it");
+    let touched: Vec<_> = s.sim.requests().into_iter().filter(|r| r.path.to_ascii_lowercase().contains("aks-default-abcde")).collect();
+    assert!(touched.is_empty(), "kvbind never touched the auto-provisioned VM: {touched:?}");
+    s.stop().await;
+}

@@ -387,7 +387,7 @@ async fn converge(
             remember_attachments(ctx, &identity.id, &reached.attachments);
             progress.status.attachments = reached.attachments;
             progress.status.workload_identity = reached.federation;
-            progress.notices.extend(reached.notice);
+            progress.notices.extend(reached.notices);
             if reached.pending.is_empty() {
                 progress.done.push((Step::Nodes, reached.reason, reached.message));
             } else {
@@ -445,7 +445,7 @@ struct Reach {
     crowded: Vec<kvbind_azure::ComputeId>,
     newly_crowded: Vec<kvbind_azure::ComputeId>,
     federation: Option<kvbind_api::identity_binding::WorkloadIdentityStatus>,
-    notice: Option<(&'static str, &'static str, String)>,
+    notices: Vec<(&'static str, &'static str, String)>,
     reason: &'static str,
     message: String,
 }
@@ -471,7 +471,22 @@ async fn reach(
     if let Some(old) = previous.as_ref().filter(|old| Some(old.service_account.as_str()) != service_account) {
         workload_identity::unfederate(ctx, &namespace, &identity.id, &old.service_account, changes).await?;
     }
-    let mut reach = Reach { attachments, pending, crowded, newly_crowded, federation: None, notice: None, reason: "Attached", message: String::new() };
+    let mut reach = Reach { attachments, pending, crowded, newly_crowded, federation: None, notices: Vec::new(), reason: "Attached", message: String::new() };
+    if service_account.is_none() {
+        let skipped = ctx.node_targets.auto_provisioned(&ctx.nodes, &binding.spec.nodes);
+        if !skipped.is_empty() {
+            let listed: Vec<&str> = skipped.iter().take(10).map(String::as_str).collect();
+            let more = if skipped.len() > listed.len() { format!(" and {} more", skipped.len() - listed.len()) } else { String::new() };
+            reach.notices.push((
+                "AutoProvisionedNodes",
+                "NodeAutoProvisioning",
+                format!(
+                    "nodes {}{more} were made by node auto-provisioning, whose VMs cannot carry user-assigned identities, so kvbind leaves them alone and pods there cannot use this identity: select other nodes with spec.nodes, or use mode WorkloadIdentity",
+                    listed.join(", ")
+                ),
+            ));
+        }
+    }
     match service_account {
         Some(account) => {
             let federation = workload_identity::federate(ctx, &namespace, account, identity, previous.as_ref(), changes).await?;
@@ -506,7 +521,7 @@ async fn reach(
                     listed.join(", ")
                 )
             };
-            reach.notice = Some((
+            reach.notices.push((
                 "NodeWideAccess",
                 if sharing.is_empty() { "ReachableFromEveryPodOnPools" } else { "SharedWithOtherNamespaces" },
                 format!(
