@@ -8,24 +8,10 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+mod support;
+
 use kvbind_e2e::repo_root;
 use serde_json::Value;
-
-/// The fenced ```sh blocks of the README section headed `heading` (a `###` heading).
-fn blocks(heading: &str) -> Vec<String> {
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
-    let start = readme.find(&format!("\n### {heading}\n")).unwrap_or_else(|| panic!("no section {heading:?}"));
-    let section = &readme[start + 1..];
-    let section = &section[..section[4..].find("\n##").map_or(section.len(), |end| end + 4)];
-    let mut found = Vec::new();
-    let mut lines = section.lines();
-    while let Some(line) = lines.next() {
-        if line.trim() == "```sh" {
-            found.push(lines.by_ref().take_while(|l| l.trim() != "```").collect::<Vec<_>>().join("\n") + "\n");
-        }
-    }
-    found
-}
 
 /// Kills the simulator when the test ends, however it ends.
 struct Running(std::process::Child);
@@ -39,7 +25,7 @@ impl Drop for Running {
 
 #[test]
 fn the_seed_pages_az_commands_work_against_the_simulator() {
-    let blocks = blocks("Try the seed page's commands without Azure");
+    let blocks = support::blocks_under("### Try the seed page's commands without Azure");
     assert_eq!(blocks.len(), 2, "the simulator, then the CLI: {blocks:#?}");
     let install = Command::new(repo_root().join("e2e/azure-cli/install")).stderr(Stdio::inherit()).output().expect("e2e/azure-cli/install runs");
     assert!(install.status.success(), "the Azure CLI could not be installed");

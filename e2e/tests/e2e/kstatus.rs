@@ -12,20 +12,21 @@ use kvbind_e2e::operator::{Scenario, seed};
 use kvbind_e2e::world::{binding, class, cluster};
 use kvbind_e2e::{TestNamespace, control_plane};
 
-/// kstatus's verdict on `identitybinding/<name>`: `(status, message)`.
-fn kstatus(ns: &str, name: &str) -> (String, String) {
+/// What `checker` prints for `identitybinding/<name>` as `kubectl get -o json` gives it on
+/// its standard input: its first line.
+fn verdict(ns: &str, name: &str, mut checker: std::process::Command) -> String {
     let object = control_plane().kubectl().args(["--namespace", ns, "get", "identitybinding", name, "-o", "json"]).output().expect("kubectl runs");
     assert!(object.status.success(), "{}", String::from_utf8_lossy(&object.stderr));
-    let mut child = std::process::Command::new(control_plane().bin_dir().join("kstatus"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kstatus runs");
-    child.stdin.take().expect("stdin").write_all(&object.stdout).expect("kstatus reads the object");
-    let out = child.wait_with_output().expect("kstatus finishes");
+    let mut child = checker.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the checker runs");
+    child.stdin.take().expect("stdin").write_all(&object.stdout).expect("the checker reads the object");
+    let out = child.wait_with_output().expect("the checker finishes");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let line = String::from_utf8_lossy(&out.stdout).trim_end().to_owned();
+    String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().to_owned()
+}
+
+/// kstatus's verdict on `identitybinding/<name>`: `(status, message)`.
+fn kstatus(ns: &str, name: &str) -> (String, String) {
+    let line = verdict(ns, name, std::process::Command::new(control_plane().bin_dir().join("kstatus")));
     let mut words = line.splitn(3, ' ');
     assert_eq!(words.next(), Some(name), "{line}");
     (words.next().unwrap_or_default().to_owned(), words.next().unwrap_or_default().to_owned())
@@ -43,19 +44,9 @@ fn argocd_script() -> std::path::PathBuf {
 
 /// The Argo CD health check's verdict on `identitybinding/<name>`: `(status, message)`.
 fn argocd(ns: &str, name: &str) -> (String, String) {
-    let object = control_plane().kubectl().args(["--namespace", ns, "get", "identitybinding", name, "-o", "json"]).output().expect("kubectl runs");
-    assert!(object.status.success(), "{}", String::from_utf8_lossy(&object.stderr));
-    let mut child = std::process::Command::new(kvbind_e2e::go_tool("argocd-health"))
-        .arg(argocd_script())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("argocd-health runs");
-    child.stdin.take().expect("stdin").write_all(&object.stdout).expect("argocd-health reads the object");
-    let out = child.wait_with_output().expect("argocd-health finishes");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let line = String::from_utf8_lossy(&out.stdout).trim_end().to_owned();
+    let mut checker = std::process::Command::new(kvbind_e2e::go_tool("argocd-health"));
+    checker.arg(argocd_script());
+    let line = verdict(ns, name, checker);
     let (status, message) = line.split_once(' ').unwrap_or((&line, ""));
     (status.to_owned(), message.to_owned())
 }

@@ -17,12 +17,27 @@ pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
 /// The operator's client in `examples/demo/arm-sim-seed.yaml`.
 pub const OPERATOR_CLIENT_ID: &str = "kvbind-operator";
 
-/// The fenced ```sh blocks of the README section headed `heading`, dedented.
+/// The fenced ```sh blocks of the README section headed `heading` (a `##` heading), dedented.
 pub fn shell_blocks(heading: &str) -> Vec<String> {
+    blocks_under(&format!("## {heading}"))
+}
+
+/// The fenced ```sh blocks under the README heading line `heading` (`## …`, `### …`) up to
+/// the next heading of its level or above, dedented.
+pub fn blocks_under(heading: &str) -> Vec<String> {
     let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
-    let start = readme.find(&format!("\n## {heading}\n")).unwrap_or_else(|| panic!("no section {heading:?}"));
+    let level = heading.len() - heading.trim_start_matches('#').len();
+    let start = readme.find(&format!("\n{heading}\n")).unwrap_or_else(|| panic!("no section {heading:?}"));
     let section = &readme[start + 1..];
-    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |end| end + 3)];
+    let end = section
+        .match_indices('\n')
+        .map(|(i, _)| i + 1)
+        .find(|&i| {
+            let hashes = section[i..].len() - section[i..].trim_start_matches('#').len();
+            (1..=level).contains(&hashes) && section[i + hashes..].starts_with(' ')
+        })
+        .unwrap_or(section.len());
+    let section = &section[..end];
     let mut blocks = Vec::new();
     let mut lines = section.lines();
     while let Some(line) = lines.next() {
