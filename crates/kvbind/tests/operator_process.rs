@@ -65,6 +65,17 @@ async fn until<F: std::future::Future<Output = bool>>(what: &str, mut check: imp
     }
 }
 
+/// A node on `pool-vmss`, a class and binding `app` for it, and the binding Ready.
+async fn first_binding_ready(ns: &TestNamespace) {
+    let node = kvbind_e2e::operator::node_manifest(&ns.name, "pool-0", &Scenario::vmss_node("pool-vmss", 0));
+    for yaml in [node, class("app", &[("db-password", "secret", 0)]), binding("app", "app-reader", &["app"], "")] {
+        let out = ns.kubectl_apply(&yaml);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let wait = ns.kubectl_off_runtime(&["wait", "--for=condition=Ready", "identitybinding/app", "--timeout=60s"]).await;
+    assert!(wait.status.success(), "{}", String::from_utf8_lossy(&wait.stderr));
+}
+
 fn holder(ns: &TestNamespace) -> String {
     let out = ns.kubectl(&["get", "lease", "kvbind", "-o", "jsonpath={.spec.holderIdentity}"]);
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -80,13 +91,7 @@ async fn only_the_leader_writes_and_a_killed_leader_hands_over() {
     let (mut b, b_port) = replica("replica-b", &ns, &sim, &kubeconfig, &[]);
     until("both admin servers", || async { get(a_port, "/healthz").await.is_some() && get(b_port, "/healthz").await.is_some() }).await;
 
-    let node = kvbind_e2e::operator::node_manifest(&ns.name, "pool-0", &Scenario::vmss_node("pool-vmss", 0));
-    for yaml in [node, class("app", &[("db-password", "secret", 0)]), binding("app", "app-reader", &["app"], "")] {
-        let out = ns.kubectl_apply(&yaml);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    }
-    let wait = ns.kubectl_off_runtime(&["wait", "--for=condition=Ready", "identitybinding/app", "--timeout=60s"]).await;
-    assert!(wait.status.success(), "{}", String::from_utf8_lossy(&wait.stderr));
+    first_binding_ready(&ns).await;
 
     let leader = holder(&ns);
     let (leader_port, follower_port, leader_child, mut follower_child) =
@@ -407,13 +412,7 @@ async fn the_dashboard_and_alerts_use_only_metrics_the_operator_exposes() {
     let ns = TestNamespace::new("monitoring").await;
     let sim = simulator_for(&["solo"], &cluster(&["pool-vmss"], &[], false)).await;
     let (mut child, port) = replica("solo", &ns, &sim, &control_plane().kubeconfig, &["--leader-election", "false"]);
-    let node = kvbind_e2e::operator::node_manifest(&ns.name, "pool-0", &Scenario::vmss_node("pool-vmss", 0));
-    for yaml in [node, class("app", &[("db-password", "secret", 0)]), binding("app", "app-reader", &["app"], "")] {
-        let out = ns.kubectl_apply(&yaml);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    }
-    let wait = ns.kubectl_off_runtime(&["wait", "--for=condition=Ready", "identitybinding/app", "--timeout=60s"]).await;
-    assert!(wait.status.success(), "{}", String::from_utf8_lossy(&wait.stderr));
+    first_binding_ready(&ns).await;
     until("the binding counted Ready", || async { get(port, "/metrics").await.is_some_and(|(_, m)| m.contains("kvbind_bindings{ready=\"True\"} 1")) }).await;
     let (_, metrics) = get(port, "/metrics").await.expect("metrics");
     child.kill().await.expect("stop");

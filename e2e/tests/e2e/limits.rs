@@ -5,6 +5,15 @@
 use kvbind_e2e::operator::{NODE_GROUP, SUBSCRIPTION, Scenario, seed};
 use kvbind_e2e::world::{binding, class, uami};
 
+/// The `(reason, message)` of condition `kind` on binding `name`.
+fn condition(s: &Scenario, name: &str, kind: &str) -> (String, String) {
+    let b = format!("identitybinding/{name}");
+    (
+        s.jsonpath(&b, &format!("{{.status.conditions[?(@.type==\"{kind}\")].reason}}")),
+        s.jsonpath(&b, &format!("{{.status.conditions[?(@.type==\"{kind}\")].message}}")),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_pool_is_refused_by_name_and_the_other_pools_go_on() {
     let names: Vec<String> = (0..150).map(|i| format!("{{name: other-{i}}}")).collect();
@@ -35,9 +44,8 @@ async fn a_full_pool_is_refused_by_name_and_the_other_pools_go_on() {
     s.wait_condition("crowded", "Stalled").await;
     s.wait_condition("roomy", "Ready").await;
 
-    let b = "identitybinding/crowded";
-    assert_eq!(s.jsonpath(b, "{.status.conditions[?(@.type==\"NodesAssigned\")].reason}"), "PoolIdentityLimit");
-    let message = s.jsonpath(b, "{.status.conditions[?(@.type==\"NodesAssigned\")].message}");
+    let (reason, message) = condition(&s, "crowded", "NodesAssigned");
+    assert_eq!(reason, "PoolIdentityLimit");
     assert!(message.contains("full-vmss would carry 151 user-assigned identities; Azure allows 150"), "{message}");
     assert!(message.contains("WorkloadIdentity"), "the way out is named: {message}");
     let touched: Vec<_> = s.sim.requests().into_iter().filter(|r| r.method != "GET" && r.path.contains("full-vmss")).collect();
@@ -90,7 +98,7 @@ async fn a_full_vault_gives_its_last_entry_to_one_binding_and_refuses_the_others
         ready.len() == 1 && refused.len() == 2
     })
     .await;
-    let message = s.jsonpath(&format!("identitybinding/{}", refused[0]), "{.status.conditions[?(@.type==\"Ready\")].message}");
+    let (_, message) = condition(&s, &refused[0], "Ready");
     assert!(message.contains("kvname holds 1024 access-policy entries") || message.contains("kvname holds 1023 access-policy entries"), "{message}");
     assert!(message.contains("Azure's limit") && message.contains("Share an identity"), "the limit and the way out are named: {message}");
     // kvbind sent nothing Azure would have refused for the limit, and the vault is full.
@@ -126,9 +134,8 @@ async fn a_locked_node_resource_group_stops_vm_mode_by_name_and_workload_identit
     s.wait_condition("vm", "Stalled").await;
     s.wait_condition("wi", "Ready").await;
 
-    let b = "identitybinding/vm";
-    assert_eq!(s.jsonpath(b, "{.status.conditions[?(@.type==\"NodesAssigned\")].reason}"), "AzureDenyAssignment");
-    let message = s.jsonpath(b, "{.status.conditions[?(@.type==\"NodesAssigned\")].message}");
+    let (reason, message) = condition(&s, "vm", "NodesAssigned");
+    assert_eq!(reason, "AzureDenyAssignment");
     assert!(message.contains("node resource group lockdown") && message.contains("WorkloadIdentity"), "the constraint and the way out: {message}");
     let written: Vec<_> = s.sim.requests().into_iter().filter(|r| r.method != "GET" && r.path.contains(NODE_GROUP) && r.status < 400).collect();
     assert!(written.is_empty(), "nothing changed in the locked group: {written:?}");
@@ -149,9 +156,8 @@ async fn node_auto_provisioned_nodes_are_left_alone_and_named() {
     s.apply(&binding("app", "app-reader", &["app"], ""));
     s.wait_condition("app", "Ready").await;
 
-    let b = "identitybinding/app";
-    assert_eq!(s.jsonpath(b, "{.status.conditions[?(@.type==\"AutoProvisionedNodes\")].reason}"), "NodeAutoProvisioning");
-    let message = s.jsonpath(b, "{.status.conditions[?(@.type==\"AutoProvisionedNodes\")].message}");
+    let (reason, message) = condition(&s, "app", "AutoProvisionedNodes");
+    assert_eq!(reason, "NodeAutoProvisioning");
     assert!(message.contains(&format!("{}-nap-0", s.ns.name)) && message.contains("WorkloadIdentity"), "the node and the way out: {message}");
     assert!(kvbind_e2e::world::identities_on(&s.sim, "pool-vmss").iter().any(|k| k.contains("app-reader")), "the scale set carries it");
     let touched: Vec<_> = s.sim.requests().into_iter().filter(|r| r.path.to_ascii_lowercase().contains("aks-default-abcde")).collect();
