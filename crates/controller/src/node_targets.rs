@@ -35,8 +35,12 @@ pub struct NodeTargets {
     parsed: Mutex<HashMap<String, Result<ComputeId, IdError>>>,
     /// Bumped by the node watch after each change has reached the store.
     changes: AtomicU64,
-    by_selector: Mutex<HashMap<String, (u64, Targets, Arc<[String]>)>>,
+    by_selector: Mutex<HashMap<String, Remembered>>,
 }
+
+/// One selector's answer: the node watch's count it was computed at, the targets, and the
+/// auto-provisioned nodes left out.
+type Remembered = (u64, Targets, Arc<[String]>);
 
 impl NodeTargets {
     /// Notes that the node store has changed, so every remembered answer is stale.
@@ -73,7 +77,7 @@ impl NodeTargets {
         (targets, skipped)
     }
 
-    fn lock_memo(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Targets, Arc<[String]>)>> {
+    fn lock_memo(&self) -> std::sync::MutexGuard<'_, HashMap<String, Remembered>> {
         self.by_selector.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 

@@ -87,10 +87,10 @@ async fn serve(shared: &Shared, route: Route, method: &Method, path: &str, query
     let origin = lock(&shared.origin).clone();
     let mut world = lock(&shared.world);
     // A deny assignment overrides every role: AKS's node resource group lockdown.
-    if !matches!(*method, Method::GET | Method::HEAD) {
-        if let Some(denied) = world.denied_by_lockdown(path, &route.action, &caller.client_id, &caller.principal_id) {
-            return error(&denied, None);
-        }
+    if !matches!(*method, Method::GET | Method::HEAD)
+        && let Some(denied) = world.denied_by_lockdown(path, &route.action, &caller.client_id, &caller.principal_id)
+    {
+        return error(&denied, None);
     }
     // Azure's rates: a request over one of them changes nothing.
     let charges = super::throttle::charges(&world, &route.target, method, path, &json, &caller);
