@@ -1,6 +1,7 @@
 //! `kvbind doctor`: checks that the operator's own identity may do everything kvbind does
 //! on the scopes it works in, and prints the `az role assignment create` lines that would
-//! fix what is missing.
+//! fix what is missing; then says how each vault authorises data access, and what that
+//! means for the bindings on it.
 
 use kvbind_azure::model::{PermissionScope, PermissionSet};
 use kvbind_azure::{Arm, ResourceKind, VaultId};
@@ -116,6 +117,40 @@ pub async fn doctor(arm: &dyn Arm, assignee: &str, requirements: &[Requirement])
     Ok(fixes.is_empty())
 }
 
+/// Access-policy entries a vault may hold (the REST spec's 0 to 1,024).
+const MAX_ACCESS_POLICIES: usize = 1024;
+
+/// What a vault's permission model means for kvbind's grants, as one line.
+pub fn vault_model(vault: &kvbind_azure::model::Vault) -> String {
+    if vault.rbac_authorization {
+        format!(
+            "vault    {}  Azure RBAC: kvbind grants with role assignments, one per object (rbacScope Object) or one per identity (rbacScope Vault); each counts toward the subscription's 4,000",
+            vault.id.name
+        )
+    } else {
+        let held = vault.access_policies.len();
+        format!(
+            "vault    {}  access policies: {held} of {MAX_ACCESS_POLICIES} entries used; kvbind adds one per identity (share identities, or move to Azure RBAC, before it fills)",
+            vault.id.name
+        )
+    }
+}
+
+/// Prints how each vault authorises data access.
+pub async fn report_vaults(arm: &dyn Arm, vaults: &[VaultId]) -> anyhow::Result<()> {
+    if vaults.is_empty() {
+        return Ok(());
+    }
+    println!();
+    for id in vaults {
+        match arm.get_vault(id).await {
+            Ok(vault) => println!("{}", vault_model(&vault)),
+            Err(e) => println!("vault    {}  could not be read: {e}", id.name),
+        }
+    }
+    Ok(())
+}
+
 /// Parses a vault resource ID.
 pub fn vault(text: &str) -> anyhow::Result<VaultId> {
     Ok(VaultId::parse(ResourceKind::Vault, text)?)
@@ -134,5 +169,16 @@ mod tests {
         let owner = PermissionSet { actions: vec!["*".into()], not_actions: vec![] };
         assert!(missing(&reqs[0], &[owner]).is_empty());
         assert!(resource_group("just-a-group").is_err());
+    }
+
+    #[test]
+    fn a_vaults_model_says_what_kvbind_grants_there_and_what_runs_out() {
+        let id = vault("/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv").expect("id");
+        let entry = kvbind_azure::model::AccessPolicy { tenant_id: "t".into(), object_id: "o".into(), permissions: Default::default() };
+        let policies =
+            kvbind_azure::model::Vault { id: id.clone(), tenant_id: "t".into(), rbac_authorization: false, vault_uri: None, access_policies: vec![entry; 3] };
+        assert!(vault_model(&policies).contains("3 of 1024 entries used"), "{}", vault_model(&policies));
+        let rbac = kvbind_azure::model::Vault { rbac_authorization: true, access_policies: Vec::new(), ..policies };
+        assert!(vault_model(&rbac).contains("Azure RBAC") && vault_model(&rbac).contains("4,000"), "{}", vault_model(&rbac));
     }
 }

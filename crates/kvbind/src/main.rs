@@ -172,6 +172,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             let (arm, _, _) = run::arm_client(&azure, None, None)?;
             let assignee = azure.client_id.clone().unwrap_or_else(|| "<operator client ID>".to_owned());
             let ok = doctor::doctor(&arm, &assignee, &doctor::requirements(&identity_groups, &node_groups, &vaults)).await?;
+            doctor::report_vaults(&arm, &vaults).await?;
             anyhow::ensure!(ok, "permissions are missing");
             Ok(())
         }

@@ -229,7 +229,10 @@ async fn doctor_prints_the_role_assignments_that_would_fix_missing_permissions()
     let full = Simulator::start(&seed(&cluster(&["pool-vmss"], &[], false)), "127.0.0.1:0".parse().expect("addr")).await.expect("sim");
     let out = doctor(full.url.clone()).await.expect("doctor runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("every permission it needs"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("every permission it needs"), "{stdout}");
+    // The vault's permission model, and what runs out there.
+    assert!(stdout.contains("vault    kvname  access policies: 1 of 1024 entries used"), "{stdout}");
 }
 
 /// Starts the operator again and again, killing run `k` right after its `k`-th ARM request
