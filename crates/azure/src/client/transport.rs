@@ -42,13 +42,13 @@ const RATE_LIMIT_HEADERS: [(&str, &str); 6] = [
     ("tenant-deletes", "x-ms-ratelimit-remaining-tenant-deletes"),
 ];
 
-/// Tells `observer` each `x-ms-ratelimit-remaining-*` counter in `headers`.
-fn report_remaining(observer: &dyn ArmObserver, headers: &Headers) {
-    for (bucket, header) in RATE_LIMIT_HEADERS {
-        if let Some(remaining) = headers.get_optional_str(&HeaderName::from_static(header)).and_then(|v| v.trim().parse::<u64>().ok()) {
-            observer.remaining(bucket, remaining);
-        }
-    }
+/// Each `x-ms-ratelimit-remaining-*` counter in `headers`, by bucket, read once a response
+/// for the metrics and the pacer alike.
+fn remaining_budgets(headers: &Headers) -> Vec<(&'static str, u64)> {
+    RATE_LIMIT_HEADERS
+        .into_iter()
+        .filter_map(|(bucket, header)| Some((bucket, headers.get_optional_str(&HeaderName::from_static(header))?.trim().parse::<u64>().ok()?)))
+        .collect()
 }
 
 /// Decides whether this process may still write to Azure. Consulted before every request
@@ -150,15 +150,16 @@ impl ArmTransport {
         gates.iter().filter(|(scope, _)| path.starts_with(scope.as_str())).map(|(_, until)| *until - now).max()
     }
 
-    /// Corrects the pacer from what the response says is left.
-    fn pace_from(&self, method: &str, scope: &str, headers: &Headers) {
+    /// Corrects the pacer from what the response says is left: ARM's `budgets`, and
+    /// Compute's per-resource count in `headers`.
+    fn pace_from(&self, method: &str, scope: &str, budgets: &[(&'static str, u64)], headers: &Headers) {
         use super::pacing::RemainingHeader;
-        let count = |name: &'static str| headers.get_optional_str(&HeaderName::from_static(name)).and_then(|v| v.trim().parse::<u64>().ok());
-        if let Some(n) = count("x-ms-ratelimit-remaining-subscription-writes") {
-            self.pacer.observed(method, scope, RemainingHeader::SubscriptionWrites, n);
-        }
-        if let Some(n) = count("x-ms-ratelimit-remaining-subscription-deletes") {
-            self.pacer.observed(method, scope, RemainingHeader::SubscriptionDeletes, n);
+        for &(bucket, n) in budgets {
+            match bucket {
+                "subscription-writes" => self.pacer.observed(method, scope, RemainingHeader::SubscriptionWrites, n),
+                "subscription-deletes" => self.pacer.observed(method, scope, RemainingHeader::SubscriptionDeletes, n),
+                _ => {}
+            }
         }
         // `Microsoft.Compute/Policy;N`, possibly several joined by commas: the smallest binds.
         let resource = headers
@@ -217,12 +218,13 @@ impl Policy for ArmTransport {
         let status = response.as_ref().map_or(0, |r| u16::from(r.status()));
         if let Some(observer) = &self.observer {
             observer.observe(&method, resource_type(&path), status, started.elapsed().as_secs_f64());
-            if let Ok(response) = &response {
-                report_remaining(observer.as_ref(), response.headers());
-            }
         }
         let response = response?;
-        self.pace_from(&method, &scope, response.headers());
+        let budgets = remaining_budgets(response.headers());
+        if let Some(observer) = &self.observer {
+            budgets.iter().for_each(|&(bucket, n)| observer.remaining(bucket, n));
+        }
+        self.pace_from(&method, &scope, &budgets, response.headers());
         tracing::debug!(%method, %path, status, "ARM request");
         if response.status().is_success() {
             return Ok(response);

@@ -225,6 +225,15 @@ fn ready_reason(binding: &IdentityBinding) -> Option<&str> {
     binding.status.as_ref().and_then(|s| kvbind_api::condition::find(&s.conditions, kvbind_api::condition::READY)).map(|c| c.reason.as_str())
 }
 
+/// The first ten of `names` joined by commas, then how many more there are: a condition's
+/// message stays readable however many there are.
+fn first_ten<'a>(names: impl ExactSizeIterator<Item = &'a String>) -> String {
+    let total = names.len();
+    let listed: Vec<&str> = names.take(10).map(String::as_str).collect();
+    let more = if total > listed.len() { format!(" and {} more", total - listed.len()) } else { String::new() };
+    format!("{}{more}", listed.join(", "))
+}
+
 /// Everything the binding's identity needs across all bindings that share it.
 struct Demand {
     needs: Needs,
@@ -475,14 +484,12 @@ async fn reach(
     if service_account.is_none() {
         let skipped = ctx.node_targets.auto_provisioned(&ctx.nodes, &binding.spec.nodes);
         if !skipped.is_empty() {
-            let listed: Vec<&str> = skipped.iter().take(10).map(String::as_str).collect();
-            let more = if skipped.len() > listed.len() { format!(" and {} more", skipped.len() - listed.len()) } else { String::new() };
             reach.notices.push((
                 "AutoProvisionedNodes",
                 "NodeAutoProvisioning",
                 format!(
-                    "nodes {}{more} were made by node auto-provisioning, whose VMs cannot carry user-assigned identities, so kvbind leaves them alone and pods there cannot use this identity: select other nodes with spec.nodes, or use mode WorkloadIdentity",
-                    listed.join(", ")
+                    "nodes {} were made by node auto-provisioning, whose VMs cannot carry user-assigned identities, so kvbind leaves them alone and pods there cannot use this identity: select other nodes with spec.nodes, or use mode WorkloadIdentity",
+                    first_ten(skipped.iter())
                 ),
             ));
         }
@@ -514,11 +521,9 @@ async fn reach(
             let others = if sharing.is_empty() {
                 String::new()
             } else {
-                let listed: Vec<&str> = sharing.iter().take(10).map(String::as_str).collect();
-                let more = if sharing.len() > listed.len() { format!(" and {} more", sharing.len() - listed.len()) } else { String::new() };
                 format!(
-                    "; identities of namespaces {}{more} are on these pools too, so their pods there can get this identity's tokens, and this namespace's pods theirs",
-                    listed.join(", ")
+                    "; identities of namespaces {} are on these pools too, so their pods there can get this identity's tokens, and this namespace's pods theirs",
+                    first_ten(sharing.iter())
                 )
             };
             reach.notices.push((
