@@ -34,6 +34,7 @@ pub fn pacing_for(seed: &Seed) -> kvbind_azure::PacingSettings {
         deletes: budget(rates.deletes),
         compute_updates: budget(rates.compute_updates),
         identity_creates: budget(rates.identity_creates),
+        identity_assignments: budget(rates.identity_assignments),
     }
 }
 

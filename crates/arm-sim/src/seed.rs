@@ -138,6 +138,9 @@ pub struct IdentitySeed {
     /// A fixed principal ID (random when absent).
     #[serde(default)]
     pub principal_id: Option<String>,
+    /// `Regional` for an identity that may be assigned only in its own region (default `None`).
+    #[serde(default)]
+    pub isolation_scope: Option<String>,
     /// Federated identity credentials it already has (someone else's, for tests of what
     /// kvbind leaves alone).
     #[serde(default)]

@@ -56,6 +56,9 @@ pub struct IdentityResource {
     pub client_id: String,
     /// Principal ID.
     pub principal_id: String,
+    /// `None`, or `Regional`: the identity may be assigned only to resources in its own
+    /// region (api-version 2024-11-30 and later).
+    pub isolation_scope: String,
     /// Federated identity credentials by lowercase name.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub federated_credentials: BTreeMap<String, federated::FederatedCredentialResource>,
@@ -235,6 +238,7 @@ impl World {
                         tags: id.tags.iter().map(|(k, v)| (k.clone(), json!(v))).collect(),
                         client_id: id.client_id.clone().unwrap_or_else(guid),
                         principal_id: principal,
+                        isolation_scope: id.isolation_scope.clone().unwrap_or_else(|| "None".to_owned()),
                         federated_credentials: id
                             .federated_credentials
                             .iter()
@@ -320,6 +324,31 @@ impl World {
         })
     }
 
+    /// `DenyAssignments_ListForResourceGroup`: the lockdown's deny assignment on a locked
+    /// group (every write and delete, for every principal but AKS's own), in the shape of
+    /// the REST spec's `DenyAssignment`.
+    pub fn deny_assignments(&self, sub: &str, rg: &str) -> Vec<Value> {
+        let scope = format!("/subscriptions/{sub}/resourceGroups/{rg}");
+        if !self.locked_groups.contains(&key(&scope)) {
+            return Vec::new();
+        }
+        vec![json!({
+            "id": format!("{scope}/providers/Microsoft.Authorization/denyAssignments/00000000-0000-0000-0000-00000000d0c0"),
+            "name": "00000000-0000-0000-0000-00000000d0c0",
+            "type": "Microsoft.Authorization/denyAssignments",
+            "properties": {
+                "denyAssignmentName": "System deny assignment created by managed cluster",
+                "description": "Node resource group lockdown",
+                "permissions": [{"actions": ["*"], "notActions": ["*/read"], "dataActions": [], "notDataActions": []}],
+                "scope": scope,
+                "doNotApplyToChildScopes": false,
+                "principals": [{"id": "00000000-0000-0000-0000-000000000000", "type": "SystemDefined"}],
+                "excludePrincipals": [],
+                "isSystemProtected": true,
+            },
+        })]
+    }
+
     /// Checks that the subscription and resource group exist.
     pub fn require_group(&self, sub: &str, rg: &str) -> Result<(), ArmError> {
         if !self.subscriptions.contains_key(&sub.to_ascii_lowercase()) {
@@ -352,10 +381,14 @@ impl World {
             .ok_or_else(|| ArmError::new(400, "LocationRequired", "The location property is required for this definition."))?
             .to_ascii_lowercase();
         let tags = body.get("tags").and_then(Value::as_object).cloned().unwrap_or_default();
+        let isolation = isolation_scope(body, api)?;
         let k = identity_key(sub, rg, name);
         let (status, identity) = match self.identities.get_mut(&k) {
             Some(existing) => {
                 existing.tags = tags;
+                if let Some(scope) = isolation {
+                    existing.isolation_scope = scope;
+                }
                 (200, existing.clone())
             }
             None => {
@@ -369,6 +402,7 @@ impl World {
                     tags,
                     client_id: guid(),
                     principal_id: principal,
+                    isolation_scope: isolation.unwrap_or_else(|| "None".to_owned()),
                     federated_credentials: BTreeMap::new(),
                 };
                 self.identities.insert(k, created.clone());
@@ -705,7 +739,7 @@ fn vault_key(sub: &str, rg: &str, name: &str) -> String {
     key(&format!("subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}"))
 }
 
-fn not_found(kind: &str, name: &str, rg: &str) -> ArmError {
+pub(crate) fn not_found(kind: &str, name: &str, rg: &str) -> ArmError {
     ArmError::new(
         404,
         "ResourceNotFound",
@@ -745,10 +779,22 @@ fn check_name(name: &str, max: usize) -> Result<(), ArmError> {
     }
 }
 
+/// `properties.isolationScope` of an identity PUT, where the api-version has it.
+fn isolation_scope(body: &Value, api: &str) -> Result<Option<String>, ArmError> {
+    let Some(scope) = body.pointer("/properties/isolationScope").and_then(Value::as_str) else { return Ok(None) };
+    if api < "2024-11-30" {
+        return Ok(None);
+    }
+    match scope {
+        "None" | "Regional" => Ok(Some(scope.to_owned())),
+        other => Err(ArmError::new(400, "InvalidParameter", format!("The value '{other}' of properties.isolationScope is not valid; use None or Regional."))),
+    }
+}
+
 fn identity_json(i: &IdentityResource, tenant: &str, api: &str) -> Value {
     let mut properties = json!({"tenantId": tenant, "principalId": i.principal_id, "clientId": i.client_id});
     if api >= "2024-11-30" {
-        properties["isolationScope"] = json!("None");
+        properties["isolationScope"] = json!(i.isolation_scope);
     }
     json!({
         "id": format!("/subscriptions/{}/resourcegroups/{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{}", i.subscription, i.resource_group, i.name),
@@ -842,8 +888,21 @@ fn apply_identity_patch(resource: &mut ComputeResource, identity: &Value, known:
         if value.is_null() {
             resource.user_assigned.remove(&k);
         } else {
-            if !known.contains_key(&k) {
+            let Some(assigned) = known.get(&k) else {
                 return Err(ArmError::new(400, "FailedIdentityOperation", format!("Identity '{id}' could not be found or is not a user-assigned identity.")));
+            };
+            // No source gives ARM's answer to a Regional identity assigned across regions;
+            // modelled as the refusal of an identity that cannot be assigned, naming it.
+            if assigned.isolation_scope == "Regional" && !resource.user_assigned.contains_key(&k) && !assigned.location.eq_ignore_ascii_case(&resource.location)
+            {
+                return Err(ArmError::new(
+                    400,
+                    "FailedIdentityOperation",
+                    format!(
+                        "Identity '{id}' has isolationScope 'Regional' in '{}' and cannot be assigned to a resource in '{}'.",
+                        assigned.location, resource.location
+                    ),
+                ));
             }
             resource.user_assigned.insert(k, id.clone());
         }

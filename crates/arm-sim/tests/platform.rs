@@ -65,3 +65,87 @@ async fn an_auto_provisioned_vm_refuses_user_assigned_identities() {
     let after: Value = http.get(&vm).bearer_auth(TOKEN).send().await.expect("GET").json().await.expect("JSON");
     assert!(after["identity"]["userAssignedIdentities"].is_null(), "nothing attached: {after}");
 }
+
+#[tokio::test]
+async fn a_regional_identity_is_assigned_only_in_its_own_region() {
+    let seed: Seed = serde_json::from_value(json!({
+        "subscriptions": [{"id": "s", "resourceGroups": [
+            {"name": "MC_rg_aks_eastus", "location": "eastus", "scaleSets": [{"name": "pool"}]},
+            {"name": "rg-west", "location": "westeurope", "identities": [{"name": "regional", "isolationScope": "Regional"}, {"name": "global"}]},
+            {"name": "rg-east", "location": "eastus", "identities": [{"name": "near", "isolationScope": "Regional"}]},
+        ]}],
+        "clients": [{"clientId": "c", "staticTokens": [TOKEN]}],
+    }))
+    .expect("seed");
+    let sim = Simulator::start(&seed, "127.0.0.1:0".parse().expect("addr")).await.expect("sim");
+    let http = reqwest::Client::new();
+    let id = |rg: &str, name: &str| format!("/subscriptions/s/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}");
+    let shown: Value = http
+        .get(format!("{}{}?api-version=2024-11-30", sim.url, id("rg-west", "regional")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(shown["properties"]["isolationScope"], "Regional");
+    let older: Value = http
+        .get(format!("{}{}?api-version=2023-01-31", sim.url, id("rg-west", "regional")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(older["properties"].get("isolationScope").is_none(), "2023-01-31 has no isolationScope: {older}");
+
+    let pool =
+        format!("{}/subscriptions/s/resourceGroups/MC_rg_aks_eastus/providers/Microsoft.Compute/virtualMachineScaleSets/pool?api-version=2024-07-01", sim.url);
+    let attach = |ids: &[String]| {
+        let entries: serde_json::Map<String, Value> = ids.iter().map(|i| (i.clone(), json!({}))).collect();
+        json!({"identity": {"type": "UserAssigned", "userAssignedIdentities": entries}})
+    };
+    let refused = http.patch(&pool).bearer_auth(TOKEN).json(&attach(&[id("rg-west", "global"), id("rg-west", "regional")])).send().await.expect("PATCH");
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "FailedIdentityOperation");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&id("rg-west", "regional")) && message.contains("Regional"), "the identity is named: {message}");
+    let state: Value = http.get(&pool).bearer_auth(TOKEN).send().await.expect("GET").json().await.expect("JSON");
+    assert!(state["identity"].get("userAssignedIdentities").is_none(), "the refused update changed nothing: {state}");
+
+    let same_region = http.patch(&pool).bearer_auth(TOKEN).json(&attach(&[id("rg-west", "global"), id("rg-east", "near")])).send().await.expect("PATCH");
+    assert!(same_region.status().is_success(), "a Regional identity in the pool's region and an unrestricted one are assigned");
+}
+
+#[tokio::test]
+async fn a_new_vault_authorises_with_azure_rbac_from_2026_02_01_and_with_access_policies_before() {
+    let seed: Seed = serde_json::from_value(json!({
+        "subscriptions": [{"id": "s", "resourceGroups": [{"name": "rg-vaults", "location": "eastus"}]}],
+        "clients": [{"clientId": "c", "staticTokens": [TOKEN]}],
+    }))
+    .expect("seed");
+    let sim = Simulator::start(&seed, "127.0.0.1:0".parse().expect("addr")).await.expect("sim");
+    let http = reqwest::Client::new();
+    let vault =
+        |name: &str, api: &str| format!("{}/subscriptions/s/resourceGroups/rg-vaults/providers/Microsoft.KeyVault/vaults/{name}?api-version={api}", sim.url);
+    let body = json!({"location": "eastus", "properties": {"tenantId": "t", "sku": {"family": "A", "name": "standard"}}});
+    for (name, api, rbac) in [("kv-new", "2026-02-01", true), ("kv-legacy", "2024-11-01", false)] {
+        let created = http.put(vault(name, api)).bearer_auth(TOKEN).json(&body).send().await.expect("PUT");
+        assert_eq!(created.status(), 201, "{name}");
+        let shown: Value = http.get(vault(name, "2026-02-01")).bearer_auth(TOKEN).send().await.expect("GET").json().await.expect("JSON");
+        assert_eq!(shown["properties"]["enableRbacAuthorization"], rbac, "{name} created with {api}: {shown}");
+    }
+    let opted_out =
+        json!({"location": "eastus", "properties": {"tenantId": "t", "sku": {"family": "A", "name": "standard"}, "enableRbacAuthorization": false}});
+    let created = http.put(vault("kv-policies", "2026-05-15")).bearer_auth(TOKEN).json(&opted_out).send().await.expect("PUT");
+    assert_eq!(created.status(), 201);
+    let shown: Value = created.json().await.expect("JSON");
+    assert_eq!(shown["properties"]["enableRbacAuthorization"], false, "asked for access policies: {shown}");
+    let updated = http.put(vault("kv-new", "2026-02-01")).bearer_auth(TOKEN).json(&body).send().await.expect("PUT");
+    assert_eq!(updated.status(), 200, "a PUT of a vault that exists updates it");
+    let missing = http.put(vault("kv-bad", "2026-02-01")).bearer_auth(TOKEN).json(&json!({"properties": {}})).send().await.expect("PUT");
+    assert_eq!(missing.status(), 400, "a new vault needs its location, tenant and SKU");
+}

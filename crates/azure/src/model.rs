@@ -24,6 +24,11 @@ pub struct FederatedCredential {
 /// (`VaultAccessPolicyProperties.accessPolicies`, "0 to 16" in the spec).
 pub const MAX_ACCESS_POLICIES_PER_REQUEST: usize = 16;
 
+/// The user-assigned identities Azure lets one VM scale set or VM carry: an update that
+/// would leave more is refused (`User Assigned Identities Number '151' Assign exceed limit
+/// '150' in one request.`).
+pub const MAX_USER_ASSIGNED_PER_COMPUTE: usize = 150;
+
 /// The audience Azure AD expects for workload identity token exchange.
 pub const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
 
@@ -272,6 +277,26 @@ impl std::fmt::Display for PermissionScope {
             PermissionScope::ResourceGroup { subscription, resource_group } => write!(f, "/subscriptions/{subscription}/resourceGroups/{resource_group}"),
             PermissionScope::Vault(id) => write!(f, "{id}"),
         }
+    }
+}
+
+/// A deny assignment: actions refused at a scope whatever roles grant them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DenyAssignment {
+    /// Its display name (`denyAssignmentName`).
+    pub name: String,
+    /// The scope it applies at.
+    pub scope: String,
+    /// The actions it denies, `*` wildcards allowed.
+    pub actions: Vec<String>,
+    /// The actions it leaves allowed.
+    pub not_actions: Vec<String>,
+}
+
+impl DenyAssignment {
+    /// True when it refuses `action`.
+    pub fn denies(&self, action: &str) -> bool {
+        PermissionSet { actions: self.actions.clone(), not_actions: self.not_actions.clone() }.allows(action)
     }
 }
 

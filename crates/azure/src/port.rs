@@ -62,4 +62,8 @@ pub trait Arm: Send + Sync {
 
     /// The operator's own permissions at a resource group or a resource (`kvbind doctor`).
     async fn permissions(&self, scope: &crate::model::PermissionScope) -> Result<Vec<crate::model::PermissionSet>, AzureError>;
+
+    /// The deny assignments that apply to a resource group (`kvbind doctor`): on AKS, the
+    /// node resource group lockdown's.
+    async fn deny_assignments(&self, subscription: &str, resource_group: &str) -> Result<Vec<crate::model::DenyAssignment>, AzureError>;
 }

@@ -26,6 +26,8 @@ pub struct OperatorArgs<'a> {
     pub resync_seconds: u64,
     /// Batching off: the naive strategy.
     pub naive: bool,
+    /// The share of Azure's budgets left to others.
+    pub reserve: f64,
 }
 
 /// The `kvbind` binary next to this one (build both with the same profile).
@@ -68,9 +70,8 @@ impl Operator {
         if args.naive {
             command.arg("--no-batching");
         }
-        // The benchmark's bound is the latency critical path; Azure's request rates are
-        // not in it yet, so its simulator lifts them and the operator does not pace itself.
-        command.arg("--no-pacing");
+        // Paced within Azure's rates, as shipped; the bound counts the same share.
+        command.args(["--arm-reserve", &args.reserve.to_string(), "--oidc-issuer-url", crate::world::ISSUER]);
         let child = command.spawn()?;
         let pid = child.id().ok_or_else(|| anyhow::anyhow!("the operator exited at once"))?;
         Ok(Operator { child, pid })

@@ -9,8 +9,8 @@ use crate::run::{Measurement, Strategy};
 /// The table, one row per scenario and strategy.
 pub fn markdown(rows: &[Measurement], header: &str) -> String {
     let mut out = format!("{header}\n\n");
-    out.push_str("| scenario | strategy | bindings | pools | identities | nodes | ARM writes | reads | writes bound | write ratio | s to Ready | critical path s | time ratio | reads/period | peak RSS MiB | CPU s |\n");
-    out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| scenario | strategy | bindings | pools | identities | nodes | refused | ARM writes | reads | 429s | refused writes | writes bound | write ratio | write budget | s to Ready | latency bound s | rate bound s | time ratio | reads/period | peak RSS MiB | CPU s |\n");
+    out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in rows {
         let strategy = match r.strategy {
             Strategy::Kvbind => "kvbind",
@@ -19,18 +19,23 @@ pub fn markdown(rows: &[Measurement], header: &str) -> String {
         let per_period = r.reads_per_period.map(|p| format!("{p:.1}")).unwrap_or_else(|| "—".to_owned());
         let _ = writeln!(
             out,
-            "| {} | {strategy} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.1} | {:.1} | {:.2} | {per_period} | {:.1} | {:.1} |",
+            "| {} | {strategy} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.0}% | {:.1} | {:.1} | {:.1} | {:.2} | {per_period} | {:.1} | {:.1} |",
             r.scenario,
             r.bindings,
             r.pools,
             r.identities,
             r.nodes,
+            r.refused_bindings,
             r.writes,
             r.reads,
+            r.throttled,
+            r.refused_writes,
             r.writes_lower_bound,
             r.write_ratio,
+            r.write_budget_share * 100.0,
             r.seconds_to_ready,
             r.critical_path_seconds,
+            r.rate_bound_seconds,
             r.time_ratio,
             r.peak_rss_mib,
             r.cpu_seconds
@@ -64,7 +69,7 @@ pub fn svg(rows: &[Measurement], pools: usize) -> String {
     let time = [
         Series { label: "kvbind", colour: "#1f77b4", dashed: false, points: line(Strategy::Kvbind, &|r| r.seconds_to_ready) },
         Series { label: "naive (no batching)", colour: "#d62728", dashed: false, points: line(Strategy::Naive, &|r| r.seconds_to_ready) },
-        Series { label: "critical path (bound)", colour: "#2ca02c", dashed: true, points: line(Strategy::Kvbind, &|r| r.critical_path_seconds) },
+        Series { label: "bound", colour: "#2ca02c", dashed: true, points: line(Strategy::Kvbind, &|r| r.critical_path_seconds.max(r.rate_bound_seconds)) },
     ];
     let writes = [
         Series { label: "kvbind", colour: "#1f77b4", dashed: false, points: line(Strategy::Kvbind, &|r| r.writes as f64) },

@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
+use kvbind_api::IdentityBinding;
 use kvbind_e2e::TestNamespace;
 use serde::Serialize;
 
 use crate::operator::{Operator, OperatorArgs};
-use crate::scenario::{Kind, Latencies, Scenario, critical_path_seconds, writes_lower_bound};
+use crate::scenario::{Kind, Latencies, Mode, Rates, Scenario, bound_seconds, writes_lower_bound};
 use crate::world;
 
 /// kvbind as shipped, or every binding writing its own changes.
@@ -26,6 +27,8 @@ pub struct Measurement {
     pub scenario: String,
     /// The strategy.
     pub strategy: Strategy,
+    /// How its bindings reach their identities.
+    pub mode: Mode,
     /// Bindings.
     pub bindings: usize,
     /// Node pools.
@@ -34,10 +37,20 @@ pub struct Measurement {
     pub identities: usize,
     /// Nodes in the cluster.
     pub nodes: usize,
-    /// ARM writes measured.
+    /// ARM writes measured (admitted; 429s are counted apart).
     pub writes: u64,
-    /// ARM reads measured.
+    /// ARM reads measured (admitted).
     pub reads: u64,
+    /// Requests ARM answered 429.
+    pub throttled: u64,
+    /// Writes ARM refused for anything but its rates (a limit it enforced, say): each is a
+    /// write kvbind should not have sent.
+    pub refused_writes: u64,
+    /// Bindings a limit refused, by name, as the scenario expects.
+    pub refused_bindings: usize,
+    /// The share of the subscription's write budget (one principal's: 200, then 10 a
+    /// second) the writes used over the time they took.
+    pub write_budget_share: f64,
     /// The fewest writes that can do it.
     pub writes_lower_bound: u64,
     /// `writes / writes_lower_bound` (1 when both are 0).
@@ -46,7 +59,9 @@ pub struct Measurement {
     pub seconds_to_ready: f64,
     /// The shortest time the injected latencies allow.
     pub critical_path_seconds: f64,
-    /// `seconds_to_ready / critical_path_seconds`.
+    /// The shortest time Azure's rates allow (less the share kvbind leaves to others).
+    pub rate_bound_seconds: f64,
+    /// `seconds_to_ready` over the larger of the two bounds.
     pub time_ratio: f64,
     /// In steady state: reads per resync period, and the bound (one per scale set and vault).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,13 +82,15 @@ pub struct Settings {
     pub steady_resync_seconds: u64,
     /// How many resync periods the steady state lasts.
     pub steady_periods: u64,
+    /// The share of Azure's budgets the operator leaves to others (`--arm-reserve`).
+    pub reserve: f64,
 }
 
 /// Runs `scenario` with `strategy` in a namespace of its own.
 pub async fn run(scenario: &Scenario, strategy: Strategy, settings: &Settings) -> anyhow::Result<Measurement> {
     let ns = TestNamespace::new(&format!("bench-{}", scenario.bindings)).await;
     let client = ns.client.clone();
-    let sim = world::simulator(scenario.pools, &settings.latencies).await?;
+    let sim = world::simulator(scenario, &settings.latencies).await?;
     for p in 0..scenario.pools {
         world::nodes(&client, &ns.name, p, scenario.nodes_per_pool).await?;
     }
@@ -88,14 +105,18 @@ pub async fn run(scenario: &Scenario, strategy: Strategy, settings: &Settings) -
         batch_window_ms: settings.batch_window_ms,
         resync_seconds,
         naive: strategy == Strategy::Naive,
+        reserve: settings.reserve,
     })?;
-    let bound = critical_path_seconds(scenario, &settings.latencies);
-    let deadline = Duration::from_secs_f64((bound * 40.0).max(300.0));
+    let bound = bound_seconds(scenario, &settings.latencies, &Rates::published(settings.reserve));
+    let deadline = Duration::from_secs_f64((bound.seconds * 40.0).max(300.0));
     let all = scenario.bindings;
-    let converged = world::until_bindings(&client, &ns.name, all, deadline, world::is_ready).await?;
+    // Done when every binding is Ready or refused for the limit the scenario passes.
+    let settled = |b: &IdentityBinding| world::is_ready(b) || scenario.refusal.is_some_and(|r| world::is_refused_for(b, r.reason));
+    let converged = world::until_bindings(&client, &ns.name, all, deadline, settled).await?;
+    let refused_bindings = world::refused(&client, &ns.name, scenario).await?;
 
     let (seconds, counters, reads_per_period) = match scenario.kind {
-        Kind::Converge => (converged.as_secs_f64(), sim.counters(), None),
+        Kind::Converge => (converged.as_secs_f64(), Requests::of(&sim), None),
         Kind::SteadyState => {
             // Steady state starts one period after the last binding turned Ready, so a read
             // that still belongs to convergence is not counted in it; the resync's reads come
@@ -104,8 +125,8 @@ pub async fn run(scenario: &Scenario, strategy: Strategy, settings: &Settings) -
             sim.reset_counters();
             let period = Duration::from_secs(settings.steady_resync_seconds * settings.steady_periods);
             tokio::time::sleep(period).await;
-            let counters = sim.counters();
-            eprintln!("  steady state, per operation over {} periods: {:?}", settings.steady_periods, counters.by_operation);
+            eprintln!("  steady state, per operation over {} periods: {:?}", settings.steady_periods, sim.counters().by_operation);
+            let counters = Requests::of(&sim);
             let per_period = counters.reads as f64 / settings.steady_periods as f64;
             (converged.as_secs_f64(), counters, Some(per_period))
         }
@@ -123,28 +144,34 @@ pub async fn run(scenario: &Scenario, strategy: Strategy, settings: &Settings) -
             world::nodes(&client, &ns.name, new_pool, 1).await?;
             // Done when every binding is Ready again and records the new pool: kvbind
             // records an attachment once the scale set's long-running PATCH has ended.
-            let on_new_pool = |b: &kvbind_api::IdentityBinding| {
+            let on_new_pool = |b: &IdentityBinding| {
                 world::is_ready(b)
                     && b.status.as_ref().is_some_and(|s| s.attachments.iter().any(|a| a.resource_id.to_ascii_lowercase().ends_with(&format!("/{target}"))))
             };
             world::until_bindings(&client, &ns.name, all, deadline, on_new_pool).await?;
-            (started.elapsed().as_secs_f64(), sim.counters(), None)
+            (started.elapsed().as_secs_f64(), Requests::of(&sim), None)
         }
     };
     let measurement = Measurement {
         scenario: scenario.name.clone(),
         strategy,
+        mode: scenario.mode,
         bindings: scenario.bindings,
         pools: scenario.pools,
         identities: scenario.identities(),
         nodes: scenario.pools * scenario.nodes_per_pool,
         writes: counters.writes,
         reads: counters.reads,
+        throttled: counters.throttled,
+        refused_writes: counters.refused_writes,
+        refused_bindings,
+        write_budget_share: counters.writes as f64 / (200.0 + 10.0 * seconds),
         writes_lower_bound: writes_lower_bound(scenario),
         write_ratio: ratio(counters.writes as f64, writes_lower_bound(scenario) as f64),
         seconds_to_ready: seconds,
-        critical_path_seconds: bound,
-        time_ratio: ratio(seconds, bound),
+        critical_path_seconds: bound.latency,
+        rate_bound_seconds: bound.rate,
+        time_ratio: ratio(seconds, bound.seconds),
         reads_per_period,
         peak_rss_mib: operator.peak_rss_mib(),
         cpu_seconds: operator.cpu_seconds(),
@@ -152,6 +179,32 @@ pub async fn run(scenario: &Scenario, strategy: Strategy, settings: &Settings) -
     operator.stop().await;
     let _ = ns.kubectl(&["delete", "nodes", "-l", &format!("kvbind.io/test={}", ns.name), "--wait=false"]);
     Ok(measurement)
+}
+
+/// What the simulator was asked, sorted by its answer.
+struct Requests {
+    writes: u64,
+    reads: u64,
+    throttled: u64,
+    refused_writes: u64,
+}
+
+impl Requests {
+    fn of(sim: &kvbind_arm_sim::Simulator) -> Requests {
+        let mut r = Requests { writes: 0, reads: 0, throttled: 0, refused_writes: 0 };
+        for request in sim.requests().iter().filter(|r| r.operation != "Token") {
+            let write = request.method != "GET";
+            match request.status {
+                429 => r.throttled += 1,
+                // A refused write changed nothing; one that a limit refused is a bug kvbind
+                // would have shown in Azure.
+                400..=499 if write && request.status != 404 => r.refused_writes += 1,
+                _ if write => r.writes += 1,
+                _ => r.reads += 1,
+            }
+        }
+        r
+    }
 }
 
 fn ratio(measured: f64, bound: f64) -> f64 {

@@ -1,17 +1,43 @@
-//! The benchmark's scenarios and the lower bounds they are measured against.
+//! The benchmark's scenarios and the lower bounds they are measured against: the latency
+//! critical path, and what Azure's published request rates allow for the scenario's
+//! writes, whichever is longer.
 
 use serde::Serialize;
+
+/// User-assigned identities someone else attached to every pool before kvbind came (the
+/// world of `kvbind_e2e::world::cluster`).
+pub const FOREIGN_ON_POOL: usize = 1;
 
 /// How a scenario is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
-    /// Bindings applied at once, timed to all Ready.
+    /// Bindings applied at once, timed to all Ready (or refused, where a limit is the point).
     Converge,
     /// Converged bindings left alone for several resync periods: what it costs to watch.
     SteadyState,
     /// A new node pool appears under converged bindings.
     ScaleOut,
+}
+
+/// How the bindings reach their identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Identities attached to every pool (`mode: VMManagedIdentity`).
+    Vm,
+    /// A federated credential per binding's ServiceAccount; no pool touched.
+    WorkloadIdentity,
+}
+
+/// A limit of Azure's that a scenario runs into on purpose: how many bindings it refuses,
+/// and the condition reason that names it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Refusal {
+    /// Bindings refused.
+    pub bindings: usize,
+    /// The `Ready` condition's reason on them.
+    pub reason: &'static str,
 }
 
 /// One scenario.
@@ -21,6 +47,8 @@ pub struct Scenario {
     pub name: String,
     /// What is measured.
     pub kind: Kind,
+    /// How bindings reach their identity.
+    pub mode: Mode,
     /// IdentityBindings (and as many SecretProviderClasses).
     pub bindings: usize,
     /// Node pools (VM scale sets).
@@ -29,6 +57,10 @@ pub struct Scenario {
     pub nodes_per_pool: usize,
     /// Bindings per identity: 1 for distinct identities, more for shared ones.
     pub per_identity: usize,
+    /// Access-policy entries someone else holds on the vault already.
+    pub vault_entries_held: usize,
+    /// The bindings a limit refuses, when that is the point of the scenario.
+    pub refusal: Option<Refusal>,
 }
 
 impl Scenario {
@@ -40,34 +72,91 @@ impl Scenario {
             Kind::ScaleOut => "scale-out-".to_owned(),
         };
         let nodes = if nodes_per_pool > 2 { format!("-{}n", pools * nodes_per_pool) } else { String::new() };
-        Scenario { name: format!("{what}{bindings}b-{pools}p-{sharing}{nodes}"), kind, bindings, pools, nodes_per_pool, per_identity }
+        Scenario {
+            name: format!("{what}{bindings}b-{pools}p-{sharing}{nodes}"),
+            kind,
+            mode: Mode::Vm,
+            bindings,
+            pools,
+            nodes_per_pool,
+            per_identity,
+            vault_entries_held: 1,
+            refusal: None,
+        }
+    }
+
+    /// `bindings` in workload identity mode, each with its own identity and ServiceAccount.
+    fn workload_identity(bindings: usize) -> Scenario {
+        Scenario { name: format!("{bindings}b-wi-distinct"), mode: Mode::WorkloadIdentity, ..Scenario::new(Kind::Converge, bindings, 1, 1, 2) }
+    }
+
+    /// One pool asked to carry one identity more than Azure's 150 (with the one someone
+    /// else put there): one binding refused.
+    fn pool_limit() -> Scenario {
+        let bindings = kvbind_azure::model::MAX_USER_ASSIGNED_PER_COMPUTE - FOREIGN_ON_POOL + 1;
+        Scenario {
+            name: format!("limit-pool-{bindings}b-1p"),
+            refusal: Some(Refusal { bindings: 1, reason: "PoolIdentityLimit" }),
+            ..Scenario::new(Kind::Converge, bindings, 1, 1, 2)
+        }
+    }
+
+    /// A vault asked for one access-policy entry more than Azure's 1,024 (workload identity
+    /// mode, so the 150 per pool does not bind first): one binding refused.
+    fn vault_limit() -> Scenario {
+        let bindings = 1000;
+        Scenario {
+            name: format!("limit-vault-{bindings}b-wi"),
+            vault_entries_held: 1024 - bindings + 1,
+            refusal: Some(Refusal { bindings: 1, reason: "VaultAccessPolicyLimit" }),
+            ..Scenario::workload_identity(bindings)
+        }
     }
 
     /// The identities the bindings use.
     pub fn identities(&self) -> usize {
         self.bindings.div_ceil(self.per_identity)
     }
+
+    /// Bindings that turn Ready.
+    pub fn ready(&self) -> usize {
+        self.bindings - self.refusal.map_or(0, |r| r.bindings)
+    }
+
+    /// Identities that reach their pools or vault.
+    fn granted_identities(&self) -> usize {
+        self.identities() - self.refusal.map_or(0, |r| r.bindings.div_ceil(self.per_identity))
+    }
 }
 
-/// The scenarios of a full run, or of a quick one.
+/// The scenarios of a full run, or of a quick one. Every one stays within Azure's hard
+/// limits (at most 150 identities a pool: shared identities, or workload identity mode),
+/// but for the `limit-` ones, which pass one limit by one binding.
 pub fn all(quick: bool) -> Vec<Scenario> {
     use Kind::*;
     if quick {
-        return vec![Scenario::new(Converge, 1, 1, 1, 1), Scenario::new(Converge, 10, 5, 1, 1), Scenario::new(SteadyState, 10, 5, 1, 1)];
+        return vec![
+            Scenario::new(Converge, 1, 1, 1, 1),
+            Scenario::new(Converge, 10, 5, 1, 1),
+            Scenario::new(SteadyState, 10, 5, 1, 1),
+            Scenario::pool_limit(),
+        ];
     }
     vec![
         Scenario::new(Converge, 1, 5, 1, 2),
         Scenario::new(Converge, 10, 5, 1, 2),
         Scenario::new(Converge, 100, 5, 1, 2),
-        Scenario::new(Converge, 1000, 5, 1, 2),
         Scenario::new(Converge, 100, 1, 1, 2),
         Scenario::new(Converge, 100, 20, 1, 2),
         Scenario::new(Converge, 100, 20, 10, 2),
         Scenario::new(Converge, 1000, 20, 10, 2),
+        Scenario::workload_identity(1000),
         // The memory target: 1,000 bindings and classes, 2,000 nodes in the caches.
-        Scenario::new(Converge, 1000, 20, 1, 100),
-        Scenario::new(SteadyState, 1000, 20, 1, 2),
-        Scenario::new(ScaleOut, 1000, 20, 1, 2),
+        Scenario::new(Converge, 1000, 20, 10, 100),
+        Scenario::new(SteadyState, 1000, 20, 10, 2),
+        Scenario::new(ScaleOut, 1000, 20, 10, 2),
+        Scenario::pool_limit(),
+        Scenario::vault_limit(),
     ]
 }
 
@@ -94,30 +183,137 @@ impl Latencies {
 }
 
 /// ARM allows at most this many access-policy entries in one request.
-const ENTRIES_PER_REQUEST: usize = 16;
+const ENTRIES_PER_REQUEST: usize = kvbind_azure::model::MAX_ACCESS_POLICIES_PER_REQUEST;
 
 /// The fewest ARM writes that can converge `scenario` from nothing: one PUT per new
-/// identity, one PATCH per scale set, and the access-policy writes of one vault (16 entries
-/// to a request is the REST spec's maximum). In steady state: none. For a scale-out: one
-/// PATCH on the new scale set.
+/// identity, one PATCH per scale set (VM mode) or one federated credential per binding
+/// (workload identity), and the access-policy writes of one vault (16 entries to a
+/// request is the REST spec's maximum). What a limit refuses costs nothing but the
+/// refused binding's own identity. In steady state: none. For a scale-out: one PATCH on
+/// the new scale set.
 pub fn writes_lower_bound(scenario: &Scenario) -> u64 {
+    let granted = scenario.granted_identities();
+    let reach = match scenario.mode {
+        Mode::Vm => scenario.pools,
+        Mode::WorkloadIdentity => scenario.ready(),
+    };
     match scenario.kind {
-        Kind::Converge => (scenario.identities() + scenario.pools + scenario.identities().div_ceil(ENTRIES_PER_REQUEST)) as u64,
+        Kind::Converge => (scenario.identities() + reach + granted.div_ceil(ENTRIES_PER_REQUEST)) as u64,
         Kind::SteadyState => 0,
         Kind::ScaleOut => 1,
     }
 }
 
-/// The shortest time to all Ready that the injected latencies allow: an identity must
-/// exist before a scale set can carry it and before a vault can grant it, and one vault
-/// takes its access-policy writes one at a time. For a scale-out: one PATCH.
-pub fn critical_path_seconds(scenario: &Scenario, latencies: &Latencies) -> f64 {
-    let ms = match scenario.kind {
-        Kind::Converge | Kind::SteadyState => {
-            let vault = scenario.identities().div_ceil(ENTRIES_PER_REQUEST) as u64 * latencies.access_policy_ms;
-            latencies.identity_put_ms + latencies.vmss_patch_ms.max(vault)
+/// Azure's published budgets for one principal in one subscription and region (ARM's
+/// per-principal buckets, Managed Identity's create and assignment rates), as `(size,
+/// refill a second)`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Rates {
+    /// ARM writes: 200, 10 a second.
+    pub writes: (f64, f64),
+    /// Identity creates: 80 per 20 s.
+    pub identity_creates: (f64, f64),
+    /// Identities assigned to resources: 300 per 20 s.
+    pub identity_assignments: (f64, f64),
+}
+
+impl Rates {
+    /// Azure's numbers, less `reserve`, the share kvbind leaves to everything else.
+    pub fn published(reserve: f64) -> Rates {
+        let share = 1.0 - reserve;
+        let ours = |(size, per_second): (f64, f64)| (size * share, per_second * share);
+        Rates { writes: ours((200.0, 10.0)), identity_creates: ours((80.0, 4.0)), identity_assignments: ours((300.0, 15.0)) }
+    }
+}
+
+/// Seconds before a bucket of `(size, per_second)` has given `need` tokens.
+fn drain_seconds(need: f64, (size, per_second): (f64, f64)) -> f64 {
+    ((need - size) / per_second).max(0.0)
+}
+
+/// The shortest time to all Ready (or refused) that the injected latencies and the rates
+/// allow. Latency: an identity must exist before a scale set can carry it and before a
+/// vault can grant it, and one vault takes its access-policy writes one at a time. Rates:
+/// the last identity cannot be created before the create budget has given that many, and
+/// its PUT and then its pool's PATCH or its vault write follow; the assignments of every
+/// identity to every pool, and every write, come from their budgets too. For a
+/// scale-out: one PATCH, once the assignment budget has given one per identity.
+pub fn bound_seconds(scenario: &Scenario, latencies: &Latencies, rates: &Rates) -> Bound {
+    let ms = |ms: u64| ms as f64 / 1000.0;
+    // What must follow an identity's PUT: its grant (vault writes of `writes` requests in a
+    // row) and, in VM mode, its pool's PATCH.
+    let after_identity = |writes: usize| {
+        let vault = ms(writes as u64 * latencies.access_policy_ms);
+        match scenario.mode {
+            Mode::Vm => ms(latencies.vmss_patch_ms).max(vault),
+            Mode::WorkloadIdentity => vault,
         }
-        Kind::ScaleOut => latencies.vmss_patch_ms,
     };
-    ms as f64 / 1000.0
+    match scenario.kind {
+        Kind::Converge | Kind::SteadyState => {
+            let latency = ms(latencies.identity_put_ms) + after_identity(scenario.granted_identities().div_ceil(ENTRIES_PER_REQUEST));
+            let creates = drain_seconds(scenario.identities() as f64, rates.identity_creates) + ms(latencies.identity_put_ms) + after_identity(1);
+            let writes = drain_seconds(writes_lower_bound(scenario) as f64, rates.writes);
+            let assignments = match scenario.mode {
+                Mode::Vm => drain_seconds((scenario.granted_identities() * scenario.pools) as f64, rates.identity_assignments) + ms(latencies.vmss_patch_ms),
+                Mode::WorkloadIdentity => 0.0,
+            };
+            let rate = creates.max(writes).max(assignments);
+            Bound { latency, rate, seconds: latency.max(rate) }
+        }
+        Kind::ScaleOut => {
+            let latency = ms(latencies.vmss_patch_ms);
+            let rate = drain_seconds(scenario.granted_identities() as f64, rates.identity_assignments) + latency;
+            Bound { latency, rate, seconds: latency.max(rate) }
+        }
+    }
+}
+
+/// A scenario's time bounds, in seconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Bound {
+    /// The latency critical path alone.
+    pub latency: f64,
+    /// What the rates allow (with the latencies that must follow the last token).
+    pub rate: f64,
+    /// The larger: the bound the time is measured against.
+    pub seconds: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scenario_stays_within_azures_limits_but_the_limit_ones() {
+        for s in all(false).into_iter().chain(all(true)) {
+            let per_pool = match s.mode {
+                Mode::Vm => s.identities() + FOREIGN_ON_POOL,
+                Mode::WorkloadIdentity => 0,
+            };
+            let entries = s.vault_entries_held + s.identities();
+            let within = per_pool <= 150 && entries <= 1024;
+            assert_eq!(within, s.refusal.is_none(), "{}: {per_pool} identities a pool, {entries} vault entries", s.name);
+        }
+    }
+
+    #[test]
+    fn a_thousand_new_identities_are_bound_by_the_create_rate_not_the_latencies() {
+        let s = Scenario::workload_identity(1000);
+        let bound = bound_seconds(&s, &Latencies::scaled(1.0), &Rates::published(0.0));
+        // (1000 - 80) / 4 = 230 s of creates, then the last identity's PUT and its vault
+        // write of half a second; the latencies alone allow the identity's PUT and the
+        // vault's 63 writes in a row.
+        assert!((bound.rate - (230.0 + 1.0 + 0.5)).abs() < 1e-9, "{bound:?}");
+        assert!((bound.latency - 32.5).abs() < 1e-9 && bound.seconds == bound.rate, "{bound:?}");
+        // Leaving a quarter of the budget to others costs a third more.
+        let reserved = bound_seconds(&s, &Latencies::scaled(1.0), &Rates::published(0.25));
+        assert!((reserved.rate - ((1000.0 - 60.0) / 3.0 + 1.5)).abs() < 1e-9, "{reserved:?}");
+    }
+
+    #[test]
+    fn a_refused_binding_costs_its_identity_and_nothing_else() {
+        let s = Scenario::pool_limit();
+        assert_eq!(writes_lower_bound(&s), 150 + 1 + 10, "150 identities, one PATCH, 149 entries in 10 writes");
+    }
 }

@@ -9,31 +9,37 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kvbind_api::IdentityBinding;
-use kvbind_arm_sim::seed::{LimitsSeed, LroSeed};
+use kvbind_arm_sim::seed::LroSeed;
 use kvbind_arm_sim::{Fault, FaultRule, Simulator};
 use kvbind_e2e::operator::{Scenario as E2e, seed};
 use kvbind_e2e::world::{binding, class, cluster};
 
-use crate::scenario::{Latencies, Scenario};
+use crate::scenario::{Latencies, Mode, Scenario};
 
 /// The scale set of pool `i`.
 pub fn pool(i: usize) -> String {
     format!("pool-{i:02}-vmss")
 }
 
-/// A simulator with `pools` scale sets, one access-policy vault, and the latencies.
-pub async fn simulator(pools: usize, latencies: &Latencies) -> anyhow::Result<Simulator> {
-    let names: Vec<String> = (0..pools).map(pool).collect();
+/// The issuer the operator federates workload identity ServiceAccounts with.
+pub const ISSUER: &str = "https://oidc.bench.test/issuer/";
+
+/// A simulator with the scenario's scale sets, one access-policy vault holding the
+/// scenario's foreign entries, and the latencies. Azure's limits and request rates are
+/// the simulator's defaults: Azure's own.
+pub async fn simulator(scenario: &Scenario, latencies: &Latencies) -> anyhow::Result<Simulator> {
+    let names: Vec<String> = (0..scenario.pools).map(pool).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mut world = seed(&cluster(&refs, &[], false));
+    // `cluster` ends with the vault's access policies, holding one foreign entry.
+    let mut text = cluster(&refs, &[], false);
+    for i in 1..scenario.vault_entries_held {
+        text.push_str(&format!(
+            "              - {{tenantId: {}, objectId: 00000000-0000-0000-0000-{i:012}, permissions: {{secrets: [get]}}}}\n",
+            kvbind_e2e::operator::TENANT
+        ));
+    }
+    let mut world = seed(&text);
     world.lro = Some(LroSeed { duration_ms: latencies.vmss_patch_ms, retry_after_seconds: 1 });
-    // The scenarios put up to a thousand distinct identities on one scale set, past the 150
-    // Azure allows; until they stay within it, this world lifts that one limit (and the
-    // results say so). The other limits are Azure's.
-    world.limits = Some(LimitsSeed { user_assigned_per_compute: usize::MAX, ..LimitsSeed::default() });
-    // Likewise Azure's request rates, until the bound the results compare against counts
-    // them (the operator runs with --no-pacing to match).
-    world.rates = Some(kvbind_arm_sim::rates::RatesSeed::off());
     let slow = |operation: &str, ms: u64| FaultRule {
         operation: operation.into(),
         path_contains: None,
@@ -75,11 +81,22 @@ pub async fn bindings(client: &kube::Client, namespace: &str, scenario: &Scenari
         Api::namespaced_with(client.clone(), namespace, &resource("secrets-store.csi.x-k8s.io", "v1", "SecretProviderClass", "secretproviderclasses"));
     let bindings: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), namespace, &resource("kvbind.io", "v1alpha1", "IdentityBinding", "identitybindings"));
+    let accounts: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource("", "v1", "ServiceAccount", "serviceaccounts"));
     let documents: Vec<(Api<DynamicObject>, String)> = (0..scenario.bindings)
         .flat_map(|i| {
             let name = format!("app-{i:04}");
             let identity = format!("reader-{:04}", i / scenario.per_identity);
-            [(classes.clone(), class(&name, &[(&format!("secret-{i:04}"), "secret", 0)])), (bindings.clone(), binding(&name, &identity, &[&name], ""))]
+            let (account, extra) = match scenario.mode {
+                Mode::Vm => (None, String::new()),
+                Mode::WorkloadIdentity => (
+                    Some((accounts.clone(), format!("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {name}\n"))),
+                    format!("  mode: WorkloadIdentity\n  serviceAccount: {{name: {name}}}\n"),
+                ),
+            };
+            account.into_iter().chain([
+                (classes.clone(), class(&name, &[(&format!("secret-{i:04}"), "secret", 0)])),
+                (bindings.clone(), binding(&name, &identity, &[&name], &extra)),
+            ])
         })
         .collect();
     futures::stream::iter(documents)
@@ -100,11 +117,27 @@ fn serde_yaml_ng_value(yaml: &str) -> anyhow::Result<serde_json::Value> {
 
 /// True when a binding's `Ready` condition is `True`.
 pub fn is_ready(binding: &IdentityBinding) -> bool {
-    binding
-        .status
-        .as_ref()
-        .and_then(|s| kvbind_api::condition::find(&s.conditions, kvbind_api::condition::READY))
-        .is_some_and(|c| c.status == kvbind_api::ConditionStatus::True)
+    ready_condition(binding).is_some_and(|c| c.status == kvbind_api::ConditionStatus::True)
+}
+
+/// True when a binding's `Ready` condition is `False` for `reason`.
+pub fn is_refused_for(binding: &IdentityBinding, reason: &str) -> bool {
+    ready_condition(binding).is_some_and(|c| c.status == kvbind_api::ConditionStatus::False && c.reason == reason)
+}
+
+fn ready_condition(binding: &IdentityBinding) -> Option<&kvbind_api::Condition> {
+    binding.status.as_ref().and_then(|s| kvbind_api::condition::find(&s.conditions, kvbind_api::condition::READY))
+}
+
+/// How many bindings are refused for the limit `scenario` passes; an error when any
+/// binding is neither Ready nor refused for it, or when the count is not the scenario's.
+pub async fn refused(client: &kube::Client, namespace: &str, scenario: &Scenario) -> anyhow::Result<usize> {
+    let Some(refusal) = scenario.refusal else { return Ok(0) };
+    let api: Api<IdentityBinding> = Api::namespaced(client.clone(), namespace);
+    let bindings = api.list(&Default::default()).await?;
+    let refused: Vec<String> = bindings.items.iter().filter(|b| is_refused_for(b, refusal.reason)).filter_map(|b| b.metadata.name.clone()).collect();
+    anyhow::ensure!(refused.len() == refusal.bindings, "{} refused for {}, expected {}: {refused:?}", refused.len(), refusal.reason, refusal.bindings);
+    Ok(refused.len())
 }
 
 /// Waits, by watching the namespace's bindings, until `count` of them satisfy `done`;

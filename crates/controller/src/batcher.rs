@@ -16,11 +16,12 @@
 //! writer wakes it when the PATCH lands (see [`crate::handoff`]). Detaching, which a binding
 //! must see done before it lets go of its records, is awaited in place.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use kvbind_azure::model::{ComputeIdentity, IdentityChange};
+use kvbind_azure::model::{ComputeIdentity, IdentityChange, MAX_USER_ASSIGNED_PER_COMPUTE};
 use kvbind_azure::{Arm, AzureError, ComputeId, IdentityId};
 use tokio::sync::oneshot;
 
@@ -34,10 +35,14 @@ use crate::write_queue::{WriteQueues, next_batch};
 /// in costs a second PATCH, which takes as long again.
 pub const MAX_WINDOWS: u32 = 16;
 
+/// Who waits for a write: an answer, with the identity it asked to attach (none for a
+/// detach), so that an identity the target has no room for is refused to its askers alone.
+type Asker = (Option<Arc<IdentityId>>, Answer<Written>);
+
 #[derive(Default)]
 struct Pending {
     change: IdentityChange,
-    answers: Vec<Answer<Written>>,
+    answers: Vec<Asker>,
 }
 
 /// One target's changes: those for its next write, and the write in flight.
@@ -49,12 +54,12 @@ struct Queue {
     /// waits for that write instead of costing another.
     writing: Option<Arc<IdentityChange>>,
     /// Who joined the write in flight.
-    joined: Vec<Answer<Written>>,
+    joined: Vec<Asker>,
 }
 
 impl Queue {
     /// The changes waiting, taken as the write in flight; `None` when none are.
-    fn take_next(&mut self) -> Option<(Arc<IdentityChange>, Vec<Answer<Written>>)> {
+    fn take_next(&mut self) -> Option<(Arc<IdentityChange>, Vec<Asker>)> {
         if self.next.answers.is_empty() {
             return None;
         }
@@ -73,6 +78,46 @@ pub struct Written {
     pub before: usize,
     /// The identity block after it.
     pub after: Arc<ComputeIdentity>,
+}
+
+/// A batch as written: its result, and the identities it left out, each group with the
+/// refusal its askers get: those the target had no room for, and one that ARM refused by
+/// name (a Regional identity from another region, one deleted meanwhile).
+struct Outcome {
+    result: Result<Written, AzureError>,
+    refused: Vec<(BTreeSet<Arc<IdentityId>>, AzureError)>,
+}
+
+/// The identities of `change.add` that ARM's refusal names: a 400 about one identity
+/// (`FailedIdentityOperation`) names it by resource ID, and the rest of the batch is
+/// not at fault.
+fn named_in_refusal(error: &AzureError, change: &IdentityChange) -> BTreeSet<Arc<IdentityId>> {
+    let AzureError::Invalid { message, .. } = error else { return BTreeSet::new() };
+    let message = message.to_ascii_lowercase();
+    let names = |id: &IdentityId| {
+        let id = id.key();
+        let id = id.trim_start_matches('/');
+        // The whole ID: `…/app` must not match a refusal of `…/app-2`.
+        message.match_indices(id).any(|(at, _)| !message[at + id.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+    };
+    change.add.iter().filter(|id| names(id)).cloned().collect()
+}
+
+/// The part of `change` that keeps `current` within the identities Azure lets one scale
+/// set or VM carry, and the identities left out: detaches first make room, then new
+/// identities take what is left in ID order (a batch's order of arrival is not kept, and
+/// a stable order keeps the same identities out on every retry). Returns the count the
+/// whole change would have reached.
+fn within_limit(current: &ComputeIdentity, change: &IdentityChange) -> Option<(IdentityChange, BTreeSet<Arc<IdentityId>>, usize)> {
+    let kept = current.user_assigned().len() - change.remove.iter().filter(|id| current.has(id)).count();
+    let new: Vec<&Arc<IdentityId>> = change.add.iter().filter(|id| !current.has(id)).collect();
+    let room = MAX_USER_ASSIGNED_PER_COMPUTE.saturating_sub(kept);
+    if new.len() <= room {
+        return None;
+    }
+    let refused: BTreeSet<Arc<IdentityId>> = new[room..].iter().map(|id| Arc::clone(id)).collect();
+    let add = change.add.iter().filter(|id| !refused.contains(*id)).cloned().collect();
+    Some((IdentityChange { add, remove: change.remove.clone() }, refused, kept + new.len()))
 }
 
 /// Batches identity changes per VM scale set or VM.
@@ -168,7 +213,11 @@ impl ComputeBatcher {
         let turn = self.single.turn(&target.key());
         let _turn = turn.lock().await;
         let change = IdentityChange { add: add.into_iter().cloned().collect(), remove: remove.into_iter().cloned().collect() };
-        self.write(target, &change).await
+        let Outcome { result, mut refused } = self.write(target, &change).await;
+        match refused.pop() {
+            Some((_, refusal)) => Err(refusal),
+            None => result,
+        }
     }
 
     fn enqueue(&self, target: &ComputeId, add: Option<&Arc<IdentityId>>, remove: Option<&Arc<IdentityId>>, answer: Answer<Written>) {
@@ -179,8 +228,9 @@ impl ComputeBatcher {
             let (_, queue) = queues.entry(key).or_insert_with(|| (target.clone(), Queue::default()));
             let pending = &mut queue.next;
             let being_written = |id: &Arc<IdentityId>| queue.writing.as_ref().is_some_and(|w| w.add.contains(id));
+            let asker = (add.cloned(), answer);
             match (add, remove) {
-                (Some(id), None) if being_written(id) && !pending.change.remove.contains(id) => queue.joined.push(answer),
+                (Some(id), None) if being_written(id) && !pending.change.remove.contains(id) => queue.joined.push(asker),
                 _ => {
                     if let Some(id) = add {
                         pending.change.remove.remove(id);
@@ -190,7 +240,7 @@ impl ComputeBatcher {
                         pending.change.add.remove(id);
                         pending.change.remove.insert(id.clone());
                     }
-                    pending.answers.push(answer);
+                    pending.answers.push(asker);
                 }
             }
             start
@@ -208,16 +258,23 @@ impl ComputeBatcher {
             let Some((target, (change, answers))) = next_batch(&self.queues, &key, Queue::take_next) else {
                 return;
             };
-            let result = self.write(&target, &change).await;
+            let Outcome { result, refused } = self.write(&target, &change).await;
             drop(change);
-            let joined = self.finish_batch(&key);
-            let woken = Answer::answer_all(answers.into_iter().chain(joined), &result);
+            let mut askers: Vec<Asker> = answers.into_iter().chain(self.finish_batch(&key)).collect();
+            for (identities, refusal) in refused {
+                let (left_out, rest) = askers.into_iter().partition(|(id, _)| id.as_ref().is_some_and(|id| identities.contains(id)));
+                askers = rest;
+                let refusal = Err(refusal);
+                let woken = Answer::answer_all(left_out.into_iter().map(|(_, answer): Asker| answer), &refusal);
+                self.handoffs.land(Landing::Compute { target: target.clone(), result: refusal.map(|w: Written| w.before) }, woken);
+            }
+            let woken = Answer::answer_all(askers.into_iter().map(|(_, answer)| answer), &result);
             self.handoffs.land(Landing::Compute { target, result: result.map(|w| w.before) }, woken);
         }
     }
 
     /// Ends the write in flight for `key`: who joined it.
-    fn finish_batch(&self, key: &str) -> Vec<Answer<Written>> {
+    fn finish_batch(&self, key: &str) -> Vec<Asker> {
         let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some((_, queue)) = queues.get_mut(key) else {
             return Vec::new();
@@ -253,10 +310,54 @@ impl ComputeBatcher {
         }
     }
 
-    async fn write(&self, target: &ComputeId, change: &IdentityChange) -> Result<Written, AzureError> {
+    /// Writes `change`, less the identities `target` has no room for.
+    async fn write(&self, target: &ComputeId, change: &IdentityChange) -> Outcome {
         // Always a fresh read before a write: the PATCH must keep what is there now.
-        let current = Arc::new(self.arm.get_compute_identity(target).await?);
+        let current = match self.arm.get_compute_identity(target).await {
+            Ok(current) => Arc::new(current),
+            Err(e) => return Outcome { result: Err(e), refused: Vec::new() },
+        };
         self.cache.put_compute(target, current.clone());
+        // Azure refuses the whole update past its limit, so the batch is cut to what fits
+        // and the rest is refused to its askers by name: one tenant's identity too many
+        // does not fail everyone's attachment.
+        let mut refused = Vec::new();
+        let mut change = std::borrow::Cow::Borrowed(change);
+        if let Some((within, left_out, count)) = within_limit(&current, &change) {
+            refused.push((left_out, self.limit_refusal(target, count)));
+            change = std::borrow::Cow::Owned(within);
+        }
+        let mut result = self.write_within(target, current.clone(), &change).await;
+        // One identity ARM refuses by name fails the whole update; it is refused to its
+        // askers and the others are written without it, once.
+        if let Err(e) = &result {
+            let named = named_in_refusal(e, &change);
+            if !named.is_empty() && named.len() < change.add.len() {
+                tracing::warn!(target = %target, refused = named.len(), "{e}");
+                let rest = IdentityChange { add: change.add.iter().filter(|id| !named.contains(*id)).cloned().collect(), remove: change.remove.clone() };
+                refused.push((named, e.clone()));
+                result = self.write_within(target, current, &rest).await;
+            }
+        }
+        Outcome { result, refused }
+    }
+
+    /// The refusal of identities past Azure's limit on `target`.
+    fn limit_refusal(&self, target: &ComputeId, count: usize) -> AzureError {
+        let refusal = AzureError::LimitReached {
+            operation: "UpdateComputeIdentity",
+            resource: target.to_string(),
+            limit: "PoolIdentityLimit",
+            message: format!(
+                "{} would carry {count} user-assigned identities; Azure allows {MAX_USER_ASSIGNED_PER_COMPUTE}. Share an identity between bindings, select fewer pools with spec.nodes, or use mode WorkloadIdentity",
+                target.name
+            ),
+        };
+        tracing::warn!(target = %target, "{refusal}");
+        refusal
+    }
+
+    async fn write_within(&self, target: &ComputeId, current: Arc<ComputeIdentity>, change: &IdentityChange) -> Result<Written, AzureError> {
         let before = current.user_assigned().len();
         let needed = change.add.iter().any(|id| !current.has(id)) || change.remove.iter().any(|id| current.has(id));
         if !needed {
@@ -377,6 +478,51 @@ mod tests {
         for binding in &bindings {
             assert!(matches!(handoffs.take(binding).0.compute(&pool()), Some(Ok(0))), "landed, on a pool that had no identity before");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn identities_past_azures_limit_are_refused_to_their_askers_and_the_rest_of_the_batch_lands() {
+        let arm = Arc::new(FakeCompute::new(Duration::from_secs(20)));
+        let batcher = batcher_for(&arm);
+        // 152 new identities for an empty scale set in one window: Azure takes 150.
+        let changes: Vec<_> = (0..152).map(|i| attach_later(&batcher, i, Duration::ZERO)).collect();
+        let mut refused = Vec::new();
+        for (i, change) in changes.into_iter().enumerate() {
+            match change.await.expect("task") {
+                Ok(written) => assert!(written.after.has(&identity(i))),
+                Err(AzureError::LimitReached { limit, message, .. }) => {
+                    assert_eq!(limit, "PoolIdentityLimit");
+                    assert!(message.contains("pool-a would carry 152 user-assigned identities; Azure allows 150"), "{message}");
+                    refused.push(i);
+                }
+                Err(e) => panic!("identity {i}: {e}"),
+            }
+        }
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert_eq!(*arm.added.lock().expect("lock"), vec![150], "one PATCH with what fits, none past the limit");
+
+        // A detach in the same batch makes room for one more.
+        let detach = {
+            let batcher = batcher.clone();
+            tokio::spawn(async move { batcher.change(&pool(), None, Some(&identity(0))).await })
+        };
+        let more = [attach_later(&batcher, refused[0], Duration::ZERO), attach_later(&batcher, refused[1], Duration::ZERO)];
+        detach.await.expect("task").expect("detached");
+        let landed: Vec<bool> = futures::future::join_all(more).await.into_iter().map(|r| r.expect("task").is_ok()).collect();
+        assert_eq!(landed.iter().filter(|ok| **ok).count(), 1, "{landed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_identity_arm_refuses_by_name_is_refused_to_its_askers_and_the_others_are_written_without_it() {
+        // `id-1` and `id-10` differ only by a suffix: only the named one is left out.
+        let arm = Arc::new(FakeCompute::refusing_identity(Duration::from_secs(20), identity(1)));
+        let batcher = batcher_for(&arm);
+        let changes: Vec<_> = [0, 1, 10].into_iter().map(|i| attach_later(&batcher, i, Duration::ZERO)).collect();
+        let results: Vec<Result<Written, AzureError>> = futures::future::join_all(changes).await.into_iter().map(|r| r.expect("task")).collect();
+        assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+        let refused = results[1].as_ref().expect_err("named by ARM");
+        assert!(refused.to_string().contains("isolationScope"), "{refused}");
+        assert_eq!(*arm.added.lock().expect("lock"), vec![3, 2], "the batch, then the batch without the refused identity");
     }
 
     #[tokio::test(start_paused = true)]

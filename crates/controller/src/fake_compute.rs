@@ -25,6 +25,9 @@ pub struct FakeCompute {
     pub added: Mutex<Vec<usize>>,
     /// Access-policy updates succeed unless they carry this principal.
     pub refused_principal: Option<String>,
+    /// Scale set updates succeed unless they attach this identity (ARM refuses the whole
+    /// update, naming it, as it does a Regional identity from another region).
+    pub refused_identity: Option<IdentityId>,
     /// The principals of each access-policy update, in order.
     pub vault_writes: Mutex<Vec<Vec<String>>>,
 }
@@ -32,6 +35,11 @@ pub struct FakeCompute {
 impl FakeCompute {
     pub fn new(latency: Duration) -> Self {
         FakeCompute { latency, ..FakeCompute::default() }
+    }
+
+    /// A fake whose scale set updates fail, naming it, when they attach `identity`.
+    pub fn refusing_identity(latency: Duration, identity: IdentityId) -> Self {
+        FakeCompute { latency, refused_identity: Some(identity), ..FakeCompute::default() }
     }
 
     /// A fake whose access-policy updates fail when they carry `principal`.
@@ -81,12 +89,25 @@ impl Arm for FakeCompute {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.added.lock().expect("lock").push(change.add.len());
         tokio::time::sleep(self.latency).await;
+        if let Some(bad) = &self.refused_identity
+            && change.add.iter().any(|id| **id == *bad)
+        {
+            return Err(AzureError::Invalid {
+                operation: "UpdateComputeIdentity",
+                resource: target.to_string(),
+                code: "FailedIdentityOperation".into(),
+                message: format!("Identity '{bad}' has isolationScope 'Regional' in 'westeurope' and cannot be assigned to a resource in 'eastus'."),
+            });
+        }
         // Principals are not modelled here.
         let kept = current.user_assigned().iter().filter(|id| !change.remove.iter().any(|r| r.key().eq_ignore_ascii_case(id))).map(|id| id.to_string());
         let added = change.add.iter().filter(|id| !current.has(id)).map(ToString::to_string);
         let after = ComputeIdentity::new(current.system_assigned, kept.chain(added).map(|id| (id, String::new())).collect());
         self.blocks.lock().expect("lock").insert(target.key(), after.clone());
         Ok(after)
+    }
+    async fn deny_assignments(&self, _: &str, _: &str) -> Result<Vec<kvbind_azure::model::DenyAssignment>, AzureError> {
+        Err(refused("ListDenyAssignments"))
     }
     async fn get_vault(&self, _: &VaultId) -> Result<Vault, AzureError> {
         Err(refused("GetVault"))

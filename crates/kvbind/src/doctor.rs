@@ -1,7 +1,8 @@
 //! `kvbind doctor`: checks that the operator's own identity may do everything kvbind does
 //! on the scopes it works in, and prints the `az role assignment create` lines that would
 //! fix what is missing; then says how each vault authorises data access, and what that
-//! means for the bindings on it.
+//! means for the bindings on it; whether a deny assignment locks a node resource group;
+//! and which mode fits what it saw.
 
 use kvbind_azure::model::{PermissionScope, PermissionSet};
 use kvbind_azure::{Arm, ResourceKind, VaultId};
@@ -151,6 +152,56 @@ pub async fn report_vaults(arm: &dyn Arm, vaults: &[VaultId]) -> anyhow::Result<
     Ok(())
 }
 
+/// The line for one node resource group: locked by a deny assignment that refuses scale
+/// set writes (AKS's node resource group lockdown), or open; and whether it is locked.
+pub fn node_group_line(group: &PermissionScope, denies: &[kvbind_azure::model::DenyAssignment]) -> (String, bool) {
+    match denies.iter().find(|d| d.denies("Microsoft.Compute/virtualMachineScaleSets/write")) {
+        Some(deny) => (
+            format!(
+                "locked   {group}  deny assignment '{}' refuses writes: kvbind cannot attach identities to these pools (node resource group lockdown); use mode WorkloadIdentity",
+                deny.name
+            ),
+            true,
+        ),
+        None => (format!("open     {group}  no deny assignment refuses scale set writes"), false),
+    }
+}
+
+/// Which mode fits, from what doctor saw: whether a node resource group is locked.
+pub fn mode_advice(any_locked: bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    if any_locked {
+        lines.push("mode     WorkloadIdentity: a locked node resource group refuses every identity attachment, so VMManagedIdentity cannot work here; run kvbind with --oidc-issuer-url".to_owned());
+    } else {
+        lines.push("mode     WorkloadIdentity fits best: each identity reaches one ServiceAccount's pods (run kvbind with --oidc-issuer-url). VMManagedIdentity works here too, but every pod on a pool's nodes can use the identities on it".to_owned());
+    }
+    // Neither is visible through ARM's node resource group, so each is said as what it means.
+    lines.push("nodes    nodes made by node auto-provisioning cannot carry user-assigned identities: kvbind leaves them alone and names them on each VM-mode binding (AutoProvisionedNodes)".to_owned());
+    lines.push("imds     with AKS's IMDS restriction on, only host-network pods (the CSI driver) reach IMDS: VM mode keeps serving mounts, and other pods cannot ask for the pool's identities".to_owned());
+    lines
+}
+
+/// Prints whether a deny assignment locks each node resource group, and which mode fits.
+pub async fn report_node_groups(arm: &dyn Arm, node_groups: &[PermissionScope]) -> anyhow::Result<()> {
+    println!();
+    let mut any_locked = false;
+    for group in node_groups {
+        let PermissionScope::ResourceGroup { subscription, resource_group } = group else { continue };
+        match arm.deny_assignments(subscription, resource_group).await {
+            Ok(denies) => {
+                let (line, locked) = node_group_line(group, &denies);
+                any_locked |= locked;
+                println!("{line}");
+            }
+            Err(e) => println!("unknown  {group}  its deny assignments could not be read: {e}"),
+        }
+    }
+    for line in mode_advice(any_locked) {
+        println!("{line}");
+    }
+    Ok(())
+}
+
 /// Parses a vault resource ID.
 pub fn vault(text: &str) -> anyhow::Result<VaultId> {
     Ok(VaultId::parse(ResourceKind::Vault, text)?)
@@ -169,6 +220,23 @@ mod tests {
         let owner = PermissionSet { actions: vec!["*".into()], not_actions: vec![] };
         assert!(missing(&reqs[0], &[owner]).is_empty());
         assert!(resource_group("just-a-group").is_err());
+    }
+
+    #[test]
+    fn a_lockdown_is_named_and_turns_the_advice_to_workload_identity() {
+        let group = resource_group("s/MC_rg_aks_eastus").expect("scope");
+        let lockdown = kvbind_azure::model::DenyAssignment {
+            name: "System deny assignment created by managed cluster".into(),
+            scope: "/subscriptions/s/resourceGroups/MC_rg_aks_eastus".into(),
+            actions: vec!["*".into()],
+            not_actions: vec!["*/read".into()],
+        };
+        let (line, locked) = node_group_line(&group, std::slice::from_ref(&lockdown));
+        assert!(locked && line.contains("System deny assignment created by managed cluster") && line.contains("WorkloadIdentity"), "{line}");
+        let reads_only = kvbind_azure::model::DenyAssignment { actions: vec!["Microsoft.Storage/*".into()], ..lockdown };
+        assert!(!node_group_line(&group, &[reads_only]).1, "a deny assignment about something else does not lock the pools");
+        assert!(mode_advice(true)[0].contains("VMManagedIdentity cannot work here"));
+        assert!(mode_advice(false)[0].contains("VMManagedIdentity works here too"));
     }
 
     #[test]

@@ -233,6 +233,22 @@ async fn doctor_prints_the_role_assignments_that_would_fix_missing_permissions()
     assert!(stdout.contains("every permission it needs"), "{stdout}");
     // The vault's permission model, and what runs out there.
     assert!(stdout.contains("vault    kvname  access policies: 1 of 1024 entries used"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("open     /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/{}", kvbind_e2e::operator::NODE_GROUP)),
+        "{stdout}"
+    );
+    assert!(stdout.contains("VMManagedIdentity works here too"), "{stdout}");
+
+    // A locked node resource group is named, and only workload identity fits.
+    let locked = cluster(&["pool-vmss"], &[], false).replace(
+        &format!("- name: {}\n", kvbind_e2e::operator::NODE_GROUP),
+        &format!("- name: {}\n        lockdown: true\n", kvbind_e2e::operator::NODE_GROUP),
+    );
+    assert!(locked.contains("lockdown: true"), "{locked}");
+    let sim = Simulator::start(&seed(&locked), "127.0.0.1:0".parse().expect("addr")).await.expect("sim");
+    let stdout = String::from_utf8_lossy(&doctor(sim.url.clone()).await.expect("doctor runs").stdout).into_owned();
+    assert!(stdout.contains("locked") && stdout.contains("deny assignment 'System deny assignment created by managed cluster'"), "{stdout}");
+    assert!(stdout.contains("VMManagedIdentity cannot work here"), "{stdout}");
 }
 
 /// Starts the operator again and again, killing run `k` right after its `k`-th ARM request

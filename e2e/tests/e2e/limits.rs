@@ -164,3 +164,44 @@ async fn node_auto_provisioned_nodes_are_left_alone_and_named() {
     assert!(touched.is_empty(), "kvbind never touched the auto-provisioned VM: {touched:?}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regional_identity_from_another_region_is_refused_by_name_and_its_pools_batch_goes_on() {
+    let world = seed(&format!(
+        "subscriptions:
+  - id: {SUBSCRIPTION}
+    resourceGroups:
+      - name: rg-identities
+      - name: rg-west
+        location: westeurope
+        identities: [{{name: regional, isolationScope: Regional}}]
+      - name: {NODE_GROUP}
+        scaleSets: [{{name: pool-vmss}}]
+      - name: rg-vaults
+        vaults: [{{name: kvname}}]
+"
+    ));
+    let s = Scenario::start("regional", world).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    s.apply(&class("near", &[("db-password", "secret", 0)]));
+    s.apply(&class("far", &[("db-password", "secret", 0)]));
+    let regional = uami("rg-west", "regional");
+    let far = format!(
+        "apiVersion: kvbind.io/v1alpha1\nkind: IdentityBinding\nmetadata:\n  name: far\nspec:\n  identity:\n    resourceId: {regional}\n  secretProviderClasses:\n    names: [far]\n"
+    );
+    // Both at once: one batch for the pool.
+    s.apply(&format!("{}\n---\n{far}", binding("near", "near-reader", &["near"], "")));
+    s.wait_condition("near", "Ready").await;
+    s.wait_condition("far", "Stalled").await;
+
+    let (reason, message) = condition(&s, "far", "NodesAssigned");
+    assert_eq!(reason, "AzureRejectedRequest");
+    assert!(message.contains("isolationScope 'Regional'") && message.contains("regional"), "the identity and the restriction: {message}");
+    let on_pool = kvbind_e2e::world::identities_on(&s.sim, "pool-vmss");
+    assert!(on_pool.iter().any(|k| k.contains("near-reader")), "the rest of the batch landed: {on_pool:?}");
+    assert!(!on_pool.iter().any(|k| k.ends_with("/regional")), "{on_pool:?}");
+    // The refusal is not retried in a loop: one refused PATCH, then the batch without it.
+    let refused = s.sim.requests().into_iter().filter(|r| r.method == "PATCH" && r.status == 400).count();
+    assert_eq!(refused, 1, "one refusal, not a retry loop");
+    s.stop().await;
+}

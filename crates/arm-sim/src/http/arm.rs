@@ -138,7 +138,7 @@ async fn serve(shared: &Shared, route: Route, method: &Method, path: &str, query
             set_header(&mut response, "retry-after", &world.lro.retry_after_seconds.to_string());
             response
         }),
-        (Target::Vault { sub, rg, name }, "PUT") => world.put_vault(sub, rg, name, &json, &api).map(ok),
+        (Target::Vault { sub, rg, name }, "PUT") => world.put_vault(sub, rg, name, &json, &api).map(|(status, body)| with_status(status, body)),
         (Target::Vault { sub, rg, name }, _) => world.get_vault(sub, rg, name, &api).map(ok),
         (Target::Subscriptions, _) => Ok(ok(json!({"value": world.list_subscriptions()}))),
         (Target::ResourceGroup { sub, rg }, _) => world.get_resource_group(sub, rg).map(ok),
@@ -181,6 +181,7 @@ async fn serve(shared: &Shared, route: Route, method: &Method, path: &str, query
             Ok(if status == 204 { empty(204) } else { ok(body) })
         }
         (Target::Permissions { .. }, _) => Ok(ok(json!({"value": [{"actions": caller.actions, "notActions": [], "dataActions": [], "notDataActions": []}]}))),
+        (Target::DenyAssignments { sub, rg }, _) => Ok(ok(json!({"value": world.deny_assignments(sub, rg)}))),
         (Target::RoleAssignments { scope }, _) => {
             let filter = param("$filter");
             let principal = filter.as_deref().and_then(principal_filter);

@@ -94,6 +94,8 @@ pub enum Target {
     RoleAssignment { scope: String, name: String },
     /// Role assignments at a scope.
     RoleAssignments { scope: String },
+    /// The deny assignments of a resource group.
+    DenyAssignments { sub: String, rg: String },
     /// The caller's own permissions at a scope.
     Permissions { scope: String },
     /// The directory's subscriptions.
@@ -144,6 +146,21 @@ pub fn route(method: &str, path: &str) -> Result<Route, ArmError> {
             // Every principal may read its own permissions.
             action: String::new(),
             target: Target::Permissions { scope },
+        });
+    }
+
+    // The deny assignments that apply to a resource group.
+    if m == "GET"
+        && l.len() == 7
+        && l.first() == Some(&"subscriptions")
+        && l.get(2) == Some(&"resourcegroups")
+        && l[4..] == ["providers", "microsoft.authorization", "denyassignments"]
+    {
+        return Ok(Route {
+            operation: "DenyAssignments_ListForResourceGroup",
+            provider: Provider::Authorization,
+            action: "Microsoft.Authorization/denyAssignments/read".to_owned(),
+            target: Target::DenyAssignments { sub: own(1), rg: own(3) },
         });
     }
 

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use super::{ArmError, World, identity_json, key, vault_key};
+use super::{ArmError, VaultResource, World, identity_json, key, not_found, vault_key};
 
 impl World {
     /// `Subscriptions_List`: every subscription of the directory.
@@ -74,16 +74,33 @@ impl World {
             .collect())
     }
 
-    /// `Vaults_CreateOrUpdate` of a vault that exists: its access-policy list replaced
-    /// (within the vault's limit) and its permission model set. Creating vaults is not
-    /// served: kvbind never does, and the tests seed theirs.
-    pub fn put_vault(&mut self, sub: &str, rg: &str, name: &str, body: &Value, api: &str) -> Result<Value, ArmError> {
+    /// `Vaults_CreateOrUpdate`: an existing vault's access-policy list replaced (within the
+    /// vault's limit) and its permission model set; or a new vault, which from api-version
+    /// 2026-02-01 authorises data access with Azure RBAC unless the request says
+    /// `enableRbacAuthorization: false` (Key Vault's "RBAC by default"), and with access
+    /// policies before it. Answers 201 for a new vault, 200 for an update.
+    pub fn put_vault(&mut self, sub: &str, rg: &str, name: &str, body: &Value, api: &str) -> Result<(u16, Value), ArmError> {
         self.require_group(sub, rg)?;
         let limit = self.limits.access_policies_per_vault;
-        let vault = self.vaults.get_mut(&vault_key(sub, rg, name)).ok_or_else(|| {
-            ArmError::new(400, "BadRequest", format!("The simulator serves Vaults_CreateOrUpdate for existing vaults only; '{name}' is not seeded."))
-        })?;
         let properties = body.get("properties").unwrap_or(&Value::Null);
+        let created = !self.vaults.contains_key(&vault_key(sub, rg, name));
+        if created {
+            let missing = |field: &str| ArmError::new(400, "BadRequest", format!("The parameter {field} is required to create vault '{name}'."));
+            let location = body.get("location").and_then(Value::as_str).ok_or_else(|| missing("location"))?;
+            properties.get("tenantId").and_then(Value::as_str).ok_or_else(|| missing("properties.tenantId"))?;
+            properties.get("sku").ok_or_else(|| missing("properties.sku"))?;
+            let rbac_by_default = api >= "2026-02-01";
+            let vault = VaultResource {
+                subscription: sub.to_owned(),
+                resource_group: rg.to_owned(),
+                name: name.to_owned(),
+                location: location.to_owned(),
+                rbac: rbac_by_default,
+                access_policies: Vec::new(),
+            };
+            self.vaults.insert(vault_key(sub, rg, name), vault);
+        }
+        let vault = self.vaults.get_mut(&vault_key(sub, rg, name)).ok_or_else(|| not_found("vault", name, rg))?;
         if let Some(policies) = properties.get("accessPolicies").and_then(Value::as_array) {
             if policies.len() > limit {
                 return Err(ArmError::new(
@@ -97,7 +114,7 @@ impl World {
         if let Some(rbac) = properties.get("enableRbacAuthorization").and_then(Value::as_bool) {
             vault.rbac = rbac;
         }
-        self.get_vault(sub, rg, name, api)
+        Ok((if created { 201 } else { 200 }, self.get_vault(sub, rg, name, api)?))
     }
 }
 

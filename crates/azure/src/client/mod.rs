@@ -203,4 +203,8 @@ impl Arm for ArmClient {
     async fn permissions(&self, scope: &crate::model::PermissionScope) -> Result<Vec<crate::model::PermissionSet>, AzureError> {
         self.read_permissions(scope).await
     }
+
+    async fn deny_assignments(&self, subscription: &str, resource_group: &str) -> Result<Vec<crate::model::DenyAssignment>, AzureError> {
+        self.read_deny_assignments(subscription, resource_group).await
+    }
 }

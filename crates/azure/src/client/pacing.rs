@@ -9,8 +9,10 @@
 //! answers correct the bucket downwards (someone else spent the budget too). Budgets:
 //! ARM writes and deletes per subscription (ARM counts them per subscription and
 //! principal; kvbind is one principal), updates of each scale set or VM (Compute's
-//! per-resource bucket), and identity creates per subscription (Managed Identity's, per
-//! subscription and region, taken here as one per subscription: the stricter reading).
+//! per-resource bucket), and identity creates and identities assigned to resources per
+//! subscription (Managed Identity's, per subscription and region, taken here as one per
+//! subscription: the stricter reading). An update that attaches many identities at once
+//! spends one assignment each.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -40,6 +42,8 @@ pub struct PacingSettings {
     pub compute_updates: Budget,
     /// Identity creates per subscription and region (80 per 20 seconds).
     pub identity_creates: Budget,
+    /// Identities assigned to resources per subscription and region (300 per 20 seconds).
+    pub identity_assignments: Budget,
 }
 
 /// The share of each budget kvbind leaves to others unless told otherwise.
@@ -54,6 +58,7 @@ impl Default for PacingSettings {
             deletes: Budget { size: 200.0, per_second: 10.0 },
             compute_updates: Budget { size: 12.0, per_second: 4.0 / 60.0 },
             identity_creates: Budget { size: 80.0, per_second: 4.0 },
+            identity_assignments: Budget { size: 300.0, per_second: 15.0 },
         }
     }
 }
@@ -64,6 +69,7 @@ enum Kind {
     Deletes,
     ComputeUpdates,
     IdentityCreates,
+    IdentityAssignments,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -79,28 +85,32 @@ pub struct Pacer {
     buckets: Mutex<HashMap<(Kind, String), Bucket>>,
 }
 
-/// The budgets a request spends: `(kind, key)`.
-fn budgets(method: &str, lowercase_path: &str) -> Vec<(Kind, String)> {
+/// The budgets a request spends: `(kind, key, tokens)`; `assigned` is how many identities
+/// a scale set or VM update attaches.
+fn budgets(method: &str, lowercase_path: &str, assigned: usize) -> Vec<(Kind, String, f64)> {
     let subscription = lowercase_path.split('/').filter(|p| !p.is_empty()).take(2).collect::<Vec<_>>().join("/");
     if !subscription.starts_with("subscriptions/") {
         return Vec::new();
     }
     match method {
         "GET" | "HEAD" => Vec::new(),
-        "DELETE" => vec![(Kind::Deletes, subscription)],
+        "DELETE" => vec![(Kind::Deletes, subscription, 1.0)],
         _ => {
-            let mut spent = vec![(Kind::Writes, subscription.clone())];
+            let mut spent = vec![(Kind::Writes, subscription.clone(), 1.0)];
             let is_compute = lowercase_path.contains("/providers/microsoft.compute/virtualmachinescalesets/")
                 || lowercase_path.contains("/providers/microsoft.compute/virtualmachines/");
             if is_compute && matches!(method, "PATCH" | "PUT") && !lowercase_path.contains("/operations/") {
-                spent.push((Kind::ComputeUpdates, lowercase_path.to_owned()));
+                spent.push((Kind::ComputeUpdates, lowercase_path.to_owned(), 1.0));
+                if assigned > 0 {
+                    spent.push((Kind::IdentityAssignments, subscription.clone(), assigned as f64));
+                }
             }
             // kvbind PUTs an identity only to create it (it reads it first).
             if method == "PUT"
                 && lowercase_path.contains("/providers/microsoft.managedidentity/userassignedidentities/")
                 && !lowercase_path.contains("/federatedidentitycredentials/")
             {
-                spent.push((Kind::IdentityCreates, subscription));
+                spent.push((Kind::IdentityCreates, subscription, 1.0));
             }
             spent
         }
@@ -120,6 +130,7 @@ impl Pacer {
             Kind::Deletes => self.settings.deletes,
             Kind::ComputeUpdates => self.settings.compute_updates,
             Kind::IdentityCreates => self.settings.identity_creates,
+            Kind::IdentityAssignments => self.settings.identity_assignments,
         };
         let share = 1.0 - self.settings.reserve.clamp(0.0, 0.9);
         Budget { size: (budget.size * share).max(1.0), per_second: budget.per_second * share }
@@ -132,21 +143,23 @@ impl Pacer {
         bucket.at = now;
     }
 
-    /// Takes a token from every budget the request spends and says how long to wait
-    /// before sending it: zero while the buckets hold tokens, else until the refill reaches
-    /// this request's turn (requests queue in the order they asked).
-    pub fn admit(&self, method: &str, lowercase_path: &str) -> Duration {
+    /// Takes what the request spends from every budget and says how long to wait before
+    /// sending it: zero while the buckets hold tokens, else until the refill reaches this
+    /// request's turn (requests queue in the order they asked). `assigned` is how many
+    /// identities a scale set or VM update attaches; more than kvbind's share of the
+    /// assignment budget waits for it full, as Azure takes it.
+    pub fn admit(&self, method: &str, lowercase_path: &str, assigned: usize) -> Duration {
         if !self.settings.enabled {
             return Duration::ZERO;
         }
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut wait = Duration::ZERO;
-        for (kind, key) in budgets(method, lowercase_path) {
+        for (kind, key, tokens) in budgets(method, lowercase_path, assigned) {
             let ours = self.ours(kind);
             let bucket = buckets.entry((kind, key)).or_insert(Bucket { tokens: ours.size, at: now });
             self.refill(kind, bucket, now);
-            bucket.tokens -= 1.0;
+            bucket.tokens -= tokens.min(ours.size);
             if bucket.tokens < 0.0 && ours.per_second > 0.0 {
                 wait = wait.max(Duration::from_secs_f64(-bucket.tokens / ours.per_second));
             }
@@ -161,7 +174,7 @@ impl Pacer {
     pub fn observed(&self, method: &str, lowercase_path: &str, header: RemainingHeader, remaining: u64) {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (kind, key) in budgets(method, lowercase_path) {
+        for (kind, key, _) in budgets(method, lowercase_path, 0) {
             let matches = matches!(
                 (kind, header),
                 (Kind::Writes, RemainingHeader::SubscriptionWrites)
@@ -216,7 +229,7 @@ mod tests {
     fn reads_are_never_paced() {
         let pacer = pacer(0.25);
         for _ in 0..10_000 {
-            assert_eq!(pacer.admit("GET", VMSS), Duration::ZERO);
+            assert_eq!(pacer.admit("GET", VMSS, 0), Duration::ZERO);
         }
     }
 
@@ -224,7 +237,7 @@ mod tests {
     fn a_scale_set_takes_its_burst_less_the_reserve_then_waits_for_the_refill() {
         let pacer = pacer(0.25);
         // 12 × 0.75 = 9 at once; then one every 20 s (3 a minute).
-        let waits: Vec<Duration> = (0..11).map(|_| pacer.admit("PATCH", VMSS)).collect();
+        let waits: Vec<Duration> = (0..11).map(|_| pacer.admit("PATCH", VMSS, 0)).collect();
         assert!(waits[..9].iter().all(|w| w.is_zero()), "{waits:?}");
         assert!(about(waits[9], 20.0), "{waits:?}");
         assert!(about(waits[10], 40.0), "the next waits behind it: {waits:?}");
@@ -234,26 +247,39 @@ mod tests {
     fn identity_creates_keep_to_the_published_rate_less_the_reserve() {
         let pacer = pacer(0.5);
         // 80 × 0.5 = 40 at once, then 2 a second.
-        let waits: Vec<Duration> = (0..44).map(|_| pacer.admit("PUT", IDENTITY)).collect();
+        let waits: Vec<Duration> = (0..44).map(|_| pacer.admit("PUT", IDENTITY, 0)).collect();
         assert!(waits[..40].iter().all(|w| w.is_zero()));
         assert!(about(waits[43], 2.0), "the fourth past the burst: {waits:?}");
     }
 
     #[test]
+    fn identities_attached_at_once_spend_one_assignment_each() {
+        let pacer = pacer(0.25);
+        // 300 × 0.75 = 225 at once, refilled at 11.25 a second; each PATCH is another
+        // scale set's, so only the assignment budget binds.
+        let pool = |i: usize| format!("{VMSS}-{i}");
+        assert!(pacer.admit("PATCH", &pool(0), 150).is_zero());
+        assert!(pacer.admit("PATCH", &pool(1), 75).is_zero(), "225 in all");
+        let wait = pacer.admit("PATCH", &pool(2), 45);
+        assert!(about(wait, 4.0), "45 more at 11.25 a second: {wait:?}");
+        assert!(pacer.admit("PATCH", &pool(3), 0).is_zero(), "an update that attaches nothing does not wait for assignments");
+    }
+
+    #[test]
     fn an_answer_that_others_spent_the_budget_makes_kvbind_wait() {
         let pacer = pacer(0.25);
-        assert!(pacer.admit("PATCH", VMSS).is_zero());
+        assert!(pacer.admit("PATCH", VMSS, 0).is_zero());
         // Compute says 4 updates are left: 3 of them are the others' (12 × 0.25).
         pacer.observed("PATCH", VMSS, RemainingHeader::Resource, 4);
-        assert!(pacer.admit("PATCH", VMSS).is_zero(), "one is ours");
-        assert!(!pacer.admit("PATCH", VMSS).is_zero(), "the rest is left to the autoscaler");
+        assert!(pacer.admit("PATCH", VMSS, 0).is_zero(), "one is ours");
+        assert!(!pacer.admit("PATCH", VMSS, 0).is_zero(), "the rest is left to the autoscaler");
     }
 
     #[test]
     fn turned_off_nothing_waits() {
         let pacer = Pacer::new(PacingSettings { enabled: false, ..PacingSettings::default() });
         for _ in 0..100 {
-            assert!(pacer.admit("PATCH", VMSS).is_zero());
+            assert!(pacer.admit("PATCH", VMSS, 0).is_zero());
         }
     }
 }

@@ -93,6 +93,26 @@ impl ArmClient {
     }
 }
 
+impl ArmClient {
+    pub(super) async fn read_deny_assignments(&self, subscription: &str, resource_group: &str) -> Result<Vec<crate::model::DenyAssignment>, AzureError> {
+        let mut pages = self.authorization.deny_assignments_client().list_for_resource_group(subscription, resource_group).into_stream();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(&e, "ListDenyAssignments", &format!("/subscriptions/{subscription}/resourceGroups/{resource_group}")))?;
+            out.extend(page.value.into_iter().filter_map(|d| {
+                let properties = d.properties?;
+                Some(crate::model::DenyAssignment {
+                    name: properties.deny_assignment_name.or(d.name).unwrap_or_default(),
+                    scope: properties.scope.unwrap_or_default(),
+                    actions: properties.permissions.iter().flat_map(|p| p.actions.iter().cloned()).collect(),
+                    not_actions: properties.permissions.iter().flat_map(|p| p.not_actions.iter().cloned()).collect(),
+                })
+            }));
+        }
+        Ok(out)
+    }
+}
+
 fn from_model(assignment: models::RoleAssignment) -> Option<RoleAssignment> {
     let properties = assignment.properties?;
     Some(RoleAssignment {

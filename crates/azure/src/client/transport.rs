@@ -177,6 +177,20 @@ impl ArmTransport {
     }
 }
 
+/// How many user-assigned identities a scale set or VM update attaches: the entries of its
+/// `identity.userAssignedIdentities` that are not `null` (kvbind's PATCHes name only what
+/// changes). Zero for anything else.
+fn assigned_identities(method: &str, body: &azure_core::Body) -> usize {
+    let azure_core::Body::Bytes(bytes) = body else { return 0 };
+    if !matches!(method, "PATCH" | "PUT") || bytes.is_empty() {
+        return 0;
+    }
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| v.pointer("/identity/userAssignedIdentities").and_then(serde_json::Value::as_object).map(|m| m.values().filter(|v| !v.is_null()).count()))
+        .unwrap_or(0)
+}
+
 /// An ARM error response, carried inside an `azure_core::Error`.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("HTTP {} {}: {}", .0.status, .0.code, .0.message)]
@@ -190,7 +204,7 @@ impl Policy for ArmTransport {
         let scope = path.to_ascii_lowercase();
         // Within Azure's rates, before the fence: a write that waited its turn is still
         // checked against leadership when it goes.
-        let wait = self.pacer.admit(&method, &scope);
+        let wait = self.pacer.admit(&method, &scope, assigned_identities(&method, request.body()));
         if !wait.is_zero() {
             tracing::debug!(%method, %path, ?wait, "paced within Azure's rates");
             tokio::time::sleep(wait).await;

@@ -20,8 +20,6 @@ use crate::handoff::Waiting;
 /// ID as its value: an identity another cluster's kvbind made, or one tagged by hand, is not
 /// this installation's.
 pub const MANAGED_BY_TAG: &str = "kvbind.io-managed-by";
-/// The user-assigned identities Azure lets one VM scale set or VM carry.
-pub const MAX_IDENTITIES_PER_TARGET: usize = 150;
 
 /// Tag that names the bindings using an identity kvbind created.
 pub const BINDINGS_TAG: &str = "kvbind.io-bindings";
@@ -310,8 +308,8 @@ async fn attach(
     // Azure refuses an update that would leave more than 150 user-assigned identities on a
     // scale set or VM; refused here, by name, the pool's other writes go on.
     let after = current.user_assigned().len() + 1;
-    if after > MAX_IDENTITIES_PER_TARGET {
-        return Err(BindingError::PoolIdentityLimit { target: target.name.clone(), count: after, limit: MAX_IDENTITIES_PER_TARGET });
+    if after > kvbind_azure::model::MAX_USER_ASSIGNED_PER_COMPUTE {
+        return Err(BindingError::PoolIdentityLimit { target: target.name.clone(), count: after, limit: kvbind_azure::model::MAX_USER_ASSIGNED_PER_COMPUTE });
     }
     match waiting {
         Waiting::InPlace => {
