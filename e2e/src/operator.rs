@@ -30,6 +30,7 @@ pub fn pacing_for(seed: &Seed) -> kvbind_azure::PacingSettings {
     kvbind_azure::PacingSettings {
         enabled: true,
         reserve: kvbind_azure::DEFAULT_RESERVE,
+        reads: budget(rates.reads),
         writes: budget(rates.writes),
         deletes: budget(rates.deletes),
         compute_updates: budget(rates.compute_updates),

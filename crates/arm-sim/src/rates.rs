@@ -1,7 +1,9 @@
 //! Azure's request rates, as token buckets: ARM's per subscription and principal for
-//! reads, writes and deletes; Compute's per scale set or VM for updates; Managed
-//! Identity's per subscription and region for identity creates and for identities
-//! assigned to resources. A request that finds its bucket empty is answered 429 with the
+//! reads, writes and deletes, the global ones of each subscription (15 times a principal's,
+//! shared by every principal) and the tenant's per principal for requests outside any
+//! subscription; Compute's per scale set or VM for updates; Managed Identity's per
+//! subscription and region, and per tenant and region, for identity creates and for
+//! identities assigned to resources. A request that finds its bucket empty is answered 429 with the
 //! `Retry-After` that refills it, and changes nothing; an admitted one is told, in ARM's
 //! `x-ms-ratelimit-remaining-*` headers, what is left.
 //!
@@ -48,6 +50,23 @@ pub struct RatesSeed {
     /// Identities assigned to resources per subscription and region: 300 per 20 seconds.
     #[serde(default = "RatesSeed::identity_assignments")]
     pub identity_assignments: BucketSeed,
+    /// A subscription's global buckets, shared by every principal, as a multiple of a
+    /// principal's: 15.
+    #[serde(default = "RatesSeed::global_multiple")]
+    pub subscription_global_multiple: f64,
+    /// ARM reads per tenant and principal (requests outside a subscription, such as the
+    /// subscription list): 250, refilled at 25 a second.
+    #[serde(default = "RatesSeed::arm_reads")]
+    pub tenant_reads: BucketSeed,
+    /// ARM writes per tenant and principal: 200, refilled at 10 a second.
+    #[serde(default = "RatesSeed::arm_writes")]
+    pub tenant_writes: BucketSeed,
+    /// Identity creates per tenant and region: 400 per 20 seconds.
+    #[serde(default = "RatesSeed::tenant_identity")]
+    pub tenant_identity_creates: BucketSeed,
+    /// Identities assigned to resources per tenant and region: 400 per 20 seconds.
+    #[serde(default = "RatesSeed::tenant_identity")]
+    pub tenant_identity_assignments: BucketSeed,
 }
 
 impl RatesSeed {
@@ -72,6 +91,15 @@ impl RatesSeed {
     fn identity_assignments() -> BucketSeed {
         BucketSeed { size: 300.0, per_second: 15.0 }
     }
+    fn global_multiple() -> f64 {
+        15.0
+    }
+    fn tenant_identity() -> BucketSeed {
+        BucketSeed { size: 400.0, per_second: 20.0 }
+    }
+    fn global(&self, bucket: BucketSeed) -> BucketSeed {
+        BucketSeed { size: bucket.size * self.subscription_global_multiple, per_second: bucket.per_second * self.subscription_global_multiple }
+    }
 
     /// No rate enforced: for tests about something else that send bursts.
     pub fn off() -> RatesSeed {
@@ -86,6 +114,13 @@ impl RatesSeed {
             Rate::ComputeUpdates => self.compute_updates,
             Rate::IdentityCreates => self.identity_creates,
             Rate::IdentityAssignments => self.identity_assignments,
+            Rate::GlobalReads => self.global(self.reads),
+            Rate::GlobalWrites => self.global(self.writes),
+            Rate::GlobalDeletes => self.global(self.deletes),
+            Rate::TenantReads => self.tenant_reads,
+            Rate::TenantWrites => self.tenant_writes,
+            Rate::TenantIdentityCreates => self.tenant_identity_creates,
+            Rate::TenantIdentityAssignments => self.tenant_identity_assignments,
         }
     }
 }
@@ -100,6 +135,11 @@ impl Default for RatesSeed {
             compute_updates: Self::compute_updates(),
             identity_creates: Self::identity_creates(),
             identity_assignments: Self::identity_assignments(),
+            subscription_global_multiple: Self::global_multiple(),
+            tenant_reads: Self::arm_reads(),
+            tenant_writes: Self::arm_writes(),
+            tenant_identity_creates: Self::tenant_identity(),
+            tenant_identity_assignments: Self::tenant_identity(),
         }
     }
 }
@@ -119,6 +159,20 @@ pub enum Rate {
     IdentityCreates,
     /// Identities assigned to resources, per subscription and region.
     IdentityAssignments,
+    /// ARM reads of one subscription, every principal's.
+    GlobalReads,
+    /// ARM writes of one subscription, every principal's.
+    GlobalWrites,
+    /// ARM deletes of one subscription, every principal's.
+    GlobalDeletes,
+    /// ARM reads outside a subscription, per tenant and principal.
+    TenantReads,
+    /// ARM writes (and deletes) outside a subscription, per tenant and principal.
+    TenantWrites,
+    /// Identity creates, per tenant and region.
+    TenantIdentityCreates,
+    /// Identities assigned to resources, per tenant and region.
+    TenantIdentityAssignments,
 }
 
 /// One request's cost in one bucket.

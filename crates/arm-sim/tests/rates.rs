@@ -143,3 +143,47 @@ async fn rates_turned_off_refuse_nothing() {
         assert_eq!(create(&sim, &format!("id-{i}")).await.status(), 201);
     }
 }
+
+#[tokio::test]
+async fn a_subscriptions_global_bucket_is_shared_by_every_principal_and_tenant_requests_have_their_own() {
+    // Each principal may write 4 at once; the subscription's global bucket holds twice
+    // that, shared: the third principal finds it empty with its own bucket full.
+    let seed: Seed = serde_json::from_value(json!({
+        "subscriptions": [{"id": "s", "resourceGroups": [{"name": "rg"}]}],
+        "clients": [
+            {"clientId": "a", "staticTokens": ["token-a"]},
+            {"clientId": "b", "staticTokens": ["token-b"]},
+            {"clientId": "c", "staticTokens": ["token-c"]},
+        ],
+        "rates": {"writes": {"size": 4, "perSecond": 0.01}, "subscriptionGlobalMultiple": 2, "tenantReads": {"size": 2, "perSecond": 0.01}},
+    }))
+    .expect("seed");
+    let sim = Simulator::start(&seed, "127.0.0.1:0".parse().expect("addr")).await.expect("sim");
+    let http = reqwest::Client::new();
+    let put = |token: &'static str, name: String| {
+        http.put(format!("{}/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}?{IDENTITY_API}", sim.url))
+            .bearer_auth(token)
+            .json(&json!({"location": "eastus"}))
+            .send()
+    };
+    for token in ["token-a", "token-b"] {
+        for i in 0..4 {
+            assert_eq!(put(token, format!("{token}-{i}")).await.expect("PUT").status(), 201);
+        }
+    }
+    let refused = put("token-c", "c-0".to_owned()).await.expect("PUT");
+    assert_eq!(refused.status(), 429, "the subscription's global bucket is empty");
+    let body: Value = refused.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "SubscriptionRequestsThrottled");
+    assert!(!body["error"]["message"].as_str().unwrap_or_default().contains("actor"), "every principal's bucket: {body}");
+
+    // The subscription list is the tenant's, per principal.
+    let list = || http.get(format!("{}/subscriptions?api-version=2022-12-01", sim.url)).bearer_auth("token-a").send();
+    let first = list().await.expect("GET");
+    assert_eq!(header(&first, "x-ms-ratelimit-remaining-tenant-reads").as_deref(), Some("1"));
+    list().await.expect("GET");
+    let throttled = list().await.expect("GET");
+    assert_eq!(throttled.status(), 429);
+    let body: Value = throttled.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "TenantRequestsThrottled");
+}

@@ -57,6 +57,10 @@ pub trait Arm: Send + Sync {
     /// secrets, keys and certificates), in one call.
     async fn list_role_assignments(&self, scope: &str, principal_id: &str) -> Result<Vec<RoleAssignment>, AzureError>;
 
+    /// How many role assignments a subscription holds, at every scope in it: Azure allows
+    /// 4,000, and counts everyone's.
+    async fn count_role_assignments(&self, subscription: &str) -> Result<usize, AzureError>;
+
     /// Deletes a role assignment; success when it is already gone.
     async fn delete_role_assignment(&self, scope: &str, name: &str) -> Result<(), AzureError>;
 

@@ -176,6 +176,11 @@ pub async fn run(scenario: &Scenario, strategy: Strategy, settings: &Settings) -
         peak_rss_mib: operator.peak_rss_mib(),
         cpu_seconds: operator.cpu_seconds(),
     };
+    if measurement.throttled > 0 || measurement.refused_writes > 0 || measurement.write_ratio > 1.05 {
+        // Where the extra requests went, to read beside the row.
+        let by_status: Vec<String> = sim.counters().by_status.iter().filter(|(k, _)| !k.ends_with(" 200")).map(|(k, n)| format!("{k}: {n}")).collect();
+        eprintln!("  answers other than 200: {}", by_status.join(", "));
+    }
     operator.stop().await;
     let _ = ns.kubectl(&["delete", "nodes", "-l", &format!("kvbind.io/test={}", ns.name), "--wait=false"]);
     Ok(measurement)

@@ -40,6 +40,9 @@ pub struct ControllerConfig {
     /// it wrote into a class is bound to, for the chart's admission policy; `None` keeps no
     /// such list.
     pub bound_identities: Option<(String, String)>,
+    /// The role assignments kvbind lets a subscription reach before it refuses to create
+    /// more: Azure allows 4,000 (fixed) and counts everyone's; lower, it leaves room.
+    pub role_assignment_limit: usize,
 }
 
 impl Default for ControllerConfig {
@@ -58,6 +61,7 @@ impl Default for ControllerConfig {
             oidc_issuer: None,
             installation: String::new(),
             bound_identities: None,
+            role_assignment_limit: crate::role_budget::AZURE_ROLE_ASSIGNMENT_LIMIT,
         }
     }
 }

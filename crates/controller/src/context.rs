@@ -113,6 +113,8 @@ pub struct Context {
     pub vault_lookups: Turns,
     /// What kvbind did per identity since this process started.
     pub ledger: Ledger,
+    /// The role assignments each subscription may still take.
+    pub role_budget: crate::role_budget::RoleAssignmentBudget,
 }
 
 impl Context {
@@ -121,6 +123,7 @@ impl Context {
         let Caches { bindings, classes, nodes, policies, namespaces, node_targets, unpinned_classes, ready: caches_ready } = caches;
         let config_bound =
             config.bound_identities.as_ref().map(|(namespace, name)| crate::bound_identities::BoundIdentities::new(client.clone(), namespace, name));
+        let config_role_limit = config.role_assignment_limit;
         let events = EventQueue::start(client.clone(), Reporter { controller: config.reporter.clone(), instance: None });
         let reads = Arc::new(ReadCache::new(config.resync));
         let window = config.batching.then_some(config.batch_window);
@@ -153,6 +156,7 @@ impl Context {
             vault_names: Mutex::default(),
             vault_lookups: Turns::default(),
             ledger: Ledger::default(),
+            role_budget: crate::role_budget::RoleAssignmentBudget::new(config_role_limit),
         })
     }
 }

@@ -25,6 +25,10 @@ pub struct FakeCompute {
     pub added: Mutex<Vec<usize>>,
     /// Access-policy updates succeed unless they carry this principal.
     pub refused_principal: Option<String>,
+    /// The role assignments the subscription holds, as counted.
+    pub role_assignments_held: usize,
+    /// How often they were counted.
+    pub role_assignment_counts: AtomicUsize,
     /// Scale set updates succeed unless they attach this identity (ARM refuses the whole
     /// update, naming it, as it does a Regional identity from another region).
     pub refused_identity: Option<IdentityId>,
@@ -35,6 +39,11 @@ pub struct FakeCompute {
 impl FakeCompute {
     pub fn new(latency: Duration) -> Self {
         FakeCompute { latency, ..FakeCompute::default() }
+    }
+
+    /// A fake whose subscription holds `held` role assignments.
+    pub fn holding_role_assignments(held: usize) -> Self {
+        FakeCompute { role_assignments_held: held, ..FakeCompute::default() }
     }
 
     /// A fake whose scale set updates fail, naming it, when they attach `identity`.
@@ -127,6 +136,10 @@ impl Arm for FakeCompute {
             }),
             _ => Ok(()),
         }
+    }
+    async fn count_role_assignments(&self, _: &str) -> Result<usize, AzureError> {
+        self.role_assignment_counts.fetch_add(1, Ordering::SeqCst);
+        Ok(self.role_assignments_held)
     }
     async fn create_role_assignment(&self, _: &RoleAssignment) -> Result<RoleAssignment, AzureError> {
         Err(refused("CreateRoleAssignment"))

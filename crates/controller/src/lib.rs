@@ -19,6 +19,7 @@ pub mod node_targets;
 pub mod policy;
 pub mod read_cache;
 pub mod request_limit;
+pub mod role_budget;
 pub mod selector;
 pub mod unpinned_classes;
 pub mod watch_backoff;

@@ -68,6 +68,11 @@ pub struct RunConfig {
     /// such as the cluster autoscaler and AKS upgrades: 0 to 0.9.
     #[arg(long, env = "KVBIND_ARM_RESERVE", default_value_t = kvbind_azure::DEFAULT_RESERVE, value_parser = reserve_share)]
     pub arm_reserve: f64,
+    /// The role assignments kvbind lets a subscription reach before it refuses a binding's
+    /// per-object grants by name: Azure allows 4,000 per subscription, counting everyone's;
+    /// set it lower to leave room for others.
+    #[arg(long, env = "KVBIND_ROLE_ASSIGNMENT_LIMIT", default_value_t = kvbind_controller::role_budget::AZURE_ROLE_ASSIGNMENT_LIMIT)]
+    pub role_assignment_limit: usize,
     /// Send requests as fast as they come instead of pacing them within Azure's published
     /// rates (429s then do the pacing).
     #[arg(long, env = "KVBIND_NO_PACING")]

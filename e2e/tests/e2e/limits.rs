@@ -205,3 +205,39 @@ async fn a_regional_identity_from_another_region_is_refused_by_name_and_its_pool
     assert_eq!(refused, 1, "one refusal, not a retry loop");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_object_role_assignments_past_the_subscriptions_limit_are_refused_whole_before_any_is_created() {
+    let mut world = seed(&kvbind_e2e::world::cluster(&["pool-vmss"], &[], true));
+    // Azure's 4,000, shrunk to five for the simulator and the operator alike.
+    world.limits = Some(kvbind_arm_sim::seed::LimitsSeed { role_assignments_per_subscription: 5, ..Default::default() });
+    let s = Scenario::start_with("role-limit", world, |config| config.role_assignment_limit = 5).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    let three = [("db-password", "secret", 0), ("api-key", "secret", 0), ("tls", "cert", 0)];
+    s.apply(&class("first", &three));
+    s.apply(&class("second", &three));
+    s.apply(&binding("first", "first-reader", &["first"], ""));
+    s.wait_condition("first", "Ready").await;
+    s.apply(&binding("second", "second-reader", &["second"], ""));
+    s.eventually("second refused for the subscription's role assignments", |s| {
+        s.jsonpath("identitybinding/second", "{.status.conditions[?(@.type==\"Ready\")].reason}") == "RoleAssignmentLimit"
+    })
+    .await;
+
+    let (_, message) = condition(&s, "second", "Ready");
+    assert!(
+        message.contains("the 3 this binding needs would take it past 5") && message.contains("rbacScope: Vault"),
+        "the limit, the count and the way out: {message}"
+    );
+    let creates: Vec<_> = s.sim.requests().into_iter().filter(|r| r.operation == "RoleAssignments_Create").collect();
+    assert!(creates.iter().all(|r| r.status < 400), "nothing was sent that ARM refused for the limit: {creates:?}");
+    let second_principal = s.jsonpath("identitybinding/second", "{.status.identity.principalId}");
+    let snapshot = s.sim.snapshot();
+    let of_second = snapshot["roleAssignments"]
+        .as_object()
+        .map(|m| m.values().filter(|a| a["principalId"].as_str().is_some_and(|p| p.eq_ignore_ascii_case(&second_principal))).count())
+        .unwrap_or(0);
+    assert_eq!(of_second, 0, "not half a grant: none of the three was created");
+    assert_eq!(creates.len(), 3, "the first binding's three, and no more");
+    s.stop().await;
+}

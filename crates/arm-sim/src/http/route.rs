@@ -179,6 +179,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, ArmError> {
             target,
         };
         return match (m, parts.len() - p) {
+            ("GET", 2) if p == 3 => Ok(route("RoleAssignments_ListForSubscription", "read", Target::RoleAssignments { scope })),
             ("GET", 2) => Ok(route("RoleAssignments_ListForScope", "read", Target::RoleAssignments { scope })),
             (_, 2) => Err(unsupported()),
             (verb, 3) => {

@@ -24,14 +24,22 @@ fn subscription(path: &str) -> Option<&str> {
 /// bucket and one per identity it newly assigns (per subscription and region), and, for
 /// an identity that does not exist yet, one create (per subscription and region).
 pub fn charges(world: &World, target: &Target, method: &Method, path: &str, body: &Value, caller: &Caller) -> Vec<Charge> {
-    let Some(sub) = subscription(path) else { return Vec::new() };
-    let sub = sub.to_ascii_lowercase();
-    let arm = match *method {
-        Method::GET | Method::HEAD => Rate::Reads,
-        Method::DELETE => Rate::Deletes,
-        _ => Rate::Writes,
+    let read = matches!(*method, Method::GET | Method::HEAD);
+    let tenant = world.tenant_id.to_ascii_lowercase();
+    let Some(sub) = subscription(path) else {
+        // Outside any subscription (the subscription list, provider metadata): the
+        // tenant's buckets, per principal.
+        let rate = if read { Rate::TenantReads } else { Rate::TenantWrites };
+        return vec![Charge { rate, key: format!("{tenant}/{}", caller.principal_id), tokens: 1.0 }];
     };
-    let mut charges = vec![Charge { rate: arm, key: format!("{sub}/{}", caller.principal_id), tokens: 1.0 }];
+    let sub = sub.to_ascii_lowercase();
+    let (arm, global) = match *method {
+        Method::GET | Method::HEAD => (Rate::Reads, Rate::GlobalReads),
+        Method::DELETE => (Rate::Deletes, Rate::GlobalDeletes),
+        _ => (Rate::Writes, Rate::GlobalWrites),
+    };
+    let mut charges =
+        vec![Charge { rate: arm, key: format!("{sub}/{}", caller.principal_id), tokens: 1.0 }, Charge { rate: global, key: sub.clone(), tokens: 1.0 }];
     match (target, method.as_str()) {
         (Target::Compute { path, .. }, "PATCH" | "PUT") => {
             if let Some(resource) = world.compute.get(&key(path)) {
@@ -46,12 +54,14 @@ pub fn charges(world: &World, target: &Target, method: &Method, path: &str, body
                 if assigned > 0 {
                     let region = resource.location.to_ascii_lowercase();
                     charges.push(Charge { rate: Rate::IdentityAssignments, key: format!("{sub}/{region}"), tokens: assigned as f64 });
+                    charges.push(Charge { rate: Rate::TenantIdentityAssignments, key: format!("{tenant}/{region}"), tokens: assigned as f64 });
                 }
             }
         }
         (Target::Identity { sub: s, rg, name }, "PUT") if !world.identities.contains_key(&crate::world::identity_key(s, rg, name)) => {
             let region = body.get("location").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase();
             charges.push(Charge { rate: Rate::IdentityCreates, key: format!("{sub}/{region}"), tokens: 1.0 });
+            charges.push(Charge { rate: Rate::TenantIdentityCreates, key: format!("{tenant}/{region}"), tokens: 1.0 });
         }
         _ => {}
     }
@@ -61,9 +71,8 @@ pub fn charges(world: &World, target: &Target, method: &Method, path: &str, body
 /// The name ARM gives the bucket of `rate` in its messages and headers.
 fn operation_kind(rate: Rate) -> &'static str {
     match rate {
-        Rate::Reads => "read",
-        Rate::Writes => "write",
-        Rate::Deletes => "delete",
+        Rate::Reads | Rate::GlobalReads | Rate::TenantReads => "read",
+        Rate::Deletes | Rate::GlobalDeletes => "delete",
         _ => "write",
     }
 }
@@ -88,6 +97,25 @@ pub fn refusal(throttled: &Throttled, caller: &Caller, path: &str) -> Response {
             );
             ("SubscriptionRequestsThrottled", wrapped("SubscriptionRequestsThrottled", message), None)
         }
+        // No source gives the global and tenant buckets' messages; modelled on the
+        // principal's, without the actor where every principal shares the bucket.
+        Rate::GlobalReads | Rate::GlobalWrites | Rate::GlobalDeletes => {
+            let message = format!(
+                "Number of '{}' requests for subscription '{}' exceeded. Please try again after '{seconds}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling",
+                operation_kind(throttled.rate),
+                throttled.key
+            );
+            ("SubscriptionRequestsThrottled", wrapped("SubscriptionRequestsThrottled", message), None)
+        }
+        Rate::TenantReads | Rate::TenantWrites => {
+            let tenant = throttled.key.split('/').next().unwrap_or_default();
+            let message = format!(
+                "Number of '{}' requests for tenant '{tenant}' actor '{}' exceeded. Please try again after '{seconds}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling",
+                operation_kind(throttled.rate),
+                caller.principal_id
+            );
+            ("TenantRequestsThrottled", wrapped("TenantRequestsThrottled", message), None)
+        }
         Rate::ComputeUpdates => {
             let policy = compute_policy(path);
             let group = policy.trim_start_matches("Microsoft.Compute/");
@@ -101,17 +129,19 @@ pub fn refusal(throttled: &Throttled, caller: &Caller, path: &str) -> Response {
             ("OperationNotAllowed", body, Some(format!("{policy};0")))
         }
         // No source gives these two's code; the simulator answers as ARM's own throttle does.
-        Rate::IdentityCreates => {
+        Rate::IdentityCreates | Rate::TenantIdentityCreates => {
             let message = format!(
-                "Too many user-assigned identities are being created in '{}' (subscription/region). Please try again after '{seconds}' seconds.",
-                throttled.key
+                "Too many user-assigned identities are being created in '{}' ({}/region). Please try again after '{seconds}' seconds.",
+                throttled.key,
+                if throttled.rate == Rate::TenantIdentityCreates { "tenant" } else { "subscription" }
             );
             ("TooManyRequests", wrapped("TooManyRequests", message), None)
         }
-        Rate::IdentityAssignments => {
+        Rate::IdentityAssignments | Rate::TenantIdentityAssignments => {
             let message = format!(
-                "Too many identities are being assigned to resources in '{}' (subscription/region). Please try again after '{seconds}' seconds.",
-                throttled.key
+                "Too many identities are being assigned to resources in '{}' ({}/region). Please try again after '{seconds}' seconds.",
+                throttled.key,
+                if throttled.rate == Rate::TenantIdentityAssignments { "tenant" } else { "subscription" }
             );
             ("TooManyRequests", wrapped("TooManyRequests", message), None)
         }
@@ -133,7 +163,16 @@ pub fn remaining_headers(response: &mut Response, charges: &[Charge], left: &[u6
             Rate::Writes => set_header(response, "x-ms-ratelimit-remaining-subscription-writes", &left.to_string()),
             Rate::Deletes => set_header(response, "x-ms-ratelimit-remaining-subscription-deletes", &left.to_string()),
             Rate::ComputeUpdates => set_header(response, "x-ms-ratelimit-remaining-resource", &format!("{};{left}", compute_policy(path))),
-            Rate::IdentityCreates | Rate::IdentityAssignments => {}
+            Rate::TenantReads => set_header(response, "x-ms-ratelimit-remaining-tenant-reads", &left.to_string()),
+            Rate::TenantWrites => set_header(response, "x-ms-ratelimit-remaining-tenant-writes", &left.to_string()),
+            // ARM names no header for the global buckets: a principal sees its own.
+            Rate::GlobalReads
+            | Rate::GlobalWrites
+            | Rate::GlobalDeletes
+            | Rate::IdentityCreates
+            | Rate::IdentityAssignments
+            | Rate::TenantIdentityCreates
+            | Rate::TenantIdentityAssignments => {}
         }
     }
 }

@@ -196,6 +196,10 @@ impl Arm for ArmClient {
         self.find_role_assignments(scope, principal_id).await
     }
 
+    async fn count_role_assignments(&self, subscription: &str) -> Result<usize, AzureError> {
+        self.count_subscription_role_assignments(subscription).await
+    }
+
     async fn delete_role_assignment(&self, scope: &str, name: &str) -> Result<(), AzureError> {
         self.remove_role_assignment(scope, name).await
     }

@@ -60,6 +60,15 @@ impl ArmClient {
         Ok(found)
     }
 
+    pub(super) async fn count_subscription_role_assignments(&self, subscription: &str) -> Result<usize, AzureError> {
+        let mut pages = self.authorization.role_assignments_client().list_for_subscription(subscription).into_stream();
+        let mut count = 0;
+        while let Some(page) = pages.next().await {
+            count += page.map_err(|e| classify(&e, "ListRoleAssignments", &format!("/subscriptions/{subscription}")))?.value.len();
+        }
+        Ok(count)
+    }
+
     pub(super) async fn remove_role_assignment(&self, scope: &str, name: &str) -> Result<(), AzureError> {
         let result = self.authorization.role_assignments_client().delete(bare(scope), name).send().await;
         match result {

@@ -156,6 +156,7 @@ impl ArmTransport {
         use super::pacing::RemainingHeader;
         for &(bucket, n) in budgets {
             match bucket {
+                "subscription-reads" => self.pacer.observed(method, scope, RemainingHeader::SubscriptionReads, n),
                 "subscription-writes" => self.pacer.observed(method, scope, RemainingHeader::SubscriptionWrites, n),
                 "subscription-deletes" => self.pacer.observed(method, scope, RemainingHeader::SubscriptionDeletes, n),
                 _ => {}

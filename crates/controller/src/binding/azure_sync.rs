@@ -454,15 +454,22 @@ async fn sync_role_assignments(
     let existing =
         ctx.arm.list_role_assignments(&vault.id.to_string(), principal).await.map_err(BindingError::azure(Step::Access, "listing role assignments"))?;
     let existing_names: BTreeSet<&str> = existing.iter().map(|a| a.name.as_str()).collect();
-    for (name, assignment) in &desired {
-        if !existing_names.contains(name.as_str()) {
-            ctx.arm.create_role_assignment(assignment).await.map_err(BindingError::azure(Step::Access, "creating a role assignment"))?;
-            changes.push(("AccessGranted", format!("assigned role {} on {}", assignment.role_definition, assignment.scope)));
-        }
+    let missing: Vec<&kvbind_azure::model::RoleAssignment> =
+        desired.iter().filter(|(name, _)| !existing_names.contains(name.as_str())).map(|(_, a)| a).collect();
+    // All of them or none: past the subscription's limit ARM would refuse some and leave
+    // the binding half granted.
+    ctx.role_budget
+        .reserve(ctx.arm.as_ref(), &vault.id.subscription, missing.len())
+        .await
+        .map_err(BindingError::azure(Step::Access, "planning the role assignments"))?;
+    for assignment in missing {
+        ctx.arm.create_role_assignment(assignment).await.map_err(BindingError::azure(Step::Access, "creating a role assignment"))?;
+        changes.push(("AccessGranted", format!("assigned role {} on {}", assignment.role_definition, assignment.scope)));
     }
     if may_remove {
         for stale in existing.iter().filter(|a| made_by_kvbind(a) && !desired.contains_key(&a.name)) {
             ctx.arm.delete_role_assignment(&stale.scope, &stale.name).await.map_err(BindingError::azure(Step::Access, "deleting a role assignment"))?;
+            ctx.role_budget.release(&vault.id.subscription, 1).await;
             changes.push(("AccessRevoked", format!("removed role {} on {}", stale.role_definition, stale.scope)));
         }
     }
