@@ -29,6 +29,8 @@ pub struct FakeCompute {
     pub role_assignments_held: usize,
     /// How often they were counted.
     pub role_assignment_counts: AtomicUsize,
+    /// Counting them is refused (no read permission on the subscription).
+    pub counting_forbidden: bool,
     /// Scale set updates succeed unless they attach this identity (ARM refuses the whole
     /// update, naming it, as it does a Regional identity from another region).
     pub refused_identity: Option<IdentityId>,
@@ -44,6 +46,11 @@ impl FakeCompute {
     /// A fake whose subscription holds `held` role assignments.
     pub fn holding_role_assignments(held: usize) -> Self {
         FakeCompute { role_assignments_held: held, ..FakeCompute::default() }
+    }
+
+    /// A fake that may not count the subscription's role assignments.
+    pub fn forbidding_role_assignment_counts() -> Self {
+        FakeCompute { counting_forbidden: true, ..FakeCompute::default() }
     }
 
     /// A fake whose scale set updates fail, naming it, when they attach `identity`.
@@ -139,6 +146,14 @@ impl Arm for FakeCompute {
     }
     async fn count_role_assignments(&self, _: &str) -> Result<usize, AzureError> {
         self.role_assignment_counts.fetch_add(1, Ordering::SeqCst);
+        if self.counting_forbidden {
+            return Err(AzureError::Forbidden {
+                operation: "ListRoleAssignments",
+                resource: "/subscriptions/sub".into(),
+                action: Some("Microsoft.Authorization/roleAssignments/read".into()),
+                message: "does not have authorization to perform action 'Microsoft.Authorization/roleAssignments/read'".into(),
+            });
+        }
         Ok(self.role_assignments_held)
     }
     async fn create_role_assignment(&self, _: &RoleAssignment) -> Result<RoleAssignment, AzureError> {

@@ -7,7 +7,9 @@
 //! against a count it reads from ARM (once per [`COUNT_TTL`] per subscription) plus what it
 //! created since, and refuses the binding by name when the need does not fit.
 //! Reservations are taken under one lock per subscription, so two bindings cannot both take
-//! the last room.
+//! the last room. Counting needs `Microsoft.Authorization/roleAssignments/read` on the
+//! subscription (Reader has it); without it the count is unknown, nothing is refused
+//! here, and ARM's own refusal is what stops a binding (as `RoleAssignmentLimit` still).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,7 +27,8 @@ pub const COUNT_TTL: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Copy)]
 struct Count {
-    held: usize,
+    /// `None` when kvbind may not read the subscription's role assignments.
+    held: Option<usize>,
     read_at: Instant,
 }
 
@@ -52,31 +55,38 @@ impl RoleAssignmentBudget {
         let mut counts = self.counts.lock().await;
         let fresh = counts.get(&key).is_some_and(|c| c.read_at.elapsed() < COUNT_TTL);
         if !fresh {
-            let held = arm.count_role_assignments(subscription).await?;
+            let held = match arm.count_role_assignments(subscription).await {
+                Ok(held) => Some(held),
+                Err(AzureError::Forbidden { message, .. }) => {
+                    tracing::warn!(subscription, "cannot count the subscription's role assignments, so ARM's refusal is what enforces its limit: {message}");
+                    None
+                }
+                Err(e) => return Err(e),
+            };
             counts.insert(key.clone(), Count { held, read_at: Instant::now() });
         }
-        let count = counts.get_mut(&key).expect("counted above");
-        if count.held + needed > self.limit {
+        let Some(count) = counts.get_mut(&key) else { return Ok(()) };
+        let Some(held) = count.held.as_mut() else { return Ok(()) };
+        if *held + needed > self.limit {
             return Err(AzureError::LimitReached {
                 operation: "CreateRoleAssignment",
                 resource: format!("/subscriptions/{subscription}"),
                 limit: "RoleAssignmentLimit",
                 message: format!(
-                    "subscription {subscription} holds {} role assignments, and the {needed} this binding needs would take it past {}{}. Use rbacScope: Vault (one role assignment per identity and vault), share an identity between bindings, or grant with a vault that uses access policies",
-                    count.held,
+                    "subscription {subscription} holds {held} role assignments, and the {needed} this binding needs would take it past {}{}. Use rbacScope: Vault (one role assignment per identity and vault), share an identity between bindings, or grant with a vault that uses access policies",
                     self.limit,
                     if self.limit == AZURE_ROLE_ASSIGNMENT_LIMIT { ", Azure's limit" } else { ", the limit kvbind is configured with" },
                 ),
             });
         }
-        count.held += needed;
+        *held += needed;
         Ok(())
     }
 
     /// Gives back room for `removed` role assignments kvbind deleted.
     pub async fn release(&self, subscription: &str, removed: usize) {
-        if let Some(count) = self.counts.lock().await.get_mut(&subscription.to_ascii_lowercase()) {
-            count.held = count.held.saturating_sub(removed);
+        if let Some(held) = self.counts.lock().await.get_mut(&subscription.to_ascii_lowercase()).and_then(|c| c.held.as_mut()) {
+            *held = held.saturating_sub(removed);
         }
     }
 }
@@ -111,6 +121,15 @@ mod tests {
         budget.release("sub", 1).await;
         budget.reserve(&arm, "sub", 1).await.expect("a deletion gives room back");
         assert_eq!(asked(&arm), 1, "one count read for all of it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_permission_to_count_nothing_is_refused_here() {
+        let arm = FakeCompute::forbidding_role_assignment_counts();
+        let budget = RoleAssignmentBudget::new(AZURE_ROLE_ASSIGNMENT_LIMIT);
+        budget.reserve(&arm, "sub", 5000).await.expect("ARM's own refusal is what stops it");
+        budget.reserve(&arm, "sub", 1).await.expect("still unknown");
+        assert_eq!(asked(&arm), 1, "asked once per TTL, not per binding");
     }
 
     #[tokio::test(start_paused = true)]

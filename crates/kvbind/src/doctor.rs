@@ -167,6 +167,43 @@ pub fn node_group_line(group: &PermissionScope, denies: &[kvbind_azure::model::D
     }
 }
 
+/// The cluster's nodes as VM mode sees them: how many run on scale sets or VMs kvbind may
+/// attach to, and which node auto-provisioning made (they cannot carry user-assigned
+/// identities).
+pub fn nodes_line(nodes: &[k8s_openapi::api::core::v1::Node]) -> String {
+    let auto: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n.metadata.labels.as_ref().is_some_and(|l| l.contains_key(kvbind_controller::node_targets::AUTO_PROVISIONED_LABEL)))
+        .filter_map(|n| n.metadata.name.as_deref())
+        .collect();
+    let azure = nodes.iter().filter(|n| n.spec.as_ref().and_then(|s| s.provider_id.as_deref()).is_some_and(|p| p.starts_with("azure://"))).count();
+    if auto.is_empty() {
+        return format!("nodes    {azure} of {} nodes run on Azure VMs or scale sets; none was made by node auto-provisioning", nodes.len());
+    }
+    let shown: Vec<&str> = auto.iter().take(10).copied().collect();
+    let more = if auto.len() > shown.len() { format!(", and {} more", auto.len() - shown.len()) } else { String::new() };
+    format!(
+        "nodes    {} of {} nodes were made by node auto-provisioning ({}{more}): they cannot carry user-assigned identities, so VM-mode pods there get none; use mode WorkloadIdentity for them",
+        auto.len(),
+        nodes.len(),
+        shown.join(", ")
+    )
+}
+
+/// Prints what the cluster's nodes mean for VM mode, when the cluster can be reached.
+pub async fn report_nodes() {
+    let listed = async {
+        let client = kube::Client::try_default().await?;
+        let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
+        anyhow::Ok(nodes.list(&Default::default()).await?.items)
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(10), listed).await {
+        Ok(Ok(nodes)) => println!("{}", nodes_line(&nodes)),
+        Ok(Err(e)) => println!("nodes    not checked: the cluster could not be read ({e:#})"),
+        Err(_) => println!("nodes    not checked: the cluster did not answer within 10 s"),
+    }
+}
+
 /// Which mode fits, from what doctor saw: whether a node resource group is locked.
 pub fn mode_advice(any_locked: bool) -> Vec<String> {
     let mut lines = Vec::new();
@@ -175,8 +212,8 @@ pub fn mode_advice(any_locked: bool) -> Vec<String> {
     } else {
         lines.push("mode     WorkloadIdentity fits best: each identity reaches one ServiceAccount's pods (run kvbind with --oidc-issuer-url). VMManagedIdentity works here too, but every pod on a pool's nodes can use the identities on it".to_owned());
     }
-    // Neither is visible through ARM's node resource group, so each is said as what it means.
-    lines.push("nodes    nodes made by node auto-provisioning cannot carry user-assigned identities: kvbind leaves them alone and names them on each VM-mode binding (AutoProvisionedNodes)".to_owned());
+    // The restriction is a cluster setting ARM's node resource group does not show, so it
+    // is said as what it means.
     lines.push("imds     with AKS's IMDS restriction on, only host-network pods (the CSI driver) reach IMDS: VM mode keeps serving mounts, and other pods cannot ask for the pool's identities".to_owned());
     lines
 }
@@ -196,6 +233,7 @@ pub async fn report_node_groups(arm: &dyn Arm, node_groups: &[PermissionScope]) 
             Err(e) => println!("unknown  {group}  its deny assignments could not be read: {e}"),
         }
     }
+    report_nodes().await;
     for line in mode_advice(any_locked) {
         println!("{line}");
     }
@@ -237,6 +275,18 @@ mod tests {
         assert!(!node_group_line(&group, &[reads_only]).1, "a deny assignment about something else does not lock the pools");
         assert!(mode_advice(true)[0].contains("VMManagedIdentity cannot work here"));
         assert!(mode_advice(false)[0].contains("VMManagedIdentity works here too"));
+    }
+
+    #[test]
+    fn auto_provisioned_nodes_are_counted_and_named() {
+        let node = |name: &str, nap: bool| -> k8s_openapi::api::core::v1::Node {
+            let labels = if nap { serde_json::json!({"karpenter.sh/nodepool": "default"}) } else { serde_json::json!({}) };
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name, "labels": labels}, "spec": {"providerID": format!("azure:///subscriptions/s/resourceGroups/mc/providers/Microsoft.Compute/virtualMachines/{name}")}}))
+                .expect("node")
+        };
+        let line = nodes_line(&[node("pool-0", false), node("aks-default-abcde", true)]);
+        assert!(line.contains("1 of 2 nodes were made by node auto-provisioning (aks-default-abcde)") && line.contains("WorkloadIdentity"), "{line}");
+        assert!(nodes_line(&[node("pool-0", false)]).contains("none was made by node auto-provisioning"));
     }
 
     #[test]

@@ -238,6 +238,7 @@ async fn doctor_prints_the_role_assignments_that_would_fix_missing_permissions()
         "{stdout}"
     );
     assert!(stdout.contains("VMManagedIdentity works here too"), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("nodes    ")), "what the nodes mean for VM mode, or why they were not read: {stdout}");
 
     // A locked node resource group is named, and only workload identity fits.
     let locked = cluster(&["pool-vmss"], &[], false).replace(

@@ -241,3 +241,47 @@ async fn per_object_role_assignments_past_the_subscriptions_limit_are_refused_wh
     assert_eq!(creates.len(), 3, "the first binding's three, and no more");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_would_pass_the_pools_limit_lands_what_fits_and_refuses_the_rest_by_name() {
+    // 149 identities on the pool: room for one more, and two bindings ask at once.
+    let names: Vec<String> = (0..149).map(|i| format!("{{name: other-{i}}}")).collect();
+    let on_pool: Vec<String> = (0..149).map(|i| format!("\"{}\"", uami("rg-identities", &format!("other-{i}")))).collect();
+    let world = seed(&format!(
+        "subscriptions:
+  - id: {SUBSCRIPTION}
+    resourceGroups:
+      - name: rg-identities
+        identities: [{}]
+      - name: {NODE_GROUP}
+        scaleSets:
+          - {{name: pool-vmss, userAssigned: [{}]}}
+      - name: rg-vaults
+        vaults: [{{name: kvname}}]
+",
+        names.join(", "),
+        on_pool.join(", ")
+    ));
+    let s = Scenario::start("batch-limit", world).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    s.apply(&class("one", &[("db-password", "secret", 0)]));
+    s.apply(&class("two", &[("db-password", "secret", 0)]));
+    s.apply(&format!("{}\n---\n{}", binding("one", "one-reader", &["one"], ""), binding("two", "two-reader", &["two"], "")));
+    let mut ready = Vec::new();
+    s.eventually("one binding Ready and the other refused for the pool's limit", |s| {
+        let reason = |n: &str| s.jsonpath(&format!("identitybinding/{n}"), "{.status.conditions[?(@.type==\"Ready\")].reason}");
+        let status = |n: &str| s.jsonpath(&format!("identitybinding/{n}"), "{.status.conditions[?(@.type==\"Ready\")].status}");
+        ready = ["one", "two"].into_iter().filter(|n| status(n) == "True").collect();
+        ready.len() == 1 && ["one", "two"].iter().any(|n| reason(n) == "PoolIdentityLimit")
+    })
+    .await;
+    let refused = if ready[0] == "one" { "two" } else { "one" };
+    let (_, message) = condition(&s, refused, "Ready");
+    assert!(message.contains("pool-vmss would carry") && message.contains("Azure allows 150"), "{message}");
+    let on_pool = kvbind_e2e::world::identities_on(&s.sim, "pool-vmss");
+    assert_eq!(on_pool.len(), 150, "the pool is full, not past it");
+    assert!(on_pool.iter().any(|k| k.ends_with(&format!("/{}-reader", ready[0]))), "{on_pool:?}");
+    let rejected: Vec<_> = s.sim.requests().into_iter().filter(|r| r.method == "PATCH" && r.status >= 400).collect();
+    assert!(rejected.is_empty(), "no PATCH Azure refused for the limit: {rejected:?}");
+    s.stop().await;
+}
