@@ -80,25 +80,13 @@ async fn a_regional_identity_is_assigned_only_in_its_own_region() {
     let sim = Simulator::start(&seed, "127.0.0.1:0".parse().expect("addr")).await.expect("sim");
     let http = reqwest::Client::new();
     let id = |rg: &str, name: &str| format!("/subscriptions/s/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}");
-    let shown: Value = http
-        .get(format!("{}{}?api-version=2024-11-30", sim.url, id("rg-west", "regional")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
+    let regional = |api: &'static str| {
+        let request = http.get(format!("{}{}?api-version={api}", sim.url, id("rg-west", "regional"))).bearer_auth(TOKEN);
+        async move { request.send().await.expect("GET").json::<Value>().await.expect("JSON") }
+    };
+    let shown = regional("2024-11-30").await;
     assert_eq!(shown["properties"]["isolationScope"], "Regional");
-    let older: Value = http
-        .get(format!("{}{}?api-version=2023-01-31", sim.url, id("rg-west", "regional")))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("GET")
-        .json()
-        .await
-        .expect("JSON");
+    let older = regional("2023-01-31").await;
     assert!(older["properties"].get("isolationScope").is_none(), "2023-01-31 has no isolationScope: {older}");
 
     let pool =

@@ -61,6 +61,9 @@ pub struct Scenario {
     pub vault_entries_held: usize,
     /// The bindings a limit refuses, when that is the point of the scenario.
     pub refusal: Option<Refusal>,
+    /// SecretProviderClasses of about 1 MB each that no binding names, in the same
+    /// namespace: a tenant trying to fill the operator's memory.
+    pub big_classes: usize,
 }
 
 impl Scenario {
@@ -82,7 +85,14 @@ impl Scenario {
             per_identity,
             vault_entries_held: 1,
             refusal: None,
+            big_classes: 0,
         }
+    }
+
+    /// `bindings` beside `classes` SecretProviderClasses of 1 MB that no binding names.
+    fn beside_big_classes(bindings: usize, classes: usize) -> Scenario {
+        let plain = Scenario::new(Kind::Converge, bindings, 5, 1, 2);
+        Scenario { name: format!("{}-{classes}x1mb-classes", plain.name), big_classes: classes, ..plain }
     }
 
     /// `bindings` in workload identity mode, each with its own identity and ServiceAccount.
@@ -157,6 +167,8 @@ pub fn all(quick: bool) -> Vec<Scenario> {
         Scenario::new(ScaleOut, 1000, 20, 10, 2),
         Scenario::pool_limit(),
         Scenario::vault_limit(),
+        // The memory a tenant can make the operator spend: 200 classes of 1 MB.
+        Scenario::beside_big_classes(10, 200),
     ]
 }
 

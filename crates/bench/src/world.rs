@@ -99,20 +99,37 @@ pub async fn bindings(client: &kube::Client, namespace: &str, scenario: &Scenari
             ])
         })
         .collect();
+    // Classes no binding names, of about 1 MB each: half in a parameter the provider does
+    // not read, half in an `objects` list far past what kvbind caches.
+    let padding = "x".repeat(1 << 20);
+    let big: Vec<(Api<DynamicObject>, String)> = (0..scenario.big_classes)
+        .map(|i| {
+            let parameter = if i % 2 == 0 { "padding" } else { "objects" };
+            (
+                classes.clone(),
+                format!(
+                    "apiVersion: secrets-store.csi.x-k8s.io/v1\nkind: SecretProviderClass\nmetadata:\n  name: big-{i:04}\nspec:\n  provider: azure\n  parameters:\n    keyvaultName: kvname\n    {parameter}: {padding}\n"
+                ),
+            )
+        })
+        .collect();
+    // One at a time: each is a megabyte for the API server and etcd to take.
+    create_all(big, 1).await?;
+    create_all(documents, 16).await
+}
+
+/// Creates each YAML document with its API, `at_once` at a time.
+async fn create_all(documents: Vec<(Api<DynamicObject>, String)>, at_once: usize) -> anyhow::Result<()> {
     futures::stream::iter(documents)
         .map(|(api, yaml)| async move {
-            let object: DynamicObject = serde_json::from_value(serde_yaml_ng_value(&yaml)?)?;
+            let object: DynamicObject = serde_json::from_value(serde_yaml_ng::from_str::<serde_json::Value>(&yaml)?)?;
             api.create(&PostParams::default(), &object).await?;
             anyhow::Ok(())
         })
-        .buffer_unordered(16)
+        .buffer_unordered(at_once)
         .try_collect::<Vec<()>>()
         .await?;
     Ok(())
-}
-
-fn serde_yaml_ng_value(yaml: &str) -> anyhow::Result<serde_json::Value> {
-    Ok(serde_yaml_ng::from_str(yaml)?)
 }
 
 /// True when a binding's `Ready` condition is `True`.

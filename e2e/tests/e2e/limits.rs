@@ -14,11 +14,13 @@ fn condition(s: &Scenario, name: &str, kind: &str) -> (String, String) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_pool_is_refused_by_name_and_the_other_pools_go_on() {
-    let names: Vec<String> = (0..150).map(|i| format!("{{name: other-{i}}}")).collect();
-    let on_full: Vec<String> = (0..150).map(|i| format!("\"{}\"", uami("rg-identities", &format!("other-{i}")))).collect();
-    let world = seed(&format!(
+/// A world whose scale set `crowded` carries `held` identities someone else attached, beside
+/// empty scale sets `others`.
+fn pool_holding(crowded: &str, held: usize, others: &[&str]) -> kvbind_arm_sim::Seed {
+    let names: Vec<String> = (0..held).map(|i| format!("{{name: other-{i}}}")).collect();
+    let on_pool: Vec<String> = (0..held).map(|i| format!("\"{}\"", uami("rg-identities", &format!("other-{i}")))).collect();
+    let others: String = others.iter().map(|o| format!("          - {{name: {o}}}\n")).collect();
+    seed(&format!(
         "subscriptions:
   - id: {SUBSCRIPTION}
     resourceGroups:
@@ -26,15 +28,18 @@ async fn a_full_pool_is_refused_by_name_and_the_other_pools_go_on() {
         identities: [{}]
       - name: {NODE_GROUP}
         scaleSets:
-          - {{name: full-vmss, userAssigned: [{}]}}
-          - {{name: roomy-vmss}}
-      - name: rg-vaults
+          - {{name: {crowded}, userAssigned: [{}]}}
+{others}      - name: rg-vaults
         vaults: [{{name: kvname}}]
 ",
         names.join(", "),
-        on_full.join(", ")
-    ));
-    let s = Scenario::start("limits", world).await;
+        on_pool.join(", ")
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_is_refused_by_name_and_the_other_pools_go_on() {
+    let s = Scenario::start("limits", pool_holding("full-vmss", 150, &["roomy-vmss"])).await;
     s.node("full-0", &Scenario::vmss_node("full-vmss", 0), &[("pool", "full")]).await;
     s.node("roomy-0", &Scenario::vmss_node("roomy-vmss", 0), &[("pool", "roomy")]).await;
     s.apply(&class("app", &[("db-password", "secret", 0)]));
@@ -245,24 +250,7 @@ async fn per_object_role_assignments_past_the_subscriptions_limit_are_refused_wh
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_that_would_pass_the_pools_limit_lands_what_fits_and_refuses_the_rest_by_name() {
     // 149 identities on the pool: room for one more, and two bindings ask at once.
-    let names: Vec<String> = (0..149).map(|i| format!("{{name: other-{i}}}")).collect();
-    let on_pool: Vec<String> = (0..149).map(|i| format!("\"{}\"", uami("rg-identities", &format!("other-{i}")))).collect();
-    let world = seed(&format!(
-        "subscriptions:
-  - id: {SUBSCRIPTION}
-    resourceGroups:
-      - name: rg-identities
-        identities: [{}]
-      - name: {NODE_GROUP}
-        scaleSets:
-          - {{name: pool-vmss, userAssigned: [{}]}}
-      - name: rg-vaults
-        vaults: [{{name: kvname}}]
-",
-        names.join(", "),
-        on_pool.join(", ")
-    ));
-    let s = Scenario::start("batch-limit", world).await;
+    let s = Scenario::start("batch-limit", pool_holding("pool-vmss", 149, &[])).await;
     s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
     s.apply(&class("one", &[("db-password", "secret", 0)]));
     s.apply(&class("two", &[("db-password", "secret", 0)]));
