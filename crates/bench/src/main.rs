@@ -39,9 +39,9 @@ struct Args {
     /// `--arm-reserve`); the rate bound counts the same share.
     #[arg(long, default_value_t = 0.25)]
     reserve: f64,
-    /// Run only the scenarios whose name contains this.
-    #[arg(long)]
-    only: Option<String>,
+    /// Run only the scenarios whose name contains one of these (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Where the table and plot go.
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
@@ -60,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("starting the control plane (built on first use)");
     tokio::task::spawn_blocking(kvbind_e2e::control_plane).await?;
     let mut rows = Vec::new();
-    for scenario in scenario::all(args.quick).into_iter().filter(|s| args.only.as_ref().is_none_or(|o| s.name.contains(o.as_str()))) {
+    for scenario in scenario::all(args.quick).into_iter().filter(|s| args.only.is_empty() || args.only.iter().any(|o| s.name.contains(o.as_str()))) {
         let mut strategies = vec![Strategy::Kvbind];
         if scenario.kind == Kind::Converge && scenario.bindings <= args.naive_up_to && scenario.refusal.is_none() {
             strategies.push(Strategy::Naive);
