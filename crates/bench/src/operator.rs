@@ -28,6 +28,8 @@ pub struct OperatorArgs<'a> {
     pub naive: bool,
     /// The share of Azure's budgets left to others.
     pub reserve: f64,
+    /// The role assignments it lets the subscription reach, when not Azure's.
+    pub role_assignment_limit: Option<usize>,
 }
 
 /// The `kvbind` binary next to this one (build both with the same profile).
@@ -72,6 +74,9 @@ impl Operator {
         }
         // Paced within Azure's rates, as shipped; the bound counts the same share.
         command.args(["--arm-reserve", &args.reserve.to_string(), "--oidc-issuer-url", crate::world::ISSUER]);
+        if let Some(limit) = args.role_assignment_limit {
+            command.args(["--role-assignment-limit", &limit.to_string()]);
+        }
         let child = command.spawn()?;
         let pid = child.id().ok_or_else(|| anyhow::anyhow!("the operator exited at once"))?;
         Ok(Operator { child, pid })

@@ -106,6 +106,7 @@ pub async fn run(scenario: &Scenario, strategy: Strategy, settings: &Settings) -
         resync_seconds,
         naive: strategy == Strategy::Naive,
         reserve: settings.reserve,
+        role_assignment_limit: scenario.role_assignment_limit,
     })?;
     let bound = bound_seconds(scenario, &settings.latencies, &Rates::published(settings.reserve));
     let deadline = Duration::from_secs_f64((bound.seconds * 40.0).max(300.0));

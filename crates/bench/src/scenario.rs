@@ -8,6 +8,9 @@ use serde::Serialize;
 /// world of `kvbind_e2e::world::cluster`).
 pub const FOREIGN_ON_POOL: usize = 1;
 
+/// Objects a class lists in the RBAC scenarios: a secret, a key and a certificate.
+pub const OBJECTS_PER_RBAC_CLASS: usize = 3;
+
 /// How a scenario is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -64,6 +67,10 @@ pub struct Scenario {
     /// SecretProviderClasses of about 1 MB each that no binding names, in the same
     /// namespace: a tenant trying to fill the operator's memory.
     pub big_classes: usize,
+    /// An Azure RBAC vault, three objects a class (three per-object role assignments a
+    /// binding), and the subscription's role assignment limit shrunk to this for the
+    /// simulator and the operator alike (Azure's 4,000 would take 1,334 bindings to pass).
+    pub role_assignment_limit: Option<usize>,
 }
 
 impl Scenario {
@@ -86,7 +93,26 @@ impl Scenario {
             vault_entries_held: 1,
             refusal: None,
             big_classes: 0,
+            role_assignment_limit: None,
         }
+    }
+
+    /// Per-object role assignments one binding past the subscription's limit (shrunk to
+    /// 100): 33 bindings of three take 99, and the 34th is refused whole.
+    fn role_limit() -> Scenario {
+        let limit = 100;
+        let bindings = limit / OBJECTS_PER_RBAC_CLASS + 1;
+        Scenario {
+            name: format!("limit-roles-{bindings}b-rbac"),
+            refusal: Some(Refusal { bindings: 1, reason: "RoleAssignmentLimit" }),
+            role_assignment_limit: Some(limit),
+            ..Scenario::new(Kind::Converge, bindings, 1, 1, 2)
+        }
+    }
+
+    /// Objects each class lists: one, or three on an RBAC vault.
+    pub fn objects_per_class(&self) -> usize {
+        if self.role_assignment_limit.is_some() { OBJECTS_PER_RBAC_CLASS } else { 1 }
     }
 
     /// `bindings` beside `classes` SecretProviderClasses of 1 MB that no binding names.
@@ -167,6 +193,7 @@ pub fn all(quick: bool) -> Vec<Scenario> {
         Scenario::new(ScaleOut, 1000, 20, 10, 2),
         Scenario::pool_limit(),
         Scenario::vault_limit(),
+        Scenario::role_limit(),
         // The memory a tenant can make the operator spend: 200 classes of 1 MB.
         Scenario::beside_big_classes(10, 200),
     ]
@@ -209,8 +236,12 @@ pub fn writes_lower_bound(scenario: &Scenario) -> u64 {
         Mode::Vm => scenario.pools,
         Mode::WorkloadIdentity => scenario.ready(),
     };
+    let grants = match scenario.role_assignment_limit {
+        Some(_) => scenario.ready() * scenario.objects_per_class(),
+        None => granted.div_ceil(ENTRIES_PER_REQUEST),
+    };
     match scenario.kind {
-        Kind::Converge => (scenario.identities() + reach + granted.div_ceil(ENTRIES_PER_REQUEST)) as u64,
+        Kind::Converge => (scenario.identities() + reach + grants) as u64,
         Kind::SteadyState => 0,
         Kind::ScaleOut => 1,
     }
@@ -255,7 +286,11 @@ pub fn bound_seconds(scenario: &Scenario, latencies: &Latencies, rates: &Rates) 
     // What must follow an identity's PUT: its grant (vault writes of `writes` requests in a
     // row) and, in VM mode, its pool's PATCH.
     let after_identity = |writes: usize| {
-        let vault = ms(writes as u64 * latencies.access_policy_ms);
+        let vault = match scenario.role_assignment_limit {
+            // A binding creates its role assignments one after another.
+            Some(_) => ms(scenario.objects_per_class() as u64 * latencies.role_assignment_ms),
+            None => ms(writes as u64 * latencies.access_policy_ms),
+        };
         match scenario.mode {
             Mode::Vm => ms(latencies.vmss_patch_ms).max(vault),
             Mode::WorkloadIdentity => vault,
@@ -304,7 +339,8 @@ mod tests {
                 Mode::WorkloadIdentity => 0,
             };
             let entries = s.vault_entries_held + s.identities();
-            let within = per_pool <= 150 && entries <= 1024;
+            let roles = s.role_assignment_limit.is_none_or(|limit| s.bindings * s.objects_per_class() <= limit);
+            let within = per_pool <= 150 && entries <= 1024 && roles;
             assert_eq!(within, s.refusal.is_none(), "{}: {per_pool} identities a pool, {entries} vault entries", s.name);
         }
     }

@@ -31,7 +31,7 @@ pub async fn simulator(scenario: &Scenario, latencies: &Latencies) -> anyhow::Re
     let names: Vec<String> = (0..scenario.pools).map(pool).collect();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     // `cluster` ends with the vault's access policies, holding one foreign entry.
-    let mut text = cluster(&refs, &[], false);
+    let mut text = cluster(&refs, &[], scenario.role_assignment_limit.is_some());
     for i in 1..scenario.vault_entries_held {
         text.push_str(&format!(
             "              - {{tenantId: {}, objectId: 00000000-0000-0000-0000-{i:012}, permissions: {{secrets: [get]}}}}\n",
@@ -39,6 +39,9 @@ pub async fn simulator(scenario: &Scenario, latencies: &Latencies) -> anyhow::Re
         ));
     }
     let mut world = seed(&text);
+    if let Some(limit) = scenario.role_assignment_limit {
+        world.limits = Some(kvbind_arm_sim::seed::LimitsSeed { role_assignments_per_subscription: limit, ..Default::default() });
+    }
     world.lro = Some(LroSeed { duration_ms: latencies.vmss_patch_ms, retry_after_seconds: 1 });
     let slow = |operation: &str, ms: u64| FaultRule {
         operation: operation.into(),
@@ -86,6 +89,8 @@ pub async fn bindings(client: &kube::Client, namespace: &str, scenario: &Scenari
         .flat_map(|i| {
             let name = format!("app-{i:04}");
             let identity = format!("reader-{:04}", i / scenario.per_identity);
+            let (secret, key, cert) = (format!("secret-{i:04}"), format!("key-{i:04}"), format!("cert-{i:04}"));
+            let objects = [(secret.as_str(), "secret", 0), (key.as_str(), "key", 0), (cert.as_str(), "cert", 0)];
             let (account, extra) = match scenario.mode {
                 Mode::Vm => (None, String::new()),
                 Mode::WorkloadIdentity => (
@@ -94,7 +99,7 @@ pub async fn bindings(client: &kube::Client, namespace: &str, scenario: &Scenari
                 ),
             };
             account.into_iter().chain([
-                (classes.clone(), class(&name, &[(&format!("secret-{i:04}"), "secret", 0)])),
+                (classes.clone(), class(&name, &objects[..scenario.objects_per_class()])),
                 (bindings.clone(), binding(&name, &identity, &[&name], &extra)),
             ])
         })
