@@ -123,6 +123,11 @@ pub struct Telemetry {
     pub health: Arc<Health>,
 }
 
+/// SecretProviderClasses read per list page: the API server admits objects of about 1.5 MB,
+/// so a page holds at most a few tens of megabytes before kvbind keeps only what the
+/// provider reads of each.
+const CLASS_LIST_PAGE: u32 = 16;
+
 /// Runs the IdentityBinding controller until `shutdown` completes.
 pub async fn run(
     client: Client,
@@ -147,7 +152,10 @@ pub async fn run(
     let (classes, classes_writer) = reflector::store();
     let unpinned_classes = Arc::new(unpinned_classes::UnpinnedClasses::default());
     let classes_changed = unpinned_classes.clone();
-    let class_events = reflector(classes_writer, watcher(class_api, watcher::Config::default()).backoff(watch_backoff::watch_backoff()).modify(strip_class))
+    // A class may be over a megabyte and tenants write them: a list page of 500 of those
+    // would sit whole in memory before `strip_class` trims each one.
+    let class_watch = watcher::Config::default().page_size(CLASS_LIST_PAGE);
+    let class_events = reflector(classes_writer, watcher(class_api, class_watch).backoff(watch_backoff::watch_backoff()).modify(strip_class))
         // The reflector has stored the change by the time it passes here.
         .inspect(move |_| classes_changed.classes_changed())
         .touched_objects();
