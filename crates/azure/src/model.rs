@@ -287,16 +287,14 @@ pub struct DenyAssignment {
     pub name: String,
     /// The scope it applies at.
     pub scope: String,
-    /// The actions it denies, `*` wildcards allowed.
-    pub actions: Vec<String>,
-    /// The actions it leaves allowed.
-    pub not_actions: Vec<String>,
+    /// What it denies: its actions, less its not-actions.
+    pub denied: PermissionSet,
 }
 
 impl DenyAssignment {
     /// True when it refuses `action`.
     pub fn denies(&self, action: &str) -> bool {
-        PermissionSet { actions: self.actions.clone(), not_actions: self.not_actions.clone() }.allows(action)
+        self.denied.allows(action)
     }
 }
 

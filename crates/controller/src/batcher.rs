@@ -348,10 +348,7 @@ impl ComputeBatcher {
             operation: "UpdateComputeIdentity",
             resource: target.to_string(),
             limit: "PoolIdentityLimit",
-            message: format!(
-                "{} would carry {count} user-assigned identities; Azure allows {MAX_USER_ASSIGNED_PER_COMPUTE}. Share an identity between bindings, select fewer pools with spec.nodes, or use mode WorkloadIdentity",
-                target.name
-            ),
+            message: crate::error::pool_identity_limit(&target.name, count, MAX_USER_ASSIGNED_PER_COMPUTE),
         };
         tracing::warn!(target = %target, "{refusal}");
         refusal

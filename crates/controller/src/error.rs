@@ -110,9 +110,7 @@ pub enum BindingError {
         found: String,
     },
     /// Attaching the identity would take a scale set or VM past Azure's limit.
-    #[error(
-        "PoolIdentityLimit: {target} would carry {count} user-assigned identities; Azure allows {limit}. Share an identity between bindings, select fewer pools with spec.nodes, or use mode WorkloadIdentity"
-    )]
+    #[error("PoolIdentityLimit: {}", pool_identity_limit(target, *count, *limit))]
     PoolIdentityLimit {
         /// The scale set's or VM's name.
         target: String,
@@ -300,4 +298,12 @@ pub enum ReconcileError {
     /// Undoing what kvbind did for a deleted binding failed; the finalizer stays.
     #[error("cleaning up: {0}")]
     Cleanup(#[source] BindingError),
+}
+
+/// What passes a scale set's or VM's identity limit, and the ways out: the one wording of
+/// the planner's refusal and of the scale set writer's, which cuts a batch to what fits.
+pub fn pool_identity_limit(target: &str, count: usize, limit: usize) -> String {
+    format!(
+        "{target} would carry {count} user-assigned identities; Azure allows {limit}. Share an identity between bindings, select fewer pools with spec.nodes, or use mode WorkloadIdentity"
+    )
 }

@@ -266,12 +266,12 @@ mod tests {
         let lockdown = kvbind_azure::model::DenyAssignment {
             name: "System deny assignment created by managed cluster".into(),
             scope: "/subscriptions/s/resourceGroups/MC_rg_aks_eastus".into(),
-            actions: vec!["*".into()],
-            not_actions: vec!["*/read".into()],
+            denied: PermissionSet { actions: vec!["*".into()], not_actions: vec!["*/read".into()] },
         };
         let (line, locked) = node_group_line(&group, std::slice::from_ref(&lockdown));
         assert!(locked && line.contains("System deny assignment created by managed cluster") && line.contains("WorkloadIdentity"), "{line}");
-        let reads_only = kvbind_azure::model::DenyAssignment { actions: vec!["Microsoft.Storage/*".into()], ..lockdown };
+        let reads_only =
+            kvbind_azure::model::DenyAssignment { denied: PermissionSet { actions: vec!["Microsoft.Storage/*".into()], not_actions: vec![] }, ..lockdown };
         assert!(!node_group_line(&group, &[reads_only]).1, "a deny assignment about something else does not lock the pools");
         assert!(mode_advice(true)[0].contains("VMManagedIdentity cannot work here"));
         assert!(mode_advice(false)[0].contains("VMManagedIdentity works here too"));

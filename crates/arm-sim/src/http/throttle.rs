@@ -87,35 +87,22 @@ fn compute_policy(path: &str) -> &'static str {
 pub fn refusal(throttled: &Throttled, caller: &Caller, path: &str) -> Response {
     let seconds = throttled.retry_after.as_secs().max(1);
     let wrapped = |code: &str, message: String| json!({"error": {"code": code, "message": message}});
+    // ARM's own throttle: its bucket's scope, and the actor where the bucket is one
+    // principal's. No source gives the global and tenant buckets' messages; they are
+    // modelled on the principal's, without the actor where every principal shares it.
+    let arm = |code: &'static str, scope: &str, actor: Option<&str>| {
+        let id = throttled.key.split('/').next().unwrap_or_default();
+        let actor = actor.map(|a| format!(" actor '{a}'")).unwrap_or_default();
+        let message = format!(
+            "Number of '{}' requests for {scope} '{id}'{actor} exceeded. Please try again after '{seconds}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling",
+            operation_kind(throttled.rate)
+        );
+        (code, wrapped(code, message), None)
+    };
     let (code, body, resource) = match throttled.rate {
-        Rate::Reads | Rate::Writes | Rate::Deletes => {
-            let sub = throttled.key.split('/').next().unwrap_or_default();
-            let message = format!(
-                "Number of '{}' requests for subscription '{sub}' actor '{}' exceeded. Please try again after '{seconds}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling",
-                operation_kind(throttled.rate),
-                caller.principal_id
-            );
-            ("SubscriptionRequestsThrottled", wrapped("SubscriptionRequestsThrottled", message), None)
-        }
-        // No source gives the global and tenant buckets' messages; modelled on the
-        // principal's, without the actor where every principal shares the bucket.
-        Rate::GlobalReads | Rate::GlobalWrites | Rate::GlobalDeletes => {
-            let message = format!(
-                "Number of '{}' requests for subscription '{}' exceeded. Please try again after '{seconds}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling",
-                operation_kind(throttled.rate),
-                throttled.key
-            );
-            ("SubscriptionRequestsThrottled", wrapped("SubscriptionRequestsThrottled", message), None)
-        }
-        Rate::TenantReads | Rate::TenantWrites => {
-            let tenant = throttled.key.split('/').next().unwrap_or_default();
-            let message = format!(
-                "Number of '{}' requests for tenant '{tenant}' actor '{}' exceeded. Please try again after '{seconds}' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling",
-                operation_kind(throttled.rate),
-                caller.principal_id
-            );
-            ("TenantRequestsThrottled", wrapped("TenantRequestsThrottled", message), None)
-        }
+        Rate::Reads | Rate::Writes | Rate::Deletes => arm("SubscriptionRequestsThrottled", "subscription", Some(&caller.principal_id)),
+        Rate::GlobalReads | Rate::GlobalWrites | Rate::GlobalDeletes => arm("SubscriptionRequestsThrottled", "subscription", None),
+        Rate::TenantReads | Rate::TenantWrites => arm("TenantRequestsThrottled", "tenant", Some(&caller.principal_id)),
         Rate::ComputeUpdates => {
             let policy = compute_policy(path);
             let group = policy.trim_start_matches("Microsoft.Compute/");

@@ -128,16 +128,21 @@ impl Pacer {
         Pacer { settings, buckets: Mutex::default() }
     }
 
-    /// The share of `kind`'s budget kvbind may use.
-    fn ours(&self, kind: Kind) -> Budget {
-        let budget = match kind {
+    /// `kind`'s budget as Azure publishes it.
+    fn published(&self, kind: Kind) -> Budget {
+        match kind {
             Kind::Reads => self.settings.reads,
             Kind::Writes => self.settings.writes,
             Kind::Deletes => self.settings.deletes,
             Kind::ComputeUpdates => self.settings.compute_updates,
             Kind::IdentityCreates => self.settings.identity_creates,
             Kind::IdentityAssignments => self.settings.identity_assignments,
-        };
+        }
+    }
+
+    /// The share of `kind`'s budget kvbind may use.
+    fn ours(&self, kind: Kind) -> Budget {
+        let budget = self.published(kind);
         let share = 1.0 - self.settings.reserve.clamp(0.0, 0.9);
         Budget { size: (budget.size * share).max(1.0), per_second: budget.per_second * share }
     }
@@ -191,13 +196,7 @@ impl Pacer {
             if !matches {
                 continue;
             }
-            let full = match kind {
-                Kind::Reads => self.settings.reads.size,
-                Kind::Writes => self.settings.writes.size,
-                Kind::Deletes => self.settings.deletes.size,
-                _ => self.settings.compute_updates.size,
-            };
-            let usable = remaining as f64 - full * self.settings.reserve.clamp(0.0, 0.9);
+            let usable = remaining as f64 - self.published(kind).size * self.settings.reserve.clamp(0.0, 0.9);
             let ours = self.ours(kind);
             let bucket = buckets.entry((kind, key)).or_insert(Bucket { tokens: ours.size, at: now });
             self.refill(kind, bucket, now);

@@ -100,9 +100,7 @@ impl ArmClient {
         }
         Ok(out)
     }
-}
 
-impl ArmClient {
     pub(super) async fn read_deny_assignments(&self, subscription: &str, resource_group: &str) -> Result<Vec<crate::model::DenyAssignment>, AzureError> {
         let mut pages = self.authorization.deny_assignments_client().list_for_resource_group(subscription, resource_group).into_stream();
         let mut out = Vec::new();
@@ -113,8 +111,10 @@ impl ArmClient {
                 Some(crate::model::DenyAssignment {
                     name: properties.deny_assignment_name.or(d.name).unwrap_or_default(),
                     scope: properties.scope.unwrap_or_default(),
-                    actions: properties.permissions.iter().flat_map(|p| p.actions.iter().cloned()).collect(),
-                    not_actions: properties.permissions.iter().flat_map(|p| p.not_actions.iter().cloned()).collect(),
+                    denied: PermissionSet {
+                        actions: properties.permissions.iter().flat_map(|p| p.actions.iter().cloned()).collect(),
+                        not_actions: properties.permissions.iter().flat_map(|p| p.not_actions.iter().cloned()).collect(),
+                    },
                 })
             }));
         }
