@@ -280,6 +280,26 @@ impl std::fmt::Display for PermissionScope {
     }
 }
 
+/// Where an identity may be attached (`properties.isolationScope`, api-version 2024-11-30).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IsolationScope {
+    /// Anywhere in its tenant.
+    None,
+    /// Only to resources in its own region.
+    Regional,
+}
+
+/// An identity as a resource group's list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedIdentity {
+    /// Its resource ID.
+    pub id: IdentityId,
+    /// Its region.
+    pub location: String,
+    /// Where it may be attached.
+    pub isolation_scope: IsolationScope,
+}
+
 /// A deny assignment: actions refused at a scope whatever roles grant them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DenyAssignment {

@@ -70,4 +70,8 @@ pub trait Arm: Send + Sync {
     /// The deny assignments that apply to a resource group (`kvbind doctor`): on AKS, the
     /// node resource group lockdown's.
     async fn deny_assignments(&self, subscription: &str, resource_group: &str) -> Result<Vec<crate::model::DenyAssignment>, AzureError>;
+
+    /// The user-assigned identities of a resource group, with their isolation scope
+    /// (`kvbind doctor`).
+    async fn list_identities(&self, subscription: &str, resource_group: &str) -> Result<Vec<crate::model::ListedIdentity>, AzureError>;
 }

@@ -125,6 +125,9 @@ impl Arm for FakeCompute {
     async fn deny_assignments(&self, _: &str, _: &str) -> Result<Vec<kvbind_azure::model::DenyAssignment>, AzureError> {
         Err(refused("ListDenyAssignments"))
     }
+    async fn list_identities(&self, _: &str, _: &str) -> Result<Vec<kvbind_azure::model::ListedIdentity>, AzureError> {
+        Err(refused("ListIdentities"))
+    }
     async fn get_vault(&self, _: &VaultId) -> Result<Vault, AzureError> {
         Err(refused("GetVault"))
     }

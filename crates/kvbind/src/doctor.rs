@@ -2,9 +2,12 @@
 //! on the scopes it works in, and prints the `az role assignment create` lines that would
 //! fix what is missing; then says how each vault authorises data access, and what that
 //! means for the bindings on it; whether a deny assignment locks a node resource group;
+//! which nodes cannot carry identities and which identities cannot reach the nodes' region;
 //! and which mode fits what it saw.
 
-use kvbind_azure::model::{PermissionScope, PermissionSet};
+use std::collections::BTreeSet;
+
+use kvbind_azure::model::{IsolationScope, ListedIdentity, PermissionScope, PermissionSet};
 use kvbind_azure::{Arm, ResourceKind, VaultId};
 
 /// What kvbind needs at one scope, and the built-in role that grants it.
@@ -190,17 +193,85 @@ pub fn nodes_line(nodes: &[k8s_openapi::api::core::v1::Node]) -> String {
     )
 }
 
-/// Prints what the cluster's nodes mean for VM mode, when the cluster can be reached.
-pub async fn report_nodes() {
+/// The well-known label that names a node's region.
+const REGION_LABEL: &str = "topology.kubernetes.io/region";
+
+/// The regions the cluster's nodes run in, from their well-known label.
+pub fn node_regions(nodes: &[k8s_openapi::api::core::v1::Node]) -> BTreeSet<String> {
+    nodes.iter().filter_map(|n| n.metadata.labels.as_ref()?.get(REGION_LABEL)).map(|r| r.to_ascii_lowercase()).collect()
+}
+
+/// Prints what the cluster's nodes mean for VM mode, when the cluster can be reached, and
+/// returns the regions they run in (empty when unknown).
+pub async fn report_nodes() -> BTreeSet<String> {
     let listed = async {
         let client = kube::Client::try_default().await?;
         let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
         anyhow::Ok(nodes.list(&Default::default()).await?.items)
     };
     match tokio::time::timeout(std::time::Duration::from_secs(10), listed).await {
-        Ok(Ok(nodes)) => println!("{}", nodes_line(&nodes)),
-        Ok(Err(e)) => println!("nodes    not checked: the cluster could not be read ({e:#})"),
-        Err(_) => println!("nodes    not checked: the cluster did not answer within 10 s"),
+        Ok(Ok(nodes)) => {
+            println!("{}", nodes_line(&nodes));
+            node_regions(&nodes)
+        }
+        Ok(Err(e)) => {
+            println!("nodes    not checked: the cluster could not be read ({e:#})");
+            BTreeSet::new()
+        }
+        Err(_) => {
+            println!("nodes    not checked: the cluster did not answer within 10 s");
+            BTreeSet::new()
+        }
+    }
+}
+
+/// Regional identities shown by name before the rest are counted.
+const SHOWN_REGIONAL: usize = 10;
+
+/// What the identities of one identity resource group allow: a Regional identity attaches
+/// only to VMs and scale sets in its own region, so one outside the nodes' regions cannot
+/// serve VM mode (Azure refuses the attach with `FailedIdentityOperation`).
+pub fn identity_lines(group: &PermissionScope, identities: &[ListedIdentity], node_regions: &BTreeSet<String>) -> Vec<String> {
+    let regional: Vec<&ListedIdentity> = identities.iter().filter(|i| i.isolation_scope == IsolationScope::Regional).collect();
+    if regional.is_empty() {
+        return vec![format!("identity {group}  {}, none Regional: each may be attached in any region", counted(identities.len()))];
+    }
+    let mut lines = vec![format!(
+        "identity {group}  {}, {} Regional: each attaches only to VMs and scale sets in its own region",
+        counted(identities.len()),
+        regional.len()
+    )];
+    for identity in regional.iter().take(SHOWN_REGIONAL) {
+        let location = identity.location.to_ascii_lowercase();
+        let outside = !node_regions.is_empty() && !node_regions.contains(&location);
+        lines.push(if outside {
+            format!(
+                "regional {} in {location}: the nodes run in {}, so VM mode cannot attach it; use mode WorkloadIdentity, or an identity in the nodes' region",
+                identity.id.name,
+                node_regions.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
+        } else {
+            format!("regional {} in {location}", identity.id.name)
+        });
+    }
+    if regional.len() > SHOWN_REGIONAL {
+        lines.push(format!("regional and {} more", regional.len() - SHOWN_REGIONAL));
+    }
+    lines
+}
+
+fn counted(n: usize) -> String {
+    if n == 1 { "1 identity".to_owned() } else { format!("{n} identities") }
+}
+
+/// Prints what restricts where each identity resource group's identities may be attached.
+pub async fn report_identities(arm: &dyn Arm, identity_groups: &[PermissionScope], node_regions: &BTreeSet<String>) {
+    for group in identity_groups {
+        let PermissionScope::ResourceGroup { subscription, resource_group } = group else { continue };
+        match arm.list_identities(subscription, resource_group).await {
+            Ok(identities) => identity_lines(group, &identities, node_regions).iter().for_each(|l| println!("{l}")),
+            Err(e) => println!("identity {group}  its identities could not be listed: {e}"),
+        }
     }
 }
 
@@ -218,8 +289,9 @@ pub fn mode_advice(any_locked: bool) -> Vec<String> {
     lines
 }
 
-/// Prints whether a deny assignment locks each node resource group, and which mode fits.
-pub async fn report_node_groups(arm: &dyn Arm, node_groups: &[PermissionScope]) -> anyhow::Result<()> {
+/// Prints whether a deny assignment locks each node resource group, what the nodes and
+/// the identity groups' identities allow, and which mode fits.
+pub async fn report_cluster(arm: &dyn Arm, node_groups: &[PermissionScope], identity_groups: &[PermissionScope]) -> anyhow::Result<()> {
     println!();
     let mut any_locked = false;
     for group in node_groups {
@@ -233,7 +305,8 @@ pub async fn report_node_groups(arm: &dyn Arm, node_groups: &[PermissionScope]) 
             Err(e) => println!("unknown  {group}  its deny assignments could not be read: {e}"),
         }
     }
-    report_nodes().await;
+    let regions = report_nodes().await;
+    report_identities(arm, identity_groups, &regions).await;
     for line in mode_advice(any_locked) {
         println!("{line}");
     }
@@ -287,6 +360,32 @@ mod tests {
         let line = nodes_line(&[node("pool-0", false), node("aks-default-abcde", true)]);
         assert!(line.contains("1 of 2 nodes were made by node auto-provisioning (aks-default-abcde)") && line.contains("WorkloadIdentity"), "{line}");
         assert!(nodes_line(&[node("pool-0", false)]).contains("none was made by node auto-provisioning"));
+    }
+
+    #[test]
+    fn a_regional_identity_outside_the_nodes_region_is_named_with_the_way_out() {
+        let group = resource_group("s/identities").expect("scope");
+        let listed = |name: &str, location: &str, isolation_scope| ListedIdentity {
+            id: kvbind_azure::IdentityId::parse(
+                ResourceKind::UserAssignedIdentity,
+                &format!("/subscriptions/s/resourceGroups/identities/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"),
+            )
+            .expect("id"),
+            location: location.into(),
+            isolation_scope,
+        };
+        let identities = [
+            listed("open", "westus", IsolationScope::None),
+            listed("here", "EastUS", IsolationScope::Regional),
+            listed("there", "westus", IsolationScope::Regional),
+        ];
+        let regions = BTreeSet::from(["eastus".to_owned()]);
+        let lines = identity_lines(&group, &identities, &regions);
+        assert!(lines[0].contains("3 identities, 2 Regional"), "{lines:?}");
+        assert_eq!(lines[1], "regional here in eastus");
+        assert!(lines[2].starts_with("regional there in westus: the nodes run in eastus, so VM mode cannot attach it"), "{lines:?}");
+        assert!(identity_lines(&group, &identities, &BTreeSet::new())[2].ends_with("in westus"), "without the nodes' regions nothing is judged");
+        assert!(identity_lines(&group, &identities[..1], &regions)[0].contains("none Regional"));
     }
 
     #[test]

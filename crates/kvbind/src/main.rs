@@ -173,7 +173,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             let assignee = azure.client_id.clone().unwrap_or_else(|| "<operator client ID>".to_owned());
             let ok = doctor::doctor(&arm, &assignee, &doctor::requirements(&identity_groups, &node_groups, &vaults)).await?;
             doctor::report_vaults(&arm, &vaults).await?;
-            doctor::report_node_groups(&arm, &node_groups).await?;
+            doctor::report_cluster(&arm, &node_groups, &identity_groups).await?;
             anyhow::ensure!(ok, "permissions are missing");
             Ok(())
         }

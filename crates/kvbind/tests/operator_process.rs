@@ -203,7 +203,13 @@ async fn readyz_waits_for_the_caches_while_healthz_answers() {
 
 #[tokio::test]
 async fn doctor_prints_the_role_assignments_that_would_fix_missing_permissions() {
-    let mut limited = seed(&cluster(&["pool-vmss"], &[], false));
+    // A Regional identity in another region, beside the open one every world has.
+    let world = cluster(&["pool-vmss"], &[], false).replace(
+        "      - name: rg-identities\n        identities: [{name: team-foreign}]\n",
+        "      - name: rg-identities\n        identities: [{name: team-foreign}]\n      - name: rg-west\n        location: westeurope\n        identities: [{name: regional, isolationScope: Regional}]\n",
+    );
+    assert!(world.contains("rg-west"), "{world}");
+    let mut limited = seed(&world);
     limited.clients[0].actions = vec!["Microsoft.ManagedIdentity/*".into(), "Microsoft.Compute/*/read".into(), "Microsoft.KeyVault/*".into()];
     let sim = Simulator::start(&limited, "127.0.0.1:0".parse().expect("addr")).await.expect("sim");
     let vault = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-vaults/providers/Microsoft.KeyVault/vaults/kvname";
@@ -211,6 +217,7 @@ async fn doctor_prints_the_role_assignments_that_would_fix_missing_permissions()
         Command::new(env!("CARGO_BIN_EXE_kvbind"))
             .args(["doctor", "--subscriptions", "00000000-0000-0000-0000-000000000001", "--credential", "client-secret", "--arm-endpoint", &sim_url])
             .args(["--identity-group", "00000000-0000-0000-0000-000000000001/rg-identities"])
+            .args(["--identity-group", "00000000-0000-0000-0000-000000000001/rg-west"])
             .args(["--node-group", &format!("00000000-0000-0000-0000-000000000001/{}", kvbind_e2e::operator::NODE_GROUP)])
             .args(["--vault", vault])
             .env("AZURE_TENANT_ID", TENANT)
@@ -226,7 +233,7 @@ async fn doctor_prints_the_role_assignments_that_would_fix_missing_permissions()
     assert!(stdout.contains("--role \"Role Based Access Control Administrator\""), "{stdout}");
     assert!(!stdout.contains("--role \"Managed Identity Contributor\""), "identity permissions are there: {stdout}");
 
-    let full = Simulator::start(&seed(&cluster(&["pool-vmss"], &[], false)), "127.0.0.1:0".parse().expect("addr")).await.expect("sim");
+    let full = Simulator::start(&seed(&world), "127.0.0.1:0".parse().expect("addr")).await.expect("sim");
     let out = doctor(full.url.clone()).await.expect("doctor runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -239,6 +246,12 @@ async fn doctor_prints_the_role_assignments_that_would_fix_missing_permissions()
     );
     assert!(stdout.contains("VMManagedIdentity works here too"), "{stdout}");
     assert!(stdout.lines().any(|l| l.starts_with("nodes    ")), "what the nodes mean for VM mode, or why they were not read: {stdout}");
+    // What limits where the identity groups' identities may be attached.
+    assert!(
+        stdout.contains("identity /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-identities  1 identity, none Regional"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("rg-west  1 identity, 1 Regional") && stdout.contains("regional regional in westeurope"), "{stdout}");
 
     // A locked node resource group is named, and only workload identity fits.
     let locked = cluster(&["pool-vmss"], &[], false).replace(

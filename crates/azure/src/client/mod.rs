@@ -6,6 +6,7 @@
 mod compute;
 mod federated_credentials;
 mod identities;
+mod identity_list;
 mod lro;
 pub mod pacing;
 mod raw;
@@ -210,5 +211,9 @@ impl Arm for ArmClient {
 
     async fn deny_assignments(&self, subscription: &str, resource_group: &str) -> Result<Vec<crate::model::DenyAssignment>, AzureError> {
         self.read_deny_assignments(subscription, resource_group).await
+    }
+
+    async fn list_identities(&self, subscription: &str, resource_group: &str) -> Result<Vec<crate::model::ListedIdentity>, AzureError> {
+        self.read_identity_list(subscription, resource_group).await
     }
 }
