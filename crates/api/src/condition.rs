@@ -10,6 +10,9 @@ pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
 /// The kstatus condition present only while kvbind cannot make progress without a change.
 pub const STALLED: &str = "Stalled";
+/// The domain condition present while the lint finds something misleading, but not fatal,
+/// in the binding's SecretProviderClasses.
+pub const CLASS_LINT: &str = "ClassLint";
 
 /// One observation about a resource, as `metav1.Condition`.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

@@ -5,12 +5,14 @@
 //!   with just enough Key Vault access.
 //! - [`secret_provider_class`]: the Secrets Store CSI driver's `SecretProviderClass`,
 //!   modelled as far as kvbind reads and writes it.
+//! - [`class_lint`]: the lint of a class's parameters the provider never reports.
 //! - [`objects`]: the parser for the Azure provider's `objects` parameter.
 //! - [`condition`]: `metav1.Condition`-shaped status conditions and the kstatus rules.
 //!
 //! This crate does no I/O.
 
 pub mod binding_policy;
+pub mod class_lint;
 pub mod condition;
 pub mod crdgen;
 pub mod identity_binding;

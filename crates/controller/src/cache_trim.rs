@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::{Node, NodeSpec};
 use kube::ResourceExt;
+use kvbind_api::class_lint::near_miss;
 use kvbind_api::secret_provider_class::SecretProviderClass;
 use kvbind_api::{FIELD_MANAGER, IdentityBinding};
 use kvbind_azure::intern::intern;
@@ -54,13 +55,20 @@ const OBJECTS_TOO_LONG: &str = "kvbind.io/cached-objects-bytes";
 
 /// Drops from a SecretProviderClass what kvbind never reads: `kubectl apply`'s copy, its
 /// managed fields (noting first which parameters kvbind owns, see
-/// [`kvbind_owns_parameter`]), `secretObjects`, and every parameter that is not, whatever
-/// its case, one the Azure provider reads; and an `objects` parameter past
-/// [`MAX_OBJECTS_BYTES`].
+/// [`kvbind_owns_parameter`]), `secretObjects`, every parameter that is neither one the
+/// Azure provider reads nor a near miss of one, the values of the near misses, and an
+/// `objects` parameter past [`MAX_OBJECTS_BYTES`].
 pub fn strip_class(class: &mut SecretProviderClass) {
     let spec = &mut class.spec.0;
     spec.secret_objects = None;
-    spec.parameters.retain(|key, _| kvbind_api::secret_provider_class::keys::ALL.iter().any(|known| known.eq_ignore_ascii_case(key)));
+    spec.parameters.retain(|key, _| kvbind_api::secret_provider_class::keys::ALL.contains(&key.as_str()) || near_miss(key).is_some());
+    // A near miss of a key is kept for the lint to name, but only as its key: its value is
+    // never read, and a tenant may make it a megabyte.
+    for (key, value) in spec.parameters.iter_mut() {
+        if !kvbind_api::secret_provider_class::keys::ALL.contains(&key.as_str()) {
+            value.clear();
+        }
+    }
     let too_long = spec.parameters.get(kvbind_api::secret_provider_class::keys::OBJECTS).map(String::len).filter(|n| *n > MAX_OBJECTS_BYTES);
     if too_long.is_some() {
         spec.parameters.remove(kvbind_api::secret_provider_class::keys::OBJECTS);
@@ -164,14 +172,17 @@ mod tests {
     #[test]
     fn a_cached_class_keeps_only_the_parameters_the_provider_reads() {
         let mut class = class(json!({}));
-        class.spec.0.parameters = [("keyvaultName", "kv"), ("userAssignedIdentityId", "near miss"), ("filler", "x"), ("objects", "array: []")]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+        class.spec.0.parameters =
+            [("keyvaultName", "kv"), ("userAssignedIdentityId", "near miss"), ("filler", "x"), ("objets", "one slip"), ("objects", "array: []")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
         class.spec.0.secret_objects = Some(json!([{"secretName": "s"}]));
         strip_class(&mut class);
         let kept: Vec<&str> = class.spec.0.parameters.keys().map(String::as_str).collect();
-        assert_eq!(kept, ["keyvaultName", "objects", "userAssignedIdentityId"], "near misses stay, for the lint");
+        assert_eq!(kept, ["keyvaultName", "objects", "objets", "userAssignedIdentityId"], "near misses stay, for the lint");
+        assert_eq!(class.spec.0.parameters["objets"], "", "but not their values");
+        assert_eq!(class.spec.0.parameters["keyvaultName"], "kv");
         assert!(class.spec.0.secret_objects.is_none());
         assert_eq!(objects_too_long(&class), None);
     }

@@ -78,6 +78,14 @@ pub enum BindingError {
         /// What is wrong.
         source: ParametersError,
     },
+    /// A SecretProviderClass's parameters would make the mount fail or use another identity.
+    #[error("SecretProviderClass {name}: {finding}")]
+    ClassLint {
+        /// The class.
+        name: String,
+        /// What the lint found.
+        finding: kvbind_api::class_lint::Finding,
+    },
     /// No BindingPolicy allows every part of the binding.
     #[error("not allowed by policy: {0}")]
     NotAllowedByPolicy(String),
@@ -223,6 +231,7 @@ impl BindingError {
             BindingError::ClassNotFound(_)
             | BindingError::NotAzure { .. }
             | BindingError::InvalidClass { .. }
+            | BindingError::ClassLint { .. }
             | BindingError::IdentityConflict { .. }
             | BindingError::ClassConflict { .. }
             | BindingError::ObjectsTooLong { .. }
@@ -245,6 +254,7 @@ impl BindingError {
             BindingError::NotAzure { .. } => "NotAzureProvider",
             BindingError::InvalidClass { source: ParametersError::Objects(_), .. } => "InvalidObjects",
             BindingError::InvalidClass { .. } => "InvalidParameters",
+            BindingError::ClassLint { finding, .. } => finding.reason(),
             BindingError::IdentityConflict { .. } => "IdentityConflict",
             BindingError::ClassConflict { .. } => "SecretProviderClassConflict",
             BindingError::ObjectsTooLong { .. } => "ObjectsTooLong",

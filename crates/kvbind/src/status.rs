@@ -4,7 +4,7 @@
 
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
-use kvbind_api::condition::{READY, RECONCILING, STALLED};
+use kvbind_api::condition::{CLASS_LINT, READY, RECONCILING, STALLED};
 use kvbind_api::identity_binding::{AttachmentOrigin, VaultAccessModel};
 use kvbind_api::{ConditionStatus, IdentityBinding};
 
@@ -83,7 +83,7 @@ pub fn render(binding: &IdentityBinding) -> String {
         .iter()
         .filter(|c| c.r#type != READY)
         .filter(|c| match c.r#type.as_str() {
-            RECONCILING | STALLED => c.status == ConditionStatus::True,
+            RECONCILING | STALLED | CLASS_LINT => c.status == ConditionStatus::True,
             _ => c.status != ConditionStatus::True,
         })
         .map(|c| format!("{} {:?} {}: {}", c.r#type, c.status, c.reason, c.message))
@@ -159,6 +159,8 @@ mod tests {
                 Condition::new("Ready", ConditionStatus::False, "AzureThrottled", "throttled", Some(1), at),
                 Condition::new("AccessGranted", ConditionStatus::False, "AzureThrottled", "vault kv: retry in 7s", Some(1), at),
                 Condition::new("Reconciling", ConditionStatus::True, "AzureThrottled", "throttled", Some(1), at),
+                Condition::new("ClassLint", ConditionStatus::True, "NearMissParameterKey", "SecretProviderClass app: spec.parameters.clientId", Some(1), at),
+                Condition::new("NodeWideAccess", ConditionStatus::True, "ReachableFromEveryPodOnPools", "every pod", Some(1), at),
             ],
             ..IdentityBindingStatus::default()
         });
@@ -169,5 +171,7 @@ mod tests {
         assert!(tree.contains("kv (access policy)  secrets: get"), "{tree}");
         assert!(tree.contains("AccessGranted False AzureThrottled: vault kv: retry in 7s"), "{tree}");
         assert!(tree.contains("└─ attention"), "{tree}");
+        assert!(tree.contains("ClassLint True NearMissParameterKey: SecretProviderClass app: spec.parameters.clientId"), "the lint's warnings: {tree}");
+        assert!(!tree.contains("NodeWideAccess"), "a notice that only informs is not for attention: {tree}");
     }
 }

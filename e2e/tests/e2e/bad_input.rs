@@ -28,7 +28,9 @@ async fn each_bad_input_names_its_field_and_changes_nothing_in_azure() {
             "spec.parameters.objects is 131073 bytes",
         ),
         ("no-such-vault", spc("no-such-vault", &format!("    keyvaultName: nope\n{tenant}{OBJECTS}")), "VaultNotFound", "keyvaultName \"nope\""),
-        ("two-modes", spc("two-modes", &format!("    keyvaultName: kvname\n    usePodIdentity: \"true\"\n    useAzureTokenProxy: \"true\"\n{tenant}{OBJECTS}")), "InvalidParameters", "usePodIdentity, useAzureTokenProxy"),
+        ("two-modes", spc("two-modes", &format!("    keyvaultName: kvname\n    usePodIdentity: \"true\"\n    useAzureTokenProxy: \"true\"\n{tenant}{OBJECTS}")), "ConflictingTokenMode", "spec.parameters.usePodIdentity is \"true\", set by someone else"),
+        ("proxy-by-hand", spc("proxy-by-hand", &format!("    keyvaultName: kvname\n    useAzureTokenProxy: \"true\"\n{tenant}{OBJECTS}")), "ConflictingTokenMode", "useAzureTokenProxy"),
+        ("near-miss", spc("near-miss", &format!("    keyVaultName: kvname\n{tenant}{OBJECTS}")), "NearMissParameterKey", "spec.parameters.keyVaultName is not a key the Azure provider reads, which ignores it (keys are case-sensitive); did you mean keyvaultName?"),
         ("other-identity", spc("other-identity", &format!("    keyvaultName: kvname\n    useVMManagedIdentity: \"true\"\n    userAssignedIdentityID: 9d1c5a4e-0000-0000-0000-000000000000\n{tenant}{OBJECTS}")), "IdentityConflict", "userAssignedIdentityID"),
         ("wrong-tenant", spc("wrong-tenant", &format!("    keyvaultName: kvname\n    tenantId: 00000000-0000-0000-0000-00000000dead\n{OBJECTS}")), "TenantMismatch", "tenantID"),
         ("wrong-cloud", spc("wrong-cloud", &format!("    keyvaultName: kvname\n    cloudName: AzureChinaCloud\n{tenant}{OBJECTS}")), "CloudMismatch", "cloudName"),
@@ -56,6 +58,33 @@ async fn each_bad_input_names_its_field_and_changes_nothing_in_azure() {
     s.apply(&spc("no-vault-name", &format!("    keyvaultName: kvname\n{tenant}{OBJECTS}")));
     s.wait_condition("no-vault-name", "Ready").await;
     assert_eq!(s.jsonpath("identitybinding/no-vault-name", "{.status.conditions[?(@.type==\"Stalled\")].status}"), "");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misleading_class_parameter_is_named_on_a_ready_binding_until_it_is_fixed() {
+    let s = Scenario::start("lint", seed(&cluster(&["pool-vmss"], &[], false))).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    let tenants = format!("    tenantID: {TENANT}\n    tenantId: 00000000-0000-0000-0000-00000000dead\n");
+    s.apply(&spc("app", &format!("    keyvaultName: kvname\n    userAssignedIdentityId: 9d1c5a4e-0000-0000-0000-000000000000\n{tenants}{OBJECTS}")));
+    s.apply(&binding("app", "app-reader", &["app"], ""));
+    s.wait_condition("app", "Ready").await;
+
+    let lint = |field: &str| s.jsonpath("identitybinding/app", &format!("{{.status.conditions[?(@.type==\"ClassLint\")].{field}}}"));
+    assert_eq!((lint("status").as_str(), lint("reason").as_str()), ("True", "ParameterWarnings"));
+    let message = lint("message");
+    assert!(message.contains("SecretProviderClass app: spec.parameters.userAssignedIdentityId is not a key the Azure provider reads"), "{message}");
+    assert!(
+        message.contains("did you mean userAssignedIdentityID?") && message.contains("tenantId and spec.parameters.tenantID name different directories"),
+        "{message}"
+    );
+    s.eventually("a ParameterWarnings event", |s| s.event_reasons("app").iter().any(|r| r == "ParameterWarnings")).await;
+    assert!(s.sim.counters().writes > 0, "a warning does not stop the binding");
+
+    // Fixed, the condition goes.
+    s.apply(&spc("app", &format!("    keyvaultName: kvname\n    tenantID: {TENANT}\n{OBJECTS}")));
+    s.eventually("the ClassLint condition to go", |_| lint("status").is_empty()).await;
+    assert_eq!(s.jsonpath("identitybinding/app", "{.status.conditions[?(@.type==\"Ready\")].status}"), "True");
     s.stop().await;
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
+use kvbind_api::class_lint::{Finding, Severity, lint};
 use kvbind_api::identity_binding::IdentityMode;
 use kvbind_api::identity_binding::IdentitySpec;
 use kvbind_api::secret_provider_class::{AzureParameters, SecretProviderClass, keys};
@@ -36,6 +37,8 @@ pub struct ClassInput {
     pub uses_vm_identity: bool,
     /// `clientID` (workload identity) as it is now.
     pub client_id: Option<String>,
+    /// What the lint found that misleads but does not stop the mount.
+    pub warnings: Vec<Finding>,
 }
 
 /// Everything one binding needs from Azure.
@@ -98,7 +101,7 @@ pub fn classes_of(binding: &IdentityBinding, ctx: &Context) -> Result<(Vec<Class
         matched.sort_by_key(|c| c.name_any());
         found.extend(matched);
     }
-    let classes = found.iter().map(|c| class_input(c, &ctx.config.cloud)).collect::<Result<Vec<_>, _>>()?;
+    let classes = found.iter().map(|c| class_input(c, binding.spec.mode, &ctx.config.cloud)).collect::<Result<Vec<_>, _>>()?;
     Ok((classes, missing))
 }
 
@@ -132,7 +135,7 @@ pub fn check_class_conflicts(binding: &IdentityBinding, identity: &IdentityId, c
     Ok(())
 }
 
-fn class_input(class: &SecretProviderClass, cloud: &Cloud) -> Result<ClassInput, BindingError> {
+fn class_input(class: &SecretProviderClass, mode: IdentityMode, cloud: &Cloud) -> Result<ClassInput, BindingError> {
     let name = class.name_any();
     let spec = &class.spec.0;
     let provider = spec.provider.clone().unwrap_or_default();
@@ -141,6 +144,12 @@ fn class_input(class: &SecretProviderClass, cloud: &Cloud) -> Result<ClassInput,
     }
     if let Some(bytes) = crate::cache_trim::objects_too_long(class) {
         return Err(BindingError::ObjectsTooLong { name, bytes, limit: crate::cache_trim::MAX_OBJECTS_BYTES });
+    }
+    // The lint comes first: a near miss of a required key is why it is missing.
+    let (errors, warnings): (Vec<Finding>, Vec<Finding>) =
+        lint(&spec.parameters, mode, |key| kvbind_owns_parameter(class, key)).into_iter().partition(|f| f.severity() == Severity::Error);
+    if let Some(finding) = errors.into_iter().next() {
+        return Err(BindingError::ClassLint { name, finding });
     }
     let params = AzureParameters::read(&spec.parameters);
     let objects = params.validate().map_err(|source| BindingError::InvalidClass { name: name.clone(), source })?;
@@ -167,6 +176,7 @@ fn class_input(class: &SecretProviderClass, cloud: &Cloud) -> Result<ClassInput,
         identity_id,
         uses_vm_identity: params.use_vm_managed_identity,
         client_id,
+        warnings,
     })
 }
 

@@ -4,6 +4,7 @@
 
 mod azure_sync;
 mod blast_radius;
+mod class_lint;
 mod events;
 pub mod finalizer;
 pub mod inputs;
@@ -319,6 +320,7 @@ async fn converge(
     // before any write.
     let (identity_id, adopt) = identity_of(&binding.spec.identity, &ctx.config)?;
     let needs = needs_of(binding, ctx)?;
+    class_lint::report(ctx, binding, &needs.classes, progress);
     let allowing = match policy::check(binding, &identity_id, adopt, &needs, ctx) {
         Ok(allowing) => allowing,
         Err(denial) => return Err(refuse(binding, ctx, progress, changes, denial).await),
