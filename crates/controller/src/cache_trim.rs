@@ -50,6 +50,9 @@ pub fn strip_binding(binding: &mut IdentityBinding) {
 /// naming the limit ([`objects_too_long`]).
 pub const MAX_OBJECTS_BYTES: usize = 128 * 1024;
 
+/// The near misses of parameter keys a cached class keeps for the lint.
+pub const MAX_NEAR_MISSES: usize = 8;
+
 /// Where a cached class keeps the length of an `objects` parameter too long to keep.
 const OBJECTS_TOO_LONG: &str = "kvbind.io/cached-objects-bytes";
 
@@ -61,14 +64,21 @@ const OBJECTS_TOO_LONG: &str = "kvbind.io/cached-objects-bytes";
 pub fn strip_class(class: &mut SecretProviderClass) {
     let spec = &mut class.spec.0;
     spec.secret_objects = None;
-    spec.parameters.retain(|key, _| kvbind_api::secret_provider_class::keys::ALL.contains(&key.as_str()) || near_miss(key).is_some());
-    // A near miss of a key is kept for the lint to name, but only as its key: its value is
-    // never read, and a tenant may make it a megabyte.
-    for (key, value) in spec.parameters.iter_mut() {
-        if !kvbind_api::secret_provider_class::keys::ALL.contains(&key.as_str()) {
-            value.clear();
+    // A near miss of a key is kept for the lint to name, but only as its key, and only the
+    // first few: its value is never read, and a tenant may write a megabyte of values, or
+    // tens of thousands of case variants of one key.
+    let mut near_misses = 0;
+    spec.parameters.retain(|key, value| {
+        if kvbind_api::secret_provider_class::keys::ALL.contains(&key.as_str()) {
+            return true;
         }
-    }
+        if near_misses == MAX_NEAR_MISSES || near_miss(key).is_none() {
+            return false;
+        }
+        near_misses += 1;
+        value.clear();
+        true
+    });
     let too_long = spec.parameters.get(kvbind_api::secret_provider_class::keys::OBJECTS).map(String::len).filter(|n| *n > MAX_OBJECTS_BYTES);
     if too_long.is_some() {
         spec.parameters.remove(kvbind_api::secret_provider_class::keys::OBJECTS);
@@ -183,6 +193,17 @@ mod tests {
         assert_eq!(kept, ["keyvaultName", "objects", "objets", "userAssignedIdentityId"], "near misses stay, for the lint");
         assert_eq!(class.spec.0.parameters["objets"], "", "but not their values");
         assert_eq!(class.spec.0.parameters["keyvaultName"], "kv");
+
+        let mut variants = class.clone();
+        variants.spec.0.parameters = [("objects".to_owned(), "array: []".to_owned())].into();
+        variants.spec.0.parameters.extend((0..64u32).map(|i| {
+            let key: String =
+                "userassignedidentityid".chars().enumerate().map(|(j, c)| if i >> (j % 6) & 1 == 1 { c.to_ascii_uppercase() } else { c }).collect();
+            (key, "v".to_owned())
+        }));
+        strip_class(&mut variants);
+        assert_eq!(variants.spec.0.parameters.len(), MAX_NEAR_MISSES + 1, "a flood of near misses is cut: {:?}", variants.spec.0.parameters.keys());
+        assert_eq!(variants.spec.0.parameters["objects"], "array: []", "the keys the provider reads all stay");
         assert!(class.spec.0.secret_objects.is_none());
         assert_eq!(objects_too_long(&class), None);
     }
