@@ -2,7 +2,7 @@
 //! reports: its keys are case-sensitive and unknown keys are silently ignored (provider
 //! issue #853: `userAssignedIdentityId` quietly fell back to another identity), an empty
 //! identity ID is not the same as none (#2021), and a token mode switched on by hand
-//! overrides the one kvbind writes (#857).
+//! takes the place of the one kvbind writes.
 //!
 //! Findings that would make the mount fail or use another identity are errors, and stop the
 //! binding before anything reaches Azure; the others are warnings, said on the binding.
