@@ -136,7 +136,10 @@ pub fn lint(parameters: &BTreeMap<String, String>, mode: IdentityMode, kvbind_ow
             continue;
         }
         if let Some(meant) = near_miss(key) {
-            findings.push(Finding::NearMissKey { found: key.clone(), meant, alone: !parameters.contains_key(meant) });
+            // The old `tenantId` stands in for `tenantID`.
+            let set = |k: &str| parameters.contains_key(k);
+            let alone = !set(meant) && !(meant == keys::TENANT_ID && set(keys::TENANT_ID_LEGACY));
+            findings.push(Finding::NearMissKey { found: key.clone(), meant, alone });
         }
     }
     let (foreign_modes, unwritten) = foreign(mode);
@@ -227,6 +230,9 @@ mod tests {
         assert_eq!(findings[2].severity(), Severity::Warning, "kvbind writes the right key beside it");
         let beside = lint(&params(&[("keyVaultName", "kv"), ("keyvaultName", "kv")]), IdentityMode::VmManagedIdentity, nobody);
         assert_eq!(beside[0].severity(), Severity::Warning, "the vault is named; the near miss only misleads");
+        let legacy = lint(&params(&[("tenantid", "t"), ("tenantId", "t")]), IdentityMode::VmManagedIdentity, nobody);
+        assert_eq!(legacy[0].severity(), Severity::Warning, "the old spelling names the tenant");
+        assert_eq!(lint(&params(&[("tenantid", "t")]), IdentityMode::VmManagedIdentity, nobody)[0].severity(), Severity::Error);
         assert!(findings[2].to_string().contains("did you mean userAssignedIdentityID?"), "{}", findings[2]);
         assert!(lint(&params(&[("csi.storage.k8s.io/pod.name", "p"), ("cloudEnvFileName", "f")]), IdentityMode::WorkloadIdentity, nobody).is_empty());
     }
