@@ -268,6 +268,37 @@ mod tests {
         assert!(lint(&params(&[("tenantID", "a"), ("tenantId", "A")]), IdentityMode::VmManagedIdentity, nobody).is_empty());
     }
 
+    /// Levenshtein distance, the slow way, to hold [`within_one_edit`] to.
+    fn distance(a: &[u8], b: &[u8]) -> usize {
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, x) in a.iter().enumerate() {
+            let mut previous = row[0];
+            row[0] = i + 1;
+            for (j, y) in b.iter().enumerate() {
+                let next = (previous + usize::from(x != y)).min(row[j] + 1).min(row[j + 1] + 1);
+                previous = row[j + 1];
+                row[j + 1] = next;
+            }
+        }
+        row[b.len()]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_edit_agrees_with_the_distance(a in "[ab]{0,6}", b in "[ab]{0,6}") {
+            proptest::prop_assert_eq!(within_one_edit(&a, &b), distance(a.as_bytes(), b.as_bytes()) <= 1);
+        }
+
+        #[test]
+        fn any_parameters_lint_without_a_panic(parameters in proptest::collection::btree_map("\\PC{0,24}", "\\PC{0,8}", 0..12)) {
+            for mode in [IdentityMode::VmManagedIdentity, IdentityMode::WorkloadIdentity] {
+                for finding in lint(&parameters, mode, nobody) {
+                    proptest::prop_assert!(!finding.to_string().is_empty());
+                }
+            }
+        }
+    }
+
     #[test]
     fn one_edit_is_one_insertion_deletion_or_substitution() {
         assert!(within_one_edit("objects", "objets"));
