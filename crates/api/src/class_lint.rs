@@ -138,8 +138,8 @@ pub fn lint(parameters: &BTreeMap<String, String>, mode: IdentityMode, kvbind_ow
         if let Some(meant) = near_miss(key) {
             // The old `tenantId` stands in for `tenantID`.
             let set = |k: &str| parameters.contains_key(k);
-            let alone = !set(meant) && !(meant == keys::TENANT_ID && set(keys::TENANT_ID_LEGACY));
-            findings.push(Finding::NearMissKey { found: key.clone(), meant, alone });
+            let named = set(meant) || (meant == keys::TENANT_ID && set(keys::TENANT_ID_LEGACY));
+            findings.push(Finding::NearMissKey { found: key.clone(), meant, alone: !named });
         }
     }
     let (foreign_modes, unwritten) = foreign(mode);
