@@ -138,6 +138,20 @@ impl GroupResourceId {
         })
     }
 
+    /// Parses an ID that names a resource of one of `kinds`, whichever its type segment says.
+    pub fn parse_any(kinds: &[ResourceKind], input: &str) -> Result<Self, IdError> {
+        let mut first_error = None;
+        for kind in kinds {
+            match GroupResourceId::parse(*kind, input) {
+                Ok(id) => return Ok(id),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| IdError::NoSubscription { input: input.to_owned() }))
+    }
+
     /// The resource type.
     pub fn kind(&self) -> ResourceKind {
         self.kind
@@ -345,5 +359,13 @@ mod comparison_tests {
             assert!(matches!(GroupResourceId::parse(ResourceKind::Vault, bad), Err(IdError::BadName { .. })), "{bad}");
         }
         assert!(GroupResourceId::parse(ResourceKind::Vault, "/subscriptions/S/resourceGroups/rg.1/providers/Microsoft.KeyVault/vaults/kv").is_ok());
+        let compute = [ResourceKind::VirtualMachineScaleSet, ResourceKind::VirtualMachine];
+        let vm = GroupResourceId::parse_any(&compute, "/subscriptions/s/resourcegroups/mc/providers/microsoft.compute/virtualmachines/virtualmachinescalesets")
+            .expect("a VM whatever its name");
+        assert_eq!(vm.kind(), ResourceKind::VirtualMachine);
+        let pool = GroupResourceId::parse_any(&compute, "/subscriptions/s/resourceGroups/mc/providers/Microsoft.Compute/virtualMachineScaleSets/pool")
+            .expect("a scale set");
+        assert_eq!(pool.kind(), ResourceKind::VirtualMachineScaleSet);
+        assert!(GroupResourceId::parse_any(&compute, "/subscriptions/s/resourceGroups/mc/providers/Microsoft.KeyVault/vaults/kv").is_err());
     }
 }

@@ -262,8 +262,7 @@ pub async fn sync_attachments(
     if may_remove {
         let desired_keys: BTreeSet<Arc<str>> = desired.iter().map(|target| intern(&target.key())).collect();
         for key in records.attached.difference(&desired_keys) {
-            let kind = if key.contains("/virtualmachinescalesets/") { ResourceKind::VirtualMachineScaleSet } else { ResourceKind::VirtualMachine };
-            let Ok(target) = ComputeId::parse(kind, key) else {
+            let Ok(target) = ComputeId::parse_any(&[ResourceKind::VirtualMachineScaleSet, ResourceKind::VirtualMachine], key) else {
                 continue;
             };
             match ctx.compute.change(&target, None, Some(identity)).await {
