@@ -132,9 +132,6 @@ fn foreign(mode: IdentityMode) -> (&'static [&'static str], &'static str) {
 pub fn lint(parameters: &BTreeMap<String, String>, mode: IdentityMode, kvbind_owns: impl Fn(&str) -> bool) -> Vec<Finding> {
     let mut findings = Vec::new();
     for key in parameters.keys() {
-        if keys::ALL.contains(&key.as_str()) || OTHER_PROVIDER_KEYS.contains(&key.as_str()) || key.contains('/') {
-            continue;
-        }
         if let Some(meant) = near_miss(key) {
             // The old `tenantId` stands in for `tenantID`.
             let set = |k: &str| parameters.contains_key(k);
@@ -169,9 +166,9 @@ pub fn lint(parameters: &BTreeMap<String, String>, mode: IdentityMode, kvbind_ow
 }
 
 /// The key the provider reads that `key` misses by case alone, or by one edit; `None` for
-/// the keys themselves.
+/// the keys themselves, the provider's other keys and the driver's (`csi.storage.k8s.io/…`).
 pub fn near_miss(key: &str) -> Option<&'static str> {
-    if keys::ALL.contains(&key) {
+    if keys::ALL.contains(&key) || OTHER_PROVIDER_KEYS.contains(&key) || key.contains('/') {
         return None;
     }
     let lower = key.to_ascii_lowercase();

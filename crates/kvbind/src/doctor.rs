@@ -241,14 +241,14 @@ pub fn identity_lines(group: &PermissionScope, identities: &[ListedIdentity], no
         counted(identities.len()),
         regional.len()
     )];
+    let nodes_run_in = node_regions.iter().map(String::as_str).collect::<Vec<_>>().join(", ");
     for identity in regional.iter().take(SHOWN_REGIONAL) {
         let location = identity.location.to_ascii_lowercase();
         let outside = !node_regions.is_empty() && !node_regions.contains(&location);
         lines.push(if outside {
             format!(
-                "regional {} in {location}: the nodes run in {}, so VM mode cannot attach it; use mode WorkloadIdentity, or an identity in the nodes' region",
-                identity.id.name,
-                node_regions.iter().cloned().collect::<Vec<_>>().join(", ")
+                "regional {} in {location}: the nodes run in {nodes_run_in}, so VM mode cannot attach it; use mode WorkloadIdentity, or an identity in the nodes' region",
+                identity.id.name
             )
         } else {
             format!("regional {} in {location}", identity.id.name)
