@@ -58,8 +58,26 @@ pub fn control_plane() -> &'static ControlPlane {
     }
 }
 
+/// The External Secrets Operator's CRDs the tests install (see `e2e/fixtures/README.md`).
+pub const ESO_CRDS: [&str; 2] = ["external-secrets.io_secretstores.yaml", "external-secrets.io_externalsecrets.yaml"];
+
 fn install_crds(plane: &ControlPlane) -> Result<(), kvbind_local_cluster::ControlPlaneError> {
     plane.install_crds(&repo_root())?;
+    // ESO's, so that every operator a test starts watches SecretStores. The demo and the
+    // operator process tests start kvbind on a control plane without them.
+    let fixtures = repo_root().join("e2e/fixtures");
+    let mut args = vec!["apply".to_owned(), "--server-side".to_owned()];
+    for crd in ESO_CRDS {
+        args.extend(["-f".to_owned(), fixtures.join(crd).to_string_lossy().into_owned()]);
+    }
+    plane.kubectl_ok(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    plane.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/secretstores.external-secrets.io",
+        "crd/externalsecrets.external-secrets.io",
+    ])?;
     let policy = std::env::temp_dir().join(format!("kvbind-e2e-policy-{}.yaml", std::process::id()));
     std::fs::write(&policy, TEST_POLICY).map_err(|e| kvbind_local_cluster::ControlPlaneError::Write { what: "the test policy", source: e })?;
     plane.kubectl_ok(&["apply", "--server-side", "-f", &policy.to_string_lossy()])?;

@@ -34,13 +34,21 @@ use crate::condition::Condition;
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("(has(self.mode) && self.mode == 'WorkloadIdentity') == has(self.serviceAccount)").message("spec.serviceAccount is required with mode WorkloadIdentity and only then"))]
+#[x_kube(validation = Rule::new("has(self.secretProviderClasses) || has(self.secretStores)").message("set spec.secretProviderClasses, spec.secretStores or both"))]
 pub struct IdentityBindingSpec {
     /// The user-assigned managed identity: either created by kvbind (`name` and
     /// `resourceGroup`) or an existing one adopted by `resourceId`.
     pub identity: IdentitySpec,
 
     /// The SecretProviderClasses in this namespace that use the identity.
+    #[serde(default, skip_serializing_if = "SecretProviderClassSelector::is_empty")]
     pub secret_provider_classes: SecretProviderClassSelector,
+
+    /// External Secrets Operator SecretStores in this namespace that use the identity.
+    /// kvbind writes the identity into each store's `spec.provider.azurekv` and grants it
+    /// the objects that the namespace's ExternalSecrets read through the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_stores: Option<SecretStoreSelector>,
 
     /// How pods get the identity's tokens. `VMManagedIdentity` (the default) attaches the
     /// identity to the nodes' VM scale sets or VMs, so every pod on those nodes can get its
@@ -137,6 +145,23 @@ pub struct SecretProviderClassSelector {
     /// A label selector over the SecretProviderClasses in the binding's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
+}
+
+impl SecretProviderClassSelector {
+    /// True when the selector names and selects nothing (the field is absent).
+    pub fn is_empty(&self) -> bool {
+        self.names.is_none() && self.selector.is_none()
+    }
+}
+
+/// The External Secrets Operator SecretStores a binding serves, by name.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretStoreSelector {
+    /// Names of SecretStores (`external-secrets.io/v1`) in the binding's namespace, at
+    /// most 16. ClusterSecretStores are cluster-wide and so not a namespace's to bind.
+    #[schemars(length(min = 1, max = 16), inner(length(min = 1, max = 253)))]
+    pub names: Vec<String>,
 }
 
 /// A Kubernetes label selector (`matchLabels` and `matchExpressions`).
@@ -289,6 +314,11 @@ pub struct IdentityBindingStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret_provider_classes: Vec<SecretProviderClassStatus>,
 
+    /// The External Secrets SecretStores this binding serves and whether each carries the
+    /// identity.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_stores: Vec<SecretStoreStatus>,
+
     /// `Ready`, `Reconciling` and `Stalled` (kstatus); `AllowedByPolicy`, `IdentityReady`,
     /// `NodesAssigned`, `AccessGranted`, `SecretProviderClassesUpdated`; and, while they
     /// hold, `NodeWideAccess` (VM mode: which pools can reach the identity) and
@@ -389,6 +419,16 @@ pub enum VaultAccessModel {
 #[serde(rename_all = "camelCase")]
 pub struct SecretProviderClassStatus {
     /// The SecretProviderClass's name.
+    pub name: String,
+    /// True when it carries this binding's identity.
+    pub updated: bool,
+}
+
+/// One SecretStore a binding serves.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretStoreStatus {
+    /// The SecretStore's name.
     pub name: String,
     /// True when it carries this binding's identity.
     pub updated: bool,

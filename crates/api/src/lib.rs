@@ -5,6 +5,8 @@
 //!   with just enough Key Vault access.
 //! - [`secret_provider_class`]: the Secrets Store CSI driver's `SecretProviderClass`,
 //!   modelled as far as kvbind reads and writes it.
+//! - [`external_secrets`]: the External Secrets Operator's `SecretStore` and
+//!   `ExternalSecret`, as far as kvbind reads them.
 //! - [`class_lint`]: the lint of a class's parameters the provider never reports.
 //! - [`objects`]: the parser for the Azure provider's `objects` parameter.
 //! - [`condition`]: `metav1.Condition`-shaped status conditions and the kstatus rules.
@@ -15,6 +17,7 @@ pub mod binding_policy;
 pub mod class_lint;
 pub mod condition;
 pub mod crdgen;
+pub mod external_secrets;
 pub mod identity_binding;
 pub mod objects;
 pub mod secret_provider_class;

@@ -16,6 +16,7 @@ use crate::access_batcher::AccessPolicyBatcher;
 use crate::batcher::ComputeBatcher;
 use crate::config::ControllerConfig;
 use crate::event_queue::EventQueue;
+use crate::external_secrets::EsoCaches;
 use crate::handoff::Handoffs;
 use crate::ledger::Ledger;
 use crate::metrics::Metrics;
@@ -35,6 +36,8 @@ pub struct Caches {
     pub policies: Store<BindingPolicy>,
     /// Every Namespace's metadata, for the policies' namespace selectors.
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// ESO's SecretStores and ExternalSecrets, when the API server serves them.
+    pub external_secrets: Option<EsoCaches>,
     /// The scale sets behind the nodes, told of every node change.
     pub node_targets: Arc<NodeTargets>,
     /// The classes that leave IMDS to pick the identity, told of every class change.
@@ -79,6 +82,8 @@ pub struct Context {
     pub policies: Store<BindingPolicy>,
     /// Every Namespace's metadata.
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// ESO's SecretStores and ExternalSecrets, when the API server serves them.
+    pub external_secrets: Option<EsoCaches>,
     /// The per-VM-scale-set writer.
     pub compute: ComputeBatcher,
     /// The per-vault access-policy writer.
@@ -120,7 +125,7 @@ pub struct Context {
 impl Context {
     /// Builds the context; the writers record landed writes in `handoffs`.
     pub fn new(client: Client, arm: Arc<dyn Arm>, config: ControllerConfig, caches: Caches, metrics: Arc<Metrics>, handoffs: Handoffs) -> Arc<Self> {
-        let Caches { bindings, classes, nodes, policies, namespaces, node_targets, unpinned_classes, ready: caches_ready } = caches;
+        let Caches { bindings, classes, nodes, policies, namespaces, external_secrets, node_targets, unpinned_classes, ready: caches_ready } = caches;
         let config_bound =
             config.bound_identities.as_ref().map(|(namespace, name)| crate::bound_identities::BoundIdentities::new(client.clone(), namespace, name));
         let config_role_limit = config.role_assignment_limit;
@@ -139,6 +144,7 @@ impl Context {
             nodes,
             policies,
             namespaces,
+            external_secrets,
             compute,
             access,
             handoffs,

@@ -20,6 +20,8 @@ pub enum Step {
     Access,
     /// `SecretProviderClassesUpdated`.
     Classes,
+    /// `SecretStoresUpdated`, for bindings that name External Secrets stores.
+    Stores,
 }
 
 impl Step {
@@ -31,11 +33,12 @@ impl Step {
             Step::Nodes => "NodesAssigned",
             Step::Access => "AccessGranted",
             Step::Classes => "SecretProviderClassesUpdated",
+            Step::Stores => "SecretStoresUpdated",
         }
     }
 
     /// Every step, in the order the reconciler takes them.
-    pub const ALL: [Step; 5] = [Step::Policy, Step::Identity, Step::Nodes, Step::Access, Step::Classes];
+    pub const ALL: [Step; 6] = [Step::Policy, Step::Identity, Step::Nodes, Step::Access, Step::Classes, Step::Stores];
 }
 
 /// When to look at a failed binding again.
@@ -159,26 +162,73 @@ pub enum BindingError {
         ours: String,
     },
     /// No vault of that name in the configured subscriptions.
-    #[error("SecretProviderClass {class}: spec.parameters.keyvaultName {vault:?} was not found in subscriptions {subscriptions}")]
+    #[error("{}: {} {vault:?} was not found in subscriptions {subscriptions}", origin.object(), origin.vault_field())]
     VaultNotFound {
-        /// The class.
-        class: String,
+        /// The class or store that names the vault.
+        origin: VaultOrigin,
         /// The vault name.
         vault: String,
         /// Where kvbind looked.
         subscriptions: String,
     },
     /// The vault trusts another tenant than the class names.
-    #[error("SecretProviderClass {class}: spec.parameters.tenantID {expected} is not the tenant of vault {vault} ({found})")]
+    #[error("{}: {} {expected} is not the tenant of vault {vault} ({found})", origin.object(), origin.tenant_field())]
     TenantMismatch {
-        /// The class.
-        class: String,
+        /// The class or store that names the vault.
+        origin: VaultOrigin,
         /// The vault.
         vault: String,
         /// The tenant the class names.
         expected: String,
         /// The vault's tenant.
         found: String,
+    },
+    /// ESO's SecretStores are not served, so the stores a binding names cannot be used.
+    #[error(
+        "spec.secretStores: the API server does not serve external-secrets.io/v1 SecretStores and ExternalSecrets; install the External Secrets Operator, then restart kvbind"
+    )]
+    SecretStoresNotServed,
+    /// A named SecretStore does not exist.
+    #[error("spec.secretStores: SecretStore {0} does not exist in this namespace")]
+    SecretStoreNotFound(String),
+    /// A SecretStore is not one kvbind can serve.
+    #[error("SecretStore {name}: {problem}")]
+    InvalidSecretStore {
+        /// The store.
+        name: String,
+        /// What is wrong, naming the field.
+        problem: String,
+    },
+    /// A SecretStore's field that kvbind writes was set by someone else to something else.
+    #[error("SecretStore {name}: spec.provider.azurekv.{field} is {found:?}, set by someone else; kvbind will not overwrite it")]
+    SecretStoreConflict {
+        /// The store.
+        name: String,
+        /// The field.
+        field: &'static str,
+        /// What it holds.
+        found: String,
+    },
+    /// Another binding serves the same SecretStore with another identity, mode or
+    /// ServiceAccount.
+    #[error(
+        "SecretStore {store} is also served by IdentityBinding {other} with another identity, mode or ServiceAccount; a store carries one identity, so kvbind writes it for neither until one of them stops naming it"
+    )]
+    SecretStoreShared {
+        /// The store.
+        store: String,
+        /// The other binding, `namespace/name`.
+        other: String,
+    },
+    /// An ExternalSecret reads through a bound store what kvbind cannot grant by name.
+    #[error("ExternalSecret {name} (through SecretStore {store}): {source}")]
+    InvalidExternalSecret {
+        /// The ExternalSecret.
+        name: String,
+        /// The store it reads through.
+        store: String,
+        /// What cannot be granted.
+        source: kvbind_api::external_secrets::RemoteRefError,
     },
     /// A selected node's providerID is not an Azure VM.
     #[error("node {node}: {source}")]
@@ -237,6 +287,12 @@ impl BindingError {
             | BindingError::ObjectsTooLong { .. }
             | BindingError::CloudMismatch { .. }
             | BindingError::Kube { .. } => Step::Classes,
+            BindingError::SecretStoresNotServed
+            | BindingError::SecretStoreNotFound(_)
+            | BindingError::InvalidSecretStore { .. }
+            | BindingError::SecretStoreConflict { .. }
+            | BindingError::SecretStoreShared { .. }
+            | BindingError::InvalidExternalSecret { .. } => Step::Stores,
             BindingError::Azure { step, .. } => *step,
         }
     }
@@ -260,6 +316,12 @@ impl BindingError {
             BindingError::ObjectsTooLong { .. } => "ObjectsTooLong",
             BindingError::PoolIdentityLimit { .. } => "PoolIdentityLimit",
             BindingError::CloudMismatch { .. } => "CloudMismatch",
+            BindingError::SecretStoresNotServed => "SecretStoresNotServed",
+            BindingError::SecretStoreNotFound(_) => "SecretStoreNotFound",
+            BindingError::InvalidSecretStore { .. } => "InvalidSecretStore",
+            BindingError::SecretStoreConflict { .. } => "SecretStoreConflict",
+            BindingError::SecretStoreShared { .. } => "SecretStoreShared",
+            BindingError::InvalidExternalSecret { .. } => "InvalidExternalSecret",
             BindingError::VaultNotFound { .. } => "VaultNotFound",
             BindingError::TenantMismatch { .. } => "TenantMismatch",
             BindingError::InvalidNode { .. } => "InvalidProviderID",
@@ -276,7 +338,7 @@ impl BindingError {
             BindingError::Kube { .. } | BindingError::ServiceAccountNotFound(_) => Retry::Backoff,
             // The other binding's deletion does not wake this one; a look a minute later,
             // with no write unless it went, does.
-            BindingError::ClassConflict { .. } => Retry::After(CLASS_CONFLICT_RECHECK),
+            BindingError::ClassConflict { .. } | BindingError::SecretStoreShared { .. } => Retry::After(CLASS_CONFLICT_RECHECK),
             _ => Retry::OnChange,
         }
     }
@@ -284,7 +346,42 @@ impl BindingError {
     /// True when nothing will change without a change to the spec, the cluster or Azure
     /// permissions (kstatus `Stalled`).
     pub fn is_stalled(&self) -> bool {
-        self.retry() == Retry::OnChange || matches!(self, BindingError::ClassConflict { .. })
+        self.retry() == Retry::OnChange || matches!(self, BindingError::ClassConflict { .. } | BindingError::SecretStoreShared { .. })
+    }
+}
+
+/// What names a vault: a SecretProviderClass's parameters or a SecretStore's provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VaultOrigin {
+    /// A SecretProviderClass, by name.
+    Class(String),
+    /// An External Secrets SecretStore, by name.
+    Store(String),
+}
+
+impl VaultOrigin {
+    /// The object, as a message names it.
+    pub fn object(&self) -> String {
+        match self {
+            VaultOrigin::Class(name) => format!("SecretProviderClass {name}"),
+            VaultOrigin::Store(name) => format!("SecretStore {name}"),
+        }
+    }
+
+    /// The field that names the vault.
+    pub fn vault_field(&self) -> &'static str {
+        match self {
+            VaultOrigin::Class(_) => "spec.parameters.keyvaultName",
+            VaultOrigin::Store(_) => "spec.provider.azurekv.vaultUrl",
+        }
+    }
+
+    /// The field that names the vault's tenant.
+    pub fn tenant_field(&self) -> &'static str {
+        match self {
+            VaultOrigin::Class(_) => "spec.parameters.tenantID",
+            VaultOrigin::Store(_) => "spec.provider.azurekv.tenantId",
+        }
     }
 }
 

@@ -10,6 +10,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod event_queue;
+pub mod external_secrets;
 #[cfg(test)]
 mod fake_compute;
 pub mod handoff;
@@ -184,6 +185,33 @@ pub async fn run(
     )
     .touched_objects();
 
+    // ESO's objects, when the API server serves them; see `external_secrets`.
+    let eso_served = external_secrets::served(&client).await;
+    tracing::info!(served = eso_served, "External Secrets Operator {}", kvbind_api::external_secrets::API_VERSION);
+    let (eso, eso_events) = if eso_served {
+        let (stores, stores_writer) = reflector::store();
+        let (secrets, secrets_writer) = reflector::store();
+        let (store_api, secret_api) = match &config.namespace {
+            Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
+        let store_events = reflector(
+            stores_writer,
+            watcher(store_api, watcher::Config::default()).backoff(watch_backoff::watch_backoff()).modify(external_secrets::strip_store),
+        )
+        .touched_objects();
+        let secret_events = reflector(
+            secrets_writer,
+            watcher(secret_api, watcher::Config::default().page_size(CLASS_LIST_PAGE))
+                .backoff(watch_backoff::watch_backoff())
+                .modify(external_secrets::strip_external_secret),
+        )
+        .touched_objects();
+        (Some(external_secrets::EsoCaches { stores, external_secrets: secrets }), Some((store_events, secret_events)))
+    } else {
+        (None, None)
+    };
+
     let binding_config = match &config.binding_selector {
         Some(selector) => watcher::Config::default().labels(selector),
         None => watcher::Config::default(),
@@ -201,17 +229,40 @@ pub async fn run(
     let (ready_tx, caches_ready) = tokio::sync::watch::channel(false);
     let synced = {
         let (classes, nodes, policies, namespaces, health) = (classes.clone(), nodes.clone(), policies.clone(), namespaces.clone(), telemetry.health.clone());
+        let eso = eso.clone();
         async move {
             let _ = futures::join!(classes.wait_until_ready(), nodes.wait_until_ready(), policies.wait_until_ready(), namespaces.wait_until_ready());
+            if let Some(eso) = eso {
+                let _ = futures::join!(eso.stores.wait_until_ready(), eso.external_secrets.wait_until_ready());
+            }
             health.caches_synced.store(true, std::sync::atomic::Ordering::Relaxed);
             let _ = ready_tx.send(true);
         }
     };
     tokio::spawn(synced);
-    let caches = context::Caches { bindings: bindings.clone(), classes, nodes, policies, namespaces, node_targets, unpinned_classes, ready: caches_ready };
+    let caches = context::Caches {
+        bindings: bindings.clone(),
+        classes,
+        nodes,
+        policies,
+        namespaces,
+        external_secrets: eso,
+        node_targets,
+        unpinned_classes,
+        ready: caches_ready,
+    };
     let (handoffs, woken) = handoff::Handoffs::new();
     let ctx = Context::new(client, arm, config, caches, telemetry.metrics, handoffs);
-    let (for_classes, for_nodes, for_policies, for_namespaces) = (bindings.clone(), bindings.clone(), bindings.clone(), bindings);
+    let (for_classes, for_nodes, for_policies, for_namespaces) = (bindings.clone(), bindings.clone(), bindings.clone(), bindings.clone());
+    let controller = match eso_events {
+        Some((store_events, secret_events)) => {
+            let (for_stores, for_secrets) = (bindings.clone(), bindings);
+            controller
+                .watches_stream(store_events, move |store| external_secrets::bindings_for_store(&for_stores, &store))
+                .watches_stream(secret_events, move |secret| external_secrets::bindings_for_external_secret(&for_secrets, &secret))
+        }
+        None => controller,
+    };
     controller
         .watches_stream(class_events, move |class| bindings_for_class(&for_classes, &class))
         .watches_stream(node_events, move |node| bindings_for_node(&for_nodes, &node))

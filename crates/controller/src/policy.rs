@@ -120,6 +120,11 @@ fn refusal(
                     return Some(format!("SecretProviderClass {}: keyvaultName {} is outside its vaults", class.name, class.vault_name));
                 }
             }
+            for store in &needs.stores {
+                if !spec.vaults.iter().any(|p| name_could_match(p, &store.vault_name, VAULT_SEGMENTS)) {
+                    return Some(format!("SecretStore {}: spec.provider.azurekv.vaultUrl names vault {}, outside its vaults", store.name, store.vault_name));
+                }
+            }
         }
     }
     if mode == IdentityMode::VmManagedIdentity

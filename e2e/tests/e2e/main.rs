@@ -4,6 +4,7 @@ mod bad_input;
 mod chart;
 mod crds;
 mod examples;
+mod external_secrets;
 mod faults;
 mod kstatus;
 mod lifecycle;

@@ -146,12 +146,12 @@ pub async fn resolve_vaults(
     ctx: &Context,
     wanted: &BTreeMap<String, (String, Vec<KeyVaultObject>)>,
     explicit: Option<&str>,
-    classes: &[super::inputs::ClassInput],
+    origins: &BTreeMap<String, crate::error::VaultOrigin>,
 ) -> Result<BTreeMap<String, Arc<Vault>>, BindingError> {
     let mut out = BTreeMap::new();
     for (name, (tenant, _)) in wanted {
-        let class = classes.iter().find(|c| &c.vault_name == name).map(|c| c.name.clone()).unwrap_or_default();
-        let not_found = || BindingError::VaultNotFound { class: class.clone(), vault: name.clone(), subscriptions: ctx.config.subscriptions.join(", ") };
+        let origin = origins.get(name).cloned().unwrap_or_else(|| crate::error::VaultOrigin::Class(String::new()));
+        let not_found = || BindingError::VaultNotFound { origin: origin.clone(), vault: name.clone(), subscriptions: ctx.config.subscriptions.join(", ") };
         let mut id = match explicit {
             Some(raw) => VaultId::parse(ResourceKind::Vault, raw).map_err(|e| BindingError::Azure {
                 step: Step::Access,
@@ -177,7 +177,7 @@ pub async fn resolve_vaults(
         }
         .map_err(BindingError::azure(Step::Access, "reading the vault"))?;
         if !tenant.is_empty() && !vault.tenant_id.eq_ignore_ascii_case(tenant) {
-            return Err(BindingError::TenantMismatch { class, vault: id.to_string(), expected: tenant.clone(), found: vault.tenant_id.clone() });
+            return Err(BindingError::TenantMismatch { origin, vault: id.to_string(), expected: tenant.clone(), found: vault.tenant_id.clone() });
         }
         out.insert(name.clone(), vault);
     }

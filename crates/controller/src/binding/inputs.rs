@@ -8,6 +8,7 @@ use std::sync::Arc;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 use kvbind_api::class_lint::{Finding, Severity, lint};
+use kvbind_api::external_secrets::{ExternalSecret, SecretStore, fields, objects_read_through, reads_through, vault_name_of};
 use kvbind_api::identity_binding::IdentityMode;
 use kvbind_api::identity_binding::IdentitySpec;
 use kvbind_api::secret_provider_class::{AzureParameters, SecretProviderClass, keys};
@@ -17,7 +18,8 @@ use kvbind_azure::{Cloud, ComputeId, IdentityId, ResourceKind};
 use crate::cache_trim::kvbind_owns_parameter;
 use crate::config::ControllerConfig;
 use crate::context::Context;
-use crate::error::BindingError;
+use crate::error::{BindingError, VaultOrigin};
+use crate::external_secrets::kvbind_owns_field;
 use crate::selector::matches;
 
 /// One SecretProviderClass a binding serves.
@@ -41,6 +43,25 @@ pub struct ClassInput {
     pub warnings: Vec<Finding>,
 }
 
+/// One External Secrets SecretStore a binding serves.
+#[derive(Debug, Clone)]
+pub struct StoreInput {
+    /// Its name.
+    pub name: String,
+    /// The vault of `spec.provider.azurekv.vaultUrl` (lowercase).
+    pub vault_name: String,
+    /// `spec.provider.azurekv.tenantId`, or empty.
+    pub tenant_id: String,
+    /// The objects the namespace's ExternalSecrets read through it.
+    pub objects: Vec<KeyVaultObject>,
+    /// `authType`, `identityId` and `serviceAccountRef.name` as they are now.
+    pub auth_type: Option<String>,
+    /// `identityId` as it is now.
+    pub identity_id: Option<String>,
+    /// `serviceAccountRef.name` as it is now.
+    pub service_account: Option<String>,
+}
+
 /// Everything one binding needs from Azure.
 #[derive(Debug, Clone, Default)]
 pub struct Needs {
@@ -52,6 +73,22 @@ pub struct Needs {
     pub classes: Vec<ClassInput>,
     /// Classes named in the spec that do not exist (any more).
     pub missing: Vec<String>,
+    /// The External Secrets stores, for write-back.
+    pub stores: Vec<StoreInput>,
+}
+
+impl Needs {
+    /// The class or store that names each vault, for messages: the first of each.
+    pub fn origins(&self) -> BTreeMap<String, VaultOrigin> {
+        let mut out = BTreeMap::new();
+        for store in self.stores.iter().rev() {
+            out.insert(store.vault_name.clone(), VaultOrigin::Store(store.name.clone()));
+        }
+        for class in self.classes.iter().rev() {
+            out.insert(class.vault_name.clone(), VaultOrigin::Class(class.name.clone()));
+        }
+        out
+    }
 }
 
 /// The identity a binding uses, and whether it adopts it (rather than creating it).
@@ -135,6 +172,40 @@ pub fn check_class_conflicts(binding: &IdentityBinding, identity: &IdentityId, c
     Ok(())
 }
 
+/// The other live binding of the namespace that names the SecretStore `store`, if any.
+pub fn other_binding_naming_store(binding: &IdentityBinding, store: &str, ctx: &Context) -> Option<Arc<IdentityBinding>> {
+    ctx.bindings
+        .state()
+        .into_iter()
+        .filter(|b| b.metadata.namespace == binding.metadata.namespace && b.metadata.name != binding.metadata.name)
+        .filter(|b| b.metadata.deletion_timestamp.is_none())
+        .find(|b| b.spec.secret_stores.iter().flat_map(|s| s.names.iter()).any(|n| n == store))
+}
+
+/// As [`check_class_conflicts`], for External Secrets stores: a store carries one identity.
+pub fn check_store_conflicts(binding: &IdentityBinding, identity: &IdentityId, stores: &[StoreInput], ctx: &Context) -> Result<(), BindingError> {
+    let namespace = binding.namespace().unwrap_or_default();
+    for store in stores {
+        let other = ctx
+            .bindings
+            .state()
+            .into_iter()
+            .filter(|b| b.metadata.namespace == binding.metadata.namespace && b.metadata.name != binding.metadata.name)
+            .filter(|b| b.metadata.deletion_timestamp.is_none())
+            .filter(|b| b.spec.secret_stores.iter().flat_map(|s| s.names.iter()).any(|n| n == &store.name))
+            .filter(|b| {
+                b.spec.mode != binding.spec.mode
+                    || b.spec.service_account != binding.spec.service_account
+                    || identity_of(&b.spec.identity, &ctx.config).ok().is_none_or(|(id, _)| &id != identity)
+            })
+            .find(|b| crate::policy::admits(b, ctx));
+        if let Some(other) = other {
+            return Err(BindingError::SecretStoreShared { store: store.name.clone(), other: format!("{namespace}/{}", other.name_any()) });
+        }
+    }
+    Ok(())
+}
+
 fn class_input(class: &SecretProviderClass, mode: IdentityMode, cloud: &Cloud) -> Result<ClassInput, BindingError> {
     let name = class.name_any();
     let spec = &class.spec.0;
@@ -193,16 +264,93 @@ pub fn targets_of(binding: &IdentityBinding, ctx: &Context) -> Result<BTreeSet<C
     }
 }
 
+/// The External Secrets stores a binding names, validated, each with the objects that the
+/// namespace's ExternalSecrets read through it. A store that does not exist fails the
+/// binding (unlike a class, nothing else tells kvbind which objects it would read).
+pub fn stores_of(binding: &IdentityBinding, ctx: &Context) -> Result<Vec<StoreInput>, BindingError> {
+    let Some(selector) = &binding.spec.secret_stores else {
+        return Ok(Vec::new());
+    };
+    let eso = ctx.external_secrets.as_ref().ok_or(BindingError::SecretStoresNotServed)?;
+    let namespace = binding.namespace().unwrap_or_default();
+    let mut secrets: Vec<Arc<ExternalSecret>> =
+        eso.external_secrets.state().into_iter().filter(|s| s.metadata.namespace.as_deref() == Some(namespace.as_str())).collect();
+    secrets.sort_by_key(|s| s.name_any());
+    let mut stores = Vec::new();
+    for name in &selector.names {
+        let store = eso.stores.get(&ObjectRef::new(name).within(&namespace)).ok_or_else(|| BindingError::SecretStoreNotFound(name.clone()))?;
+        let mut objects = Vec::new();
+        for secret in secrets.iter().filter(|s| reads_through(&s.spec, name)) {
+            let read = objects_read_through(&secret.spec, name).map_err(|source| BindingError::InvalidExternalSecret {
+                name: secret.name_any(),
+                store: name.clone(),
+                source,
+            })?;
+            objects.extend(read);
+        }
+        stores.push(store_input(&store, objects, binding, &ctx.config.cloud)?);
+    }
+    Ok(stores)
+}
+
+fn store_input(store: &SecretStore, objects: Vec<KeyVaultObject>, binding: &IdentityBinding, cloud: &Cloud) -> Result<StoreInput, BindingError> {
+    let name = store.name_any();
+    let invalid = |problem: String| BindingError::InvalidSecretStore { name: name.clone(), problem };
+    let azure = store
+        .spec
+        .provider
+        .as_ref()
+        .and_then(|p| p.azurekv.as_ref())
+        .ok_or_else(|| invalid("spec.provider.azurekv is not set: kvbind serves only Azure Key Vault stores".to_owned()))?;
+    let vault_name = vault_name_of(azure.vault_url.as_deref(), &cloud.key_vault_suffix).map_err(|e| invalid(e.to_string()))?;
+    let service_account = azure.service_account_ref.as_ref().map(|r| r.name.clone()).filter(|n| !n.is_empty());
+    let wanted_auth = store_auth_type(binding.spec.mode);
+    let wanted_account = binding.spec.service_account.as_ref().map(|s| s.name.as_str());
+    // What kvbind would overwrite, when someone else set it to something else.
+    let foreign = |field: &'static str, found: Option<&str>, wanted: Option<&str>| match found {
+        Some(found) if Some(found) != wanted && !kvbind_owns_field(store, field) => {
+            Err(BindingError::SecretStoreConflict { name: name.clone(), field, found: found.to_owned() })
+        }
+        _ => Ok(()),
+    };
+    foreign(fields::AUTH_TYPE, azure.auth_type_chosen(), Some(wanted_auth))?;
+    foreign(fields::IDENTITY_ID, azure.identity_id.as_deref().filter(|i| !i.is_empty()), None)?;
+    foreign(fields::SERVICE_ACCOUNT_REF, service_account.as_deref(), wanted_account)?;
+    Ok(StoreInput {
+        name: name.clone(),
+        vault_name,
+        tenant_id: azure.tenant_id.clone().unwrap_or_default(),
+        objects,
+        auth_type: azure.auth_type.clone(),
+        identity_id: azure.identity_id.clone().filter(|i| !i.is_empty()),
+        service_account,
+    })
+}
+
+/// The `authType` of ESO's Azure provider for a mode.
+pub fn store_auth_type(mode: IdentityMode) -> &'static str {
+    match mode {
+        IdentityMode::VmManagedIdentity => "ManagedIdentity",
+        IdentityMode::WorkloadIdentity => "WorkloadIdentity",
+    }
+}
+
 /// Everything `binding` needs from Azure, from the caches.
 pub fn needs_of(binding: &IdentityBinding, ctx: &Context) -> Result<Needs, BindingError> {
     let (classes, missing) = classes_of(binding, ctx)?;
+    let stores = stores_of(binding, ctx)?;
     let targets = targets_of(binding, ctx)?;
     let mut vaults: BTreeMap<String, (String, Vec<KeyVaultObject>)> = BTreeMap::new();
-    for class in &classes {
-        let entry = vaults.entry(class.vault_name.clone()).or_insert_with(|| (class.tenant_id.clone(), Vec::new()));
-        entry.1.extend(class.objects.iter().cloned());
+    let wanted = classes.iter().map(|c| (&c.vault_name, &c.tenant_id, &c.objects)).chain(stores.iter().map(|s| (&s.vault_name, &s.tenant_id, &s.objects)));
+    for (vault, tenant, objects) in wanted {
+        let entry = vaults.entry(vault.clone()).or_insert_with(|| (tenant.clone(), Vec::new()));
+        // A store need not name its tenant; a class that does is checked.
+        if entry.0.is_empty() {
+            entry.0 = tenant.clone();
+        }
+        entry.1.extend(objects.iter().cloned());
     }
-    Ok(Needs { targets, vaults, classes, missing })
+    Ok(Needs { targets, vaults, classes, missing, stores })
 }
 
 /// The other live bindings that use the same identity, allowed by policy or not.

@@ -23,7 +23,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kvbind_api::IdentityBinding;
 use kvbind_api::identity_binding::{
-    AttachmentStatus, DeletionPolicy, IdentityBindingStatus, IdentityMode, IdentityStatus, SecretProviderClassStatus, VaultGrantStatus,
+    AttachmentStatus, DeletionPolicy, IdentityBindingStatus, IdentityMode, IdentityStatus, SecretProviderClassStatus, SecretStoreStatus, VaultGrantStatus,
 };
 use rand::Rng;
 
@@ -139,7 +139,7 @@ enum Ended {
 
 /// Converges, writes status and Events, and says when to come back and how it ended.
 async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding, ctx: &Context, turn: Turn<'_>) -> Result<(Action, Ended), ReconcileError> {
-    let mut progress = Progress::default();
+    let mut progress = Progress { stores_named: binding.spec.secret_stores.is_some(), ..Progress::default() };
     let mut changes = Vec::new();
     let waiter = Arc::new(ObjectRef::from_obj(binding));
     let (landed, unreported) = ctx.handoffs.take(&waiter);
@@ -167,7 +167,7 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
     if outcome.is_ok() && !progress.waiting.is_empty() {
         ctx.handoffs.defer(&waiter, std::mem::take(&mut changes));
     }
-    if let Err(BindingError::ClassConflict { other, .. }) = &outcome {
+    if let Err(BindingError::ClassConflict { other, .. } | BindingError::SecretStoreShared { other, .. }) = &outcome {
         tell_the_other(ctx, other);
     }
     publish(ctx, binding, &changes, outcome.as_ref().err());
@@ -326,9 +326,10 @@ async fn converge(
         Err(denial) => return Err(refuse(binding, ctx, progress, changes, denial).await),
     };
     inputs::check_class_conflicts(binding, &identity_id, &needs.classes, ctx)?;
+    inputs::check_store_conflicts(binding, &identity_id, &needs.stores, ctx)?;
     let mut demand = demand(binding, &identity_id, Some(needs), ctx);
     let explicit = binding.spec.key_vault.as_ref().map(|k| k.resource_id.as_str());
-    let vaults = azure_sync::resolve_vaults(ctx, &demand.vaults, explicit, &demand.needs.classes).await?;
+    let vaults = azure_sync::resolve_vaults(ctx, &demand.vaults, explicit, &demand.needs.origins()).await?;
     let vaults = demand.only_allowed_vaults(vaults, ctx);
     let own_vaults: Vec<kvbind_azure::VaultId> =
         vaults.iter().filter(|(name, _)| demand.needs.vaults.contains_key(*name) || explicit.is_some()).map(|(_, v)| v.id.clone()).collect();
@@ -411,13 +412,14 @@ async fn converge(
     granted?;
 
     // 4 comes once the Azure steps' turn is over: the SecretProviderClasses.
-    let Needs { classes, missing, .. } = demand.needs;
-    Ok(ClassWrite { classes, client_id: identity.client_id, missing: missing.into_iter().next() })
+    let Needs { classes, missing, stores, .. } = demand.needs;
+    Ok(ClassWrite { classes, stores, client_id: identity.client_id, missing: missing.into_iter().next() })
 }
 
-/// Step 4's work: the classes to name the identity in.
+/// Step 4's work: the classes and stores to name the identity in.
 struct ClassWrite {
     classes: Vec<inputs::ClassInput>,
+    stores: Vec<inputs::StoreInput>,
     client_id: String,
     /// A named class that does not exist.
     missing: Option<String>,
@@ -443,6 +445,12 @@ async fn write_classes(
     write_back::write_identity(ctx, &namespace, &w.classes, &w.client_id, binding.spec.mode, changes).await?;
     progress.status.secret_provider_classes = w.classes.iter().map(|c| SecretProviderClassStatus { name: c.name.clone(), updated: true }).collect();
     progress.done.push((Step::Classes, "Updated", format!("{} SecretProviderClass(es) carry client ID {}", w.classes.len(), w.client_id)));
+    if binding.spec.secret_stores.is_some() {
+        let account = binding.spec.service_account.as_ref().map(|s| s.name.as_str());
+        write_back::write_store_identity(ctx, &namespace, &w.stores, &w.client_id, binding.spec.mode, account, changes).await?;
+        progress.status.secret_stores = w.stores.iter().map(|s| SecretStoreStatus { name: s.name.clone(), updated: true }).collect();
+        progress.done.push((Step::Stores, "Updated", format!("{} SecretStore(s) carry the identity (client ID {})", w.stores.len(), w.client_id)));
+    }
     match w.missing {
         Some(name) => Err(BindingError::ClassNotFound(name)),
         None => Ok(()),
@@ -659,7 +667,7 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         // Every vault this binding touched, with what the remaining bindings still need.
         let explicit = binding.spec.key_vault.as_ref().map(|k| k.resource_id.as_str());
         let mut vaults = BTreeMap::new();
-        let resolved = azure_sync::resolve_vaults(ctx, &demand.vaults, explicit, &[]).await?;
+        let resolved = azure_sync::resolve_vaults(ctx, &demand.vaults, explicit, &BTreeMap::new()).await?;
         for (name, vault) in demand.only_allowed_vaults(resolved, ctx) {
             let objects = demand.vaults.get(&name).map(|(_, o)| o.clone()).unwrap_or_default();
             vaults.insert(vault.id.key(), (vault, objects));
@@ -700,6 +708,17 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
     for class in binding.status.iter().flat_map(|s| s.secret_provider_classes.iter()) {
         if !shared_classes.contains(&class.name) {
             write_back::forget_identity(ctx, &namespace, &class.name).await?;
+        }
+    }
+    // Only kvbind's own fields go, and only in the binding's namespace, so the names may
+    // come from the spec and status; a store another live binding names keeps them.
+    if ctx.external_secrets.is_some() {
+        let mut stores: BTreeSet<&str> = binding.spec.secret_stores.iter().flat_map(|s| s.names.iter().map(String::as_str)).collect();
+        stores.extend(binding.status.iter().flat_map(|s| s.secret_stores.iter().map(|s| s.name.as_str())));
+        for store in stores {
+            if inputs::other_binding_naming_store(binding, store, ctx).is_none() {
+                write_back::forget_store_identity(ctx, &namespace, store).await?;
+            }
         }
     }
     let still_here = sharing_identity(binding, &identity_id, ctx).iter().any(|b| b.namespace().as_deref() == Some(namespace.as_str()));

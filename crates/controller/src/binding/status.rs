@@ -21,6 +21,8 @@ pub struct Progress {
     pub waiting: Vec<(Step, String)>,
     /// Informational conditions: `(type, reason, message)`, present while they hold.
     pub notices: Vec<(&'static str, &'static str, String)>,
+    /// The binding names External Secrets stores, so `SecretStoresUpdated` is reported.
+    pub stores_named: bool,
 }
 
 fn now() -> String {
@@ -36,7 +38,7 @@ pub fn conditions(generation: Option<i64>, progress: &Progress, outcome: Result<
     let cond = |t: &str, s: ConditionStatus, reason: &str, message: String| Condition::new(t, s, reason, message, generation, &at);
     let mut out = Vec::new();
     let failed_step = outcome.err().map(BindingError::step);
-    for step in Step::ALL {
+    for step in Step::ALL.into_iter().filter(|s| *s != Step::Stores || progress.stores_named) {
         let done = progress.done.iter().find(|(s, _, _)| *s == step);
         let waiting = progress.waiting.iter().find(|(s, _)| *s == step);
         let c = match (done, outcome, failed_step) {

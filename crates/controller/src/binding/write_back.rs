@@ -3,12 +3,13 @@
 
 use kube::api::{Api, Patch, PatchParams};
 use kvbind_api::FIELD_MANAGER;
+use kvbind_api::external_secrets::{SecretStore, fields};
 use kvbind_api::identity_binding::IdentityMode;
 use kvbind_api::secret_provider_class::{SecretProviderClass, keys};
 use serde_json::json;
 
 use super::azure_sync::Change;
-use super::inputs::ClassInput;
+use super::inputs::{ClassInput, StoreInput, store_auth_type};
 use crate::context::Context;
 use crate::error::BindingError;
 
@@ -66,5 +67,63 @@ pub async fn forget_identity(ctx: &Context, namespace: &str, class: &str) -> Res
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
         Err(source) => Err(BindingError::Kube { action: "removing the client ID from the SecretProviderClass", source }),
+    }
+}
+
+/// Writes the identity into each External Secrets store that does not carry it yet: for VM
+/// managed identity `authType: ManagedIdentity` and `identityId` (the client ID, which ESO
+/// asks IMDS for), for workload identity `authType: WorkloadIdentity` and the binding's
+/// ServiceAccount, whose client ID annotation ESO reads. As with classes, the full apply of
+/// kvbind's fields takes back the other mode's.
+pub async fn write_store_identity(
+    ctx: &Context,
+    namespace: &str,
+    stores: &[StoreInput],
+    client_id: &str,
+    mode: IdentityMode,
+    service_account: Option<&str>,
+    changes: &mut Vec<Change>,
+) -> Result<(), BindingError> {
+    let api: Api<SecretStore> = Api::namespaced(ctx.client.clone(), namespace);
+    let auth_type = store_auth_type(mode);
+    for store in stores {
+        let current = store.auth_type.as_deref() == Some(auth_type)
+            && match mode {
+                IdentityMode::VmManagedIdentity => store.identity_id.as_deref() == Some(client_id) && store.service_account.is_none(),
+                IdentityMode::WorkloadIdentity => store.service_account.as_deref() == service_account && store.identity_id.is_none(),
+            };
+        if current {
+            continue;
+        }
+        let azurekv = match mode {
+            IdentityMode::VmManagedIdentity => json!({fields::AUTH_TYPE: auth_type, fields::IDENTITY_ID: client_id}),
+            IdentityMode::WorkloadIdentity => json!({fields::AUTH_TYPE: auth_type, fields::SERVICE_ACCOUNT_REF: {"name": service_account}}),
+        };
+        let patch = json!({
+            "apiVersion": kvbind_api::external_secrets::API_VERSION,
+            "kind": "SecretStore",
+            "metadata": {"name": store.name, "namespace": namespace},
+            "spec": {"provider": {"azurekv": azurekv}},
+        });
+        api.patch(&store.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+            .await
+            .map_err(|source| BindingError::Kube { action: "writing the identity into the SecretStore", source })?;
+        changes.push(("SecretStoreUpdated", format!("wrote the identity (client ID {client_id}) into SecretStore {}", store.name)));
+    }
+    Ok(())
+}
+
+/// Takes back what kvbind wrote into a store, as [`forget_identity`] does for a class.
+pub async fn forget_store_identity(ctx: &Context, namespace: &str, store: &str) -> Result<(), BindingError> {
+    let api: Api<SecretStore> = Api::namespaced(ctx.client.clone(), namespace);
+    let patch = json!({
+        "apiVersion": kvbind_api::external_secrets::API_VERSION,
+        "kind": "SecretStore",
+        "metadata": {"name": store, "namespace": namespace},
+    });
+    match api.patch(store, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(source) => Err(BindingError::Kube { action: "removing the identity from the SecretStore", source }),
     }
 }
