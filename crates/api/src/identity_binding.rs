@@ -320,7 +320,8 @@ pub struct IdentityBindingStatus {
     pub secret_stores: Vec<SecretStoreStatus>,
 
     /// `Ready`, `Reconciling` and `Stalled` (kstatus); `AllowedByPolicy`, `IdentityReady`,
-    /// `NodesAssigned`, `AccessGranted`, `SecretProviderClassesUpdated`; and, while they
+    /// `NodesAssigned`, `AccessGranted`, `SecretProviderClassesUpdated` (and
+    /// `SecretStoresUpdated` when the binding names External Secrets stores); and, while they
     /// hold, `NodeWideAccess` (VM mode: which pools can reach the identity) and
     /// `UnpinnedClassesAtRisk`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

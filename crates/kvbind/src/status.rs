@@ -79,6 +79,12 @@ pub fn render(binding: &IdentityBinding) -> String {
         "SecretProviderClasses".to_owned(),
         status.secret_provider_classes.iter().map(|c| format!("{}  {}", c.name, if c.updated { "carries the client ID" } else { "not updated" })).collect(),
     ));
+    if !status.secret_stores.is_empty() {
+        sections.push((
+            "SecretStores".to_owned(),
+            status.secret_stores.iter().map(|s| format!("{}  {}", s.name, if s.updated { "carries the identity" } else { "not updated" })).collect(),
+        ));
+    }
     let problems: Vec<String> = conditions
         .iter()
         .filter(|c| c.r#type != READY)
@@ -124,7 +130,7 @@ pub async fn status(namespace: Option<&str>) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use kvbind_api::Condition;
-    use kvbind_api::identity_binding::{AttachmentStatus, IdentityBindingStatus, IdentityStatus, VaultGrantStatus};
+    use kvbind_api::identity_binding::{AttachmentStatus, IdentityBindingStatus, IdentityStatus, SecretStoreStatus, VaultGrantStatus};
 
     use super::*;
 
@@ -155,6 +161,7 @@ mod tests {
                 role_assignments: vec![],
                 list_reason: None,
             }],
+            secret_stores: vec![SecretStoreStatus { name: "billing-vault".into(), updated: true }],
             conditions: vec![
                 Condition::new("Ready", ConditionStatus::False, "AzureThrottled", "throttled", Some(1), at),
                 Condition::new("AccessGranted", ConditionStatus::False, "AzureThrottled", "vault kv: retry in 7s", Some(1), at),
@@ -169,6 +176,7 @@ mod tests {
         assert!(tree.contains("identity app-reader  client ID cid  (managed by kvbind)"), "{tree}");
         assert!(tree.contains("pool-a  attached by kvbind"), "{tree}");
         assert!(tree.contains("kv (access policy)  secrets: get"), "{tree}");
+        assert!(tree.contains("├─ SecretStores\n│  └─ billing-vault  carries the identity"), "{tree}");
         assert!(tree.contains("AccessGranted False AzureThrottled: vault kv: retry in 7s"), "{tree}");
         assert!(tree.contains("└─ attention"), "{tree}");
         assert!(tree.contains("ClassLint True NearMissParameterKey: SecretProviderClass app: spec.parameters.clientId"), "the lint's warnings: {tree}");
