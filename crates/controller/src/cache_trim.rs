@@ -83,14 +83,7 @@ pub fn strip_class(class: &mut SecretProviderClass) {
     if too_long.is_some() {
         spec.parameters.remove(kvbind_api::secret_provider_class::keys::OBJECTS);
     }
-    let owned: BTreeSet<&str> = class
-        .managed_fields()
-        .iter()
-        .filter(|entry| entry.manager.as_deref() == Some(FIELD_MANAGER))
-        .filter_map(|entry| entry.fields_v1.as_ref()?.0.pointer("/f:spec/f:parameters")?.as_object())
-        .flat_map(|parameters| parameters.keys().filter_map(|field| field.strip_prefix("f:")))
-        .collect();
-    let owned = owned.into_iter().collect::<Vec<_>>().join(" ");
+    let owned = fields_kvbind_owns(class.managed_fields(), "/f:spec/f:parameters");
     class.metadata.managed_fields = None;
     let annotations = &mut class.metadata.annotations;
     if let Some(map) = annotations.as_mut() {
@@ -106,6 +99,19 @@ pub fn strip_class(class: &mut SecretProviderClass) {
         annotations.get_or_insert_default().insert(OBJECTS_TOO_LONG.to_owned(), bytes.to_string());
     }
     drop_last_applied(annotations);
+}
+
+/// The fields directly under `pointer` (a managed-fields path such as `/f:spec/f:parameters`)
+/// that kvbind's field manager owns, sorted and space-separated, for a cache note that
+/// stands in for the managed fields.
+pub fn fields_kvbind_owns(managed: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry], pointer: &str) -> String {
+    let owned: BTreeSet<&str> = managed
+        .iter()
+        .filter(|entry| entry.manager.as_deref() == Some(FIELD_MANAGER))
+        .filter_map(|entry| entry.fields_v1.as_ref()?.0.pointer(pointer)?.as_object())
+        .flat_map(|fields| fields.keys().filter_map(|field| field.strip_prefix("f:")))
+        .collect();
+    owned.into_iter().collect::<Vec<_>>().join(" ")
 }
 
 /// The length of a cached class's `objects` parameter when it was too long to keep.

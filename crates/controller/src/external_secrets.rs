@@ -6,11 +6,10 @@
 //! would keep the caches from ever being ready) and a binding that names a store says ESO
 //! is not installed. Installing ESO later takes a restart of kvbind.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
-use kvbind_api::FIELD_MANAGER;
 use kvbind_api::IdentityBinding;
 use kvbind_api::external_secrets::{ExternalSecret, SecretStore, reads_through};
 
@@ -53,14 +52,7 @@ const KVBIND_OWNED_FIELDS: &str = "kvbind.io/cached-owned-azurekv-fields";
 /// Keeps of a SecretStore only its Azure Key Vault provider (the typed model already drops
 /// the rest) and which of those fields kvbind owns.
 pub fn strip_store(store: &mut SecretStore) {
-    let owned: BTreeSet<&str> = store
-        .managed_fields()
-        .iter()
-        .filter(|entry| entry.manager.as_deref() == Some(FIELD_MANAGER))
-        .filter_map(|entry| entry.fields_v1.as_ref()?.0.pointer("/f:spec/f:provider/f:azurekv")?.as_object())
-        .flat_map(|azurekv| azurekv.keys().filter_map(|field| field.strip_prefix("f:")))
-        .collect();
-    let owned = owned.into_iter().collect::<Vec<_>>().join(" ");
+    let owned = crate::cache_trim::fields_kvbind_owns(store.managed_fields(), "/f:spec/f:provider/f:azurekv");
     store.metadata.managed_fields = None;
     let mut annotations = BTreeMap::new();
     if !owned.is_empty() {

@@ -54,7 +54,7 @@ pub struct StoreInput {
     pub tenant_id: String,
     /// The objects the namespace's ExternalSecrets read through it.
     pub objects: Vec<KeyVaultObject>,
-    /// `authType`, `identityId` and `serviceAccountRef.name` as they are now.
+    /// `authType` as it is now.
     pub auth_type: Option<String>,
     /// `identityId` as it is now.
     pub identity_id: Option<String>,
