@@ -71,13 +71,16 @@ fn install_crds(plane: &ControlPlane) -> Result<(), kvbind_local_cluster::Contro
         args.extend(["-f".to_owned(), fixtures.join(crd).to_string_lossy().into_owned()]);
     }
     plane.kubectl_ok(&args.iter().map(String::as_str).collect::<Vec<_>>())?;
-    plane.kubectl_ok(&[
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/secretstores.external-secrets.io",
-        "crd/externalsecrets.external-secrets.io",
-    ])?;
+    // `kubectl wait` fails at once, rather than waiting, while a new CRD has no status yet:
+    // it is asked again until the deadline.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let established =
+        ["wait", "--for=condition=Established", "--timeout=10s", "crd/secretstores.external-secrets.io", "crd/externalsecrets.external-secrets.io"];
+    while let Err(e) = plane.kubectl_ok(&established) {
+        if std::time::Instant::now() > deadline {
+            return Err(e);
+        }
+    }
     let policy = std::env::temp_dir().join(format!("kvbind-e2e-policy-{}.yaml", std::process::id()));
     std::fs::write(&policy, TEST_POLICY).map_err(|e| kvbind_local_cluster::ControlPlaneError::Write { what: "the test policy", source: e })?;
     plane.kubectl_ok(&["apply", "--server-side", "-f", &policy.to_string_lossy()])?;
