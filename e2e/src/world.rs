@@ -87,3 +87,28 @@ pub fn perms(entry: &Option<Value>, kind: &str) -> Vec<String> {
     v.sort();
     v
 }
+
+/// The name AKS gives the Key Vault secrets provider add-on's identity of cluster `aks`.
+pub const ADDON_IDENTITY: &str = "azurekeyvaultsecretsprovider-aks";
+
+/// The ARM ID of the simulated AKS cluster of [`cluster_with_addon`].
+pub fn managed_cluster_id() -> String {
+    format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/aks")
+}
+
+/// [`cluster`] as AKS leaves it with the Key Vault secrets provider add-on on: managed
+/// cluster `aks` in `rg-aks`, and the add-on's identity in the node resource group,
+/// attached by AKS to every pool.
+pub fn cluster_with_addon(pools: &[&str]) -> String {
+    let addon = uami(NODE_GROUP, ADDON_IDENTITY);
+    let foreign = uami("rg-identities", "team-foreign");
+    let mut text =
+        cluster(pools, &[], false).replace(&format!("userAssigned: [\"{foreign}\"]"), &format!("userAssigned: [\"{foreign}\", \"{addon}\"]")).replace(
+            &format!("- name: {NODE_GROUP}\n        scaleSets:"),
+            &format!("- name: {NODE_GROUP}\n        identities: [{{name: {ADDON_IDENTITY}}}]\n        scaleSets:"),
+        );
+    text.push_str(&format!(
+        "      - name: rg-aks\n        managedClusters:\n          - {{name: aks, nodeResourceGroup: {NODE_GROUP}, keyVaultSecretsProvider: {ADDON_IDENTITY}}}\n"
+    ));
+    text
+}

@@ -35,6 +35,7 @@ use crate::condition::Condition;
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("(has(self.mode) && self.mode == 'WorkloadIdentity') == has(self.serviceAccount)").message("spec.serviceAccount is required with mode WorkloadIdentity and only then"))]
 #[x_kube(validation = Rule::new("has(self.secretProviderClasses) || has(self.secretStores)").message("set spec.secretProviderClasses, spec.secretStores or both"))]
+#[x_kube(validation = Rule::new("!has(self.identity.addon) || !has(self.mode) || self.mode == 'VMManagedIdentity'").message("spec.identity.addon works only in mode VMManagedIdentity: AKS gives the add-on's identity to the node pools"))]
 pub struct IdentityBindingSpec {
     /// The user-assigned managed identity: either created by kvbind (`name` and
     /// `resourceGroup`) or an existing one adopted by `resourceId`.
@@ -88,9 +89,9 @@ pub struct IdentityBindingSpec {
 /// The identity to create or adopt.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.name) != has(self.resourceId)").message("set exactly one of identity.name and identity.resourceId"))]
+#[x_kube(validation = Rule::new("[has(self.name), has(self.resourceId), has(self.addon)].filter(x, x).size() == 1").message("set exactly one of identity.name, identity.resourceId and identity.addon"))]
 #[x_kube(validation = Rule::new("!has(self.name) || has(self.resourceGroup)").message("identity.resourceGroup is required with identity.name"))]
-#[x_kube(validation = Rule::new("!has(self.resourceId) || !(has(self.resourceGroup) || has(self.subscriptionId) || has(self.location) || has(self.tags))").message("identity.resourceGroup, subscriptionId, location and tags apply only to an identity that kvbind creates (identity.name)"))]
+#[x_kube(validation = Rule::new("!(has(self.resourceId) || has(self.addon)) || !(has(self.resourceGroup) || has(self.subscriptionId) || has(self.location) || has(self.tags))").message("identity.resourceGroup, subscriptionId, location and tags apply only to an identity that kvbind creates (identity.name)"))]
 pub struct IdentitySpec {
     /// Name of a user-assigned identity that kvbind creates (or keeps) in `resourceGroup`.
     /// Azure allows 3 to 128 letters, digits, hyphens and underscores, starting with a
@@ -130,6 +131,21 @@ pub struct IdentitySpec {
         regex(pattern = r"(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.ManagedIdentity/userAssignedIdentities/[^/]+$")
     )]
     pub resource_id: Option<String>,
+
+    /// An identity AKS made for one of its add-ons, to adopt as a policy allows: kvbind
+    /// grants it and writes its client ID, and never creates, attaches, detaches or deletes
+    /// it. Needs the operator's managed cluster ID and mode VMManagedIdentity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addon: Option<AddonIdentity>,
+}
+
+/// The AKS add-ons whose identity a binding may use.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddonIdentity {
+    /// The Key Vault secrets provider add-on's `azurekeyvaultsecretsprovider-<cluster>`,
+    /// which AKS attaches to every node pool.
+    #[serde(rename = "azureKeyvaultSecretsProvider")]
+    AzureKeyvaultSecretsProvider,
 }
 
 /// The SecretProviderClasses a binding serves, by name or by label.

@@ -112,11 +112,28 @@ pub struct ResourceGroupSeed {
     /// Key Vaults.
     #[serde(default)]
     pub vaults: Vec<VaultSeed>,
+    /// AKS managed clusters.
+    #[serde(default)]
+    pub managed_clusters: Vec<ManagedClusterSeed>,
     /// AKS's node resource group lockdown (`nodeResourceGroupProfile.restrictionLevel:
     /// ReadOnly`, preset on AKS Automatic): a deny assignment refuses every write under the
     /// group; reads go on.
     #[serde(default)]
     pub lockdown: bool,
+}
+
+/// An AKS managed cluster.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ManagedClusterSeed {
+    /// The name.
+    pub name: String,
+    /// The node resource group, seeded on its own with the pools' scale sets.
+    pub node_resource_group: String,
+    /// With the Key Vault secrets provider add-on on: the name of its identity in the node
+    /// resource group (AKS names it `azurekeyvaultsecretsprovider-<cluster>`), seeded there.
+    #[serde(default)]
+    pub key_vault_secrets_provider: Option<String>,
 }
 
 fn default_location() -> String {

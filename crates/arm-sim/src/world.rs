@@ -14,6 +14,7 @@ use crate::seed::{ComputeSeed, LroSeed, Seed};
 
 mod clients;
 pub mod federated;
+pub mod managed_clusters;
 
 /// An ARM error to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +167,8 @@ pub struct World {
     pub compute: BTreeMap<String, ComputeResource>,
     /// Vaults by key.
     pub vaults: BTreeMap<String, VaultResource>,
+    /// AKS managed clusters by key.
+    pub managed_clusters: BTreeMap<String, managed_clusters::ManagedClusterResource>,
     /// Role assignments by lowercase name.
     pub role_assignments: BTreeMap<String, RoleAssignmentResource>,
     /// Operations by ID.
@@ -259,6 +262,19 @@ impl World {
                     for c in list {
                         self.add_compute(kind, &sub.id, &rg.name, &rg.location, c);
                     }
+                }
+                for c in &rg.managed_clusters {
+                    self.managed_clusters.insert(
+                        managed_clusters::cluster_key(&sub.id, &rg.name, &c.name),
+                        managed_clusters::ManagedClusterResource {
+                            subscription: sub.id.clone(),
+                            resource_group: rg.name.clone(),
+                            name: c.name.clone(),
+                            location: rg.location.clone(),
+                            node_resource_group: c.node_resource_group.clone(),
+                            key_vault_secrets_provider: c.key_vault_secrets_provider.clone(),
+                        },
+                    );
                 }
                 for v in &rg.vaults {
                     let k = key(&format!("subscriptions/{}/resourceGroups/{}/providers/Microsoft.KeyVault/vaults/{}", sub.id, rg.name, v.name));

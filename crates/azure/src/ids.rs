@@ -69,6 +69,8 @@ pub enum ResourceKind {
     VirtualMachine,
     /// `Microsoft.KeyVault/vaults`.
     Vault,
+    /// `Microsoft.ContainerService/managedClusters`.
+    ManagedCluster,
 }
 
 impl ResourceKind {
@@ -79,6 +81,7 @@ impl ResourceKind {
             ResourceKind::VirtualMachineScaleSet => "Microsoft.Compute/virtualMachineScaleSets",
             ResourceKind::VirtualMachine => "Microsoft.Compute/virtualMachines",
             ResourceKind::Vault => "Microsoft.KeyVault/vaults",
+            ResourceKind::ManagedCluster => "Microsoft.ContainerService/managedClusters",
         }
     }
 
@@ -89,6 +92,7 @@ impl ResourceKind {
             ResourceKind::VirtualMachineScaleSet => "VM scale set",
             ResourceKind::VirtualMachine => "virtual machine",
             ResourceKind::Vault => "Key Vault",
+            ResourceKind::ManagedCluster => "AKS managed cluster",
         }
     }
 
@@ -98,6 +102,7 @@ impl ResourceKind {
             ResourceKind::VirtualMachineScaleSet => "/subscriptions/S/resourceGroups/G/providers/Microsoft.Compute/virtualMachineScaleSets/NAME",
             ResourceKind::VirtualMachine => "/subscriptions/S/resourceGroups/G/providers/Microsoft.Compute/virtualMachines/NAME",
             ResourceKind::Vault => "/subscriptions/S/resourceGroups/G/providers/Microsoft.KeyVault/vaults/NAME",
+            ResourceKind::ManagedCluster => "/subscriptions/S/resourceGroups/G/providers/Microsoft.ContainerService/managedClusters/NAME",
         }
     }
 }

@@ -300,6 +300,17 @@ pub struct ListedIdentity {
     pub isolation_scope: IsolationScope,
 }
 
+/// The identity AKS made for its Key Vault secrets provider add-on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddonIdentity {
+    /// Its resource ID (in the node resource group).
+    pub id: IdentityId,
+    /// Its client ID.
+    pub client_id: String,
+    /// Its service principal's object ID.
+    pub principal_id: String,
+}
+
 /// A deny assignment: actions refused at a scope whatever roles grant them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DenyAssignment {

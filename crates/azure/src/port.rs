@@ -74,4 +74,8 @@ pub trait Arm: Send + Sync {
     /// The user-assigned identities of a resource group, with their isolation scope
     /// (`kvbind doctor`).
     async fn list_identities(&self, subscription: &str, resource_group: &str) -> Result<Vec<crate::model::ListedIdentity>, AzureError>;
+
+    /// The identity of the AKS Key Vault secrets provider add-on of the managed cluster with
+    /// ARM ID `cluster`; `None` when the add-on is off or has no identity yet.
+    async fn get_addon_identity(&self, cluster: &str) -> Result<Option<crate::model::AddonIdentity>, AzureError>;
 }

@@ -32,6 +32,12 @@ pub struct ControllerConfig {
     pub binding_selector: Option<String>,
     /// The cluster's OIDC issuer URL, which federated credentials trust (workload identity).
     pub oidc_issuer: Option<String>,
+    /// The AKS managed cluster's ARM ID, whose Key Vault secrets provider add-on identity
+    /// bindings may use (`spec.identity.addon`).
+    pub managed_cluster: Option<String>,
+    /// What the managed cluster says of the add-on's identity: not a setting but the
+    /// controller's latest read of it, kept current once a resync ([`crate::addon`]).
+    pub addon_identity: crate::addon::AddonIdentitySource,
     /// This installation's ID, which kvbind tags the identities it creates with and by
     /// which alone it knows them as its own. Empty: the `kube-system` namespace's UID,
     /// stable for the life of the cluster and unknown to another cluster's kvbind.
@@ -58,6 +64,8 @@ impl Default for ControllerConfig {
             namespace: None,
             node_selector: None,
             binding_selector: None,
+            managed_cluster: None,
+            addon_identity: crate::addon::AddonIdentitySource::default(),
             oidc_issuer: None,
             installation: String::new(),
             bound_identities: None,

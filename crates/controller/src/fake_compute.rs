@@ -128,6 +128,9 @@ impl Arm for FakeCompute {
     async fn list_identities(&self, _: &str, _: &str) -> Result<Vec<kvbind_azure::model::ListedIdentity>, AzureError> {
         Err(refused("ListIdentities"))
     }
+    async fn get_addon_identity(&self, _: &str) -> Result<Option<kvbind_azure::model::AddonIdentity>, AzureError> {
+        Err(refused("GetManagedCluster"))
+    }
     async fn get_vault(&self, _: &VaultId) -> Result<Vault, AzureError> {
         Err(refused("GetVault"))
     }

@@ -2,6 +2,7 @@
 //! feed it (SecretProviderClasses and Nodes, mapped to the bindings they affect).
 
 pub mod access_batcher;
+pub mod addon;
 pub mod batcher;
 pub mod binding;
 mod bound_identities;
@@ -141,6 +142,17 @@ pub async fn run(
         config.installation = installation_id(&client).await;
     }
     tracing::info!(installation = %config.installation, "identities tagged with this installation are kvbind's own");
+    // Read before any reconcile, so a binding of the add-on's identity is not refused at start.
+    let addon_refresh = match config.managed_cluster.clone() {
+        Some(cluster) => {
+            let lookup = addon::read(arm.as_ref(), &cluster).await;
+            tracing::info!(%cluster, addon = ?lookup, "the Key Vault secrets provider add-on's identity");
+            config.addon_identity.set(lookup);
+            let refresh = addon::keep_current(arm.clone(), cluster, config.addon_identity.clone(), config.resync);
+            Some(tokio::spawn(refresh).abort_handle())
+        }
+        None => None,
+    };
     let scoped = |namespace: &Option<String>| match namespace {
         Some(ns) => (Api::<IdentityBinding>::namespaced(client.clone(), ns), Api::<SecretProviderClass>::namespaced(client.clone(), ns)),
         None => (Api::all(client.clone()), Api::all(client.clone())),
@@ -281,4 +293,7 @@ pub async fn run(
             }
         })
         .await;
+    if let Some(refresh) = addon_refresh {
+        refresh.abort();
+    }
 }

@@ -100,7 +100,8 @@ fn refusal(
     }
     if adopt {
         if !spec.adoptable_identities.iter().any(|p| scope_allows(p, &identity.to_string())) {
-            return Some(format!("spec.identity.resourceId {identity} is outside its adoptableIdentities"));
+            let field = if binding.spec.identity.addon.is_some() { "spec.identity.addon's identity" } else { "spec.identity.resourceId" };
+            return Some(format!("{field} {identity} is outside its adoptableIdentities"));
         }
     } else {
         let group = format!("/subscriptions/{}/resourceGroups/{}", identity.subscription, identity.resource_group);
@@ -130,6 +131,16 @@ fn refusal(
     if mode == IdentityMode::VmManagedIdentity
         && let Some(selectors) = &spec.node_selectors
     {
+        // AKS puts the add-on's identity on every pool, whatever spec.nodes says: what it
+        // is granted, every node's pods can read.
+        if binding.spec.identity.addon.is_some()
+            && let Some(node) = ctx.nodes.state().into_iter().find(|n| !selectors.iter().any(|s| matches(s, Some(n.labels()))))
+        {
+            return Some(format!(
+                "spec.identity.addon's identity is on every node pool, and node {} matches none of its nodeSelectors: every pod of the cluster can get the add-on's tokens",
+                node.name_any()
+            ));
+        }
         let outside = ctx
             .nodes
             .state()

@@ -89,6 +89,11 @@ pub struct RunConfig {
     /// credentials must name the issuer exactly as the tokens do.
     #[arg(long, env = "KVBIND_OIDC_ISSUER_URL", value_parser = https_url)]
     pub oidc_issuer_url: Option<String>,
+    /// The AKS cluster's ARM ID (`/subscriptions/…/resourceGroups/…/providers/
+    /// Microsoft.ContainerService/managedClusters/NAME`), for bindings that use the Key Vault
+    /// secrets provider add-on's identity (`spec.identity.addon`; on AKS: `az aks show --query id`).
+    #[arg(long, env = "KVBIND_MANAGED_CLUSTER_ID", value_parser = managed_cluster_id)]
+    pub managed_cluster_id: Option<String>,
     /// This installation's ID, which kvbind tags the identities it creates with and by which
     /// alone it takes them for its own (default: the kube-system namespace's UID). Set it
     /// only to keep the ID when a cluster is rebuilt under the same operator.
@@ -162,6 +167,11 @@ fn https_url(text: &str) -> Result<String, String> {
         Ok(_) => Err("the OIDC issuer URL must be https://".to_owned()),
         Err(e) => Err(format!("not a URL: {e}")),
     }
+}
+
+/// An AKS managed cluster's ARM ID, checked as every ID kvbind sends to ARM is.
+fn managed_cluster_id(text: &str) -> Result<String, String> {
+    kvbind_azure::ids::GroupResourceId::parse(kvbind_azure::ResourceKind::ManagedCluster, text).map(|id| id.to_string()).map_err(|e| e.to_string())
 }
 
 /// A share of a budget, 0 to 0.9.

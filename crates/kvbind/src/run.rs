@@ -80,6 +80,8 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         node_selector: config.node_selector.clone(),
         binding_selector: config.binding_selector.clone(),
         oidc_issuer: config.oidc_issuer_url.clone(),
+        managed_cluster: config.managed_cluster_id.clone(),
+        addon_identity: kvbind_controller::addon::AddonIdentitySource::default(),
         role_assignment_limit: config.role_assignment_limit,
         installation: config.installation_id.clone().unwrap_or_default(),
         bound_identities: config.bound_identities_configmap.clone().map(|name| (config.lease_namespace.clone(), name)),

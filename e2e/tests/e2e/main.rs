@@ -1,5 +1,6 @@
 //! kvbind's end-to-end tests, in one binary so that they share one control plane.
 
+mod addon_identity;
 mod bad_input;
 mod chart;
 mod crds;

@@ -181,6 +181,7 @@ async fn serve(shared: &Shared, route: Route, method: &Method, path: &str, query
             Ok(if status == 204 { empty(204) } else { ok(body) })
         }
         (Target::Permissions { .. }, _) => Ok(ok(json!({"value": [{"actions": caller.actions, "notActions": [], "dataActions": [], "notDataActions": []}]}))),
+        (Target::ManagedCluster { sub, rg, name }, _) => world.get_managed_cluster(sub, rg, name).map(ok),
         (Target::DenyAssignments { sub, rg }, _) => Ok(ok(json!({"value": world.deny_assignments(sub, rg)}))),
         (Target::RoleAssignments { scope }, _) => {
             let filter = param("$filter");

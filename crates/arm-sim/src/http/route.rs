@@ -15,6 +15,8 @@ pub enum Provider {
     Authorization,
     /// Microsoft.Resources: subscriptions, resource groups, the generic resource list.
     Resources,
+    /// Microsoft.ContainerService: AKS managed clusters.
+    ContainerService,
 }
 
 impl Provider {
@@ -41,6 +43,42 @@ impl Provider {
                 &["2019-09-01", "2021-10-01", "2022-07-01", "2022-11-01", "2023-02-01", "2023-07-01", "2024-11-01", "2025-05-01", "2026-02-01", "2026-05-15"]
             }
             Provider::Authorization => &["2015-07-01", "2020-10-01-preview", "2022-04-01"],
+            // `specification/containerservice/resource-manager/Microsoft.ContainerService/aks`:
+            // the stable versions of the last three years and the identity bindings previews.
+            Provider::ContainerService => &[
+                "2023-01-01",
+                "2023-02-01",
+                "2023-03-01",
+                "2023-04-01",
+                "2023-05-01",
+                "2023-06-01",
+                "2023-07-01",
+                "2023-08-01",
+                "2023-09-01",
+                "2023-10-01",
+                "2023-11-01",
+                "2024-01-01",
+                "2024-02-01",
+                "2024-05-01",
+                "2024-07-01",
+                "2024-08-01",
+                "2024-09-01",
+                "2024-10-01",
+                "2025-01-01",
+                "2025-02-01",
+                "2025-03-01",
+                "2025-04-01",
+                "2025-05-01",
+                "2025-06-01",
+                "2025-06-02-preview",
+                "2025-07-01",
+                "2025-08-01",
+                "2025-09-01",
+                "2025-10-01",
+                "2025-10-02-preview",
+                "2026-01-01",
+                "2026-02-01",
+            ],
             Provider::Resources => &[
                 "2015-11-01",
                 "2016-06-01",
@@ -66,6 +104,7 @@ impl Provider {
             Provider::KeyVault => "Microsoft.KeyVault/vaults",
             Provider::Authorization => "Microsoft.Authorization/roleAssignments",
             Provider::Resources => "Microsoft.Resources/resourceGroups",
+            Provider::ContainerService => "Microsoft.ContainerService/managedClusters",
         }
     }
 }
@@ -106,6 +145,8 @@ pub enum Target {
     Resources { sub: String },
     /// The identities of a resource group, or of the subscription.
     Identities { sub: String, rg: Option<String> },
+    /// An AKS managed cluster.
+    ManagedCluster { sub: String, rg: String, name: String },
 }
 
 /// A matched request: operation ID, provider, the ARM action it needs, and its target.
@@ -222,6 +263,12 @@ pub fn route(method: &str, path: &str) -> Result<Route, ArmError> {
             provider: Provider::ManagedIdentity,
             action: "Microsoft.ManagedIdentity/userAssignedIdentities/read".to_owned(),
             target: Target::Identities { sub: own(1), rg: None },
+        }),
+        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.containerservice", "managedclusters", _] if m == "GET" => Ok(Route {
+            operation: "ManagedClusters_Get",
+            provider: Provider::ContainerService,
+            action: "Microsoft.ContainerService/managedClusters/read".to_owned(),
+            target: Target::ManagedCluster { sub: own(1), rg: own(3), name: own(7) },
         }),
         ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.keyvault", "vaults", _] if m == "PUT" => Ok(Route {
             operation: "Vaults_CreateOrUpdate",

@@ -99,3 +99,33 @@ fn role_assignment_rules() {
     assert_eq!(w.delete_role_assignment(&scope, name).0, 200);
     assert_eq!(w.delete_role_assignment(&scope, name).0, 204);
 }
+
+#[test]
+fn a_managed_cluster_shows_its_key_vault_add_on_identity_as_aks_does() {
+    let seed: Seed = Seed::from_yaml(&format!(
+        r#"
+subscriptions:
+  - id: {SUB}
+    resourceGroups:
+      - name: rg-aks
+        managedClusters:
+          - {{name: prod, nodeResourceGroup: MC_prod, keyVaultSecretsProvider: azurekeyvaultsecretsprovider-prod}}
+          - {{name: bare, nodeResourceGroup: MC_bare}}
+      - name: MC_prod
+        identities: [{{name: azurekeyvaultsecretsprovider-prod, clientId: 0000000a-0000-0000-0000-000000000000}}]
+      - name: MC_bare
+"#
+    ))
+    .expect("seed");
+    let w = World::from_seed(&seed);
+    let cluster = w.get_managed_cluster(SUB, "rg-aks", "prod").expect("cluster");
+    let identity = &cluster["properties"]["addonProfiles"]["azureKeyvaultSecretsProvider"]["identity"];
+    assert_eq!(identity["clientId"], "0000000a-0000-0000-0000-000000000000");
+    assert!(identity["resourceId"].as_str().is_some_and(|id| {
+        id.ends_with("/resourcegroups/MC_prod/providers/Microsoft.ManagedIdentity/userAssignedIdentities/azurekeyvaultsecretsprovider-prod")
+    }));
+    assert_eq!(cluster["properties"]["nodeResourceGroup"], "MC_prod");
+    let bare = w.get_managed_cluster(SUB, "rg-aks", "bare").expect("cluster");
+    assert_eq!(bare["properties"]["addonProfiles"], json!({}), "no add-on, no profile");
+    assert_eq!(w.get_managed_cluster(SUB, "rg-aks", "gone").expect_err("missing").status, 404);
+}

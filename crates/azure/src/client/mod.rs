@@ -8,6 +8,7 @@ mod federated_credentials;
 mod identities;
 mod identity_list;
 mod lro;
+mod managed_cluster;
 pub mod pacing;
 mod raw;
 mod role_assignments;
@@ -215,5 +216,9 @@ impl Arm for ArmClient {
 
     async fn list_identities(&self, subscription: &str, resource_group: &str) -> Result<Vec<crate::model::ListedIdentity>, AzureError> {
         self.read_identity_list(subscription, resource_group).await
+    }
+
+    async fn get_addon_identity(&self, cluster: &str) -> Result<Option<crate::model::AddonIdentity>, AzureError> {
+        self.read_addon_identity(cluster).await
     }
 }

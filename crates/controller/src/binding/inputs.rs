@@ -15,6 +15,7 @@ use kvbind_api::secret_provider_class::{AzureParameters, SecretProviderClass, ke
 use kvbind_api::{IdentityBinding, KeyVaultObject};
 use kvbind_azure::{Cloud, ComputeId, IdentityId, ResourceKind};
 
+use crate::addon::AddonLookup;
 use crate::cache_trim::kvbind_owns_parameter;
 use crate::config::ControllerConfig;
 use crate::context::Context;
@@ -93,6 +94,19 @@ impl Needs {
 
 /// The identity a binding uses, and whether it adopts it (rather than creating it).
 pub fn identity_of(spec: &IdentitySpec, config: &ControllerConfig) -> Result<(IdentityId, bool), BindingError> {
+    if spec.addon.is_some() {
+        return match config.addon_identity.current() {
+            AddonLookup::Found(addon) => Ok((addon.id, true)),
+            AddonLookup::NotConfigured => Err(BindingError::InvalidIdentity(
+                "addon: the operator was given no managed cluster ID (--managed-cluster-id, chart value controller.managedClusterId)".to_owned(),
+            )),
+            AddonLookup::NotEnabled => Err(BindingError::InvalidIdentity(format!(
+                "addon: managed cluster {} has no azureKeyvaultSecretsProvider identity; enable the add-on (az aks enable-addons --addons azure-keyvault-secrets-provider) and kvbind sees it within one resync",
+                config.managed_cluster.as_deref().unwrap_or_default()
+            ))),
+            AddonLookup::Unreadable(why) => Err(BindingError::InvalidIdentity(format!("addon: the managed cluster could not be read: {why}"))),
+        };
+    }
     if let Some(id) = &spec.resource_id {
         let id = IdentityId::parse(ResourceKind::UserAssignedIdentity, id).map_err(|e| BindingError::InvalidIdentity(e.to_string()))?;
         return Ok((id, true));
@@ -371,7 +385,8 @@ fn names_identity(spec: &IdentitySpec, name: &str) -> bool {
     match (&spec.name, &spec.resource_id) {
         (Some(own), _) => own.eq_ignore_ascii_case(name),
         (None, Some(id)) => id.rsplit('/').next().is_some_and(|last| last.eq_ignore_ascii_case(name)),
-        (None, None) => false,
+        // The add-on's identity is known by its ID alone; identity_of decides.
+        (None, None) => spec.addon.is_some(),
     }
 }
 

@@ -480,6 +480,9 @@ async fn reach(
     waiting: Waiting<'_>,
     changes: &mut Vec<Change>,
 ) -> Result<Reach, BindingError> {
+    if binding.spec.identity.addon.is_some() {
+        return Ok(attached_by_aks());
+    }
     let changes_before = changes.len();
     let azure_sync::Attachments { status: attachments, crowded, newly_crowded, pending } =
         azure_sync::sync_attachments(ctx, &identity.id, created, &demand.targets, &demand.records, demand.may_remove, waiting, changes).await?;
@@ -548,6 +551,25 @@ async fn reach(
         }
     }
     Ok(reach)
+}
+
+/// Where the add-on's identity is: AKS put it on every node pool and keeps it there, so
+/// kvbind attaches and detaches nothing and says what that means.
+fn attached_by_aks() -> Reach {
+    Reach {
+        attachments: Vec::new(),
+        pending: Vec::new(),
+        crowded: Vec::new(),
+        newly_crowded: Vec::new(),
+        federation: None,
+        notices: vec![(
+            "NodeWideAccess",
+            "AddonIdentityOnEveryPool",
+            "AKS attaches the Key Vault add-on's identity to every node pool, so every pod of the cluster can get its tokens from IMDS; mode WorkloadIdentity limits an identity to one ServiceAccount".to_owned(),
+        )],
+        reason: "AttachedByAKS",
+        message: "AKS attaches the add-on's identity to every node pool; kvbind attaches and detaches nothing".to_owned(),
+    }
 }
 
 /// Step 3: exactly the grants the objects need, on every vault of the bindings sharing the
