@@ -101,6 +101,7 @@ spec:
   vaults: [\"*\"]
   identityResourceGroups: [\"*\"]
   adoptableIdentities: [\"*\"]
+  modes: [VMManagedIdentity, WorkloadIdentity, AKSIdentityBinding]
 ";
 
 /// A client for the shared control plane, made for the calling test's runtime.

@@ -56,8 +56,9 @@ pub struct BindingPolicySpec {
     #[schemars(length(max = 16))]
     pub node_selectors: Option<Vec<LabelSelector>>,
 
-    /// The identity modes the bindings may use.
-    #[serde(default = "all_modes")]
+    /// The identity modes the bindings may use. Default: VMManagedIdentity and
+    /// WorkloadIdentity; AKSIdentityBinding, an AKS preview, only when listed.
+    #[serde(default = "default_modes")]
     pub modes: Vec<IdentityMode>,
 
     /// Whether a binding may use an identity that a binding in another namespace already
@@ -77,7 +78,7 @@ pub struct BindingPolicySpec {
     pub max_identities_per_namespace: Option<u32>,
 }
 
-fn all_modes() -> Vec<IdentityMode> {
+fn default_modes() -> Vec<IdentityMode> {
     vec![IdentityMode::VmManagedIdentity, IdentityMode::WorkloadIdentity]
 }
 

@@ -113,6 +113,7 @@ fn mode_name(mode: IdentityMode) -> &'static str {
     match mode {
         IdentityMode::VmManagedIdentity => "VMManagedIdentity",
         IdentityMode::WorkloadIdentity => "WorkloadIdentity",
+        IdentityMode::AksIdentityBinding => "AKSIdentityBinding",
     }
 }
 
@@ -124,6 +125,7 @@ fn foreign(mode: IdentityMode) -> (&'static [&'static str], &'static str) {
         IdentityMode::WorkloadIdentity => {
             (&[keys::USE_POD_IDENTITY, keys::USE_VM_MANAGED_IDENTITY, keys::USE_AZURE_TOKEN_PROXY], keys::USER_ASSIGNED_IDENTITY_ID)
         }
+        IdentityMode::AksIdentityBinding => (&[keys::USE_POD_IDENTITY, keys::USE_VM_MANAGED_IDENTITY], keys::USER_ASSIGNED_IDENTITY_ID),
     }
 }
 
@@ -288,7 +290,7 @@ mod tests {
 
         #[test]
         fn any_parameters_lint_without_a_panic(parameters in proptest::collection::btree_map("\\PC{0,24}", "\\PC{0,8}", 0..12)) {
-            for mode in [IdentityMode::VmManagedIdentity, IdentityMode::WorkloadIdentity] {
+            for mode in [IdentityMode::VmManagedIdentity, IdentityMode::WorkloadIdentity, IdentityMode::AksIdentityBinding] {
                 for finding in lint(&parameters, mode, nobody) {
                     proptest::prop_assert!(!finding.to_string().is_empty());
                 }

@@ -33,7 +33,8 @@ use crate::condition::Condition;
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("(has(self.mode) && self.mode == 'WorkloadIdentity') == has(self.serviceAccount)").message("spec.serviceAccount is required with mode WorkloadIdentity and only then"))]
+#[x_kube(validation = Rule::new("(has(self.mode) && (self.mode == 'WorkloadIdentity' || self.mode == 'AKSIdentityBinding')) == has(self.serviceAccount)").message("spec.serviceAccount is required with modes WorkloadIdentity and AKSIdentityBinding and only then"))]
+#[x_kube(validation = Rule::new("!has(self.mode) || self.mode != 'AKSIdentityBinding' || !has(self.secretStores)").message("spec.secretStores does not work with mode AKSIdentityBinding: External Secrets Operator does not use AKS's token proxy"))]
 #[x_kube(validation = Rule::new("has(self.secretProviderClasses) || has(self.secretStores)").message("set spec.secretProviderClasses, spec.secretStores or both"))]
 #[x_kube(validation = Rule::new("!has(self.identity.addon) || !has(self.mode) || self.mode == 'VMManagedIdentity'").message("spec.identity.addon works only in mode VMManagedIdentity: AKS gives the add-on's identity to the node pools"))]
 pub struct IdentityBindingSpec {
@@ -254,6 +255,11 @@ pub enum IdentityMode {
     VmManagedIdentity,
     /// Federated with one ServiceAccount; only its pods can use it.
     WorkloadIdentity,
+    /// Bound to the AKS cluster by an ARM identity binding (preview), and usable by one
+    /// ServiceAccount through AKS's token proxy; one federated credential serves every
+    /// cluster and ServiceAccount.
+    #[serde(rename = "AKSIdentityBinding")]
+    AksIdentityBinding,
 }
 
 impl IdentityMode {
@@ -262,7 +268,13 @@ impl IdentityMode {
         match self {
             IdentityMode::VmManagedIdentity => "VMManagedIdentity",
             IdentityMode::WorkloadIdentity => "WorkloadIdentity",
+            IdentityMode::AksIdentityBinding => "AKSIdentityBinding",
         }
+    }
+
+    /// True for the modes in which one ServiceAccount, not the node pools, gets the tokens.
+    pub fn uses_service_account(self) -> bool {
+        matches!(self, IdentityMode::WorkloadIdentity | IdentityMode::AksIdentityBinding)
     }
 }
 
@@ -326,6 +338,11 @@ pub struct IdentityBindingStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload_identity: Option<WorkloadIdentityStatus>,
 
+    /// In mode AKSIdentityBinding: the ARM identity binding and the Kubernetes RBAC that
+    /// lets the ServiceAccount use the identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aks_identity_binding: Option<AksIdentityBindingStatus>,
+
     /// The SecretProviderClasses this binding serves and whether each carries the identity.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret_provider_classes: Vec<SecretProviderClassStatus>,
@@ -375,6 +392,23 @@ pub struct WorkloadIdentityStatus {
     /// The subject it trusts (`system:serviceaccount:<namespace>:<name>`).
     pub subject: String,
     /// The ServiceAccount annotated with the client ID.
+    pub service_account: String,
+}
+
+/// The AKS identity binding kvbind made for a binding.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AksIdentityBindingStatus {
+    /// The ARM identity binding under the managed cluster
+    /// (`…/managedClusters/NAME/identityBindings/NAME`).
+    pub resource_id: String,
+    /// The issuer AKS's shared federated credential trusts for this identity.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub oidc_issuer: String,
+    /// The ClusterRole (and ClusterRoleBinding of the same name) that lets the
+    /// ServiceAccount use the identity through AKS's token proxy.
+    pub cluster_role: String,
+    /// The ServiceAccount allowed to use the identity.
     pub service_account: String,
 }
 

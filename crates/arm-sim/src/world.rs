@@ -169,6 +169,8 @@ pub struct World {
     pub vaults: BTreeMap<String, VaultResource>,
     /// AKS managed clusters by key.
     pub managed_clusters: BTreeMap<String, managed_clusters::ManagedClusterResource>,
+    /// AKS identity bindings by key.
+    pub identity_bindings: BTreeMap<String, managed_clusters::IdentityBindingResource>,
     /// Role assignments by lowercase name.
     pub role_assignments: BTreeMap<String, RoleAssignmentResource>,
     /// Operations by ID.
@@ -521,6 +523,14 @@ impl World {
         Ok((if existed { 200 } else { 201 }, self.compute_json(&resource, state), op))
     }
 
+    /// Starts a long-running operation that succeeds after the seeded duration.
+    pub fn start_operation(&mut self) -> String {
+        let op = guid();
+        let ends = Some(Instant::now() + Duration::from_millis(self.lro.duration_ms));
+        self.operations.insert(op.clone(), Operation { ends, fails: false, started: now_rfc3339() });
+        op
+    }
+
     /// The status body of an operation.
     pub fn operation_status(&self, id: &str) -> Result<Value, ArmError> {
         let op = self.operations.get(id).ok_or_else(|| ArmError::new(404, "ResourceNotFound", format!("The operation '{id}' was not found.")))?;
@@ -778,7 +788,7 @@ fn check_identity_name(name: &str) -> Result<(), ArmError> {
 
 /// ARM's rule for identity and federated credential names: `max` letters, digits, hyphens
 /// and underscores at most, at least three, starting with a letter or digit.
-fn check_name(name: &str, max: usize) -> Result<(), ArmError> {
+pub(crate) fn check_name(name: &str, max: usize) -> Result<(), ArmError> {
     let ok = (3..=max).contains(&name.len())
         && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');

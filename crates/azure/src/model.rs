@@ -311,6 +311,21 @@ pub struct AddonIdentity {
     pub principal_id: String,
 }
 
+/// An AKS identity binding: one identity made usable in one managed cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterIdentityBinding {
+    /// Its ARM ID (`…/managedClusters/NAME/identityBindings/NAME`).
+    pub id: String,
+    /// The identity it binds.
+    pub identity: IdentityId,
+    /// The identity's client ID, as AKS reports it.
+    pub client_id: Option<String>,
+    /// The issuer AKS's shared federated credential on the identity trusts.
+    pub oidc_issuer: Option<String>,
+    /// `Succeeded`, or the state of an operation still running.
+    pub provisioning_state: String,
+}
+
 /// A deny assignment: actions refused at a scope whatever roles grant them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DenyAssignment {

@@ -78,4 +78,15 @@ pub trait Arm: Send + Sync {
     /// The identity of the AKS Key Vault secrets provider add-on of the managed cluster with
     /// ARM ID `cluster`; `None` when the add-on is off or has no identity yet.
     async fn get_addon_identity(&self, cluster: &str) -> Result<Option<crate::model::AddonIdentity>, AzureError>;
+
+    /// AKS identity binding `name` of the managed cluster with ARM ID `cluster`, if it exists.
+    async fn get_cluster_identity_binding(&self, cluster: &str, name: &str) -> Result<Option<crate::model::ClusterIdentityBinding>, AzureError>;
+
+    /// Creates (or updates) AKS identity binding `name` of `cluster` for `identity`, waiting
+    /// for the operation to finish. AKS creates the identity's shared federated credential.
+    async fn put_cluster_identity_binding(&self, cluster: &str, name: &str, identity: &IdentityId) -> Result<crate::model::ClusterIdentityBinding, AzureError>;
+
+    /// Deletes AKS identity binding `name` of `cluster`, waiting for the operation to finish;
+    /// an absent binding is success. AKS leaves the shared federated credential in place.
+    async fn delete_cluster_identity_binding(&self, cluster: &str, name: &str) -> Result<(), AzureError>;
 }

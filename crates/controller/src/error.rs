@@ -97,6 +97,11 @@ pub enum BindingError {
         "spec.mode: WorkloadIdentity needs the cluster's OIDC issuer URL, and the operator has none (--oidc-issuer-url; on AKS: az aks show --query oidcIssuerProfile.issuerUrl)"
     )]
     NoIssuer,
+    /// An AKS identity binding needs the managed cluster, and the operator was told none.
+    #[error(
+        "spec.mode: AKSIdentityBinding needs the AKS cluster's ARM ID, and the operator has none (--managed-cluster-id, chart value controller.managedClusterId; on AKS: az aks show --query id)"
+    )]
+    NoManagedCluster,
     /// The ServiceAccount to federate does not exist.
     #[error("spec.serviceAccount.name: ServiceAccount {0} does not exist in this namespace")]
     ServiceAccountNotFound(String),
@@ -274,6 +279,7 @@ impl BindingError {
             BindingError::InvalidIdentity(_) | BindingError::IdentityNotFound(_) => Step::Identity,
             BindingError::InvalidNode { .. }
             | BindingError::NoIssuer
+            | BindingError::NoManagedCluster
             | BindingError::ServiceAccountNotFound(_)
             | BindingError::ServiceAccountConflict { .. }
             | BindingError::PoolIdentityLimit { .. } => Step::Nodes,
@@ -302,6 +308,7 @@ impl BindingError {
         match self {
             BindingError::NotAllowedByPolicy(_) => "NotAllowedByPolicy",
             BindingError::NoIssuer => "OIDCIssuerNotConfigured",
+            BindingError::NoManagedCluster => "ManagedClusterNotConfigured",
             BindingError::ServiceAccountNotFound(_) => "ServiceAccountNotFound",
             BindingError::ServiceAccountConflict { .. } => "ServiceAccountConflict",
             BindingError::InvalidIdentity(_) => "InvalidIdentity",

@@ -131,6 +131,15 @@ impl Arm for FakeCompute {
     async fn get_addon_identity(&self, _: &str) -> Result<Option<kvbind_azure::model::AddonIdentity>, AzureError> {
         Err(refused("GetManagedCluster"))
     }
+    async fn get_cluster_identity_binding(&self, _: &str, _: &str) -> Result<Option<kvbind_azure::model::ClusterIdentityBinding>, AzureError> {
+        Err(refused("GetIdentityBinding"))
+    }
+    async fn put_cluster_identity_binding(&self, _: &str, _: &str, _: &IdentityId) -> Result<kvbind_azure::model::ClusterIdentityBinding, AzureError> {
+        Err(refused("PutIdentityBinding"))
+    }
+    async fn delete_cluster_identity_binding(&self, _: &str, _: &str) -> Result<(), AzureError> {
+        Err(refused("DeleteIdentityBinding"))
+    }
     async fn get_vault(&self, _: &VaultId) -> Result<Vault, AzureError> {
         Err(refused("GetVault"))
     }

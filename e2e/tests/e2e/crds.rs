@@ -51,7 +51,23 @@ async fn the_server_rejects_invalid_bindings_naming_the_field() {
     assert_rejected(
         &ns,
         &binding(&format!("    name: app\n    resourceGroup: rg\n    resourceId: {id}"), ""),
-        &["spec.identity", "exactly one of identity.name and identity.resourceId"],
+        &["spec.identity", "exactly one of identity.name, identity.resourceId and identity.addon"],
+    );
+    assert_rejected(&ns, &binding("    name: app\n    resourceGroup: rg\n    addon: azureKeyvaultSecretsProvider", ""), &["spec.identity", "exactly one"]);
+    assert_rejected(
+        &ns,
+        &binding("    addon: azureKeyvaultSecretsProvider", "  mode: WorkloadIdentity\n  serviceAccount: {name: app}\n"),
+        &["spec", "spec.identity.addon works only in mode VMManagedIdentity"],
+    );
+    assert_rejected(
+        &ns,
+        &binding("    name: app\n    resourceGroup: rg", "  mode: AKSIdentityBinding\n"),
+        &["spec", "spec.serviceAccount is required with modes WorkloadIdentity and AKSIdentityBinding"],
+    );
+    assert_rejected(
+        &ns,
+        &binding("    name: app\n    resourceGroup: rg", "  mode: AKSIdentityBinding\n  serviceAccount: {name: app}\n  secretStores: {names: [store]}\n"),
+        &["spec", "spec.secretStores does not work with mode AKSIdentityBinding"],
     );
     assert_rejected(&ns, &binding("    resourceGroup: rg", ""), &["spec.identity", "exactly one"]);
     assert_rejected(&ns, &binding("    name: app", ""), &["spec.identity", "resourceGroup is required"]);

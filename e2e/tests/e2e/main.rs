@@ -1,6 +1,7 @@
 //! kvbind's end-to-end tests, in one binary so that they share one control plane.
 
 mod addon_identity;
+mod aks_identity_binding;
 mod bad_input;
 mod chart;
 mod crds;

@@ -58,6 +58,7 @@ pub fn snapshot(shared: &Shared) -> Value {
         "compute": world.compute,
         "vaults": world.vaults,
         "roleAssignments": world.role_assignments,
+        "identityBindings": world.identity_bindings,
     })
 }
 

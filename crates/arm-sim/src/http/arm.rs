@@ -182,6 +182,22 @@ async fn serve(shared: &Shared, route: Route, method: &Method, path: &str, query
         }
         (Target::Permissions { .. }, _) => Ok(ok(json!({"value": [{"actions": caller.actions, "notActions": [], "dataActions": [], "notDataActions": []}]}))),
         (Target::ManagedCluster { sub, rg, name }, _) => world.get_managed_cluster(sub, rg, name).map(ok),
+        (Target::IdentityBinding { sub, rg, cluster, name }, "GET") => world.get_identity_binding(sub, rg, cluster, name).map(ok),
+        (Target::IdentityBinding { sub, rg, cluster, name }, "PUT") => {
+            let retry_after = world.lro.retry_after_seconds;
+            world.put_identity_binding(sub, rg, cluster, name, &json).map(|(status, body, op)| {
+                let location = world.managed_cluster_location(sub, rg, cluster);
+                aks_operation(status, Some(body), &op, &origin, sub, &location, &api, retry_after)
+            })
+        }
+        (Target::IdentityBinding { sub, rg, cluster, name }, _) => {
+            let retry_after = world.lro.retry_after_seconds;
+            let location = world.managed_cluster_location(sub, rg, cluster);
+            world.delete_identity_binding(sub, rg, cluster, name).map(|op| match op {
+                Some(op) => aks_operation(202, None, &op, &origin, sub, &location, &api, retry_after),
+                None => empty(204),
+            })
+        }
         (Target::DenyAssignments { sub, rg }, _) => Ok(ok(json!({"value": world.deny_assignments(sub, rg)}))),
         (Target::RoleAssignments { scope }, _) => {
             let filter = param("$filter");
@@ -324,6 +340,22 @@ fn started_operation(status: u16, body: Value, op: &str, origin: &str, sub: &str
     let mut response = with_status(status, body);
     let url = format!("{origin}/subscriptions/{sub}/providers/Microsoft.Compute/locations/{location}/operations/{op}?api-version={api}");
     set_header(&mut response, "azure-asyncoperation", &url);
+    set_header(&mut response, "retry-after", &retry_after.to_string());
+    response
+}
+
+/// A Container Service write that started a long-running operation: the body (none for a
+/// deletion) with the `Azure-AsyncOperation` and `Location` URLs of the operation and the
+/// `Retry-After` between polls.
+#[allow(clippy::too_many_arguments)]
+fn aks_operation(status: u16, body: Option<Value>, op: &str, origin: &str, sub: &str, location: &str, api: &str, retry_after: u64) -> Response {
+    let mut response = match body {
+        Some(body) => with_status(status, body),
+        None => empty(status),
+    };
+    let url = format!("{origin}/subscriptions/{sub}/providers/Microsoft.ContainerService/locations/{location}/operations/{op}?api-version={api}");
+    set_header(&mut response, "azure-asyncoperation", &url);
+    set_header(&mut response, "location", &url);
     set_header(&mut response, "retry-after", &retry_after.to_string());
     response
 }

@@ -17,6 +17,8 @@ pub enum Provider {
     Resources,
     /// Microsoft.ContainerService: AKS managed clusters.
     ContainerService,
+    /// Microsoft.ContainerService's identity bindings, served only by the previews.
+    IdentityBindings,
 }
 
 impl Provider {
@@ -79,6 +81,8 @@ impl Provider {
                 "2026-01-01",
                 "2026-02-01",
             ],
+            // The previews whose spec folders define `identityBindings`.
+            Provider::IdentityBindings => &["2025-06-02-preview", "2025-10-02-preview"],
             Provider::Resources => &[
                 "2015-11-01",
                 "2016-06-01",
@@ -105,6 +109,7 @@ impl Provider {
             Provider::Authorization => "Microsoft.Authorization/roleAssignments",
             Provider::Resources => "Microsoft.Resources/resourceGroups",
             Provider::ContainerService => "Microsoft.ContainerService/managedClusters",
+            Provider::IdentityBindings => "Microsoft.ContainerService/managedClusters/identityBindings",
         }
     }
 }
@@ -147,6 +152,8 @@ pub enum Target {
     Identities { sub: String, rg: Option<String> },
     /// An AKS managed cluster.
     ManagedCluster { sub: String, rg: String, name: String },
+    /// An AKS identity binding of a managed cluster.
+    IdentityBinding { sub: String, rg: String, cluster: String, name: String },
 }
 
 /// A matched request: operation ID, provider, the ARM action it needs, and its target.
@@ -263,6 +270,26 @@ pub fn route(method: &str, path: &str) -> Result<Route, ArmError> {
             provider: Provider::ManagedIdentity,
             action: "Microsoft.ManagedIdentity/userAssignedIdentities/read".to_owned(),
             target: Target::Identities { sub: own(1), rg: None },
+        }),
+        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.containerservice", "managedclusters", _, "identitybindings", _] => {
+            let (operation, verb) = match m {
+                "GET" => ("IdentityBindings_Get", "read"),
+                "PUT" => ("IdentityBindings_CreateOrUpdate", "write"),
+                "DELETE" => ("IdentityBindings_Delete", "delete"),
+                _ => return Err(unsupported()),
+            };
+            Ok(Route {
+                operation,
+                provider: Provider::IdentityBindings,
+                action: format!("Microsoft.ContainerService/managedClusters/identityBindings/{verb}"),
+                target: Target::IdentityBinding { sub: own(1), rg: own(3), cluster: own(7), name: own(9) },
+            })
+        }
+        ["subscriptions", _, "providers", "microsoft.containerservice", "locations", _, "operations", _] if m == "GET" => Ok(Route {
+            operation: "ContainerService_OperationStatus",
+            provider: Provider::ContainerService,
+            action: "Microsoft.ContainerService/locations/operations/read".to_owned(),
+            target: Target::Operation { id: own(7) },
         }),
         ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.containerservice", "managedclusters", _] if m == "GET" => Ok(Route {
             operation: "ManagedClusters_Get",

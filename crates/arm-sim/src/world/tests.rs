@@ -1,5 +1,6 @@
 use serde_json::json;
 
+use super::managed_clusters::SHARED_CREDENTIAL;
 use super::*;
 use crate::seed::Seed;
 
@@ -128,4 +129,40 @@ subscriptions:
     let bare = w.get_managed_cluster(SUB, "rg-aks", "bare").expect("cluster");
     assert_eq!(bare["properties"]["addonProfiles"], json!({}), "no add-on, no profile");
     assert_eq!(w.get_managed_cluster(SUB, "rg-aks", "gone").expect_err("missing").status, 404);
+}
+
+#[test]
+fn an_identity_binding_gives_the_identity_one_shared_credential_that_outlives_it() {
+    let seed: Seed = Seed::from_yaml(&format!(
+        r#"
+subscriptions:
+  - id: {SUB}
+    resourceGroups:
+      - name: rg-aks
+        managedClusters: [{{name: prod, nodeResourceGroup: MC_prod}}, {{name: test, nodeResourceGroup: MC_test}}]
+      - name: rg-ids
+        identities: [{{name: app, clientId: 0000000b-0000-0000-0000-000000000000}}]
+"#
+    ))
+    .expect("seed");
+    let mut w = World::from_seed(&seed);
+    let identity = format!("/subscriptions/{SUB}/resourceGroups/rg-ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app");
+    let body = json!({"properties": {"managedIdentity": {"resourceId": identity}}});
+    let (status, created, _) = w.put_identity_binding(SUB, "rg-aks", "prod", "app-binding", &body).expect("created");
+    assert_eq!((status, created["properties"]["provisioningState"].as_str()), (201, Some("Creating")));
+    assert_eq!(created["properties"]["managedIdentity"]["clientId"], "0000000b-0000-0000-0000-000000000000");
+    assert_eq!(w.put_identity_binding(SUB, "rg-aks", "prod", "app-binding", &body).expect("replaced").0, 200);
+    w.put_identity_binding(SUB, "rg-aks", "test", "app-binding", &body).expect("a second cluster");
+    let credentials = w.list_federated_credentials(SUB, "rg-ids", "app").expect("listed");
+    assert_eq!(credentials["value"].as_array().map(Vec::len), Some(1), "one credential for every cluster: {credentials}");
+    assert_eq!(credentials["value"][0]["name"], SHARED_CREDENTIAL);
+
+    assert!(w.delete_identity_binding(SUB, "rg-aks", "prod", "app-binding").expect("deleted").is_some());
+    assert!(w.delete_identity_binding(SUB, "rg-aks", "prod", "app-binding").expect("gone").is_none(), "a second delete is a 204");
+    assert_eq!(w.get_identity_binding(SUB, "rg-aks", "prod", "app-binding").expect_err("gone").status, 404);
+    assert!(w.get_federated_credential(SUB, "rg-ids", "app", SHARED_CREDENTIAL).is_ok(), "AKS leaves its credential behind");
+
+    let missing = json!({"properties": {"managedIdentity": {"resourceId": identity.replace("/app", "/nobody")}}});
+    assert_eq!(w.put_identity_binding(SUB, "rg-aks", "prod", "x-binding", &missing).expect_err("no identity").status, 400);
+    assert_eq!(w.put_identity_binding(SUB, "rg-aks", "gone", "x-binding", &body).expect_err("no cluster").code, "ParentResourceNotFound");
 }

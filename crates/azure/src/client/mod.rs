@@ -6,6 +6,7 @@
 mod compute;
 mod federated_credentials;
 mod identities;
+mod identity_bindings;
 mod identity_list;
 mod lro;
 mod managed_cluster;
@@ -220,5 +221,17 @@ impl Arm for ArmClient {
 
     async fn get_addon_identity(&self, cluster: &str) -> Result<Option<crate::model::AddonIdentity>, AzureError> {
         self.read_addon_identity(cluster).await
+    }
+
+    async fn get_cluster_identity_binding(&self, cluster: &str, name: &str) -> Result<Option<crate::model::ClusterIdentityBinding>, AzureError> {
+        self.read_cluster_identity_binding(cluster, name).await
+    }
+
+    async fn put_cluster_identity_binding(&self, cluster: &str, name: &str, identity: &IdentityId) -> Result<crate::model::ClusterIdentityBinding, AzureError> {
+        self.write_cluster_identity_binding(cluster, name, identity).await
+    }
+
+    async fn delete_cluster_identity_binding(&self, cluster: &str, name: &str) -> Result<(), AzureError> {
+        self.remove_cluster_identity_binding(cluster, name).await
     }
 }

@@ -47,6 +47,7 @@ mod tests {
             objects: Vec::new(),
             identity_id: None,
             uses_vm_identity: false,
+            uses_token_proxy: false,
             client_id: None,
             warnings,
         }

@@ -38,6 +38,8 @@ pub struct ClassInput {
     pub identity_id: Option<String>,
     /// `useVMManagedIdentity` is already true.
     pub uses_vm_identity: bool,
+    /// `useAzureTokenProxy` is already true.
+    pub uses_token_proxy: bool,
     /// `clientID` (workload identity) as it is now.
     pub client_id: Option<String>,
     /// What the lint found that misleads but does not stop the mount.
@@ -260,16 +262,17 @@ fn class_input(class: &SecretProviderClass, mode: IdentityMode, cloud: &Cloud) -
         objects,
         identity_id,
         uses_vm_identity: params.use_vm_managed_identity,
+        uses_token_proxy: params.use_azure_token_proxy,
         client_id,
         warnings,
     })
 }
 
-/// The VM scale sets and VMs that run the nodes a binding selects; none in mode
-/// `WorkloadIdentity`. Nodes without a providerID (not yet initialised, or virtual) are
+/// The VM scale sets and VMs that run the nodes a binding selects; none in the modes that
+/// give the tokens to a ServiceAccount. Nodes without a providerID (not yet initialised, or virtual) are
 /// skipped.
 pub fn targets_of(binding: &IdentityBinding, ctx: &Context) -> Result<BTreeSet<ComputeId>, BindingError> {
-    if binding.spec.mode == IdentityMode::WorkloadIdentity {
+    if binding.spec.mode.uses_service_account() {
         return Ok(BTreeSet::new());
     }
     match ctx.node_targets.of(&ctx.nodes, &binding.spec.nodes) {
@@ -345,7 +348,7 @@ fn store_input(store: &SecretStore, objects: Vec<KeyVaultObject>, binding: &Iden
 pub fn store_auth_type(mode: IdentityMode) -> &'static str {
     match mode {
         IdentityMode::VmManagedIdentity => "ManagedIdentity",
-        IdentityMode::WorkloadIdentity => "WorkloadIdentity",
+        IdentityMode::WorkloadIdentity | IdentityMode::AksIdentityBinding => "WorkloadIdentity",
     }
 }
 

@@ -2,6 +2,7 @@
 //! create the identity, attach it to the node pools, grant it get on the vault, and write
 //! its client ID into the SecretProviderClass; then say so in status and Events.
 
+mod aks_identity_binding;
 mod azure_sync;
 mod blast_radius;
 mod class_lint;
@@ -337,6 +338,9 @@ async fn converge(
         return Err(refuse(binding, ctx, progress, changes, denial).await);
     }
     progress.done.push((Step::Policy, "Allowed", format!("allowed by BindingPolicy {}", allowing.join(", "))));
+    if binding.spec.mode == IdentityMode::AksIdentityBinding && ctx.config.managed_cluster.is_none() {
+        return Err(BindingError::NoManagedCluster);
+    }
 
     // 1. The identity.
     let may_adopt = policy::allows_adoption(&allowing, &identity_id, ctx);
@@ -399,6 +403,7 @@ async fn converge(
             remember_attachments(ctx, &identity.id, &reached.attachments);
             progress.status.attachments = reached.attachments;
             progress.status.workload_identity = reached.federation;
+            progress.status.aks_identity_binding = reached.aks_binding;
             progress.notices.extend(reached.notices);
             if reached.pending.is_empty() {
                 progress.done.push((Step::Nodes, reached.reason, reached.message));
@@ -464,6 +469,7 @@ struct Reach {
     crowded: Vec<kvbind_azure::ComputeId>,
     newly_crowded: Vec<kvbind_azure::ComputeId>,
     federation: Option<kvbind_api::identity_binding::WorkloadIdentityStatus>,
+    aks_binding: Option<kvbind_api::identity_binding::AksIdentityBindingStatus>,
     notices: Vec<(&'static str, &'static str, String)>,
     reason: &'static str,
     message: String,
@@ -493,7 +499,34 @@ async fn reach(
     if let Some(old) = previous.as_ref().filter(|old| Some(old.service_account.as_str()) != service_account) {
         workload_identity::unfederate(ctx, &namespace, &identity.id, &old.service_account, changes).await?;
     }
-    let mut reach = Reach { attachments, pending, crowded, newly_crowded, federation: None, notices: Vec::new(), reason: "Attached", message: String::new() };
+    let mut reach = Reach {
+        attachments,
+        pending,
+        crowded,
+        newly_crowded,
+        federation: None,
+        aks_binding: None,
+        notices: Vec::new(),
+        reason: "Attached",
+        message: String::new(),
+    };
+    let bound_account = binding.spec.service_account.as_ref().filter(|_| binding.spec.mode == IdentityMode::AksIdentityBinding).map(|s| s.name.as_str());
+    if let Some(old) = binding.status.as_ref().and_then(|s| s.aks_identity_binding.as_ref()).filter(|old| Some(old.service_account.as_str()) != bound_account) {
+        // Still in the mode with another ServiceAccount, the cluster's binding stays.
+        let cluster_too = bound_account.is_none();
+        release_aks_binding(ctx, binding, &identity.id, &identity.client_id, &old.service_account, cluster_too, created, changes).await?;
+    }
+    if let Some(account) = bound_account {
+        let bound = aks_identity_binding::bind(ctx, &namespace, account, identity, changes).await?;
+        reach.message = format!(
+            "bound to the cluster by AKS identity binding {}; ServiceAccount {account} may use it through AKS's token proxy (ClusterRole {}); attached to no node pool",
+            bound.resource_id.rsplit('/').next().unwrap_or_default(),
+            bound.cluster_role
+        );
+        reach.reason = "BoundByAKS";
+        reach.aks_binding = Some(bound);
+        return Ok(reach);
+    }
     if service_account.is_none() {
         let skipped = ctx.node_targets.auto_provisioned(&ctx.nodes, &binding.spec.nodes);
         if !skipped.is_empty() {
@@ -562,6 +595,7 @@ fn attached_by_aks() -> Reach {
         crowded: Vec::new(),
         newly_crowded: Vec::new(),
         federation: None,
+        aks_binding: None,
         notices: vec![(
             "NodeWideAccess",
             "AddonIdentityOnEveryPool",
@@ -598,8 +632,9 @@ async fn access(
 /// its deletion policy says. A binding that never got that far costs no Azure call. Returns
 /// the error to report: the denial, or what stopped the undo.
 async fn refuse(binding: &IdentityBinding, ctx: &Context, progress: &mut Progress, changes: &mut Vec<Change>, denial: BindingError) -> BindingError {
-    let had =
-        binding.status.as_ref().is_some_and(|s| s.identity.is_some() || !s.attachments.is_empty() || !s.grants.is_empty() || s.workload_identity.is_some());
+    let had = binding.status.as_ref().is_some_and(|s| {
+        s.identity.is_some() || !s.attachments.is_empty() || !s.grants.is_empty() || s.workload_identity.is_some() || s.aks_identity_binding.is_some()
+    });
     if had && binding.spec.deletion_policy == DeletionPolicy::Delete {
         if let Err(e) = undo(binding, ctx, changes).await {
             // Keep the records until the undo is complete.
@@ -611,6 +646,35 @@ async fn refuse(binding: &IdentityBinding, ctx: &Context, progress: &mut Progres
         changes.push(("AccessRevoked", "no BindingPolicy allows this binding any more: removed what kvbind had set up for it".to_owned()));
     }
     denial
+}
+
+/// Takes back what mode AKSIdentityBinding gave `account` of the binding's namespace,
+/// unless another live binding there still gives it the identity; and, with `cluster_too`
+/// once no other live binding uses the identity in that mode, the cluster's ARM identity
+/// binding (with the credential AKS left, when `owned`).
+#[allow(clippy::too_many_arguments)]
+async fn release_aks_binding(
+    ctx: &Context,
+    binding: &IdentityBinding,
+    identity: &kvbind_azure::IdentityId,
+    client_id: &str,
+    account: &str,
+    cluster_too: bool,
+    owned: bool,
+    changes: &mut Vec<Change>,
+) -> Result<(), BindingError> {
+    let namespace = binding.namespace().unwrap_or_default();
+    let others = sharing_identity(binding, identity, ctx);
+    let in_mode: Vec<&Arc<IdentityBinding>> = others.iter().filter(|b| b.spec.mode == IdentityMode::AksIdentityBinding).collect();
+    let same_account =
+        in_mode.iter().any(|b| b.namespace().as_deref() == Some(namespace.as_str()) && b.spec.service_account.as_ref().is_some_and(|s| s.name == account));
+    if !same_account {
+        aks_identity_binding::disallow(ctx, &namespace, account, client_id, changes).await?;
+    }
+    if cluster_too && in_mode.is_empty() {
+        aks_identity_binding::unbind(ctx, identity, owned, changes).await?;
+    }
+    Ok(())
 }
 
 /// Records in the ledger which attachments of `identity` kvbind made.
@@ -674,6 +738,18 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         }
     }
     let client_id = found.as_ref().map(|i| i.client_id.clone());
+    if let Some(identity) = &found {
+        // The ServiceAccounts the spec and the status name: every name removed is derived
+        // from this namespace, so a status can at most point kvbind at its own namespace's.
+        let mut accounts: BTreeSet<&str> = BTreeSet::new();
+        if binding.spec.mode == IdentityMode::AksIdentityBinding {
+            accounts.extend(binding.spec.service_account.as_ref().map(|s| s.name.as_str()));
+        }
+        accounts.extend(binding.status.as_ref().and_then(|s| s.aks_identity_binding.as_ref()).map(|b| b.service_account.as_str()));
+        for account in accounts {
+            release_aks_binding(ctx, binding, &identity.id, &identity.client_id, account, true, owned, changes).await?;
+        }
+    }
     if let Some(identity) = found {
         let mut records = demand.records.clone();
         if owned {

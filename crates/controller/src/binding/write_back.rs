@@ -15,7 +15,7 @@ use crate::error::BindingError;
 
 /// Writes the identity into each class that does not carry it yet: for VM managed identity
 /// `useVMManagedIdentity: "true"` and `userAssignedIdentityID`, for workload identity
-/// `clientID`. Being a full apply of kvbind's fields, it also takes back the other mode's
+/// `clientID`, for AKS identity bindings `useAzureTokenProxy: "true"` and `clientID`. Being a full apply of kvbind's fields, it also takes back the other mode's
 /// parameters when a binding changes mode.
 pub async fn write_identity(
     ctx: &Context,
@@ -28,8 +28,15 @@ pub async fn write_identity(
     let api: Api<SecretProviderClass> = Api::namespaced(ctx.client.clone(), namespace);
     for class in classes {
         let current = match mode {
-            IdentityMode::VmManagedIdentity => class.uses_vm_identity && class.identity_id.as_deref() == Some(client_id) && class.client_id.is_none(),
-            IdentityMode::WorkloadIdentity => class.client_id.as_deref() == Some(client_id) && !class.uses_vm_identity && class.identity_id.is_none(),
+            IdentityMode::VmManagedIdentity => {
+                class.uses_vm_identity && class.identity_id.as_deref() == Some(client_id) && class.client_id.is_none() && !class.uses_token_proxy
+            }
+            IdentityMode::WorkloadIdentity => {
+                class.client_id.as_deref() == Some(client_id) && !class.uses_vm_identity && class.identity_id.is_none() && !class.uses_token_proxy
+            }
+            IdentityMode::AksIdentityBinding => {
+                class.client_id.as_deref() == Some(client_id) && class.uses_token_proxy && !class.uses_vm_identity && class.identity_id.is_none()
+            }
         };
         if current {
             continue;
@@ -39,6 +46,7 @@ pub async fn write_identity(
                 json!({keys::USE_VM_MANAGED_IDENTITY: "true", keys::USER_ASSIGNED_IDENTITY_ID: client_id})
             }
             IdentityMode::WorkloadIdentity => json!({keys::CLIENT_ID: client_id}),
+            IdentityMode::AksIdentityBinding => json!({keys::USE_AZURE_TOKEN_PROXY: "true", keys::CLIENT_ID: client_id}),
         };
         let patch = json!({
             "apiVersion": "secrets-store.csi.x-k8s.io/v1",
@@ -90,14 +98,20 @@ pub async fn write_store_identity(
         let current = store.auth_type.as_deref() == Some(auth_type)
             && match mode {
                 IdentityMode::VmManagedIdentity => store.identity_id.as_deref() == Some(client_id) && store.service_account.is_none(),
-                IdentityMode::WorkloadIdentity => store.service_account.as_deref() == service_account && store.identity_id.is_none(),
+                // The CRD refuses stores in mode AKSIdentityBinding; were one to come, ESO's
+                // nearest is workload identity.
+                IdentityMode::WorkloadIdentity | IdentityMode::AksIdentityBinding => {
+                    store.service_account.as_deref() == service_account && store.identity_id.is_none()
+                }
             };
         if current {
             continue;
         }
         let azurekv = match mode {
             IdentityMode::VmManagedIdentity => json!({fields::AUTH_TYPE: auth_type, fields::IDENTITY_ID: client_id}),
-            IdentityMode::WorkloadIdentity => json!({fields::AUTH_TYPE: auth_type, fields::SERVICE_ACCOUNT_REF: {"name": service_account}}),
+            IdentityMode::WorkloadIdentity | IdentityMode::AksIdentityBinding => {
+                json!({fields::AUTH_TYPE: auth_type, fields::SERVICE_ACCOUNT_REF: {"name": service_account}})
+            }
         };
         let patch = json!({
             "apiVersion": kvbind_api::external_secrets::API_VERSION,
