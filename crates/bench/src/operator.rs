@@ -30,6 +30,8 @@ pub struct OperatorArgs<'a> {
     pub reserve: f64,
     /// The role assignments it lets the subscription reach, when not Azure's.
     pub role_assignment_limit: Option<usize>,
+    /// The managed cluster's ARM ID, for AKS identity bindings.
+    pub managed_cluster: Option<String>,
 }
 
 /// The `kvbind` binary next to this one (build both with the same profile).
@@ -74,6 +76,9 @@ impl Operator {
         }
         // Paced within Azure's rates, as shipped; the bound counts the same share.
         command.args(["--arm-reserve", &args.reserve.to_string(), "--oidc-issuer-url", crate::world::ISSUER]);
+        if let Some(cluster) = &args.managed_cluster {
+            command.args(["--managed-cluster-id", cluster]);
+        }
         if let Some(limit) = args.role_assignment_limit {
             command.args(["--role-assignment-limit", &limit.to_string()]);
         }

@@ -107,6 +107,7 @@ pub async fn run(scenario: &Scenario, strategy: Strategy, settings: &Settings) -
         naive: strategy == Strategy::Naive,
         reserve: settings.reserve,
         role_assignment_limit: scenario.role_assignment_limit,
+        managed_cluster: (scenario.mode == crate::scenario::Mode::AksIdentityBinding).then(kvbind_e2e::world::managed_cluster_id),
     })?;
     let bound = bound_seconds(scenario, &settings.latencies, &Rates::published(settings.reserve));
     let deadline = Duration::from_secs_f64((bound.seconds * 40.0).max(300.0));

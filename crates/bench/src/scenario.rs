@@ -31,6 +31,8 @@ pub enum Mode {
     Vm,
     /// A federated credential per binding's ServiceAccount; no pool touched.
     WorkloadIdentity,
+    /// One AKS identity binding per identity, RBAC per ServiceAccount; no pool touched.
+    AksIdentityBinding,
 }
 
 /// A limit of Azure's that a scenario runs into on purpose: how many bindings it refuses,
@@ -126,6 +128,14 @@ impl Scenario {
         Scenario { name: format!("{bindings}b-wi-distinct"), mode: Mode::WorkloadIdentity, ..Scenario::new(Kind::Converge, bindings, 1, 1, 2) }
     }
 
+    /// `bindings` in AKS identity binding mode, `per_identity` ServiceAccounts to an
+    /// identity: past workload identity's 20 federated credentials, which this mode does not
+    /// spend.
+    fn aks_identity_binding(bindings: usize, per_identity: usize) -> Scenario {
+        let sharing = if per_identity > 1 { "shared" } else { "distinct" };
+        Scenario { name: format!("{bindings}b-aib-{sharing}"), mode: Mode::AksIdentityBinding, ..Scenario::new(Kind::Converge, bindings, 1, per_identity, 2) }
+    }
+
     /// One pool asked to carry one identity more than Azure's 150 (with the one someone
     /// else put there): one binding refused.
     fn pool_limit() -> Scenario {
@@ -187,6 +197,9 @@ pub fn all(quick: bool) -> Vec<Scenario> {
         Scenario::new(Converge, 100, 20, 10, 2),
         Scenario::new(Converge, 1000, 20, 10, 2),
         Scenario::workload_identity(1000),
+        Scenario::aks_identity_binding(1000, 1),
+        // Fifty ServiceAccounts to an identity: workload identity would stop at twenty.
+        Scenario::aks_identity_binding(1000, 50),
         // The memory target: 1,000 bindings and classes, 2,000 nodes in the caches.
         Scenario::new(Converge, 1000, 20, 10, 100),
         Scenario::new(SteadyState, 1000, 20, 10, 2),
@@ -225,8 +238,8 @@ impl Latencies {
 const ENTRIES_PER_REQUEST: usize = kvbind_azure::model::MAX_ACCESS_POLICIES_PER_REQUEST;
 
 /// The fewest ARM writes that can converge `scenario` from nothing: one PUT per new
-/// identity, one PATCH per scale set (VM mode) or one federated credential per binding
-/// (workload identity), and the access-policy writes of one vault (16 entries to a
+/// identity, one PATCH per scale set (VM mode), one federated credential per binding
+/// (workload identity) or one AKS identity binding per identity, and the access-policy writes of one vault (16 entries to a
 /// request is the REST spec's maximum). What a limit refuses costs nothing but the
 /// refused binding's own identity. In steady state: none. For a scale-out: one PATCH on
 /// the new scale set.
@@ -235,6 +248,7 @@ pub fn writes_lower_bound(scenario: &Scenario) -> u64 {
     let reach = match scenario.mode {
         Mode::Vm => scenario.pools,
         Mode::WorkloadIdentity => scenario.ready(),
+        Mode::AksIdentityBinding => scenario.granted_identities(),
     };
     let grants = match scenario.role_assignment_limit {
         Some(_) => scenario.ready() * scenario.objects_per_class(),
@@ -294,6 +308,8 @@ pub fn bound_seconds(scenario: &Scenario, latencies: &Latencies, rates: &Rates) 
         match scenario.mode {
             Mode::Vm => ms(latencies.vmss_patch_ms).max(vault),
             Mode::WorkloadIdentity => vault,
+            // The identity binding is a long-running operation of about a scale set's.
+            Mode::AksIdentityBinding => ms(latencies.vmss_patch_ms).max(vault),
         }
     };
     match scenario.kind {
@@ -303,7 +319,7 @@ pub fn bound_seconds(scenario: &Scenario, latencies: &Latencies, rates: &Rates) 
             let writes = drain_seconds(writes_lower_bound(scenario) as f64, rates.writes);
             let assignments = match scenario.mode {
                 Mode::Vm => drain_seconds((scenario.granted_identities() * scenario.pools) as f64, rates.identity_assignments) + ms(latencies.vmss_patch_ms),
-                Mode::WorkloadIdentity => 0.0,
+                Mode::WorkloadIdentity | Mode::AksIdentityBinding => 0.0,
             };
             let rate = creates.max(writes).max(assignments);
             Bound { latency, rate, seconds: latency.max(rate) }
@@ -336,7 +352,7 @@ mod tests {
         for s in all(false).into_iter().chain(all(true)) {
             let per_pool = match s.mode {
                 Mode::Vm => s.identities() + FOREIGN_ON_POOL,
-                Mode::WorkloadIdentity => 0,
+                Mode::WorkloadIdentity | Mode::AksIdentityBinding => 0,
             };
             let entries = s.vault_entries_held + s.identities();
             let roles = s.role_assignment_limit.is_none_or(|limit| s.bindings * s.objects_per_class() <= limit);

@@ -38,6 +38,12 @@ pub async fn simulator(scenario: &Scenario, latencies: &Latencies) -> anyhow::Re
             kvbind_e2e::operator::TENANT
         ));
     }
+    if scenario.mode == Mode::AksIdentityBinding {
+        text.push_str(&format!(
+            "      - name: rg-aks\n        managedClusters:\n          - {{name: aks, nodeResourceGroup: {}}}\n",
+            kvbind_e2e::operator::NODE_GROUP
+        ));
+    }
     let mut world = seed(&text);
     if let Some(limit) = scenario.role_assignment_limit {
         world.limits = Some(kvbind_arm_sim::seed::LimitsSeed { role_assignments_per_subscription: limit, ..Default::default() });
@@ -96,6 +102,10 @@ pub async fn bindings(client: &kube::Client, namespace: &str, scenario: &Scenari
                 Mode::WorkloadIdentity => (
                     Some((accounts.clone(), format!("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {name}\n"))),
                     format!("  mode: WorkloadIdentity\n  serviceAccount: {{name: {name}}}\n"),
+                ),
+                Mode::AksIdentityBinding => (
+                    Some((accounts.clone(), format!("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {name}\n"))),
+                    format!("  mode: AKSIdentityBinding\n  serviceAccount: {{name: {name}}}\n"),
                 ),
             };
             account.into_iter().chain([

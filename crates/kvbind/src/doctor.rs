@@ -283,6 +283,7 @@ pub fn mode_advice(any_locked: bool) -> Vec<String> {
     } else {
         lines.push("mode     WorkloadIdentity fits best: each identity reaches one ServiceAccount's pods (run kvbind with --oidc-issuer-url). VMManagedIdentity works here too, but every pod on a pool's nodes can use the identities on it".to_owned());
     }
+    lines.push("mode     AKSIdentityBinding (AKS preview) fits when one identity serves more than 20 ServiceAccounts or clusters: workload identity spends a federated credential on each, AKS identity bindings one for all (run kvbind with --managed-cluster-id and list the mode in a BindingPolicy's modes)".to_owned());
     // The restriction is a cluster setting ARM's node resource group does not show, so it
     // is said as what it means.
     lines.push("imds     with AKS's IMDS restriction on, only host-network pods (the CSI driver) reach IMDS: VM mode keeps serving mounts, and other pods cannot ask for the pool's identities".to_owned());
@@ -348,6 +349,7 @@ mod tests {
         assert!(!node_group_line(&group, &[reads_only]).1, "a deny assignment about something else does not lock the pools");
         assert!(mode_advice(true)[0].contains("VMManagedIdentity cannot work here"));
         assert!(mode_advice(false)[0].contains("VMManagedIdentity works here too"));
+        assert!(mode_advice(false).iter().any(|l| l.contains("AKSIdentityBinding") && l.contains("more than 20")), "the mode past workload identity's limit");
     }
 
     #[test]

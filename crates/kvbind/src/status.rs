@@ -51,6 +51,15 @@ pub fn render(binding: &IdentityBinding) -> String {
             vec![format!("ServiceAccount {}  federated credential {}", w.service_account, w.federated_credential), format!("issuer {}", w.issuer)],
         ));
     }
+    if let Some(b) = &status.aks_identity_binding {
+        sections.push((
+            "AKS identity binding".to_owned(),
+            vec![
+                format!("ServiceAccount {}  ClusterRole {}", b.service_account, b.cluster_role),
+                format!("{}  issuer {}", b.resource_id.rsplit('/').next().unwrap_or_default(), b.oidc_issuer),
+            ],
+        ));
+    }
     sections.push((
         "vault grants".to_owned(),
         status
@@ -162,6 +171,12 @@ mod tests {
                 list_reason: None,
             }],
             secret_stores: vec![SecretStoreStatus { name: "billing-vault".into(), updated: true }],
+            aks_identity_binding: Some(kvbind_api::identity_binding::AksIdentityBindingStatus {
+                resource_id: "/c/identityBindings/kvbind-app-reader-0123".into(),
+                oidc_issuer: "https://issuer/".into(),
+                cluster_role: "kvbind-use-team-a-app-1".into(),
+                service_account: "app".into(),
+            }),
             conditions: vec![
                 Condition::new("Ready", ConditionStatus::False, "AzureThrottled", "throttled", Some(1), at),
                 Condition::new("AccessGranted", ConditionStatus::False, "AzureThrottled", "vault kv: retry in 7s", Some(1), at),
@@ -175,6 +190,8 @@ mod tests {
         assert!(tree.starts_with("team-a/app  Ready=False (AzureThrottled)"), "{tree}");
         assert!(tree.contains("identity app-reader  client ID cid  (managed by kvbind)"), "{tree}");
         assert!(tree.contains("pool-a  attached by kvbind"), "{tree}");
+        assert!(tree.contains("ServiceAccount app  ClusterRole kvbind-use-team-a-app-1"), "{tree}");
+        assert!(tree.contains("kvbind-app-reader-0123  issuer https://issuer/"), "{tree}");
         assert!(tree.contains("kv (access policy)  secrets: get"), "{tree}");
         assert!(tree.contains("├─ SecretStores\n│  └─ billing-vault  carries the identity"), "{tree}");
         assert!(tree.contains("AccessGranted False AzureThrottled: vault kv: retry in 7s"), "{tree}");

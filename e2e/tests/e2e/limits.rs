@@ -136,11 +136,17 @@ async fn a_locked_node_resource_group_stops_vm_mode_by_name_and_workload_identit
     s.apply(&class("wi", &[("db-password", "secret", 0)]));
     s.apply(&binding("vm", "vm-reader", &["vm"], ""));
     s.apply(&binding("wi", "wi-reader", &["wi"], "  mode: WorkloadIdentity\n  serviceAccount: {name: app}\n"));
-    s.wait_condition("vm", "Stalled").await;
     s.wait_condition("wi", "Ready").await;
-
-    let (reason, message) = condition(&s, "vm", "NodesAssigned");
-    assert_eq!(reason, "AzureDenyAssignment");
+    // Another look at the binding tries the scale set again (and is refused again), so the
+    // step reads InProgress in between: wait for the refusal rather than read it once.
+    let mut message = String::new();
+    s.eventually("the scale set refused by the deny assignment", |s| {
+        let (reason, said) = condition(s, "vm", "NodesAssigned");
+        message = said;
+        reason == "AzureDenyAssignment"
+    })
+    .await;
+    s.wait_condition("vm", "Stalled").await;
     assert!(message.contains("node resource group lockdown") && message.contains("WorkloadIdentity"), "the constraint and the way out: {message}");
     let written: Vec<_> = s.sim.requests().into_iter().filter(|r| r.method != "GET" && r.path.contains(NODE_GROUP) && r.status < 400).collect();
     assert!(written.is_empty(), "nothing changed in the locked group: {written:?}");

@@ -285,12 +285,6 @@ pub fn route(method: &str, path: &str) -> Result<Route, ArmError> {
                 target: Target::IdentityBinding { sub: own(1), rg: own(3), cluster: own(7), name: own(9) },
             })
         }
-        ["subscriptions", _, "providers", "microsoft.containerservice", "locations", _, "operations", _] if m == "GET" => Ok(Route {
-            operation: "ContainerService_OperationStatus",
-            provider: Provider::ContainerService,
-            action: "Microsoft.ContainerService/locations/operations/read".to_owned(),
-            target: Target::Operation { id: own(7) },
-        }),
         ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.containerservice", "managedclusters", _] if m == "GET" => Ok(Route {
             operation: "ManagedClusters_Get",
             provider: Provider::ContainerService,
@@ -368,12 +362,14 @@ pub fn route(method: &str, path: &str) -> Result<Route, ArmError> {
                 target: Target::Compute { path: format!("/{}", parts.join("/")), sub: own(1), kind },
             })
         }
-        ["subscriptions", _, "providers", "microsoft.compute", "locations", _, "operations", _] if m == "GET" => Ok(Route {
-            operation: "Operations_Get",
-            provider: Provider::Compute,
-            action: "Microsoft.Compute/locations/operations/read".to_owned(),
-            target: Target::Operation { id: own(7) },
-        }),
+        // The long-running operations of Compute's and Container Service's writes.
+        ["subscriptions", _, "providers", namespace @ ("microsoft.compute" | "microsoft.containerservice"), "locations", _, "operations", _] if m == "GET" => {
+            let (operation, provider, canonical) = match *namespace {
+                "microsoft.compute" => ("Operations_Get", Provider::Compute, "Microsoft.Compute"),
+                _ => ("ContainerService_OperationStatus", Provider::ContainerService, "Microsoft.ContainerService"),
+            };
+            Ok(Route { operation, provider, action: format!("{canonical}/locations/operations/read"), target: Target::Operation { id: own(7) } })
+        }
         ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.keyvault", "vaults", _] if m == "GET" => Ok(Route {
             operation: "Vaults_Get",
             provider: Provider::KeyVault,
