@@ -17,6 +17,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use kvbind_local_cluster::ControlPlane;
 
+pub mod chart;
 pub mod operator;
 pub mod tenant;
 pub mod world;

@@ -67,6 +67,14 @@ pub struct BindingPolicySpec {
     #[serde(default)]
     pub allow_cross_namespace_sharing: bool,
 
+    /// `Deny`: kvbind keeps a NetworkPolicy (`kvbind-deny-imds`) in each namespace the
+    /// policy selects that has bindings, which lets its pods reach everything but IMDS
+    /// (169.254.169.254): they cannot ask for the node pools' identities, as the
+    /// host-network CSI driver still can. Needs a CNI that enforces NetworkPolicies, and no
+    /// other NetworkPolicy of the namespace that allows that address. Default `Allow`.
+    #[serde(default, skip_serializing_if = "ImdsEgress::is_allow")]
+    pub imds_egress: ImdsEgress,
+
     /// At most this many IdentityBindings in each namespace the policy selects: the oldest
     /// are allowed, later ones refused until one goes. Absent: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,6 +84,22 @@ pub struct BindingPolicySpec {
     /// policy selects: a binding that would add one more is refused. Absent: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_identities_per_namespace: Option<u32>,
+}
+
+/// Whether the pods of a policy's namespaces may reach the node's instance metadata service.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ImdsEgress {
+    /// Pods may reach IMDS (no NetworkPolicy from kvbind).
+    #[default]
+    Allow,
+    /// Pods that are not on the host network may not reach IMDS.
+    Deny,
+}
+
+impl ImdsEgress {
+    fn is_allow(&self) -> bool {
+        *self == ImdsEgress::Allow
+    }
 }
 
 fn default_modes() -> Vec<IdentityMode> {

@@ -260,6 +260,13 @@ impl Usage {
     }
 }
 
+/// Whether a policy that selects `namespace` keeps its pods off IMDS (`imdsEgress: Deny`).
+/// The NetworkPolicy is the namespace's, not one binding's, so any selecting policy that
+/// asks for it wins over those that do not.
+pub fn denies_imds(namespace: &str, ctx: &Context) -> bool {
+    selecting(namespace, ctx).iter().any(|p| p.spec.imds_egress == kvbind_api::binding_policy::ImdsEgress::Deny)
+}
+
 /// The policies that select `namespace`.
 fn selecting(namespace: &str, ctx: &Context) -> Vec<Arc<BindingPolicy>> {
     let labels = ctx.namespaces.state().into_iter().find(|n| n.name_any() == namespace).map(|n| n.labels().clone()).unwrap_or_default();

@@ -6,9 +6,10 @@
 
 use k8s_openapi::api::authorization::v1::SubjectAccessReview;
 use kube::api::{Api, PostParams};
-use kvbind_e2e::operator::{SUBSCRIPTION, Scenario, seed};
+use kvbind_e2e::TestNamespace;
+use kvbind_e2e::chart::operator_client;
+use kvbind_e2e::operator::{Scenario, seed};
 use kvbind_e2e::world::{binding, class, cluster_with_addon, key, managed_cluster_id, perms, policy_of, uami};
-use kvbind_e2e::{TestNamespace, client_with_token, control_plane, repo_root};
 
 fn bound(name: &str, identity: &str, account: &str) -> String {
     binding(name, identity, &["app"], &format!("  mode: AKSIdentityBinding\n  serviceAccount: {{name: {account}}}\n"))
@@ -34,42 +35,10 @@ async fn may_use(s: &Scenario, account: &str, client_id: &str) -> bool {
     answer.status.is_some_and(|status| status.allowed)
 }
 
-/// The chart's RBAC for an operator that knows its managed cluster, applied in `ns`, and a
-/// client with its ServiceAccount's token.
-async fn operator_client(ns: &TestNamespace) -> kube::Client {
-    let release = format!("kvbind-{}", &ns.name[ns.name.len() - 8..]);
-    let mut helm = std::process::Command::new(control_plane().bin_dir().join("helm"));
-    helm.args(["template", &release]).arg(repo_root().join("charts/kvbind")).args([
-        "--namespace",
-        &ns.name,
-        "--kube-version",
-        "1.35.4",
-        "--set",
-        &format!("azure.subscriptions[0]={SUBSCRIPTION}"),
-        "--set",
-        &format!("controller.managedClusterId={}", managed_cluster_id()),
-        "--show-only",
-        "templates/serviceaccount.yaml",
-        "--show-only",
-        "templates/clusterrole.yaml",
-        "--show-only",
-        "templates/clusterrolebinding.yaml",
-    ]);
-    helm.env("HELM_CACHE_HOME", std::env::temp_dir().join("kvbind-helm-cache"));
-    helm.env("HELM_CONFIG_HOME", std::env::temp_dir().join("kvbind-helm-config"));
-    let out = helm.output().expect("helm runs");
-    assert!(out.status.success(), "helm template failed: {}", String::from_utf8_lossy(&out.stderr));
-    let out = ns.kubectl_apply_args(&String::from_utf8_lossy(&out.stdout), &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let token = ns.kubectl(&["create", "token", &release]);
-    assert!(token.status.success(), "{}", String::from_utf8_lossy(&token.stderr));
-    client_with_token(String::from_utf8_lossy(&token.stdout).trim()).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_aks_identity_binding_lets_exactly_its_service_accounts_use_the_identity_and_deletion_restores_azure() {
     let ns = TestNamespace::new("aib").await;
-    let client = operator_client(&ns).await;
+    let client = operator_client(&ns, &[&format!("controller.managedClusterId={}", managed_cluster_id())]).await;
     let s = Scenario::start_in(ns, client, seed(&cluster_with_addon(&["pool-vmss"])), |config| {
         config.managed_cluster = Some(managed_cluster_id());
     })

@@ -8,6 +8,7 @@ mod crds;
 mod examples;
 mod external_secrets;
 mod faults;
+mod imds_egress;
 mod kstatus;
 mod lifecycle;
 mod limits;

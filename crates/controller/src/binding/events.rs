@@ -23,16 +23,22 @@ const MAX_NOTE_BYTES: usize = 1024;
 /// Change reasons, most significant first: a reconcile's Event takes the first of these
 /// among its changes, so `kubectl get events --field-selector reason=IdentityCreated` still
 /// finds every new binding and `reason=AccessRevoked` every revocation.
-pub const SIGNIFICANCE: [&str; 10] = [
+pub const SIGNIFICANCE: [&str; 16] = [
     "AccessRevoked",
     "IdentityDeleted",
     "IdentityCreated",
     "FederatedCredentialDeleted",
     "FederatedCredentialCreated",
+    "AKSIdentityBindingDeleted",
+    "AKSIdentityBindingCreated",
     "IdentityDetached",
     "IdentityAttached",
     "AccessGranted",
+    "ServiceAccountDisallowed",
+    "ServiceAccountAllowed",
     "ServiceAccountAnnotated",
+    "ImdsEgressAllowed",
+    "ImdsEgressDenied",
     "SecretProviderClassUpdated",
 ];
 

@@ -8,6 +8,7 @@ mod blast_radius;
 mod class_lint;
 mod events;
 pub mod finalizer;
+mod imds_egress;
 pub mod inputs;
 pub mod plan;
 mod status;
@@ -448,6 +449,7 @@ async fn write_classes(
             .map_err(|source| BindingError::Kube { action: "publishing the identity's namespace for the admission policy", source })?;
     }
     write_back::write_identity(ctx, &namespace, &w.classes, &w.client_id, binding.spec.mode, changes).await?;
+    imds_egress::keep(ctx, &namespace, policy::denies_imds(&namespace, ctx), changes).await?;
     progress.status.secret_provider_classes = w.classes.iter().map(|c| SecretProviderClassStatus { name: c.name.clone(), updated: true }).collect();
     progress.done.push((Step::Classes, "Updated", format!("{} SecretProviderClass(es) carry client ID {}", w.classes.len(), w.client_id)));
     if binding.spec.secret_stores.is_some() {
@@ -818,6 +820,15 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
                 write_back::forget_store_identity(ctx, &namespace, store).await?;
             }
         }
+    }
+    // The namespace's last binding takes its NetworkPolicy with it.
+    let others_here = ctx
+        .bindings
+        .state()
+        .into_iter()
+        .any(|b| b.namespace().as_deref() == Some(namespace.as_str()) && b.name_any() != binding.name_any() && b.metadata.deletion_timestamp.is_none());
+    if !others_here {
+        imds_egress::keep(ctx, &namespace, false, changes).await?;
     }
     let still_here = sharing_identity(binding, &identity_id, ctx).iter().any(|b| b.namespace().as_deref() == Some(namespace.as_str()));
     if let (Some(bound), Some(client_id), false) = (&ctx.bound, client_id, still_here) {
