@@ -46,6 +46,10 @@ pub struct ControllerConfig {
     /// it wrote into a class is bound to, for the chart's admission policy; `None` keeps no
     /// such list.
     pub bound_identities: Option<(String, String)>,
+    /// The ConfigMap (namespace, name) in kvbind's own namespace where it keeps what it did
+    /// to identities it adopted, so that a restart does not forget it. `None`: only in
+    /// memory, for this process's life.
+    pub adoption_records: Option<(String, String)>,
     /// The role assignments kvbind lets a subscription reach before it refuses to create
     /// more: Azure allows 4,000 (fixed) and counts everyone's; lower, it leaves room.
     pub role_assignment_limit: usize,
@@ -69,6 +73,7 @@ impl Default for ControllerConfig {
             oidc_issuer: None,
             installation: String::new(),
             bound_identities: None,
+            adoption_records: None,
             role_assignment_limit: crate::role_budget::AZURE_ROLE_ASSIGNMENT_LIMIT,
         }
     }

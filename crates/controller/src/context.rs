@@ -118,6 +118,8 @@ pub struct Context {
     pub vault_lookups: Turns,
     /// What kvbind did per identity since this process started.
     pub ledger: Ledger,
+    /// The durable part of the ledger: what kvbind did to identities it adopted.
+    pub adoption: Option<crate::adoption_records::AdoptionRecords>,
     /// The role assignments each subscription may still take.
     pub role_budget: crate::role_budget::RoleAssignmentBudget,
 }
@@ -129,6 +131,7 @@ impl Context {
         let config_bound =
             config.bound_identities.as_ref().map(|(namespace, name)| crate::bound_identities::BoundIdentities::new(client.clone(), namespace, name));
         let config_role_limit = config.role_assignment_limit;
+        let adoption = config.adoption_records.as_ref().map(|(namespace, name)| crate::adoption_records::AdoptionRecords::new(client.clone(), namespace, name));
         let events = EventQueue::start(client.clone(), Reporter { controller: config.reporter.clone(), instance: None });
         let reads = Arc::new(ReadCache::new(config.resync));
         let window = config.batching.then_some(config.batch_window);
@@ -162,6 +165,7 @@ impl Context {
             vault_names: Mutex::default(),
             vault_lookups: Turns::default(),
             ledger: Ledger::default(),
+            adoption,
             role_budget: crate::role_budget::RoleAssignmentBudget::new(config_role_limit),
         })
     }

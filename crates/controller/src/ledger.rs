@@ -88,6 +88,23 @@ impl Ledger {
             .collect();
     }
 
+    /// Adds `target` to the targets kvbind attached `identity` to.
+    pub fn note_attached(&self, identity: &str, target: &str) {
+        let mut entries = self.entries();
+        let entry = entries.entry(identity.to_owned()).or_default();
+        if !entry.attached.iter().any(|a| &**a == target) {
+            entry.attached = entry.attached.iter().cloned().chain([intern(target)]).collect();
+        }
+    }
+
+    /// Adds `permissions` on `vault` to what kvbind granted `identity`.
+    pub fn note_granted(&self, identity: &str, vault: &str, permissions: &Permissions) {
+        let mut records = Records::default();
+        self.add_to(identity, &mut records);
+        records.granted.entry(vault.to_owned()).or_default().merge(permissions);
+        self.set_granted(identity, &records.granted);
+    }
+
     /// Records that VM-mode binding `namespace/name` uses `identity` on its pools; true
     /// when it had not been recorded.
     pub fn used_by(&self, identity: &str, namespace: &str, name: &str) -> bool {
@@ -184,6 +201,18 @@ mod tests {
         assert!(ledger.sharing(&pool("/pool-3"), "team-a").is_empty());
         ledger.set_attached("/id-b", &BTreeSet::new());
         assert!(ledger.sharing(&pool("/pool-1"), "team-a").is_empty(), "detached, it no longer counts");
+    }
+
+    #[test]
+    fn noting_adds_to_what_is_recorded() {
+        let ledger = Ledger::default();
+        ledger.note_attached("/id", "/pool");
+        ledger.note_attached("/id", "/pool");
+        ledger.note_granted("/id", "/vault", &Permissions { secrets: names(&["get"]), ..Permissions::default() });
+        ledger.note_granted("/id", "/vault", &Permissions { keys: names(&["get"]), ..Permissions::default() });
+        let records = recorded(&ledger, "/id");
+        assert_eq!(records.attached.len(), 1, "noted once");
+        assert_eq!((records.granted["/vault"].secrets.clone(), records.granted["/vault"].keys.clone()), (names(&["get"]), names(&["get"])));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod access_batcher;
 pub mod addon;
+pub mod adoption_records;
 pub mod batcher;
 pub mod binding;
 mod bound_identities;
@@ -265,6 +266,21 @@ pub async fn run(
     };
     let (handoffs, woken) = handoff::Handoffs::new();
     let ctx = Context::new(client, arm, config, caches, telemetry.metrics, handoffs);
+    // Before any reconcile: what kvbind did to adopted identities before this start.
+    if let Some(store) = &ctx.adoption {
+        match store.load().await {
+            Ok(records) => {
+                for (identity, kept) in &records {
+                    ctx.ledger.set_attached(identity, &kept.attached);
+                    ctx.ledger.set_granted(identity, &kept.granted);
+                }
+                tracing::info!(identities = records.len(), "adoption records read");
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the adoption records could not be read: what kvbind did to adopted identities before this start stays in place")
+            }
+        }
+    }
     let (for_classes, for_nodes, for_policies, for_namespaces) = (bindings.clone(), bindings.clone(), bindings.clone(), bindings.clone());
     let controller = match eso_events {
         Some((store_events, secret_events)) => {

@@ -103,6 +103,11 @@ pub struct RunConfig {
     /// namespaces each identity it bound is bound to, for the chart's admission policy.
     #[arg(long, env = "KVBIND_BOUND_IDENTITIES_CONFIGMAP")]
     pub bound_identities_configmap: Option<String>,
+    /// The ConfigMap in the operator's namespace (`POD_NAMESPACE`) where kvbind keeps what
+    /// it attached and granted to identities it adopted, so that a restart does not forget
+    /// it. Without it kvbind remembers that only while it runs.
+    #[arg(long, env = "KVBIND_ADOPTION_RECORDS_CONFIGMAP")]
+    pub adoption_records_configmap: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "KVBIND_LOG_JSON")]
     pub log_json: bool,

@@ -85,6 +85,7 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         role_assignment_limit: config.role_assignment_limit,
         installation: config.installation_id.clone().unwrap_or_default(),
         bound_identities: config.bound_identities_configmap.clone().map(|name| (config.lease_namespace.clone(), name)),
+        adoption_records: config.adoption_records_configmap.clone().map(|name| (config.lease_namespace.clone(), name)),
     };
 
     if !config.leader_election {

@@ -21,7 +21,7 @@ fn replica(name: &str, ns: &TestNamespace, sim: &Simulator, kubeconfig: &std::pa
         .args(["run", "--subscriptions", "00000000-0000-0000-0000-000000000001", "--credential", "client-secret"])
         .args(["--arm-endpoint", &sim.url, "--namespace", &ns.name, "--lease-namespace", &ns.name, "--pod-name", name])
         .args(["--node-selector", &format!("kvbind.io/test={}", ns.name), "--lease-seconds", "4", "--batch-window-ms", "200"])
-        .args(["--admin-address", &format!("127.0.0.1:{port}")])
+        .args(["--admin-address", &format!("127.0.0.1:{port}"), "--adoption-records-configmap", "kvbind-adoption-records"])
         .args(extra)
         .env("KUBECONFIG", kubeconfig)
         .env("AZURE_TENANT_ID", TENANT)
@@ -294,7 +294,13 @@ async fn kill_at_every_request(ns: &TestNamespace, sim: &Simulator, kubeconfig: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_killed_at_every_request_recovers_without_duplicates_or_losses() {
     let ns = TestNamespace::new("kill").await;
-    let mut world = with_replicas(seed(&cluster(&["pool-a-vmss", "pool-b-vmss"], &[], false)), &["solo"]);
+    // Besides identities kvbind creates, one it adopts: nothing in Azure marks what kvbind
+    // does to it, so only kvbind's record, kept ahead of each write, lets a restarted
+    // operator undo exactly that.
+    let text = cluster(&["pool-a-vmss", "pool-b-vmss"], &[], false)
+        .replace("identities: [{name: team-foreign}]", "identities: [{name: team-foreign}, {name: adopted-reader}]");
+    assert!(text.contains("adopted-reader"), "{text}");
+    let mut world = with_replicas(seed(&text), &["solo"]);
     world.lro = Some(kvbind_arm_sim::seed::LroSeed { duration_ms: 300, retry_after_seconds: 0 });
     let sim = Simulator::start(&world, "127.0.0.1:0".parse().expect("addr")).await.expect("sim");
     let before = sim.snapshot();
@@ -311,6 +317,11 @@ async fn an_operator_killed_at_every_request_recovers_without_duplicates_or_loss
         all.push_str(&binding(&format!("app-{i}"), &identity, &[&format!("app-{i}")], ""));
         all.push_str("\n---\n");
     }
+    all.push_str(&class("adopted", &[("db-password", "secret", 0)]));
+    all.push_str(&format!(
+        "\n---\napiVersion: kvbind.io/v1alpha1\nkind: IdentityBinding\nmetadata:\n  name: adopted\nspec:\n  identity:\n    resourceId: {}\n  secretProviderClasses:\n    names: [adopted]\n---\n",
+        kvbind_e2e::world::uami("rg-identities", "adopted-reader")
+    ));
     let out = ns.kubectl_apply(&all);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
@@ -331,9 +342,13 @@ async fn an_operator_killed_at_every_request_recovers_without_duplicates_or_loss
         assert!(state.system_assigned && state.user_assigned.contains(&foreign), "an identity went missing: {state:?}");
     }
     let snapshot = sim.snapshot();
-    assert_eq!(snapshot["identities"].as_object().map(|m| m.len()), Some(1 + 3), "no duplicate identities");
+    assert_eq!(snapshot["identities"].as_object().map(|m| m.len()), Some(2 + 3), "no duplicate identities");
     let vault = snapshot["vaults"].as_object().and_then(|m| m.values().next().cloned()).expect("vault");
-    assert_eq!(vault["accessPolicies"].as_array().map(Vec::len), Some(1 + 3), "one entry per principal");
+    assert_eq!(vault["accessPolicies"].as_array().map(Vec::len), Some(1 + 4), "one entry per principal");
+    let adopted = kvbind_e2e::world::key(&kvbind_e2e::world::uami("rg-identities", "adopted-reader"));
+    for pool in ["pool-a-vmss", "pool-b-vmss"] {
+        assert!(kvbind_e2e::world::identities_on(&sim, pool).contains(&adopted), "the adopted identity is on {pool}");
+    }
 
     // Deletion, killed as well, still honours the finalizers and restores Azure.
     operator.kill().await.ok();

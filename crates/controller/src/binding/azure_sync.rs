@@ -310,6 +310,9 @@ async fn attach(
     if after > kvbind_azure::model::MAX_USER_ASSIGNED_PER_COMPUTE {
         return Err(BindingError::PoolIdentityLimit { target: target.name.clone(), count: after, limit: kvbind_azure::model::MAX_USER_ASSIGNED_PER_COMPUTE });
     }
+    if !owned {
+        record_ahead(ctx, identity, |ledger, key| ledger.note_attached(key, &target.key())).await?;
+    }
     match waiting {
         Waiting::InPlace => {
             let written = ctx.compute.change(target, Some(identity), None).await.map_err(BindingError::azure(Step::Nodes, "attaching the identity"))?;
@@ -343,6 +346,7 @@ pub struct Grants {
 #[allow(clippy::too_many_arguments)]
 pub async fn sync_grants(
     ctx: &Context,
+    identity: &IdentityId,
     principal: &str,
     owned: bool,
     vaults: &BTreeMap<String, (Arc<Vault>, Vec<KeyVaultObject>)>,
@@ -357,7 +361,7 @@ pub async fn sync_grants(
         let status = if vault.rbac_authorization {
             sync_role_assignments(ctx, principal, vault, objects, scope, may_remove, changes).await?
         } else {
-            let (status, pending) = sync_access_policy(ctx, principal, owned, vault, objects, records, may_remove, waiting, changes).await?;
+            let (status, pending) = sync_access_policy(ctx, identity, principal, owned, vault, objects, records, may_remove, waiting, changes).await?;
             if pending {
                 out.pending.push(vault.id.name.clone());
             }
@@ -373,6 +377,7 @@ pub async fn sync_grants(
 #[allow(clippy::too_many_arguments)]
 async fn sync_access_policy(
     ctx: &Context,
+    identity: &IdentityId,
     principal: &str,
     owned: bool,
     vault: &Vault,
@@ -394,6 +399,9 @@ async fn sync_access_policy(
     let entry = |permissions: Permissions| AccessPolicy { tenant_id: vault.tenant_id.clone(), object_id: principal.to_owned(), permissions };
     let mut pending = false;
     let granted_now = || ("AccessGranted", format!("granted {} on vault {}", describe(&change.granted), vault.id.name));
+    if !owned && !change.add.is_empty() {
+        record_ahead(ctx, identity, |ledger, key| ledger.note_granted(key, &vault.id.key(), &change.add)).await?;
+    }
     match waiting {
         _ if change.add.is_empty() => {
             // A grant handed off before that has landed since is this reconcile's news.
@@ -508,6 +516,23 @@ fn owners_tag(users: &[String]) -> String {
         owners.push_str(user);
     }
     owners
+}
+
+/// Notes in the ledger a write about to be made for an identity kvbind adopted, and keeps
+/// the ledger's record of it (see [`crate::adoption_records`]): first, so that a crash right
+/// after the write still leaves a record of it.
+async fn record_ahead(ctx: &Context, identity: &IdentityId, note: impl FnOnce(&crate::ledger::Ledger, &str)) -> Result<(), BindingError> {
+    let key = identity.key();
+    note(&ctx.ledger, &key);
+    keep_adoption_record(ctx, &key).await
+}
+
+/// Keeps what the ledger holds for adopted identity `key` where it outlives the process.
+pub async fn keep_adoption_record(ctx: &Context, key: &str) -> Result<(), BindingError> {
+    let Some(store) = &ctx.adoption else { return Ok(()) };
+    let mut records = Records::default();
+    ctx.ledger.add_to(key, &mut records);
+    store.save(key, &records).await.map_err(|source| BindingError::Kube { action: "recording what kvbind did to an adopted identity", source })
 }
 
 /// Removes the identity this installation created, once no binding uses it.

@@ -402,6 +402,13 @@ async fn converge(
         Ok(reached) => {
             blast_radius::report(ctx, binding, &demand.needs.classes, &reached.crowded, &reached.newly_crowded, progress);
             remember_attachments(ctx, &identity.id, &reached.attachments);
+            // Handed off and not landed yet, they are kvbind's all the same.
+            for target in &reached.pending {
+                ctx.ledger.note_attached(&identity.id.key(), &target.key());
+            }
+            if !created {
+                azure_sync::keep_adoption_record(ctx, &identity.id.key()).await?;
+            }
             progress.status.attachments = reached.attachments;
             progress.status.workload_identity = reached.federation;
             progress.status.aks_identity_binding = reached.aks_binding;
@@ -626,8 +633,19 @@ async fn access(
         let objects = demand.vaults.get(&name).map(|(_, o)| o.clone()).unwrap_or_default();
         granted_on.insert(vault.id.key(), (vault, objects));
     }
-    azure_sync::sync_grants(ctx, &identity.principal_id, created, &granted_on, &demand.records, binding.spec.rbac_scope, demand.may_remove, waiting, changes)
-        .await
+    azure_sync::sync_grants(
+        ctx,
+        &identity.id,
+        &identity.principal_id,
+        created,
+        &granted_on,
+        &demand.records,
+        binding.spec.rbac_scope,
+        demand.may_remove,
+        waiting,
+        changes,
+    )
+    .await
 }
 
 /// A binding no policy allows keeps nothing it had: what kvbind did for it is undone as
@@ -789,6 +807,7 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         }
         let grants = azure_sync::sync_grants(
             ctx,
+            &identity.id,
             &identity.principal_id,
             owned,
             &vaults,
@@ -800,6 +819,9 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         )
         .await?;
         remember_grants(ctx, &identity.id, &grants.status);
+        if !owned {
+            azure_sync::keep_adoption_record(ctx, &identity.id.key()).await?;
+        }
         if demand.users.is_empty() && owned {
             azure_sync::delete_identity(ctx, &identity.id, changes).await?;
             ctx.ledger.forget(&identity.id.key());
