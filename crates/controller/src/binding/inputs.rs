@@ -269,10 +269,12 @@ fn class_input(class: &SecretProviderClass, mode: IdentityMode, cloud: &Cloud) -
 }
 
 /// The VM scale sets and VMs that run the nodes a binding selects; none in the modes that
-/// give the tokens to a ServiceAccount. Nodes without a providerID (not yet initialised, or virtual) are
+/// give the tokens to a ServiceAccount, nor for the AKS add-on's identity. Nodes without a providerID (not yet initialised, or virtual) are
 /// skipped.
 pub fn targets_of(binding: &IdentityBinding, ctx: &Context) -> Result<BTreeSet<ComputeId>, BindingError> {
-    if binding.spec.mode.uses_service_account() {
+    // The add-on's identity is where AKS puts it: kvbind attaches it nowhere, even for a
+    // sharer's sake.
+    if binding.spec.mode.uses_service_account() || binding.spec.identity.addon.is_some() {
         return Ok(BTreeSet::new());
     }
     match ctx.node_targets.of(&ctx.nodes, &binding.spec.nodes) {
