@@ -400,3 +400,40 @@ fn names_identity(spec: &IdentitySpec, name: &str) -> bool {
 pub fn sharing_identity(binding: &IdentityBinding, identity: &IdentityId, ctx: &Context) -> Vec<Arc<IdentityBinding>> {
     claiming_identity(binding, identity, ctx).into_iter().filter(|b| crate::policy::admits(b, ctx)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use kvbind_api::identity_binding::AddonIdentity;
+    use kvbind_azure::model::AddonIdentity as FoundAddon;
+
+    use super::*;
+    use crate::addon::{AddonIdentitySource, AddonLookup};
+
+    fn addon_spec() -> IdentitySpec {
+        IdentitySpec { addon: Some(AddonIdentity::AzureKeyvaultSecretsProvider), ..IdentitySpec::default() }
+    }
+
+    fn config(lookup: AddonLookup) -> ControllerConfig {
+        ControllerConfig {
+            managed_cluster: Some("/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/aks".to_owned()),
+            addon_identity: AddonIdentitySource::fixed(lookup),
+            ..ControllerConfig::default()
+        }
+    }
+
+    #[test]
+    fn the_add_on_identity_is_adopted_as_the_cluster_shows_it_or_refused_naming_why() {
+        let id = IdentityId::parse(
+            ResourceKind::UserAssignedIdentity,
+            "/subscriptions/s/resourceGroups/MC_rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/azurekeyvaultsecretsprovider-aks",
+        )
+        .expect("valid");
+        let found = FoundAddon { id: id.clone(), client_id: "c".into(), principal_id: "p".into() };
+        assert_eq!(identity_of(&addon_spec(), &config(AddonLookup::Found(found))).expect("found"), (id, true), "always adoption");
+        let refusal = |lookup| identity_of(&addon_spec(), &config(lookup)).expect_err("refused").to_string();
+        assert!(refusal(AddonLookup::NotEnabled).contains("az aks enable-addons"));
+        assert!(refusal(AddonLookup::Unreadable("403 AuthorizationFailed".into())).contains("403 AuthorizationFailed"));
+        let unset = identity_of(&addon_spec(), &ControllerConfig::default()).expect_err("refused").to_string();
+        assert!(unset.contains("--managed-cluster-id"), "{unset}");
+    }
+}
