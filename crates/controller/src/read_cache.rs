@@ -33,6 +33,9 @@ pub struct ReadCache {
     compute: Mutex<HashMap<String, (Arc<ComputeIdentity>, Instant)>>,
     vaults: Mutex<HashMap<String, (Arc<Vault>, Instant)>>,
     identities: Mutex<HashMap<String, (Identity, Instant)>>,
+    /// AKS identity bindings by name: every ServiceAccount's binding of an identity would
+    /// otherwise read the one ARM binding they share.
+    aks_bindings: Mutex<HashMap<String, (kvbind_azure::model::ClusterIdentityBinding, Instant)>>,
     /// One read at a time per key: when an entry expires, every binding on that pool or
     /// vault finds it stale at once, and all but the first wait for its answer.
     reading: Turns,
@@ -72,7 +75,14 @@ async fn read_through<T>(
 impl ReadCache {
     /// A cache whose entries live for `ttl`.
     pub fn new(ttl: Duration) -> Self {
-        ReadCache { ttl, compute: Mutex::default(), vaults: Mutex::default(), identities: Mutex::default(), reading: Turns::default() }
+        ReadCache {
+            ttl,
+            compute: Mutex::default(),
+            vaults: Mutex::default(),
+            identities: Mutex::default(),
+            aks_bindings: Mutex::default(),
+            reading: Turns::default(),
+        }
     }
 
     /// A VM scale set's or VM's identity block, shared: with a thousand identities on a
@@ -153,6 +163,22 @@ impl ReadCache {
     /// Drops an identity kvbind just deleted.
     pub fn forget_identity(&self, id: &IdentityId) {
         self.identities.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id.key());
+    }
+
+    /// AKS identity binding `name` as kvbind last read or wrote it, if that was within one
+    /// resync: a binding deleted behind kvbind's back is made again at the latest then.
+    pub fn aks_binding(&self, name: &str) -> Option<kvbind_azure::model::ClusterIdentityBinding> {
+        fresh(&self.aks_bindings, &name.to_ascii_lowercase(), self.ttl)
+    }
+
+    /// Records AKS identity binding `name` as read or written now.
+    pub fn put_aks_binding(&self, name: &str, binding: &kvbind_azure::model::ClusterIdentityBinding) {
+        store(&self.aks_bindings, name.to_ascii_lowercase(), binding.clone());
+    }
+
+    /// Drops AKS identity binding `name`, which kvbind just deleted.
+    pub fn forget_aks_binding(&self, name: &str) {
+        self.aks_bindings.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&name.to_ascii_lowercase());
     }
 }
 

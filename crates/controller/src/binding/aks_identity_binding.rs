@@ -91,7 +91,10 @@ pub async fn bind(
         .ok_or_else(|| BindingError::ServiceAccountNotFound(service_account.to_owned()))?;
 
     let name = arm_binding_name(&ctx.config.installation, &identity.id);
-    let found = ctx.arm.get_cluster_identity_binding(cluster, &name).await.map_err(BindingError::azure(Step::Nodes, "reading the AKS identity binding"))?;
+    let found = match ctx.reads.aks_binding(&name) {
+        Some(known) => Some(known),
+        None => ctx.arm.get_cluster_identity_binding(cluster, &name).await.map_err(BindingError::azure(Step::Nodes, "reading the AKS identity binding"))?,
+    };
     let bound = match found {
         Some(found) if found.identity == identity.id && found.provisioning_state.eq_ignore_ascii_case("Succeeded") => found,
         _ => {
@@ -104,6 +107,7 @@ pub async fn bind(
             made
         }
     };
+    ctx.reads.put_aks_binding(&name, &bound);
 
     let role = rbac_name(namespace, service_account, &identity.client_id);
     let roles: Api<ClusterRole> = Api::all(ctx.client.clone());
@@ -184,6 +188,7 @@ pub async fn unbind(ctx: &Context, identity: &IdentityId, owned: bool, changes: 
         ctx.arm.delete_cluster_identity_binding(cluster, &name).await.map_err(BindingError::azure(Step::Nodes, "deleting the AKS identity binding"))?;
         changes.push(("AKSIdentityBindingDeleted", format!("removed AKS identity binding {name} of identity {}", identity.name)));
     }
+    ctx.reads.forget_aks_binding(&name);
     if owned {
         ctx.arm
             .delete_federated_credential(identity, SHARED_CREDENTIAL)
