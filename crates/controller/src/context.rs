@@ -120,6 +120,8 @@ pub struct Context {
     pub ledger: Ledger,
     /// The durable part of the ledger: what kvbind did to identities it adopted.
     pub adoption: Option<crate::adoption_records::AdoptionRecords>,
+    /// When kvbind last made each namespace's IMDS NetworkPolicy what its policies say.
+    pub(crate) imds_looked: crate::binding::imds_egress::Looked,
     /// The role assignments each subscription may still take.
     pub role_budget: crate::role_budget::RoleAssignmentBudget,
 }
@@ -166,6 +168,7 @@ impl Context {
             vault_lookups: Turns::default(),
             ledger: Ledger::default(),
             adoption,
+            imds_looked: crate::binding::imds_egress::Looked::default(),
             role_budget: crate::role_budget::RoleAssignmentBudget::new(config_role_limit),
         })
     }

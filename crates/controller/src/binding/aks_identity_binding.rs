@@ -9,13 +9,14 @@
 //! what it would have made, whatever a status says.
 
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kvbind_api::FIELD_MANAGER;
 use kvbind_api::identity_binding::AksIdentityBindingStatus;
 use kvbind_azure::IdentityId;
 use kvbind_azure::model::Identity;
 use serde_json::json;
 
+use super::absent::delete_if_present;
 use super::azure_sync::Change;
 use crate::context::Context;
 use crate::error::{BindingError, Step};
@@ -155,20 +156,11 @@ pub async fn bind(
 /// use identity `client_id`; absent ones are success.
 pub async fn disallow(ctx: &Context, namespace: &str, service_account: &str, client_id: &str, changes: &mut Vec<Change>) -> Result<(), BindingError> {
     let name = rbac_name(namespace, service_account, client_id);
-    let mut removed = false;
     let role_bindings: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
-    match role_bindings.delete(&name, &DeleteParams::default()).await {
-        Ok(_) => removed = true,
-        Err(kube::Error::Api(e)) if e.code == 404 => {}
-        Err(source) => return Err(BindingError::Kube { action: "deleting the ClusterRoleBinding", source }),
-    }
+    let unbound = delete_if_present(&role_bindings, &name).await.map_err(|source| BindingError::Kube { action: "deleting the ClusterRoleBinding", source })?;
     let roles: Api<ClusterRole> = Api::all(ctx.client.clone());
-    match roles.delete(&name, &DeleteParams::default()).await {
-        Ok(_) => removed = true,
-        Err(kube::Error::Api(e)) if e.code == 404 => {}
-        Err(source) => return Err(BindingError::Kube { action: "deleting the ClusterRole", source }),
-    }
-    if removed {
+    let removed = delete_if_present(&roles, &name).await.map_err(|source| BindingError::Kube { action: "deleting the ClusterRole", source })?;
+    if unbound || removed {
         changes.push(("ServiceAccountDisallowed", format!("ServiceAccount {service_account} may no longer use the identity (ClusterRole {name} removed)")));
     }
     Ok(())

@@ -4,11 +4,16 @@
 //! secrets, runs on the host network, where NetworkPolicies do not apply, so it keeps
 //! working while the namespace's own pods lose that path.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kvbind_api::FIELD_MANAGER;
 use serde_json::{Value, json};
 
+use super::absent::delete_if_present;
 use super::azure_sync::Change;
 use crate::context::Context;
 use crate::error::BindingError;
@@ -41,29 +46,50 @@ fn is_current(found: &NetworkPolicy, namespace: &str) -> bool {
     found == network_policy(namespace)["spec"]
 }
 
+/// What kvbind last found or made of each namespace's NetworkPolicy, and when. Every
+/// binding of a namespace asks at every reconcile; one look a resync is enough, so a
+/// NetworkPolicy someone removed or changed is put back at the latest a resync later.
+#[derive(Debug, Default)]
+pub struct Looked(Mutex<HashMap<String, (bool, Instant)>>);
+
+impl Looked {
+    /// True when `namespace`'s NetworkPolicy was made what `deny` says less than `ttl` ago.
+    fn fresh(&self, namespace: &str, deny: bool, ttl: Duration) -> bool {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(namespace).is_some_and(|(was, at)| *was == deny && at.elapsed() < ttl)
+    }
+
+    fn record(&self, namespace: &str, deny: bool) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(namespace.to_owned(), (deny, Instant::now()));
+    }
+}
+
 /// Makes the namespace's NetworkPolicy what `deny` says: present and current, or absent.
 pub async fn keep(ctx: &Context, namespace: &str, deny: bool, changes: &mut Vec<Change>) -> Result<(), BindingError> {
+    if ctx.imds_looked.fresh(namespace, deny, ctx.config.resync) {
+        return Ok(());
+    }
     let api: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), namespace);
     let found = api.get_opt(NAME).await.map_err(|source| BindingError::Kube { action: "reading the NetworkPolicy that keeps pods off IMDS", source })?;
     match (deny, found) {
-        (true, Some(found)) if is_current(&found, namespace) => Ok(()),
+        (true, Some(found)) if is_current(&found, namespace) => {}
         (true, _) => {
             api.patch(NAME, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(network_policy(namespace)))
                 .await
                 .map_err(|source| BindingError::Kube { action: "applying the NetworkPolicy that keeps pods off IMDS", source })?;
             changes.push(("ImdsEgressDenied", format!("NetworkPolicy {NAME} keeps this namespace's pods off IMDS ({IMDS}), as its BindingPolicy says")));
-            Ok(())
         }
-        (false, None) => Ok(()),
-        (false, Some(_)) => match api.delete(NAME, &DeleteParams::default()).await {
-            Ok(_) => {
+        (false, None) => {}
+        (false, Some(_)) => {
+            let removed = delete_if_present(&api, NAME)
+                .await
+                .map_err(|source| BindingError::Kube { action: "deleting the NetworkPolicy that kept pods off IMDS", source })?;
+            if removed {
                 changes.push(("ImdsEgressAllowed", format!("removed NetworkPolicy {NAME}: no BindingPolicy of this namespace denies IMDS any more")));
-                Ok(())
             }
-            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-            Err(source) => Err(BindingError::Kube { action: "deleting the NetworkPolicy that kept pods off IMDS", source }),
-        },
+        }
     }
+    ctx.imds_looked.record(namespace, deny);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -83,5 +109,17 @@ mod tests {
             rule.to = None;
         }
         assert!(!is_current(&wider, "team-a"), "a rule someone opened is put back");
+    }
+
+    #[test]
+    fn a_look_holds_for_its_answer_and_its_time_only() {
+        let looked = Looked::default();
+        let resync = Duration::from_secs(600);
+        assert!(!looked.fresh("team-a", true, resync), "never looked");
+        looked.record("team-a", true);
+        assert!(looked.fresh("team-a", true, resync));
+        assert!(!looked.fresh("team-a", false, resync), "a policy that changed its mind is acted on at once");
+        assert!(!looked.fresh("team-b", true, resync), "per namespace");
+        assert!(!looked.fresh("team-a", true, Duration::ZERO), "a look older than a resync is taken again");
     }
 }

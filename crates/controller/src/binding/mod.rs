@@ -2,13 +2,14 @@
 //! create the identity, attach it to the node pools, grant it get on the vault, and write
 //! its client ID into the SecretProviderClass; then say so in status and Events.
 
+mod absent;
 mod aks_identity_binding;
 mod azure_sync;
 mod blast_radius;
 mod class_lint;
 mod events;
 pub mod finalizer;
-mod imds_egress;
+pub(crate) mod imds_egress;
 pub mod inputs;
 pub mod plan;
 mod status;
@@ -758,7 +759,7 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         }
     }
     let client_id = found.as_ref().map(|i| i.client_id.clone());
-    if let Some(identity) = &found {
+    if let Some(identity) = found {
         // The ServiceAccounts the spec and the status name: every name removed is derived
         // from this namespace, so a status can at most point kvbind at its own namespace's.
         let mut accounts: BTreeSet<&str> = BTreeSet::new();
@@ -769,8 +770,6 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         for account in accounts {
             release_aks_binding(ctx, binding, &identity.id, &identity.client_id, account, true, owned, changes).await?;
         }
-    }
-    if let Some(identity) = found {
         let mut records = demand.records.clone();
         if owned {
             // Pools this binding reaches may carry the identity without a record of it (a
