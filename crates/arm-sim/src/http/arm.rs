@@ -123,15 +123,15 @@ async fn serve(shared: &Shared, route: Route, method: &Method, path: &str, query
             }
             let fails = faults.contains(&Fault::LroFail);
             let never = faults.contains(&Fault::LroNeverEnds);
-            let retry_after = world.lro.retry_after_seconds;
-            world.patch_compute(path, &json, fails, never).map(|(body, op)| started_operation(200, body, &op, &origin, sub, &api, retry_after))
+            let poll = Poll { origin: &origin, sub, api: &api, retry_after: world.lro.retry_after_seconds };
+            world.patch_compute(path, &json, fails, never).map(|(body, op)| poll.compute(200, body, &op))
         }
         (Target::Compute { path, sub, kind }, "PUT") => {
             if let Err(e) = check_assign(&caller, &json) {
                 return error(&e, None);
             }
-            let retry_after = world.lro.retry_after_seconds;
-            world.put_compute(path, kind, &json).map(|(status, body, op)| started_operation(status, body, &op, &origin, sub, &api, retry_after))
+            let poll = Poll { origin: &origin, sub, api: &api, retry_after: world.lro.retry_after_seconds };
+            world.put_compute(path, kind, &json).map(|(status, body, op)| poll.compute(status, body, &op))
         }
         (Target::Operation { id }, _) => world.operation_status(id).map(|b| {
             let mut response = ok(b);
@@ -183,20 +183,18 @@ async fn serve(shared: &Shared, route: Route, method: &Method, path: &str, query
         (Target::Permissions { .. }, _) => Ok(ok(json!({"value": [{"actions": caller.actions, "notActions": [], "dataActions": [], "notDataActions": []}]}))),
         (Target::ManagedCluster { sub, rg, name }, _) => world.get_managed_cluster(sub, rg, name).map(ok),
         (Target::IdentityBinding { sub, rg, cluster, name }, "GET") => world.get_identity_binding(sub, rg, cluster, name).map(ok),
-        (Target::IdentityBinding { sub, rg, cluster, name }, "PUT") => {
-            let retry_after = world.lro.retry_after_seconds;
-            world.put_identity_binding(sub, rg, cluster, name, &json).map(|(status, body, op)| {
-                let location = world.managed_cluster_location(sub, rg, cluster);
-                aks_operation(status, Some(body), &op, &origin, sub, &location, &api, retry_after)
-            })
-        }
         (Target::IdentityBinding { sub, rg, cluster, name }, _) => {
-            let retry_after = world.lro.retry_after_seconds;
+            let poll = Poll { origin: &origin, sub, api: &api, retry_after: world.lro.retry_after_seconds };
             let location = world.managed_cluster_location(sub, rg, cluster);
-            world.delete_identity_binding(sub, rg, cluster, name).map(|op| match op {
-                Some(op) => aks_operation(202, None, &op, &origin, sub, &location, &api, retry_after),
-                None => empty(204),
-            })
+            let started = |response, op: &str| poll.started(response, "Microsoft.ContainerService", &location, op, true);
+            if method.as_str() == "PUT" {
+                world.put_identity_binding(sub, rg, cluster, name, &json).map(|(status, body, op)| started(with_status(status, body), &op))
+            } else {
+                world.delete_identity_binding(sub, rg, cluster, name).map(|op| match op {
+                    Some(op) => started(empty(202), &op),
+                    None => empty(204),
+                })
+            }
         }
         (Target::DenyAssignments { sub, rg }, _) => Ok(ok(json!({"value": world.deny_assignments(sub, rg)}))),
         (Target::RoleAssignments { scope }, _) => {
@@ -333,31 +331,35 @@ fn broken() -> Response {
     Response::new(axum::body::Body::from_stream(failing))
 }
 
-/// A Compute write that started a long-running operation: the resource body plus the
-/// `Azure-AsyncOperation` URL to poll and the `Retry-After` between polls.
-fn started_operation(status: u16, body: Value, op: &str, origin: &str, sub: &str, api: &str, retry_after: u64) -> Response {
-    let location = body["location"].as_str().unwrap_or("eastus").to_owned();
-    let mut response = with_status(status, body);
-    let url = format!("{origin}/subscriptions/{sub}/providers/Microsoft.Compute/locations/{location}/operations/{op}?api-version={api}");
-    set_header(&mut response, "azure-asyncoperation", &url);
-    set_header(&mut response, "retry-after", &retry_after.to_string());
-    response
+/// Where the long-running operations a request starts are polled: the simulator's origin,
+/// the subscription and api-version of the request, and the wait asked between polls.
+struct Poll<'a> {
+    origin: &'a str,
+    sub: &'a str,
+    api: &'a str,
+    retry_after: u64,
 }
 
-/// A Container Service write that started a long-running operation: the body (none for a
-/// deletion) with the `Azure-AsyncOperation` and `Location` URLs of the operation and the
-/// `Retry-After` between polls.
-#[allow(clippy::too_many_arguments)]
-fn aks_operation(status: u16, body: Option<Value>, op: &str, origin: &str, sub: &str, location: &str, api: &str, retry_after: u64) -> Response {
-    let mut response = match body {
-        Some(body) => with_status(status, body),
-        None => empty(status),
-    };
-    let url = format!("{origin}/subscriptions/{sub}/providers/Microsoft.ContainerService/locations/{location}/operations/{op}?api-version={api}");
-    set_header(&mut response, "azure-asyncoperation", &url);
-    set_header(&mut response, "location", &url);
-    set_header(&mut response, "retry-after", &retry_after.to_string());
-    response
+impl Poll<'_> {
+    /// `response` to a write that started operation `op` of provider `namespace` in
+    /// `location`: the operation's URL (`Azure-AsyncOperation`, and `Location` too where
+    /// the provider's spec sends it) and the `Retry-After` between polls.
+    fn started(&self, mut response: Response, namespace: &str, location: &str, op: &str, location_header: bool) -> Response {
+        let Poll { origin, sub, api, retry_after } = self;
+        let url = format!("{origin}/subscriptions/{sub}/providers/{namespace}/locations/{location}/operations/{op}?api-version={api}");
+        set_header(&mut response, "azure-asyncoperation", &url);
+        if location_header {
+            set_header(&mut response, "location", &url);
+        }
+        set_header(&mut response, "retry-after", &retry_after.to_string());
+        response
+    }
+
+    /// A Compute write's: the resource body, polled where the body's region says.
+    fn compute(&self, status: u16, body: Value, op: &str) -> Response {
+        let location = body["location"].as_str().unwrap_or("eastus").to_owned();
+        self.started(with_status(status, body), "Microsoft.Compute", &location, op, false)
+    }
 }
 
 fn ok(body: Value) -> Response {
