@@ -112,3 +112,11 @@ pub fn cluster_with_addon(pools: &[&str]) -> String {
     ));
     text
 }
+
+/// A BindingPolicy named `name` that selects only namespace `namespace`, with `spec`'s
+/// further lines (indented two spaces, each ending in a newline).
+pub fn namespace_policy(name: &str, namespace: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: kvbind.io/v1alpha1\nkind: BindingPolicy\nmetadata:\n  name: {name}\nspec:\n  namespaceSelector:\n    matchLabels:\n      kubernetes.io/metadata.name: {namespace}\n{spec}"
+    )
+}

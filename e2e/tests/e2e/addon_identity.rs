@@ -10,7 +10,7 @@ use std::time::Duration;
 use kvbind_arm_sim::Seed;
 use kvbind_e2e::TestNamespace;
 use kvbind_e2e::operator::{NODE_GROUP, SUBSCRIPTION, Scenario, seed};
-use kvbind_e2e::world::{ADDON_IDENTITY, class, cluster, cluster_with_addon, identities_on, key, managed_cluster_id, perms, policy_of, uami};
+use kvbind_e2e::world::{ADDON_IDENTITY, class, cluster, cluster_with_addon, identities_on, key, managed_cluster_id, namespace_policy, perms, policy_of, uami};
 
 const ADDON_BINDING: &str = "apiVersion: kvbind.io/v1alpha1\nkind: IdentityBinding\nmetadata:\n  name: addon\nspec:\n  identity:\n    addon: azureKeyvaultSecretsProvider\n  secretProviderClasses:\n    names: [app]\n";
 
@@ -77,11 +77,10 @@ async fn a_policy_that_does_not_list_the_add_on_identity_refuses_it_before_any_a
     .await;
     s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
     s.apply(&class("app", &[("db-password", "secret", 0)]));
+    let groups = format!("/subscriptions/{SUBSCRIPTION}/resourceGroups");
     let policy = |adoptable: &str| {
-        format!(
-            "apiVersion: kvbind.io/v1alpha1\nkind: BindingPolicy\nmetadata:\n  name: {name}\nspec:\n  namespaceSelector:\n    matchLabels:\n      kubernetes.io/metadata.name: {name}\n  vaults: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-vaults]\n  identityResourceGroups: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-identities]\n  adoptableIdentities: [{adoptable}]\n",
-            name = s.ns.name
-        )
+        let spec = format!("  vaults: [{groups}/rg-vaults]\n  identityResourceGroups: [{groups}/rg-identities]\n  adoptableIdentities: [{adoptable}]\n");
+        namespace_policy(&s.ns.name, &s.ns.name, &spec)
     };
     // The policy lets the namespace adopt an identity, but not the add-on's.
     s.apply(&policy(&uami("rg-identities", "team-foreign")));

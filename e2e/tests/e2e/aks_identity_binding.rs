@@ -9,7 +9,7 @@ use kube::api::{Api, PostParams};
 use kvbind_e2e::TestNamespace;
 use kvbind_e2e::chart::operator_client;
 use kvbind_e2e::operator::{Scenario, seed};
-use kvbind_e2e::world::{binding, class, cluster_with_addon, key, managed_cluster_id, perms, policy_of, uami};
+use kvbind_e2e::world::{binding, class, cluster_with_addon, key, managed_cluster_id, namespace_policy, perms, policy_of, uami};
 
 fn bound(name: &str, identity: &str, account: &str) -> String {
     binding(name, identity, &["app"], &format!("  mode: AKSIdentityBinding\n  serviceAccount: {{name: {account}}}\n"))
@@ -108,10 +108,7 @@ async fn the_mode_needs_a_policy_that_lists_it_and_a_managed_cluster() {
     .await;
     s.apply("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: app\n");
     s.apply(&class("app", &[("db-password", "secret", 0)]));
-    s.apply(&format!(
-        "apiVersion: kvbind.io/v1alpha1\nkind: BindingPolicy\nmetadata:\n  name: {name}\nspec:\n  namespaceSelector:\n    matchLabels:\n      kubernetes.io/metadata.name: {name}\n  vaults: [\"*\"]\n  identityResourceGroups: [\"*\"]\n",
-        name = s.ns.name
-    ));
+    s.apply(&namespace_policy(&s.ns.name, &s.ns.name, "  vaults: [\"*\"]\n  identityResourceGroups: [\"*\"]\n"));
     s.apply(&bound("app", "aib-refused", "app"));
     s.eventually("refused", |s| condition(s, "app", "Ready", "reason") == "NotAllowedByPolicy").await;
     let message = condition(&s, "app", "Ready", "message");

@@ -7,7 +7,7 @@
 
 use kvbind_e2e::TestNamespace;
 use kvbind_e2e::operator::{SUBSCRIPTION, Scenario, seed};
-use kvbind_e2e::world::{cluster, perms, policy_of};
+use kvbind_e2e::world::{cluster, namespace_policy, perms, policy_of};
 
 fn store(name: &str, vault: &str, azurekv_extra: &str) -> String {
     format!(
@@ -131,8 +131,10 @@ async fn a_policy_refuses_a_stores_vault_before_any_azure_call() {
     let name = ns.name.clone();
     let s = Scenario::start_in(ns, client, seed(&cluster(&["pool-vmss"], &[], false)), |_| {}).await;
     let vault = format!("/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-vaults/providers/Microsoft.KeyVault/vaults/kvname");
-    s.apply(&format!(
-        "apiVersion: kvbind.io/v1alpha1\nkind: BindingPolicy\nmetadata:\n  name: {name}\nspec:\n  namespaceSelector:\n    matchLabels:\n      kubernetes.io/metadata.name: {name}\n  identityResourceGroups: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-identities]\n  vaults: [{vault}]\n"
+    s.apply(&namespace_policy(
+        &name,
+        &name,
+        &format!("  identityResourceGroups: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-identities]\n  vaults: [{vault}]\n"),
     ));
     s.apply(&store("elsewhere", "otherkv", ""));
     s.apply(&external_secret("db", "elsewhere", "  data:\n  - secretKey: password\n    remoteRef: {key: db-password}\n"));

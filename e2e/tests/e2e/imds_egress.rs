@@ -6,12 +6,11 @@
 use kvbind_e2e::TestNamespace;
 use kvbind_e2e::chart::operator_client;
 use kvbind_e2e::operator::{SUBSCRIPTION, Scenario, seed};
-use kvbind_e2e::world::{binding, class, cluster};
+use kvbind_e2e::world::{binding, class, cluster, namespace_policy};
 
 fn policy(namespace: &str, imds: &str) -> String {
-    format!(
-        "apiVersion: kvbind.io/v1alpha1\nkind: BindingPolicy\nmetadata:\n  name: {namespace}\nspec:\n  namespaceSelector:\n    matchLabels:\n      kubernetes.io/metadata.name: {namespace}\n  vaults: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-vaults]\n  identityResourceGroups: [/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-identities]\n{imds}"
-    )
+    let groups = format!("/subscriptions/{SUBSCRIPTION}/resourceGroups");
+    namespace_policy(namespace, namespace, &format!("  vaults: [{groups}/rg-vaults]\n  identityResourceGroups: [{groups}/rg-identities]\n{imds}"))
 }
 
 fn network_policy(s: &Scenario) -> String {

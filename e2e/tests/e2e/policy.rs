@@ -4,19 +4,13 @@
 
 use kvbind_e2e::TestNamespace;
 use kvbind_e2e::operator::{SUBSCRIPTION, Scenario, seed};
-use kvbind_e2e::world::{binding, class, cluster, perms, policy_of, uami};
+use kvbind_e2e::world::{binding, class, cluster, namespace_policy as policy, perms, policy_of, uami};
 
 const VAULT: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-vaults/providers/Microsoft.KeyVault/vaults/kvname";
 
 /// `yaml` with the run's label, which is how this test's operator picks its bindings.
 fn labelled(yaml: &str, run: &str) -> String {
     yaml.replacen("metadata:\n  name:", &format!("metadata:\n  labels: {{kvbind.io/run: {run}}}\n  name:"), 1)
-}
-
-fn policy(name: &str, namespace: &str, spec: &str) -> String {
-    format!(
-        "apiVersion: kvbind.io/v1alpha1\nkind: BindingPolicy\nmetadata:\n  name: {name}\nspec:\n  namespaceSelector:\n    matchLabels:\n      kubernetes.io/metadata.name: {namespace}\n{spec}"
-    )
 }
 
 fn apply(ns: &TestNamespace, yaml: &str) {

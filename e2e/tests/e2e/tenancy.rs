@@ -9,17 +9,13 @@ use kvbind_arm_sim::http::LoggedRequest;
 use kvbind_e2e::TestNamespace;
 use kvbind_e2e::operator::{NODE_GROUP, SUBSCRIPTION, Scenario, TENANT, seed};
 use kvbind_e2e::tenant::Tenant;
-use kvbind_e2e::world::{binding, class, identities_on, key, perms, policy_of, uami};
+use kvbind_e2e::world::{binding, class, identities_on, key, namespace_policy, perms, policy_of, uami};
 
 const VAULTS: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-vaults/providers/Microsoft.KeyVault/vaults";
 
 /// A BindingPolicy for exactly one namespace, applied by the admin.
 fn allow(ns: &TestNamespace, spec: &str) {
-    let policy = format!(
-        "apiVersion: kvbind.io/v1alpha1\nkind: BindingPolicy\nmetadata:\n  name: {0}\nspec:\n  namespaceSelector:\n    matchLabels:\n      kubernetes.io/metadata.name: {0}\n{spec}",
-        ns.name
-    );
-    let out = ns.kubectl_apply(&policy);
+    let out = ns.kubectl_apply(&namespace_policy(&ns.name, &ns.name, spec));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
