@@ -9,7 +9,7 @@ use kvbind_arm_sim::http::LoggedRequest;
 use kvbind_e2e::TestNamespace;
 use kvbind_e2e::operator::{NODE_GROUP, SUBSCRIPTION, Scenario, TENANT, seed};
 use kvbind_e2e::tenant::Tenant;
-use kvbind_e2e::world::{binding, class, identities_on, key, namespace_policy, perms, policy_of, uami};
+use kvbind_e2e::world::{binding, class, identities_on, key, managed_cluster_id, namespace_policy, perms, policy_of, uami};
 
 const VAULTS: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-vaults/providers/Microsoft.KeyVault/vaults";
 
@@ -374,5 +374,93 @@ async fn namespaces_whose_identities_share_a_pool_are_each_told_of_the_other() {
     })
     .await;
     assert_eq!(s.jsonpath("identitybinding/app", "{.status.conditions[?(@.type==\"NodeWideAccess\")].reason}"), "SharedWithOtherNamespaces");
+    s.stop().await;
+}
+
+/// An operator for a fresh namespace that knows managed cluster `aks`, on `world` with that
+/// cluster added, and the namespace's tenant.
+async fn aks_tenant_scenario(prefix: &str, policy: Option<&str>, tenant: fn(&TestNamespace) -> Tenant, world: kvbind_arm_sim::Seed) -> (Scenario, Tenant) {
+    let ns = TestNamespace::unpoliced(prefix).await;
+    if let Some(policy) = policy {
+        allow(&ns, policy);
+    }
+    let tenant = tenant(&ns);
+    let client = ns.client.clone();
+    let s = Scenario::start_in(ns, client, world, |c| c.managed_cluster = Some(managed_cluster_id())).await;
+    s.sim.seed(
+        &kvbind_arm_sim::Seed::from_yaml(&format!(
+            "subscriptions:\n  - id: {SUBSCRIPTION}\n    resourceGroups:\n      - name: rg-aks\n        managedClusters: [{{name: aks, nodeResourceGroup: {NODE_GROUP}}}]\n"
+        ))
+        .expect("seed parses"),
+    );
+    (s, tenant)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn naming_a_foreign_identity_in_aks_identity_binding_mode_is_adoption_and_binds_nothing() {
+    let (foreign, world) = foreign_on_the_pool("foreign", "99999999-0000-0000-0000-000000000004", "");
+    let policy = format!("{}  modes: [AKSIdentityBinding]\n", identities_and_kvname());
+    let (s, tenant) = aks_tenant_scenario("tenant-aib", Some(&policy), Tenant::of, world).await;
+
+    tenant.apply("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: app\n");
+    tenant.apply(&class("app", &[("db-password", "secret", 0)]));
+    tenant.apply(&binding("app", "foreign", &["app"], "  mode: AKSIdentityBinding\n  serviceAccount: {name: app}\n"));
+    s.wait_condition("app", "Stalled").await;
+    let (why, message) = reason(&s, "app").await;
+    assert_eq!(why, "NotAllowedByPolicy", "{message}");
+    assert!(message.contains("adoption") && message.contains("foreign"), "{message}");
+
+    let writes = writes(&s.sim);
+    assert!(writes.is_empty(), "an identity nobody allowed the tenant was bound to the cluster or granted:\n{}", describe(&writes));
+    assert_eq!(s.sim.snapshot()["identityBindings"], serde_json::json!({}), "no AKS identity binding");
+    let credentials = &s.sim.snapshot()["identities"][key(&foreign)]["federatedCredentials"];
+    assert!(credentials.is_null(), "no credential on the foreign identity: {credentials}");
+    let roles = s.ns.kubectl(&["get", "clusterroles", "-l", &format!("kvbind.io/namespace={}", s.ns.name), "-o", "name"]);
+    assert_eq!(String::from_utf8_lossy(&roles.stdout).trim(), "", "no ClusterRole lets the tenant's ServiceAccount use it");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_aks_identity_binding_status_makes_kvbind_remove_nothing() {
+    let (foreign, world) = foreign_on_the_pool("foreign", "99999999-0000-0000-0000-000000000005", "");
+    let (s, tenant) = aks_tenant_scenario("tenant-aib-forged", None, Tenant::with_every_kvbind_resource, world).await;
+    // Someone else bound the foreign identity to this cluster (AKS gave it its credential),
+    // and keeps a ClusterRole of their own.
+    let body = serde_json::json!({"properties": {"managedIdentity": {"resourceId": foreign}}});
+    s.sim.world().put_identity_binding(SUBSCRIPTION, "rg-aks", "aks", "theirs", &body).expect("their identity binding");
+    let role = format!("{}-victim", s.ns.name);
+    let out = s.ns.kubectl_apply(&format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {role}\n  labels: {{kvbind.io/namespace: {}}}\nrules: []\n",
+        s.ns.name
+    ));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let before = s.sim.snapshot();
+
+    tenant.apply("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: app\n");
+    tenant.apply(&class("app", &[("db-password", "secret", 0)]));
+    let spec = format!(
+        "apiVersion: kvbind.io/v1alpha1\nkind: IdentityBinding\nmetadata:\n  name: app\nspec:\n  mode: AKSIdentityBinding\n  serviceAccount: {{name: app}}\n  identity:\n    resourceId: {foreign}\n  secretProviderClasses:\n    names: [app]\n"
+    );
+    tenant.apply(&spec);
+    s.wait_condition("app", "Stalled").await;
+    // The tenant writes what it would like kvbind to believe it did.
+    let theirs = format!("{}/identityBindings/theirs", managed_cluster_id());
+    let forged = serde_json::json!({"status": {
+        "identity": {"name": "foreign", "resourceId": foreign, "createdByKvbind": true},
+        "aksIdentityBinding": {"resourceId": theirs, "clusterRole": role, "serviceAccount": "app"},
+    }});
+    let out = tenant.kubectl(&["patch", "identitybinding", "app", "--subresource=status", "--type=merge", "-p", &forged.to_string()]);
+    assert!(out.status.success(), "the tenant may patch status here: {}", String::from_utf8_lossy(&out.stderr));
+    tenant.apply(&spec.replace("  secretProviderClasses:", "  rbacScope: Vault\n  secretProviderClasses:"));
+    s.eventually("the edit to be observed", |s| s.jsonpath("identitybinding/app", "{.status.observedGeneration}") == "2").await;
+    let out = tenant.kubectl(&["delete", "identitybinding", "app", "--wait=true", "--timeout=60s"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let writes = writes(&s.sim);
+    assert!(writes.is_empty(), "a forged status made kvbind write to Azure:\n{}", describe(&writes));
+    assert_eq!(s.sim.snapshot(), before, "their identity binding and AKS's credential are as they were");
+    let kept = s.ns.kubectl(&["get", "clusterrole", &role, "-o", "name"]);
+    assert!(kept.status.success(), "the ClusterRole the status named is still there");
+    let _ = s.ns.kubectl(&["delete", "clusterrole", &role]);
     s.stop().await;
 }
