@@ -84,6 +84,22 @@ pub struct BindingPolicySpec {
     /// policy selects: a binding that would add one more is refused. Absent: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_identities_per_namespace: Option<u32>,
+
+    /// At most this many per-object role assignments (Azure RBAC vaults) held by the
+    /// identities of each namespace the policy selects, counted in Azure when kvbind is
+    /// about to create more: a binding whose grant would pass it gets none of its new ones.
+    /// Azure allows 4,000 in a whole subscription. Absent: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_role_assignments_per_namespace: Option<u32>,
+
+    /// At most this many Azure writes (identities, attachments, grants, federated
+    /// credentials, AKS identity bindings, made or undone) an hour for the bindings of each
+    /// namespace the policy selects: past it, their reconciles stop before any Azure write
+    /// until an hour has passed since the oldest. ARM's write budget is the subscription's.
+    /// Undoing is never held. Absent: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_azure_writes_per_hour: Option<u32>,
 }
 
 /// Whether the pods of a policy's namespaces may reach the node's instance metadata service.

@@ -136,6 +136,11 @@ impl Scenario {
         Scenario { name: format!("{bindings}b-aib-{sharing}"), mode: Mode::AksIdentityBinding, ..Scenario::new(Kind::Converge, bindings, 1, per_identity, 2) }
     }
 
+    /// `bindings` sharing one identity on one pool.
+    fn one_identity(bindings: usize) -> Scenario {
+        Scenario { name: format!("{bindings}b-1p-one-identity"), ..Scenario::new(Kind::Converge, bindings, 1, bindings, 2) }
+    }
+
     /// One pool asked to carry one identity more than Azure's 150 (with the one someone
     /// else put there): one binding refused.
     fn pool_limit() -> Scenario {
@@ -200,6 +205,9 @@ pub fn all(quick: bool) -> Vec<Scenario> {
         Scenario::aks_identity_binding(1000, 1),
         // Fifty ServiceAccounts to an identity: workload identity would stop at twenty.
         Scenario::aks_identity_binding(1000, 50),
+        // A thousand bindings on one identity: what each reconcile costs must not grow with
+        // the number of bindings that share the identity.
+        Scenario::one_identity(1000),
         // The memory target: 1,000 bindings and classes, 2,000 nodes in the caches.
         Scenario::new(Converge, 1000, 20, 10, 100),
         Scenario::new(SteadyState, 1000, 20, 10, 2),

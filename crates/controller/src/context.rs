@@ -124,6 +124,8 @@ pub struct Context {
     pub(crate) imds_looked: crate::binding::imds_egress::Looked,
     /// The role assignments each subscription may still take.
     pub role_budget: crate::role_budget::RoleAssignmentBudget,
+    /// Each namespace's Azure writes of the last hour, for `maxAzureWritesPerHour`.
+    pub writes: crate::write_quota::WriteLog,
 }
 
 impl Context {
@@ -170,6 +172,7 @@ impl Context {
             adoption,
             imds_looked: crate::binding::imds_egress::Looked::default(),
             role_budget: crate::role_budget::RoleAssignmentBudget::new(config_role_limit),
+            writes: crate::write_quota::WriteLog::default(),
         })
     }
 }

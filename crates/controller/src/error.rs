@@ -92,6 +92,39 @@ pub enum BindingError {
     /// No BindingPolicy allows every part of the binding.
     #[error("not allowed by policy: {0}")]
     NotAllowedByPolicy(String),
+    /// The namespace has made as many Azure writes this hour as its policies allow.
+    #[error(
+        "namespace {namespace} has made {spent} Azure writes in the last hour and BindingPolicy {policy} allows {max} (spec.maxAzureWritesPerHour); kvbind writes for it again in {} s",
+        resume.as_secs()
+    )]
+    AzureWriteQuota {
+        /// The namespace.
+        namespace: String,
+        /// Writes in the last hour.
+        spent: usize,
+        /// The most generous quota among the policies that allow the binding.
+        max: u32,
+        /// That policy.
+        policy: String,
+        /// When one write leaves the window.
+        resume: std::time::Duration,
+    },
+    /// The role assignments a grant needs would take a namespace past its quota.
+    #[error(
+        "namespace {namespace}'s identities hold {held} role assignments kvbind made; this grant needs {needed} more and BindingPolicy {policy} allows {max} (spec.maxRoleAssignmentsPerNamespace): none was made. List fewer objects, or grant by access policy"
+    )]
+    RoleAssignmentQuota {
+        /// The namespace over its quota.
+        namespace: String,
+        /// What its identities hold now.
+        held: usize,
+        /// What the grant would add (net of what it removes).
+        needed: usize,
+        /// The most generous quota among the policies that select the namespace.
+        max: u32,
+        /// That policy.
+        policy: String,
+    },
     /// Workload identity needs the cluster's OIDC issuer, which the operator was not given.
     #[error(
         "spec.mode: WorkloadIdentity needs the cluster's OIDC issuer URL, and the operator has none (--oidc-issuer-url; on AKS: az aks show --query oidcIssuerProfile.issuerUrl)"
@@ -275,7 +308,7 @@ impl BindingError {
     /// The condition this failure belongs to.
     pub fn step(&self) -> Step {
         match self {
-            BindingError::NotAllowedByPolicy(_) => Step::Policy,
+            BindingError::NotAllowedByPolicy(_) | BindingError::AzureWriteQuota { .. } => Step::Policy,
             BindingError::InvalidIdentity(_) | BindingError::IdentityNotFound(_) => Step::Identity,
             BindingError::InvalidNode { .. }
             | BindingError::NoIssuer
@@ -283,7 +316,7 @@ impl BindingError {
             | BindingError::ServiceAccountNotFound(_)
             | BindingError::ServiceAccountConflict { .. }
             | BindingError::PoolIdentityLimit { .. } => Step::Nodes,
-            BindingError::VaultNotFound { .. } | BindingError::TenantMismatch { .. } => Step::Access,
+            BindingError::VaultNotFound { .. } | BindingError::TenantMismatch { .. } | BindingError::RoleAssignmentQuota { .. } => Step::Access,
             BindingError::ClassNotFound(_)
             | BindingError::NotAzure { .. }
             | BindingError::InvalidClass { .. }
@@ -307,6 +340,8 @@ impl BindingError {
     pub fn reason(&self) -> &'static str {
         match self {
             BindingError::NotAllowedByPolicy(_) => "NotAllowedByPolicy",
+            BindingError::AzureWriteQuota { .. } => "AzureWriteQuotaReached",
+            BindingError::RoleAssignmentQuota { .. } => "RoleAssignmentQuotaReached",
             BindingError::NoIssuer => "OIDCIssuerNotConfigured",
             BindingError::NoManagedCluster => "ManagedClusterNotConfigured",
             BindingError::ServiceAccountNotFound(_) => "ServiceAccountNotFound",
@@ -346,6 +381,7 @@ impl BindingError {
             // The other binding's deletion does not wake this one; a look a minute later,
             // with no write unless it went, does.
             BindingError::ClassConflict { .. } | BindingError::SecretStoreShared { .. } => Retry::After(CLASS_CONFLICT_RECHECK),
+            BindingError::AzureWriteQuota { resume, .. } => Retry::After(*resume),
             _ => Retry::OnChange,
         }
     }

@@ -23,10 +23,12 @@ pub mod policy;
 pub mod read_cache;
 pub mod request_limit;
 pub mod role_budget;
+pub mod role_quota;
 pub mod selector;
 pub mod unpinned_classes;
 pub mod watch_backoff;
 pub mod write_queue;
+pub mod write_quota;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;

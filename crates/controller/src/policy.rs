@@ -260,6 +260,34 @@ impl Usage {
     }
 }
 
+/// The Azure writes an hour that `allowing` lets a namespace make, with the policy that
+/// says so: the most generous of them, as any one allowing the binding is enough; `None`
+/// when one sets no limit.
+pub fn write_quota(allowing: &[String], ctx: &Context) -> Option<(u32, String)> {
+    let policies = ctx.policies.state();
+    most_generous(policies.iter().filter(|p| allowing.contains(&p.name_any())), |spec| spec.max_azure_writes_per_hour)
+}
+
+/// The role assignments `namespace`'s identities may hold, with the policy that says so:
+/// the most generous among the policies that select it; `None` when one sets no limit.
+pub fn role_assignment_quota(namespace: &str, ctx: &Context) -> Option<(u32, String)> {
+    most_generous(selecting(namespace, ctx).iter(), |spec| spec.max_role_assignments_per_namespace)
+}
+
+fn most_generous<'a>(
+    policies: impl Iterator<Item = &'a Arc<BindingPolicy>>,
+    quota: impl Fn(&kvbind_api::binding_policy::BindingPolicySpec) -> Option<u32>,
+) -> Option<(u32, String)> {
+    let mut best: Option<(u32, String)> = None;
+    for policy in policies {
+        let max = quota(&policy.spec)?;
+        if best.as_ref().is_none_or(|(b, _)| max > *b) {
+            best = Some((max, policy.name_any()));
+        }
+    }
+    best
+}
+
 /// Whether a policy that selects `namespace` keeps its pods off IMDS (`imdsEgress: Deny`).
 /// The NetworkPolicy is the namespace's, not one binding's, so any selecting policy that
 /// asks for it wins over those that do not.

@@ -13,6 +13,7 @@ mod kstatus;
 mod lifecycle;
 mod limits;
 mod policy;
+mod quotas;
 mod rates;
 mod reconcile;
 mod scale;

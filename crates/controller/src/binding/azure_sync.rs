@@ -341,11 +341,13 @@ pub struct Grants {
 }
 
 /// Grants `principal` exactly what the objects need on each vault, and revokes what
-/// kvbind granted that is no longer needed. For an identity kvbind created (`owned`) every
+/// kvbind granted that is no longer needed; `namespaces` are those of the bindings the
+/// identity serves, whose role assignment quotas its grants count against. For an identity kvbind created (`owned`) every
 /// permission of its principal is kvbind's, recorded or not.
 #[allow(clippy::too_many_arguments)]
 pub async fn sync_grants(
     ctx: &Context,
+    namespaces: &BTreeSet<String>,
     identity: &IdentityId,
     principal: &str,
     owned: bool,
@@ -359,7 +361,7 @@ pub async fn sync_grants(
     let mut out = Grants::default();
     for (vault, objects) in vaults.values() {
         let status = if vault.rbac_authorization {
-            sync_role_assignments(ctx, principal, vault, objects, scope, may_remove, changes).await?
+            sync_role_assignments(ctx, namespaces, principal, vault, objects, scope, may_remove, changes).await?
         } else {
             let (status, pending) = sync_access_policy(ctx, identity, principal, owned, vault, objects, records, may_remove, waiting, changes).await?;
             if pending {
@@ -448,8 +450,10 @@ async fn sync_access_policy(
     Ok((status, pending))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn sync_role_assignments(
     ctx: &Context,
+    namespaces: &BTreeSet<String>,
     principal: &str,
     vault: &Vault,
     objects: &[KeyVaultObject],
@@ -463,8 +467,11 @@ async fn sync_role_assignments(
     let existing_names: BTreeSet<&str> = existing.iter().map(|a| a.name.as_str()).collect();
     let missing: Vec<&kvbind_azure::model::RoleAssignment> =
         desired.iter().filter(|(name, _)| !existing_names.contains(name.as_str())).map(|(_, a)| a).collect();
-    // All of them or none: past the subscription's limit ARM would refuse some and leave
-    // the binding half granted.
+    let stale: Vec<&kvbind_azure::model::RoleAssignment> =
+        if may_remove { existing.iter().filter(|a| made_by_kvbind(a) && !desired.contains_key(&a.name)).collect() } else { Vec::new() };
+    // All of them or none: past a namespace's quota or the subscription's limit ARM would
+    // refuse some and leave the binding half granted.
+    crate::role_quota::check(ctx, namespaces, &vault.id.subscription, missing.len().saturating_sub(stale.len())).await?;
     ctx.role_budget
         .reserve(ctx.arm.as_ref(), &vault.id.subscription, missing.len())
         .await
@@ -473,12 +480,10 @@ async fn sync_role_assignments(
         ctx.arm.create_role_assignment(assignment).await.map_err(BindingError::azure(Step::Access, "creating a role assignment"))?;
         changes.push(("AccessGranted", format!("assigned role {} on {}", assignment.role_definition, assignment.scope)));
     }
-    if may_remove {
-        for stale in existing.iter().filter(|a| made_by_kvbind(a) && !desired.contains_key(&a.name)) {
-            ctx.arm.delete_role_assignment(&stale.scope, &stale.name).await.map_err(BindingError::azure(Step::Access, "deleting a role assignment"))?;
-            ctx.role_budget.release(&vault.id.subscription, 1).await;
-            changes.push(("AccessRevoked", format!("removed role {} on {}", stale.role_definition, stale.scope)));
-        }
+    for stale in stale {
+        ctx.arm.delete_role_assignment(&stale.scope, &stale.name).await.map_err(BindingError::azure(Step::Access, "deleting a role assignment"))?;
+        ctx.role_budget.release(&vault.id.subscription, 1).await;
+        changes.push(("AccessRevoked", format!("removed role {} on {}", stale.role_definition, stale.scope)));
     }
     let types = access_policy_permissions(objects);
     let list = |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>();

@@ -173,6 +173,7 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
     if let Err(BindingError::ClassConflict { other, .. } | BindingError::SecretStoreShared { other, .. }) = &outcome {
         tell_the_other(ctx, other);
     }
+    spend_writes(ctx, binding, &changes);
     publish(ctx, binding, &changes, outcome.as_ref().err());
     let mut status = progress.status.clone();
     status.observed_generation = binding.metadata.generation;
@@ -198,6 +199,13 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
         Err(Retry::OnChange) => Action::requeue(ctx.config.resync),
     };
     Ok((action, ended))
+}
+
+/// Counts the Azure writes among `changes`, reported now, against the binding's namespace
+/// (`maxAzureWritesPerHour`).
+fn spend_writes(ctx: &Context, binding: &IdentityBinding, changes: &[Change]) {
+    let count = crate::write_quota::azure_writes(changes.iter().map(|(reason, _)| *reason));
+    ctx.writes.spend(&binding.namespace().unwrap_or_default(), count, tokio::time::Instant::now());
 }
 
 /// Wakes the namespace's bindings that a policy refused: a quota the deleted binding
@@ -277,6 +285,11 @@ fn demand(binding: &IdentityBinding, identity: &kvbind_azure::IdentityId, own: O
 }
 
 impl Demand {
+    /// The namespaces of the bindings the identity serves.
+    fn namespaces(&self) -> BTreeSet<String> {
+        self.users.iter().filter_map(|user| user.split_once('/')).map(|(namespace, _)| namespace.to_owned()).collect()
+    }
+
     /// The group's vaults and targets: the binding's own needs and every member's.
     fn sum(&mut self) {
         self.vaults = self.needs.vaults.clone();
@@ -339,6 +352,12 @@ async fn converge(
     if let Err(denial) = policy::check_vaults(&allowing, &own_vaults, ctx) {
         return Err(refuse(binding, ctx, progress, changes, denial).await);
     }
+    let namespace = binding.namespace().unwrap_or_default();
+    if let Some((max, policy)) = policy::write_quota(&allowing, ctx)
+        && let Some((spent, resume)) = ctx.writes.spent(&namespace, max, tokio::time::Instant::now())
+    {
+        return Err(BindingError::AzureWriteQuota { namespace, spent, max, policy, resume });
+    }
     progress.done.push((Step::Policy, "Allowed", format!("allowed by BindingPolicy {}", allowing.join(", "))));
     if binding.spec.mode == IdentityMode::AksIdentityBinding && ctx.config.managed_cluster.is_none() {
         return Err(BindingError::NoManagedCluster);
@@ -346,7 +365,6 @@ async fn converge(
 
     // 1. The identity.
     let may_adopt = policy::allows_adoption(&allowing, &identity_id, ctx);
-    let namespace = binding.namespace().unwrap_or_default();
     let (identity, created) = azure_sync::ensure_identity(
         ctx,
         &identity_id,
@@ -636,6 +654,7 @@ async fn access(
     }
     azure_sync::sync_grants(
         ctx,
+        &demand.namespaces(),
         &identity.id,
         &identity.principal_id,
         created,
@@ -721,6 +740,7 @@ async fn cleanup(binding: &IdentityBinding, ctx: &Context) -> Result<Action, Rec
     ctx.handoffs.forget(&ObjectRef::from_obj(binding));
     let mut changes = Vec::new();
     let result = undo(binding, ctx, &mut changes).await;
+    spend_writes(ctx, binding, &changes);
     publish(ctx, binding, &changes, result.as_ref().err());
     result.map_err(ReconcileError::Cleanup)?;
     Ok(Action::await_change())
@@ -806,6 +826,7 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         }
         let grants = azure_sync::sync_grants(
             ctx,
+            &demand.namespaces(),
             &identity.id,
             &identity.principal_id,
             owned,
