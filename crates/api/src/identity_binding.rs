@@ -247,7 +247,7 @@ pub struct KeyVaultRef {
 }
 
 /// How pods get the identity's tokens.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum IdentityMode {
     /// Attached to the nodes' VM scale sets or VMs; any pod there can use it.
     #[default]

@@ -126,6 +126,8 @@ pub struct Context {
     pub role_budget: crate::role_budget::RoleAssignmentBudget,
     /// Each namespace's Azure writes of the last hour, for `maxAzureWritesPerHour`.
     pub writes: crate::write_quota::WriteLog,
+    /// Each SecretProviderClass read once per version.
+    pub parsed_classes: crate::parsed_classes::ParsedClasses,
 }
 
 impl Context {
@@ -173,6 +175,7 @@ impl Context {
             imds_looked: crate::binding::imds_egress::Looked::default(),
             role_budget: crate::role_budget::RoleAssignmentBudget::new(config_role_limit),
             writes: crate::write_quota::WriteLog::default(),
+            parsed_classes: crate::parsed_classes::ParsedClasses::default(),
         })
     }
 }

@@ -19,6 +19,7 @@ pub mod handoff;
 pub mod ledger;
 pub mod metrics;
 pub mod node_targets;
+pub mod parsed_classes;
 pub mod policy;
 pub mod read_cache;
 pub mod request_limit;

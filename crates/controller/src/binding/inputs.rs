@@ -21,6 +21,7 @@ use crate::config::ControllerConfig;
 use crate::context::Context;
 use crate::error::{BindingError, VaultOrigin};
 use crate::external_secrets::kvbind_owns_field;
+use crate::policy::Judge;
 use crate::selector::matches;
 
 /// One SecretProviderClass a binding serves.
@@ -154,7 +155,11 @@ pub fn classes_of(binding: &IdentityBinding, ctx: &Context) -> Result<(Vec<Class
         matched.sort_by_key(|c| c.name_any());
         found.extend(matched);
     }
-    let classes = found.iter().map(|c| class_input(c, binding.spec.mode, &ctx.config.cloud)).collect::<Result<Vec<_>, _>>()?;
+    let mode = binding.spec.mode;
+    let classes = found
+        .iter()
+        .map(|c| ctx.parsed_classes.get_or_parse(c, mode, || ctx.classes.state().len(), || class_input(c, mode, &ctx.config.cloud)))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok((classes, missing))
 }
 
@@ -167,7 +172,8 @@ pub fn selects_class(binding: &IdentityBinding, name: &str, labels: &BTreeMap<St
 /// Fails when another live binding of the namespace, one a policy allows, serves one of
 /// `classes` with another identity or mode: the two would write the class in turn for
 /// ever. Bindings no policy allows write no class, so they conflict with nobody.
-pub fn check_class_conflicts(binding: &IdentityBinding, identity: &IdentityId, classes: &[ClassInput], ctx: &Context) -> Result<(), BindingError> {
+pub fn check_class_conflicts(binding: &IdentityBinding, identity: &IdentityId, classes: &[ClassInput], judge: &Judge<'_>) -> Result<(), BindingError> {
+    let ctx = judge.ctx;
     let namespace = binding.namespace().unwrap_or_default();
     for class in classes {
         let Some(cached) = ctx.classes.get(&ObjectRef::new(&class.name).within(&namespace)) else {
@@ -180,7 +186,7 @@ pub fn check_class_conflicts(binding: &IdentityBinding, identity: &IdentityId, c
             .filter(|b| b.metadata.namespace == binding.metadata.namespace && b.metadata.name != binding.metadata.name)
             .filter(|b| b.metadata.deletion_timestamp.is_none() && selects_class(b, &class.name, cached.labels()))
             .filter(|b| b.spec.mode != binding.spec.mode || identity_of(&b.spec.identity, &ctx.config).ok().is_none_or(|(id, _)| &id != identity))
-            .find(|b| crate::policy::admits(b, ctx));
+            .find(|b| crate::policy::admits(b, judge));
         if let Some(other) = other {
             return Err(BindingError::ClassConflict { class: class.name.clone(), other: format!("{namespace}/{}", other.name_any()) });
         }
@@ -199,7 +205,8 @@ pub fn other_binding_naming_store(binding: &IdentityBinding, store: &str, ctx: &
 }
 
 /// As [`check_class_conflicts`], for External Secrets stores: a store carries one identity.
-pub fn check_store_conflicts(binding: &IdentityBinding, identity: &IdentityId, stores: &[StoreInput], ctx: &Context) -> Result<(), BindingError> {
+pub fn check_store_conflicts(binding: &IdentityBinding, identity: &IdentityId, stores: &[StoreInput], judge: &Judge<'_>) -> Result<(), BindingError> {
+    let ctx = judge.ctx;
     let namespace = binding.namespace().unwrap_or_default();
     for store in stores {
         let other = ctx
@@ -214,7 +221,7 @@ pub fn check_store_conflicts(binding: &IdentityBinding, identity: &IdentityId, s
                     || b.spec.service_account != binding.spec.service_account
                     || identity_of(&b.spec.identity, &ctx.config).ok().is_none_or(|(id, _)| &id != identity)
             })
-            .find(|b| crate::policy::admits(b, ctx));
+            .find(|b| crate::policy::admits(b, judge));
         if let Some(other) = other {
             return Err(BindingError::SecretStoreShared { store: store.name.clone(), other: format!("{namespace}/{}", other.name_any()) });
         }
@@ -373,20 +380,18 @@ pub fn needs_of(binding: &IdentityBinding, ctx: &Context) -> Result<Needs, Bindi
 }
 
 /// The other live bindings that use the same identity, allowed by policy or not.
-pub fn claiming_identity(binding: &IdentityBinding, identity: &IdentityId, ctx: &Context) -> Vec<Arc<IdentityBinding>> {
-    ctx.bindings
-        .state()
-        .into_iter()
-        .filter(|b| names_identity(&b.spec.identity, &identity.name))
-        .filter(|b| b.metadata.deletion_timestamp.is_none())
+pub fn claiming_identity(binding: &IdentityBinding, identity: &IdentityId, judge: &Judge<'_>) -> Vec<Arc<IdentityBinding>> {
+    judge
+        .claimants(identity)
+        .iter()
         .filter(|b| !(b.metadata.namespace == binding.metadata.namespace && b.metadata.name == binding.metadata.name))
-        .filter(|b| identity_of(&b.spec.identity, &ctx.config).is_ok_and(|(id, _)| &id == identity))
+        .cloned()
         .collect()
 }
 
 /// A cheap first look, before parsing: every binding checks every other binding, so with a
 /// thousand bindings this decides most pairs without building a resource ID.
-fn names_identity(spec: &IdentitySpec, name: &str) -> bool {
+pub(crate) fn names_identity(spec: &IdentitySpec, name: &str) -> bool {
     match (&spec.name, &spec.resource_id) {
         (Some(own), _) => own.eq_ignore_ascii_case(name),
         (None, Some(id)) => id.rsplit('/').next().is_some_and(|last| last.eq_ignore_ascii_case(name)),
@@ -397,8 +402,8 @@ fn names_identity(spec: &IdentitySpec, name: &str) -> bool {
 
 /// The other live bindings that share the identity: those a policy allows, so that a
 /// refused binding never widens what its identity is granted through another.
-pub fn sharing_identity(binding: &IdentityBinding, identity: &IdentityId, ctx: &Context) -> Vec<Arc<IdentityBinding>> {
-    claiming_identity(binding, identity, ctx).into_iter().filter(|b| crate::policy::admits(b, ctx)).collect()
+pub fn sharing_identity(binding: &IdentityBinding, identity: &IdentityId, judge: &Judge<'_>) -> Vec<Arc<IdentityBinding>> {
+    claiming_identity(binding, identity, judge).into_iter().filter(|b| crate::policy::admits(b, judge)).collect()
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ use self::status::{Progress, conditions, patch_if_changed};
 use crate::context::Context;
 use crate::error::{BindingError, ReconcileError, Retry, Step};
 use crate::handoff::Waiting;
-use crate::policy;
+use crate::policy::{self, Judge, Verdict};
 
 /// When a binding waiting on handed-off writes is looked at again if no write wakes it.
 /// The writers wake it as soon as its writes land; this only covers a writer that died.
@@ -254,24 +254,26 @@ struct Demand {
     may_remove: bool,
     records: Records,
     users: Vec<String>,
-    /// The other bindings sharing the identity whose input reads, with what each needs:
+    /// The other bindings sharing the identity whose input reads, with their verdicts:
     /// each must pass its own policies on the vaults found for it before it adds to the
     /// group's demand ([`Demand::only_allowed_vaults`]).
-    members: Vec<(Arc<IdentityBinding>, Needs)>,
+    members: Vec<(Arc<IdentityBinding>, Arc<Verdict>)>,
 }
 
-fn demand(binding: &IdentityBinding, identity: &kvbind_azure::IdentityId, own: Option<Needs>, ctx: &Context) -> Demand {
-    let group = sharing_identity(binding, identity, ctx);
+fn demand(binding: &IdentityBinding, identity: &kvbind_azure::IdentityId, own: Option<Needs>, judge: &Judge<'_>) -> Demand {
+    let ctx = judge.ctx;
+    let group = sharing_identity(binding, identity, judge);
     let needs = own.clone().unwrap_or_default();
     let mut may_remove = true;
     let mut users: Vec<String> = own.is_some().then(|| key(binding)).into_iter().collect();
     let mut members = Vec::new();
     for member in &group {
         users.push(key(member));
-        match needs_of(member, ctx) {
-            Ok(n) => members.push((member.clone(), n)),
+        let verdict = judge.verdict(member);
+        match verdict.needs {
+            Some(_) => members.push((member.clone(), verdict)),
             // Keep what a broken member may still need until it is fixed.
-            Err(_) => may_remove = false,
+            None => may_remove = false,
         }
     }
     users.sort();
@@ -294,7 +296,7 @@ impl Demand {
     fn sum(&mut self) {
         self.vaults = self.needs.vaults.clone();
         self.targets = self.needs.targets.clone();
-        for (_, n) in &self.members {
+        for n in self.members.iter().filter_map(|(_, verdict)| verdict.needs.as_ref()) {
             self.targets.extend(n.targets.iter().cloned());
             for (vault, (tenant, objects)) in &n.vaults {
                 self.vaults.entry(vault.clone()).or_insert_with(|| (tenant.clone(), Vec::new())).1.extend(objects.iter().cloned());
@@ -310,12 +312,13 @@ impl Demand {
     fn only_allowed_vaults(
         &mut self,
         vaults: BTreeMap<String, Arc<kvbind_azure::model::Vault>>,
-        ctx: &Context,
+        judge: &Judge<'_>,
     ) -> BTreeMap<String, Arc<kvbind_azure::model::Vault>> {
         let before = self.members.len();
-        self.members.retain(|(member, needs)| {
-            let ids: Vec<kvbind_azure::VaultId> = needs.vaults.keys().filter_map(|name| vaults.get(name)).map(|v| v.id.clone()).collect();
-            policy::allows_vaults(member, needs, &ids, ctx)
+        self.members.retain(|(member, verdict)| {
+            let names = verdict.needs.iter().flat_map(|needs| needs.vaults.keys());
+            let ids: Vec<kvbind_azure::VaultId> = names.filter_map(|name| vaults.get(name)).map(|v| v.id.clone()).collect();
+            policy::allows_vaults(member, &ids, judge)
         });
         if self.members.len() != before {
             self.sum();
@@ -334,19 +337,20 @@ async fn converge(
 ) -> Result<ClassWrite, BindingError> {
     // Read and check everything first: bad input and what no policy allows stop here,
     // before any write.
+    let judge = Judge::new(ctx);
     let (identity_id, adopt) = identity_of(&binding.spec.identity, &ctx.config)?;
     let needs = needs_of(binding, ctx)?;
     class_lint::report(ctx, binding, &needs.classes, progress);
-    let allowing = match policy::check(binding, &identity_id, adopt, &needs, ctx) {
+    let allowing = match policy::check(binding, &identity_id, adopt, &needs, &judge) {
         Ok(allowing) => allowing,
         Err(denial) => return Err(refuse(binding, ctx, progress, changes, denial).await),
     };
-    inputs::check_class_conflicts(binding, &identity_id, &needs.classes, ctx)?;
-    inputs::check_store_conflicts(binding, &identity_id, &needs.stores, ctx)?;
-    let mut demand = demand(binding, &identity_id, Some(needs), ctx);
+    inputs::check_class_conflicts(binding, &identity_id, &needs.classes, &judge)?;
+    inputs::check_store_conflicts(binding, &identity_id, &needs.stores, &judge)?;
+    let mut demand = demand(binding, &identity_id, Some(needs), &judge);
     let explicit = binding.spec.key_vault.as_ref().map(|k| k.resource_id.as_str());
     let vaults = azure_sync::resolve_vaults(ctx, &demand.vaults, explicit, &demand.needs.origins()).await?;
-    let vaults = demand.only_allowed_vaults(vaults, ctx);
+    let vaults = demand.only_allowed_vaults(vaults, &judge);
     let own_vaults: Vec<kvbind_azure::VaultId> =
         vaults.iter().filter(|(name, _)| demand.needs.vaults.contains_key(*name) || explicit.is_some()).map(|(_, v)| v.id.clone()).collect();
     if let Err(denial) = policy::check_vaults(&allowing, &own_vaults, ctx) {
@@ -704,7 +708,7 @@ async fn release_aks_binding(
     changes: &mut Vec<Change>,
 ) -> Result<(), BindingError> {
     let namespace = binding.namespace().unwrap_or_default();
-    let others = sharing_identity(binding, identity, ctx);
+    let others = sharing_identity(binding, identity, &Judge::new(ctx));
     let in_mode: Vec<&Arc<IdentityBinding>> = others.iter().filter(|b| b.spec.mode == IdentityMode::AksIdentityBinding).collect();
     let same_account =
         in_mode.iter().any(|b| b.namespace().as_deref() == Some(namespace.as_str()) && b.spec.service_account.as_ref().is_some_and(|s| s.name == account));
@@ -751,9 +755,10 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
     let Ok((identity_id, adopt)) = identity_of(&binding.spec.identity, &ctx.config) else {
         return Ok(());
     };
-    let mut demand = demand(binding, &identity_id, None, ctx);
+    let judge = Judge::new(ctx);
+    let mut demand = demand(binding, &identity_id, None, &judge);
     let namespace = binding.namespace().unwrap_or_default();
-    let shared_classes: BTreeSet<String> = sharing_identity(binding, &identity_id, ctx)
+    let shared_classes: BTreeSet<String> = sharing_identity(binding, &identity_id, &judge)
         .iter()
         .filter(|b| b.namespace().as_deref() == Some(namespace.as_str()))
         .filter_map(|b| b.status.as_ref())
@@ -766,11 +771,11 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
     // Nothing is undone for a binding kvbind has no evidence of having served: no policy
     // allows it, the identity is not this installation's, and the ledger knows nothing of
     // it. Its status may say anything; the tenant writes that.
-    if !owned && !ctx.ledger.knows(&identity_id.key()) && !policy::admits(binding, ctx) {
+    if !owned && !ctx.ledger.knows(&identity_id.key()) && !policy::admits(binding, &judge) {
         return Ok(());
     }
     if let Some(federation) = binding.status.as_ref().and_then(|s| s.workload_identity.as_ref()) {
-        let shared = sharing_identity(binding, &identity_id, ctx).iter().any(|b| {
+        let shared = sharing_identity(binding, &identity_id, &judge).iter().any(|b| {
             b.namespace().as_deref() == Some(namespace.as_str())
                 && b.status.as_ref().and_then(|s| s.workload_identity.as_ref()).is_some_and(|w| w.service_account == federation.service_account)
         });
@@ -805,7 +810,7 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         let explicit = binding.spec.key_vault.as_ref().map(|k| k.resource_id.as_str());
         let mut vaults = BTreeMap::new();
         let resolved = azure_sync::resolve_vaults(ctx, &demand.vaults, explicit, &BTreeMap::new()).await?;
-        for (name, vault) in demand.only_allowed_vaults(resolved, ctx) {
+        for (name, vault) in demand.only_allowed_vaults(resolved, &judge) {
             let objects = demand.vaults.get(&name).map(|(_, o)| o.clone()).unwrap_or_default();
             vaults.insert(vault.id.key(), (vault, objects));
         }
@@ -872,7 +877,7 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
     if !others_here {
         imds_egress::keep(ctx, &namespace, false, changes).await?;
     }
-    let still_here = sharing_identity(binding, &identity_id, ctx).iter().any(|b| b.namespace().as_deref() == Some(namespace.as_str()));
+    let still_here = sharing_identity(binding, &identity_id, &judge).iter().any(|b| b.namespace().as_deref() == Some(namespace.as_str()));
     if let (Some(bound), Some(client_id), false) = (&ctx.bound, client_id, still_here) {
         bound
             .unbind(&client_id, &namespace)

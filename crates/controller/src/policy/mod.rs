@@ -3,6 +3,8 @@
 //! the binding is refused, naming the part and the policies checked, before any Azure
 //! call. Vaults found by name are checked by name first and by full ID once resolved.
 
+mod judge;
+
 use std::sync::Arc;
 
 use kube::ResourceExt;
@@ -11,7 +13,9 @@ use kvbind_api::identity_binding::IdentityMode;
 use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_azure::{IdentityId, VaultId};
 
-use crate::binding::inputs::{Needs, claiming_identity, identity_of, needs_of};
+pub use self::judge::{Judge, Verdict};
+use self::judge::{Elder, Usage};
+use crate::binding::inputs::Needs;
 use crate::context::Context;
 use crate::error::BindingError;
 use crate::selector::matches;
@@ -21,17 +25,17 @@ const VAULT_SEGMENTS: usize = 8;
 
 /// The policies that allow every part of `binding` known before any Azure call, by name;
 /// or why none does.
-pub fn check(binding: &IdentityBinding, identity: &IdentityId, adopt: bool, needs: &Needs, ctx: &Context) -> Result<Vec<String>, BindingError> {
+pub fn check(binding: &IdentityBinding, identity: &IdentityId, adopt: bool, needs: &Needs, judge: &Judge<'_>) -> Result<Vec<String>, BindingError> {
     let namespace = binding.namespace().unwrap_or_default();
-    let policies = selecting(&namespace, ctx);
+    let policies = judge.selecting(&namespace);
     if policies.is_empty() {
         return Err(BindingError::NotAllowedByPolicy(format!("no BindingPolicy selects namespace {namespace}, and bindings are denied by default")));
     }
-    let facts = Facts::of(binding, identity, &policies, ctx);
+    let facts = Facts::of(binding, identity, &policies, judge);
     let mut refusals = Vec::new();
     let mut allowing = Vec::new();
-    for policy in &policies {
-        match refusal(binding, identity, adopt, needs, &facts, policy, ctx) {
+    for policy in policies.iter() {
+        match refusal(binding, identity, adopt, needs, &facts, policy, judge) {
             None => allowing.push(policy.name_any()),
             Some(why) => refusals.push(format!("BindingPolicy {}: {why}", policy.name_any())),
         }
@@ -65,22 +69,13 @@ pub fn allows_adoption(allowing: &[String], identity: &IdentityId, ctx: &Context
 
 /// True when some policy that allows `binding` also allows every one of `vaults`, the
 /// vaults found for its classes, by full ID.
-pub fn allows_vaults(binding: &IdentityBinding, needs: &Needs, vaults: &[VaultId], ctx: &Context) -> bool {
-    let Ok((identity, adopt)) = identity_of(&binding.spec.identity, &ctx.config) else {
-        return false;
-    };
-    check(binding, &identity, adopt, needs, ctx).is_ok_and(|allowing| check_vaults(&allowing, vaults, ctx).is_ok())
+pub fn allows_vaults(binding: &IdentityBinding, vaults: &[VaultId], judge: &Judge<'_>) -> bool {
+    judge.verdict(binding).allowing.as_ref().is_some_and(|allowing| check_vaults(allowing, vaults, judge.ctx).is_ok())
 }
 
 /// True when some policy allows `binding` as far as the caches tell (no Azure call).
-pub fn admits(binding: &IdentityBinding, ctx: &Context) -> bool {
-    let Ok((identity, adopt)) = identity_of(&binding.spec.identity, &ctx.config) else {
-        return false;
-    };
-    let Ok(needs) = needs_of(binding, ctx) else {
-        return false;
-    };
-    check(binding, &identity, adopt, &needs, ctx).is_ok()
+pub fn admits(binding: &IdentityBinding, judge: &Judge<'_>) -> bool {
+    judge.verdict(binding).allowing.is_some()
 }
 
 /// Why `policy` does not allow `binding`, naming the field; `None` when it does.
@@ -91,7 +86,7 @@ fn refusal(
     needs: &Needs,
     facts: &Facts,
     policy: &BindingPolicy,
-    ctx: &Context,
+    judge: &Judge<'_>,
 ) -> Option<String> {
     let spec = &policy.spec;
     let mode = binding.spec.mode;
@@ -134,20 +129,14 @@ fn refusal(
         // AKS puts the add-on's identity on every pool, whatever spec.nodes says: what it
         // is granted, every node's pods can read.
         if binding.spec.identity.addon.is_some()
-            && let Some(node) = ctx.nodes.state().into_iter().find(|n| !selectors.iter().any(|s| matches(s, Some(n.labels()))))
+            && let Some(node) = judge.outside(None, policy)
         {
             return Some(format!(
                 "spec.identity.addon's identity is on every node pool, and node {} matches none of its nodeSelectors: every pod of the cluster can get the add-on's tokens",
                 node.name_any()
             ));
         }
-        let outside = ctx
-            .nodes
-            .state()
-            .into_iter()
-            .filter(|n| matches(&binding.spec.nodes, Some(n.labels())))
-            .find(|n| !selectors.iter().any(|s| matches(s, Some(n.labels()))));
-        if let Some(node) = outside {
+        if let Some(node) = judge.outside(Some(&binding.spec.nodes), policy) {
             return Some(format!("spec.nodes selects node {}, which none of its nodeSelectors matches", node.name_any()));
         }
         if let Some((target, node)) = facts.exposed.iter().find(|(_, node)| !selectors.iter().any(|s| matches(s, Some(node.labels())))) {
@@ -159,7 +148,7 @@ fn refusal(
             ));
         }
     }
-    if let Some(why) = facts.usage.as_ref().and_then(|usage| usage.over_quota(binding, identity, spec)) {
+    if let Some(why) = facts.usage.and_then(|usage| over_quota(&usage, binding, spec)) {
         return Some(why);
     }
     if let Some(elder) = &facts.elder {
@@ -186,78 +175,36 @@ struct Facts {
     /// In VM mode, when a policy selects nodes: every node of every scale set or VM the
     /// binding reaches, with it. An identity is attached to a whole scale set, so the scale
     /// set, not the node, is what a node policy must allow.
-    exposed: Vec<(kvbind_azure::ComputeId, Arc<k8s_openapi::api::core::v1::Node>)>,
+    exposed: self::judge::Exposed,
 }
 
 impl Facts {
-    fn of(binding: &IdentityBinding, identity: &IdentityId, policies: &[Arc<BindingPolicy>], ctx: &Context) -> Facts {
+    fn of(binding: &IdentityBinding, identity: &IdentityId, policies: &[Arc<BindingPolicy>], judge: &Judge<'_>) -> Facts {
         let quotas = policies.iter().any(|p| p.spec.max_bindings_per_namespace.is_some() || p.spec.max_identities_per_namespace.is_some());
         let selects_nodes = binding.spec.mode == IdentityMode::VmManagedIdentity && policies.iter().any(|p| p.spec.node_selectors.is_some());
         Facts {
-            elder: elder_elsewhere(binding, identity, ctx),
-            usage: quotas.then(|| Usage::of(binding, ctx)),
-            exposed: if selects_nodes { nodes_reached(binding, ctx) } else { Vec::new() },
+            elder: judge.elder(binding, identity),
+            usage: quotas.then(|| judge.usage(binding, identity)),
+            exposed: if selects_nodes { judge.exposed(&binding.spec.nodes) } else { Arc::from([]) },
         }
     }
 }
 
-/// Every node of every scale set or VM that the binding's selected nodes run on.
-fn nodes_reached(binding: &IdentityBinding, ctx: &Context) -> Vec<(kvbind_azure::ComputeId, Arc<k8s_openapi::api::core::v1::Node>)> {
-    let Ok(targets) = ctx.node_targets.of(&ctx.nodes, &binding.spec.nodes) else {
-        return Vec::new();
-    };
-    if targets.is_empty() {
-        return Vec::new();
+/// Why `binding` would take its namespace past one of `spec`'s quotas, if it would.
+fn over_quota(usage: &Usage, binding: &IdentityBinding, spec: &kvbind_api::binding_policy::BindingPolicySpec) -> Option<String> {
+    let namespace = binding.namespace().unwrap_or_default();
+    if let Some(max) = spec.max_bindings_per_namespace
+        && usage.bindings >= max as usize
+    {
+        return Some(format!("namespace {namespace} already has {} IdentityBindings and its maxBindingsPerNamespace is {max}", usage.bindings));
     }
-    ctx.nodes
-        .state()
-        .into_iter()
-        .filter_map(|node| {
-            let provider_id = node.spec.as_ref()?.provider_id.as_deref()?;
-            let target = kvbind_azure::NodeLocation::from_provider_id(provider_id).ok()?.attach_target().clone();
-            targets.contains(&target).then_some((target, node))
-        })
-        .collect()
-}
-
-/// What a namespace has before a binding: its older live bindings (by creation time, then
-/// name) and the identities they use. Counting only the older ones, a quota refuses the
-/// newcomers and never takes away what the first ones have.
-struct Usage {
-    bindings: usize,
-    identities: std::collections::BTreeSet<IdentityId>,
-}
-
-impl Usage {
-    fn of(binding: &IdentityBinding, ctx: &Context) -> Usage {
-        let age = |b: &IdentityBinding| (b.creation_timestamp().map(|t| t.0), b.name_any());
-        let mine = age(binding);
-        let older: Vec<Arc<IdentityBinding>> = ctx
-            .bindings
-            .state()
-            .into_iter()
-            .filter(|b| b.metadata.namespace == binding.metadata.namespace && b.metadata.deletion_timestamp.is_none() && age(b) < mine)
-            .collect();
-        let identities = older.iter().filter_map(|b| identity_of(&b.spec.identity, &ctx.config).ok().map(|(id, _)| id)).collect();
-        Usage { bindings: older.len(), identities }
+    if let Some(max) = spec.max_identities_per_namespace
+        && !usage.has_identity
+        && usage.identities >= max as usize
+    {
+        return Some(format!("namespace {namespace} already uses {} identities and its maxIdentitiesPerNamespace is {max}", usage.identities));
     }
-
-    /// Why `binding` would take its namespace past one of `spec`'s quotas, if it would.
-    fn over_quota(&self, binding: &IdentityBinding, identity: &IdentityId, spec: &kvbind_api::binding_policy::BindingPolicySpec) -> Option<String> {
-        let namespace = binding.namespace().unwrap_or_default();
-        if let Some(max) = spec.max_bindings_per_namespace
-            && self.bindings >= max as usize
-        {
-            return Some(format!("namespace {namespace} already has {} IdentityBindings and its maxBindingsPerNamespace is {max}", self.bindings));
-        }
-        if let Some(max) = spec.max_identities_per_namespace
-            && !self.identities.contains(identity)
-            && self.identities.len() >= max as usize
-        {
-            return Some(format!("namespace {namespace} already uses {} identities and its maxIdentitiesPerNamespace is {max}", self.identities.len()));
-        }
-        None
-    }
+    None
 }
 
 /// The Azure writes an hour that `allowing` lets a namespace make, with the policy that
@@ -299,30 +246,4 @@ pub fn denies_imds(namespace: &str, ctx: &Context) -> bool {
 fn selecting(namespace: &str, ctx: &Context) -> Vec<Arc<BindingPolicy>> {
     let labels = ctx.namespaces.state().into_iter().find(|n| n.name_any() == namespace).map(|n| n.labels().clone()).unwrap_or_default();
     ctx.policies.state().into_iter().filter(|p| matches(&p.spec.namespace_selector, Some(&labels))).collect()
-}
-
-/// The binding of another namespace that holds an identity first.
-struct Elder {
-    /// `namespace/name`.
-    key: String,
-    /// Whether a policy of its namespace allows cross-namespace sharing: the identity's
-    /// first user must agree to share it as much as the one joining.
-    consents: bool,
-}
-
-/// The oldest other binding, in another namespace that some policy selects, that names the
-/// same identity and was there first: the identity is theirs, so a later claim is the one
-/// that needs allowing. A namespace no policy selects cannot squat a name this way.
-fn elder_elsewhere(binding: &IdentityBinding, identity: &IdentityId, ctx: &Context) -> Option<Elder> {
-    let namespace = binding.namespace();
-    let age = |b: &IdentityBinding| (b.creation_timestamp().map(|t| t.0), b.namespace(), b.name_any());
-    let mine = age(binding);
-    let elder = claiming_identity(binding, identity, ctx)
-        .into_iter()
-        .filter(|b| b.namespace() != namespace && age(b) < mine)
-        .filter(|b| !selecting(&b.namespace().unwrap_or_default(), ctx).is_empty())
-        .min_by_key(|b| age(b))?;
-    let elder_namespace = elder.namespace().unwrap_or_default();
-    let consents = selecting(&elder_namespace, ctx).iter().any(|p| p.spec.allow_cross_namespace_sharing);
-    Some(Elder { key: format!("{elder_namespace}/{}", elder.name_any()), consents })
 }
