@@ -42,6 +42,8 @@ pub struct Caches {
     pub node_targets: Arc<NodeTargets>,
     /// The classes that leave IMDS to pick the identity, told of every class change.
     pub unpinned_classes: Arc<UnpinnedClasses>,
+    /// What each binding needs, told of every change of what that is read from.
+    pub needs_memo: Arc<crate::needs_memo::NeedsMemo>,
     /// True once every cache has listed its objects.
     pub ready: tokio::sync::watch::Receiver<bool>,
 }
@@ -96,6 +98,8 @@ pub struct Context {
     pub node_targets: Arc<NodeTargets>,
     /// The classes that leave IMDS to pick the identity.
     pub unpinned_classes: Arc<UnpinnedClasses>,
+    /// What each binding needs, while nothing it is read from changes.
+    pub needs_memo: Arc<crate::needs_memo::NeedsMemo>,
     /// Identity blocks and vaults, read once per resync period.
     pub reads: Arc<ReadCache>,
     /// Events on their way to the API server.
@@ -133,7 +137,7 @@ pub struct Context {
 impl Context {
     /// Builds the context; the writers record landed writes in `handoffs`.
     pub fn new(client: Client, arm: Arc<dyn Arm>, config: ControllerConfig, caches: Caches, metrics: Arc<Metrics>, handoffs: Handoffs) -> Arc<Self> {
-        let Caches { bindings, classes, nodes, policies, namespaces, external_secrets, node_targets, unpinned_classes, ready: caches_ready } = caches;
+        let Caches { bindings, classes, nodes, policies, namespaces, external_secrets, node_targets, unpinned_classes, needs_memo, ready: caches_ready } = caches;
         let config_bound =
             config.bound_identities.as_ref().map(|(namespace, name)| crate::bound_identities::BoundIdentities::new(client.clone(), namespace, name));
         let config_role_limit = config.role_assignment_limit;
@@ -160,6 +164,7 @@ impl Context {
             reads,
             node_targets,
             unpinned_classes,
+            needs_memo,
             identity_turns: Turns::default(),
             events,
             api_writes: tokio::sync::Semaphore::new(crate::request_limit::DEFAULT_API_REQUESTS),

@@ -18,6 +18,7 @@ mod fake_compute;
 pub mod handoff;
 pub mod ledger;
 pub mod metrics;
+pub mod needs_memo;
 pub mod node_targets;
 pub mod parsed_classes;
 pub mod policy;
@@ -169,12 +170,17 @@ pub async fn run(
     let (classes, classes_writer) = reflector::store();
     let unpinned_classes = Arc::new(unpinned_classes::UnpinnedClasses::default());
     let classes_changed = unpinned_classes.clone();
+    let needs_memo = Arc::new(needs_memo::NeedsMemo::default());
+    let (needs_of_classes, needs_of_nodes, needs_of_stores, needs_of_secrets) = (needs_memo.clone(), needs_memo.clone(), needs_memo.clone(), needs_memo.clone());
     // A class may be over a megabyte and tenants write them: a list page of 500 of those
     // would sit whole in memory before `strip_class` trims each one.
     let class_watch = watcher::Config::default().page_size(CLASS_LIST_PAGE);
     let class_events = reflector(classes_writer, watcher(class_api, class_watch).backoff(watch_backoff::watch_backoff()).modify(strip_class))
         // The reflector has stored the change by the time it passes here.
-        .inspect(move |_| classes_changed.classes_changed())
+        .inspect(move |_| {
+            classes_changed.classes_changed();
+            needs_of_classes.inputs_changed();
+        })
         .touched_objects();
     let (nodes, nodes_writer) = reflector::store();
     let node_targets = Arc::new(node_targets::NodeTargets::default());
@@ -182,7 +188,10 @@ pub async fn run(
     let node_events =
         reflector(nodes_writer, watcher(Api::<Node>::all(client.clone()), node_config).backoff(watch_backoff::watch_backoff()).modify(strip_node))
             // The reflector has stored the change by the time it passes here.
-            .inspect(move |_| nodes_changed.nodes_changed())
+            .inspect(move |_| {
+                nodes_changed.nodes_changed();
+                needs_of_nodes.inputs_changed();
+            })
             .touched_objects();
 
     let (policies, policies_writer) = reflector::store();
@@ -215,6 +224,7 @@ pub async fn run(
             stores_writer,
             watcher(store_api, watcher::Config::default()).backoff(watch_backoff::watch_backoff()).modify(external_secrets::strip_store),
         )
+        .inspect(move |_| needs_of_stores.inputs_changed())
         .touched_objects();
         let secret_events = reflector(
             secrets_writer,
@@ -222,6 +232,7 @@ pub async fn run(
                 .backoff(watch_backoff::watch_backoff())
                 .modify(external_secrets::strip_external_secret),
         )
+        .inspect(move |_| needs_of_secrets.inputs_changed())
         .touched_objects();
         (Some(external_secrets::EsoCaches { stores, external_secrets: secrets }), Some((store_events, secret_events)))
     } else {
@@ -265,6 +276,7 @@ pub async fn run(
         external_secrets: eso,
         node_targets,
         unpinned_classes,
+        needs_memo,
         ready: caches_ready,
     };
     let (handoffs, woken) = handoff::Handoffs::new();

@@ -44,7 +44,7 @@ pub type Exposed = Arc<[(ComputeId, Arc<Node>)]>;
 #[derive(Debug)]
 pub struct Verdict {
     /// What it needs, when its input reads.
-    pub needs: Option<Needs>,
+    pub needs: Option<Arc<Needs>>,
     /// The policies that allow it, when its identity and input read and one does.
     pub allowing: Option<Vec<String>>,
 }
@@ -192,7 +192,8 @@ impl<'a> Judge<'a> {
         let key = format!("{}/{}", binding.namespace().unwrap_or_default(), binding.name_any());
         self.verdicts.get_or(key, || {
             let identity = identity_of(&binding.spec.identity, &self.ctx.config).ok();
-            let needs = needs_of(binding, self.ctx).ok();
+            let ctx = self.ctx;
+            let needs = ctx.needs_memo.get_or_read(binding, || ctx.bindings.state().len(), || needs_of(binding, ctx)).ok();
             let allowing = match (&identity, &needs) {
                 (Some((id, adopt)), Some(needs)) => super::check(binding, id, *adopt, needs, self).ok(),
                 _ => None,
