@@ -12,17 +12,17 @@ use kvbind_api::secret_provider_class::SecretProviderClass;
 use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_azure::{Arm, VaultId};
 
-use crate::access_batcher::AccessPolicyBatcher;
-use crate::batcher::ComputeBatcher;
+use crate::writers::access_batcher::AccessPolicyBatcher;
+use crate::writers::batcher::ComputeBatcher;
 use crate::config::ControllerConfig;
 use crate::event_queue::EventQueue;
 use crate::external_secrets::EsoCaches;
-use crate::handoff::Handoffs;
-use crate::ledger::Ledger;
+use crate::writers::handoff::Handoffs;
+use crate::records::ledger::Ledger;
 use crate::metrics::Metrics;
-use crate::node_targets::NodeTargets;
-use crate::read_cache::ReadCache;
-use crate::unpinned_classes::UnpinnedClasses;
+use crate::caches::node_targets::NodeTargets;
+use crate::caches::read_cache::ReadCache;
+use crate::caches::unpinned_classes::UnpinnedClasses;
 
 /// The informer caches a reconcile reads instead of the API server.
 pub struct Caches {
@@ -43,7 +43,7 @@ pub struct Caches {
     /// The classes that leave IMDS to pick the identity, told of every class change.
     pub unpinned_classes: Arc<UnpinnedClasses>,
     /// What each binding needs, told of every change of what that is read from.
-    pub needs_memo: Arc<crate::needs_memo::NeedsMemo>,
+    pub needs_memo: Arc<crate::caches::needs_memo::NeedsMemo>,
     /// True once every cache has listed its objects.
     pub ready: tokio::sync::watch::Receiver<bool>,
 }
@@ -99,7 +99,7 @@ pub struct Context {
     /// The classes that leave IMDS to pick the identity.
     pub unpinned_classes: Arc<UnpinnedClasses>,
     /// What each binding needs, while nothing it is read from changes.
-    pub needs_memo: Arc<crate::needs_memo::NeedsMemo>,
+    pub needs_memo: Arc<crate::caches::needs_memo::NeedsMemo>,
     /// Identity blocks and vaults, read once per resync period.
     pub reads: Arc<ReadCache>,
     /// Events on their way to the API server.
@@ -111,7 +111,7 @@ pub struct Context {
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// The identities' namespaces, published for the admission policy.
-    pub bound: Option<crate::bound_identities::BoundIdentities>,
+    pub bound: Option<crate::records::bound_identities::BoundIdentities>,
     /// True once every cache has listed its objects.
     pub caches_ready: tokio::sync::watch::Receiver<bool>,
     /// Consecutive failures per binding, for backoff.
@@ -123,15 +123,15 @@ pub struct Context {
     /// What kvbind did per identity since this process started.
     pub ledger: Ledger,
     /// The durable part of the ledger: what kvbind did to identities it adopted.
-    pub adoption: Option<crate::adoption_records::AdoptionRecords>,
+    pub adoption: Option<crate::records::adoption_records::AdoptionRecords>,
     /// When kvbind last made each namespace's IMDS NetworkPolicy what its policies say.
     pub(crate) imds_looked: crate::binding::imds_egress::Looked,
     /// The role assignments each subscription may still take.
     pub role_budget: crate::role_budget::RoleAssignmentBudget,
     /// Each namespace's Azure writes of the last hour, for `maxAzureWritesPerHour`.
-    pub writes: crate::write_quota::WriteLog,
+    pub writes: crate::policy::write_quota::WriteLog,
     /// Each SecretProviderClass read once per version.
-    pub parsed_classes: crate::parsed_classes::ParsedClasses,
+    pub parsed_classes: crate::caches::parsed_classes::ParsedClasses,
 }
 
 impl Context {
@@ -139,9 +139,9 @@ impl Context {
     pub fn new(client: Client, arm: Arc<dyn Arm>, config: ControllerConfig, caches: Caches, metrics: Arc<Metrics>, handoffs: Handoffs) -> Arc<Self> {
         let Caches { bindings, classes, nodes, policies, namespaces, external_secrets, node_targets, unpinned_classes, needs_memo, ready: caches_ready } = caches;
         let config_bound =
-            config.bound_identities.as_ref().map(|(namespace, name)| crate::bound_identities::BoundIdentities::new(client.clone(), namespace, name));
+            config.bound_identities.as_ref().map(|(namespace, name)| crate::records::bound_identities::BoundIdentities::new(client.clone(), namespace, name));
         let config_role_limit = config.role_assignment_limit;
-        let adoption = config.adoption_records.as_ref().map(|(namespace, name)| crate::adoption_records::AdoptionRecords::new(client.clone(), namespace, name));
+        let adoption = config.adoption_records.as_ref().map(|(namespace, name)| crate::records::adoption_records::AdoptionRecords::new(client.clone(), namespace, name));
         let events = EventQueue::start(client.clone(), Reporter { controller: config.reporter.clone(), instance: None });
         let reads = Arc::new(ReadCache::new(config.resync));
         let window = config.batching.then_some(config.batch_window);
@@ -179,8 +179,8 @@ impl Context {
             adoption,
             imds_looked: crate::binding::imds_egress::Looked::default(),
             role_budget: crate::role_budget::RoleAssignmentBudget::new(config_role_limit),
-            writes: crate::write_quota::WriteLog::default(),
-            parsed_classes: crate::parsed_classes::ParsedClasses::default(),
+            writes: crate::policy::write_quota::WriteLog::default(),
+            parsed_classes: crate::caches::parsed_classes::ParsedClasses::default(),
         })
     }
 }

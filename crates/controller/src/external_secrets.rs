@@ -52,7 +52,7 @@ const KVBIND_OWNED_FIELDS: &str = "kvbind.io/cached-owned-azurekv-fields";
 /// Keeps of a SecretStore only its Azure Key Vault provider (the typed model already drops
 /// the rest) and which of those fields kvbind owns.
 pub fn strip_store(store: &mut SecretStore) {
-    let owned = crate::cache_trim::fields_kvbind_owns(store.managed_fields(), "/f:spec/f:provider/f:azurekv");
+    let owned = crate::caches::cache_trim::fields_kvbind_owns(store.managed_fields(), "/f:spec/f:provider/f:azurekv");
     store.metadata.managed_fields = None;
     let mut annotations = BTreeMap::new();
     if !owned.is_empty() {

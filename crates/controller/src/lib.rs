@@ -1,13 +1,9 @@
 //! kvbind's reconcilers as a library: the IdentityBinding controller and the watches that
 //! feed it (SecretProviderClasses and Nodes, mapped to the bindings they affect).
 
-pub mod access_batcher;
 pub mod addon;
-pub mod adoption_records;
-pub mod batcher;
 pub mod binding;
-mod bound_identities;
-mod cache_trim;
+pub mod caches;
 pub mod config;
 pub mod context;
 pub mod error;
@@ -15,27 +11,20 @@ pub mod event_queue;
 pub mod external_secrets;
 #[cfg(test)]
 mod fake_compute;
-pub mod handoff;
-pub mod ledger;
 pub mod metrics;
-pub mod needs_memo;
-pub mod node_targets;
-pub mod parsed_classes;
 pub mod policy;
-pub mod read_cache;
+pub mod records;
 pub mod request_limit;
 pub mod role_budget;
-pub mod role_quota;
 pub mod selector;
-pub mod unpinned_classes;
-pub mod watch_backoff;
-pub mod write_queue;
-pub mod write_quota;
+pub mod writers;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use cache_trim::{strip_binding, strip_class, strip_node};
+use caches::cache_trim::{strip_binding, strip_class, strip_node};
+use caches::{needs_memo, node_targets, unpinned_classes, watch_backoff};
+use writers::handoff;
 use futures::{Future, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::core::PartialObjectMeta;
@@ -47,7 +36,7 @@ use kvbind_api::secret_provider_class::SecretProviderClass;
 use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_azure::Arm;
 
-pub use cache_trim::MAX_OBJECTS_BYTES;
+pub use caches::cache_trim::MAX_OBJECTS_BYTES;
 pub use config::ControllerConfig;
 pub use context::Context;
 pub use metrics::{Health, Metrics};

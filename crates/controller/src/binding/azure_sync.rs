@@ -14,7 +14,7 @@ use kvbind_azure::{ComputeId, IdentityId, ResourceKind, VaultId};
 use super::plan::{access_policy_change, access_policy_permissions, list_reason, made_by_kvbind, role_assignments};
 use crate::context::Context;
 use crate::error::{BindingError, Step};
-use crate::handoff::Waiting;
+use crate::writers::handoff::Waiting;
 
 /// Tag that marks an identity kvbind created (and so may delete), with the installation
 /// ID as its value: an identity another cluster's kvbind made, or one tagged by hand, is not
@@ -57,7 +57,7 @@ impl Records {
 }
 
 /// Something kvbind changed in Azure, for an Event.
-pub use crate::handoff::Change;
+pub use crate::writers::handoff::Change;
 
 /// True when this installation of kvbind created `identity`: its tag carries our
 /// installation ID. Only kvbind writes Azure tags; tenants write none.
@@ -76,7 +76,7 @@ pub fn ours_to_join(identity: &Identity, namespace: &str, users: &[String]) -> b
 
 /// Reads the identity, creating it (or updating kvbind's tags on it) when asked to.
 /// Returns it and whether kvbind created it. `pool`, one of the scale sets it belongs on,
-/// may vouch for it instead of a read ([`ReadCache::identity`](crate::read_cache::ReadCache::identity)).
+/// may vouch for it instead of a read ([`ReadCache::identity`](crate::caches::read_cache::ReadCache::identity)).
 ///
 /// An identity that exists under the name and is not this installation's to join is
 /// adoption, whichever field named it: allowed only when `may_adopt` (a policy allowing the
@@ -471,7 +471,7 @@ async fn sync_role_assignments(
         if may_remove { existing.iter().filter(|a| made_by_kvbind(a) && !desired.contains_key(&a.name)).collect() } else { Vec::new() };
     // All of them or none: past a namespace's quota or the subscription's limit ARM would
     // refuse some and leave the binding half granted.
-    crate::role_quota::check(ctx, namespaces, &vault.id.subscription, missing.len().saturating_sub(stale.len())).await?;
+    crate::policy::role_quota::check(ctx, namespaces, &vault.id.subscription, missing.len().saturating_sub(stale.len())).await?;
     ctx.role_budget
         .reserve(ctx.arm.as_ref(), &vault.id.subscription, missing.len())
         .await
@@ -524,9 +524,9 @@ fn owners_tag(users: &[String]) -> String {
 }
 
 /// Notes in the ledger a write about to be made for an identity kvbind adopted, and keeps
-/// the ledger's record of it (see [`crate::adoption_records`]): first, so that a crash right
+/// the ledger's record of it (see [`crate::records::adoption_records`]): first, so that a crash right
 /// after the write still leaves a record of it.
-async fn record_ahead(ctx: &Context, identity: &IdentityId, note: impl FnOnce(&crate::ledger::Ledger, &str)) -> Result<(), BindingError> {
+async fn record_ahead(ctx: &Context, identity: &IdentityId, note: impl FnOnce(&crate::records::ledger::Ledger, &str)) -> Result<(), BindingError> {
     let key = identity.key();
     note(&ctx.ledger, &key);
     keep_adoption_record(ctx, &key).await

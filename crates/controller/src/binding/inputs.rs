@@ -16,7 +16,7 @@ use kvbind_api::{IdentityBinding, KeyVaultObject};
 use kvbind_azure::{Cloud, ComputeId, IdentityId, ResourceKind};
 
 use crate::addon::AddonLookup;
-use crate::cache_trim::kvbind_owns_parameter;
+use crate::caches::cache_trim::kvbind_owns_parameter;
 use crate::config::ControllerConfig;
 use crate::context::Context;
 use crate::error::{BindingError, VaultOrigin};
@@ -236,8 +236,8 @@ fn class_input(class: &SecretProviderClass, mode: IdentityMode, cloud: &Cloud) -
     if !provider.eq_ignore_ascii_case("azure") {
         return Err(BindingError::NotAzure { name, provider });
     }
-    if let Some(bytes) = crate::cache_trim::objects_too_long(class) {
-        return Err(BindingError::ObjectsTooLong { name, bytes, limit: crate::cache_trim::MAX_OBJECTS_BYTES });
+    if let Some(bytes) = crate::caches::cache_trim::objects_too_long(class) {
+        return Err(BindingError::ObjectsTooLong { name, bytes, limit: crate::caches::cache_trim::MAX_OBJECTS_BYTES });
     }
     // The lint comes first: a near miss of a required key is why it is missing.
     let (errors, warnings): (Vec<Finding>, Vec<Finding>) =

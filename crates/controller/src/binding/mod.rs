@@ -38,7 +38,7 @@ use self::inputs::{Needs, identity_of, needs_of, sharing_identity};
 use self::status::{Progress, conditions, patch_if_changed};
 use crate::context::Context;
 use crate::error::{BindingError, ReconcileError, Retry, Step};
-use crate::handoff::Waiting;
+use crate::writers::handoff::Waiting;
 use crate::policy::{self, Judge, Verdict};
 
 /// When a binding waiting on handed-off writes is looked at again if no write wakes it.
@@ -204,7 +204,7 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
 /// Counts the Azure writes among `changes`, reported now, against the binding's namespace
 /// (`maxAzureWritesPerHour`).
 fn spend_writes(ctx: &Context, binding: &IdentityBinding, changes: &[Change]) {
-    let count = crate::write_quota::azure_writes(changes.iter().map(|(reason, _)| *reason));
+    let count = crate::policy::write_quota::azure_writes(changes.iter().map(|(reason, _)| *reason));
     ctx.writes.spend(&binding.namespace().unwrap_or_default(), count, tokio::time::Instant::now());
 }
 

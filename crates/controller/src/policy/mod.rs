@@ -4,6 +4,8 @@
 //! call. Vaults found by name are checked by name first and by full ID once resolved.
 
 mod judge;
+pub mod role_quota;
+pub mod write_quota;
 
 use std::sync::Arc;
 

@@ -6,7 +6,7 @@
 //! vault: a thousand new identities cost 63 vault writes, not a thousand.
 //!
 //! A reconcile hands its grant over and ends ([`AccessPolicyBatcher::hand_off`]); the
-//! writer wakes it when the write lands (see [`crate::handoff`]). Revoking is awaited in
+//! writer wakes it when the write lands (see [`crate::writers::handoff`]). Revoking is awaited in
 //! place.
 
 use std::sync::Arc;
@@ -17,9 +17,9 @@ use kvbind_azure::{Arm, AzureError, VaultId};
 use tokio::sync::oneshot;
 
 use crate::context::Turns;
-use crate::handoff::{Answer, Handoffs, Landing, Waiter};
-use crate::read_cache::ReadCache;
-use crate::write_queue::{WriteQueues, next_batch, take_all};
+use crate::writers::handoff::{Answer, Handoffs, Landing, Waiter};
+use crate::caches::read_cache::ReadCache;
+use crate::writers::write_queue::{WriteQueues, next_batch, take_all};
 
 /// Access-policy entries a vault may hold: the REST spec types `accessPolicies` as 0 to
 /// 1,024 entries.

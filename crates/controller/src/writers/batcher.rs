@@ -13,7 +13,7 @@
 //! [`MAX_WINDOWS`] windows.
 //!
 //! A reconcile hands its attachment over and ends ([`ComputeBatcher::hand_off`]); the
-//! writer wakes it when the PATCH lands (see [`crate::handoff`]). Detaching, which a binding
+//! writer wakes it when the PATCH lands (see [`crate::writers::handoff`]). Detaching, which a binding
 //! must see done before it lets go of its records, is awaited in place.
 
 use std::collections::BTreeSet;
@@ -26,9 +26,9 @@ use kvbind_azure::{Arm, AzureError, ComputeId, IdentityId};
 use tokio::sync::oneshot;
 
 use crate::context::Turns;
-use crate::handoff::{Answer, Handoffs, Landing, Waiter};
-use crate::read_cache::ReadCache;
-use crate::write_queue::{WriteQueues, next_batch};
+use crate::writers::handoff::{Answer, Handoffs, Landing, Waiter};
+use crate::caches::read_cache::ReadCache;
+use crate::writers::write_queue::{WriteQueues, next_batch};
 
 /// The longest a batch waits for more changes, in batch windows. A thousand new bindings
 /// create their identities over twenty seconds or so; closing the batch before they are all
