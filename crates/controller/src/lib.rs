@@ -17,6 +17,8 @@ pub mod records;
 pub mod request_limit;
 pub mod role_budget;
 pub mod selector;
+#[cfg(test)]
+mod test_context;
 pub mod writers;
 
 use std::hash::{Hash, Hasher};

@@ -6,6 +6,8 @@
 mod judge;
 pub mod role_quota;
 pub mod write_quota;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
