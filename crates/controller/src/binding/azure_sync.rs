@@ -11,7 +11,7 @@ use kvbind_azure::intern::intern;
 use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, ComputeIdentity, Identity, Permissions, Vault};
 use kvbind_azure::{ComputeId, IdentityId, ResourceKind, VaultId};
 
-use super::plan::{access_policy_change, access_policy_permissions, list_reason, made_by_kvbind, role_assignments};
+use super::plan::{self, AttachStep, access_policy_change, access_policy_permissions, list_reason, made_by_kvbind, role_assignments};
 use crate::context::Context;
 use crate::error::{BindingError, Step};
 use crate::writers::handoff::Waiting;
@@ -259,19 +259,17 @@ pub async fn sync_attachments(
         }
         out.status.push(AttachmentStatus { resource_id: intern(&target.to_string()), origin });
     }
-    if may_remove {
-        let desired_keys: BTreeSet<Arc<str>> = desired.iter().map(|target| intern(&target.key())).collect();
-        for key in records.attached.difference(&desired_keys) {
-            let Ok(target) = ComputeId::parse_any(&[ResourceKind::VirtualMachineScaleSet, ResourceKind::VirtualMachine], key) else {
-                continue;
-            };
-            match ctx.compute.change(&target, None, Some(identity)).await {
-                Ok(_) => changes.push(("IdentityDetached", format!("detached the identity from {} {}", target.kind().describe(), target.name))),
-                // A pool that is gone took the identity with it.
-                Err(kvbind_azure::AzureError::NotFound { .. }) => {}
-                Err(e) => {
-                    return Err(BindingError::azure(Step::Nodes, "detaching the identity")(e));
-                }
+    let desired_keys: BTreeSet<Arc<str>> = desired.iter().map(|target| intern(&target.key())).collect();
+    for key in plan::detachments(&records.attached, &desired_keys, may_remove) {
+        let Ok(target) = ComputeId::parse_any(&[ResourceKind::VirtualMachineScaleSet, ResourceKind::VirtualMachine], key) else {
+            continue;
+        };
+        match ctx.compute.change(&target, None, Some(identity)).await {
+            Ok(_) => changes.push(("IdentityDetached", format!("detached the identity from {} {}", target.kind().describe(), target.name))),
+            // A pool that is gone took the identity with it.
+            Err(kvbind_azure::AzureError::NotFound { .. }) => {}
+            Err(e) => {
+                return Err(BindingError::azure(Step::Nodes, "detaching the identity")(e));
             }
         }
     }
@@ -294,21 +292,24 @@ async fn attach(
         let change = ("IdentityAttached", format!("attached the identity to {} {}", target.kind().describe(), target.name));
         Some((AttachmentOrigin::Attached, after, before == 1, Some(change)))
     };
-    if current.has(identity) {
-        // An attachment handed off before that has landed since is this reconcile's news.
-        if let Waiting::HandOff { landed, .. } = waiting
-            && let Some(Ok(before)) = landed.compute(target)
-        {
-            return Ok(attached_now(*before, current));
+    let recorded = records.attached.contains(target.key().as_str());
+    match plan::attach_step(current.has(identity), current.user_assigned().len(), owned, recorded) {
+        AttachStep::Keep { ours } => {
+            // An attachment handed off before that has landed since is this reconcile's news.
+            if let Waiting::HandOff { landed, .. } = waiting
+                && let Some(Ok(before)) = landed.compute(target)
+            {
+                return Ok(attached_now(*before, current));
+            }
+            let origin = if ours { AttachmentOrigin::Attached } else { AttachmentOrigin::Found };
+            return Ok(Some((origin, current, false, None)));
         }
-        let origin = if owned || records.attached.contains(target.key().as_str()) { AttachmentOrigin::Attached } else { AttachmentOrigin::Found };
-        return Ok(Some((origin, current, false, None)));
-    }
-    // Azure refuses an update that would leave more than 150 user-assigned identities on a
-    // scale set or VM; refused here, by name, the pool's other writes go on.
-    let after = current.user_assigned().len() + 1;
-    if after > kvbind_azure::model::MAX_USER_ASSIGNED_PER_COMPUTE {
-        return Err(BindingError::PoolIdentityLimit { target: target.name.clone(), count: after, limit: kvbind_azure::model::MAX_USER_ASSIGNED_PER_COMPUTE });
+        // Azure refuses an update that would leave more than 150 user-assigned identities
+        // on a scale set or VM; refused here, by name, the pool's other writes go on.
+        AttachStep::OverLimit { count } => {
+            return Err(BindingError::PoolIdentityLimit { target: target.name.clone(), count, limit: kvbind_azure::model::MAX_USER_ASSIGNED_PER_COMPUTE });
+        }
+        AttachStep::Attach { .. } => {}
     }
     if !owned {
         record_ahead(ctx, identity, |ledger, key| ledger.note_attached(key, &target.key())).await?;
