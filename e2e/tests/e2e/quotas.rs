@@ -5,9 +5,9 @@
 
 use kvbind_arm_sim::http::LoggedRequest;
 use kvbind_e2e::TestNamespace;
-use kvbind_e2e::operator::{NODE_GROUP, SUBSCRIPTION, Scenario, seed};
+use kvbind_e2e::operator::{SUBSCRIPTION, Scenario, seed};
 use kvbind_e2e::tenant::Tenant;
-use kvbind_e2e::world::{binding, class, namespace_policy};
+use kvbind_e2e::world::{binding, class, cluster, namespace_policy};
 
 /// A namespace the test-wide policy does not select, allowed identities in `rg-identities`
 /// and grants on `kvname` (an Azure RBAC vault when `rbac`) with `quota` lines, its
@@ -20,19 +20,7 @@ async fn quota_scenario(prefix: &str, quota: &str, rbac: bool) -> (Scenario, Ten
     let out = ns.kubectl_apply(&namespace_policy(&ns.name, &ns.name, &spec));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let tenant = Tenant::of(&ns);
-    let world = seed(&format!(
-        "subscriptions:
-  - id: {SUBSCRIPTION}
-    resourceGroups:
-      - name: rg-identities
-      - name: {NODE_GROUP}
-        scaleSets:
-          - {{name: pool-vmss, systemAssigned: true}}
-      - name: rg-vaults
-        vaults:
-          - {{name: kvname, rbac: {rbac}}}
-"
-    ));
+    let world = seed(&cluster(&["pool-vmss"], &[], rbac));
     let client = ns.client.clone();
     let s = Scenario::start_in(ns, client, world, |_| {}).await;
     s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
