@@ -84,7 +84,9 @@ fn install_crds(plane: &ControlPlane) -> Result<(), kvbind_local_cluster::Contro
     }
     let policy = std::env::temp_dir().join(format!("kvbind-e2e-policy-{}.yaml", std::process::id()));
     std::fs::write(&policy, TEST_POLICY).map_err(|e| kvbind_local_cluster::ControlPlaneError::Write { what: "the test policy", source: e })?;
-    plane.kubectl_ok(&["apply", "--server-side", "-f", &policy.to_string_lossy()])?;
+    let applied = plane.kubectl_ok(&["apply", "--server-side", "-f", &policy.to_string_lossy()]);
+    let _ = std::fs::remove_file(&policy);
+    applied?;
     Ok(())
 }
 

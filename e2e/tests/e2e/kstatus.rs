@@ -33,19 +33,21 @@ fn kstatus(ns: &str, name: &str) -> (String, String) {
 }
 
 /// The Argo CD health check's script, as `examples/argocd/argocd-cm.yaml` gives it.
-fn argocd_script() -> std::path::PathBuf {
+/// Removed when dropped.
+fn argocd_script() -> tempfile::NamedTempFile {
     let text = std::fs::read_to_string(kvbind_e2e::repo_root().join("examples/argocd/argocd-cm.yaml")).expect("the Argo CD example");
     let config: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("YAML");
     let script = config["data"]["resource.customizations.health.kvbind.io_IdentityBinding"].as_str().expect("the health check key");
-    let path = std::env::temp_dir().join(format!("kvbind-argocd-health-{}.lua", std::process::id()));
-    std::fs::write(&path, script).expect("write the script");
-    path
+    let file = tempfile::Builder::new().prefix("kvbind-argocd-health-").suffix(".lua").tempfile().expect("a temporary file");
+    std::fs::write(file.path(), script).expect("write the script");
+    file
 }
 
 /// The Argo CD health check's verdict on `identitybinding/<name>`: `(status, message)`.
 fn argocd(ns: &str, name: &str) -> (String, String) {
+    let script = argocd_script();
     let mut checker = std::process::Command::new(kvbind_e2e::go_tool("argocd-health"));
-    checker.arg(argocd_script());
+    checker.arg(script.path());
     let line = verdict(ns, name, checker);
     let (status, message) = line.split_once(' ').unwrap_or((&line, ""));
     (status.to_owned(), message.to_owned())

@@ -86,3 +86,95 @@ pub async fn patch_if_changed(api: &Api<IdentityBinding>, binding: &IdentityBind
         .map_err(|source| ReconcileError::PatchStatus { binding: format!("{}/{}", binding.namespace().unwrap_or_default(), binding.name_any()), source })?;
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use kvbind_api::condition::find;
+
+    use super::*;
+
+    /// `(type, status, reason)` of each condition, for a table.
+    fn summary(conditions: &[Condition]) -> Vec<(String, ConditionStatus, String)> {
+        conditions.iter().map(|c| (c.r#type.clone(), c.status, c.reason.clone())).collect()
+    }
+
+    fn status_of(conditions: &[Condition], t: &str) -> Option<(ConditionStatus, String)> {
+        find(conditions, t).map(|c| (c.status, c.reason.clone()))
+    }
+
+    fn all_done() -> Progress {
+        let done = |step, reason: &'static str| (step, reason, format!("{reason} message"));
+        Progress {
+            done: vec![
+                done(Step::Policy, "Allowed"),
+                done(Step::Identity, "IdentityAvailable"),
+                done(Step::Nodes, "Attached"),
+                done(Step::Access, "Granted"),
+                done(Step::Classes, "Updated"),
+            ],
+            ..Progress::default()
+        }
+    }
+
+    #[test]
+    fn a_converged_binding_is_ready_with_every_step_true_and_no_store_condition_unless_it_names_stores() {
+        let conditions = conditions(Some(3), &all_done(), Ok(()));
+        assert!(conditions.iter().all(|c| c.observed_generation == Some(3)), "every condition says which generation it is of");
+        assert_eq!(status_of(&conditions, READY), Some((ConditionStatus::True, "Converged".into())));
+        assert_eq!(status_of(&conditions, RECONCILING), None, "kstatus: Current means neither Reconciling nor Stalled");
+        assert_eq!(status_of(&conditions, STALLED), None);
+        assert_eq!(status_of(&conditions, "SecretStoresUpdated"), None);
+        assert_eq!(status_of(&conditions, "NodesAssigned"), Some((ConditionStatus::True, "Attached".into())));
+        let stores = conditions_with_stores();
+        assert_eq!(status_of(&stores, "SecretStoresUpdated"), Some((ConditionStatus::Unknown, "Waiting".into())));
+    }
+
+    fn conditions_with_stores() -> Vec<Condition> {
+        conditions(Some(1), &Progress { stores_named: true, ..all_done() }, Ok(()))
+    }
+
+    #[test]
+    fn handed_off_writes_leave_the_binding_reconciling_with_the_waiting_step_unknown() {
+        let mut progress = all_done();
+        progress.done.retain(|(step, _, _)| *step != Step::Nodes);
+        progress.waiting.push((Step::Nodes, "waiting for pool-a to take the identity".into()));
+        let conditions = conditions(Some(1), &progress, Ok(()));
+        assert_eq!(status_of(&conditions, "NodesAssigned"), Some((ConditionStatus::Unknown, IN_PROGRESS.into())));
+        assert_eq!(status_of(&conditions, READY), Some((ConditionStatus::False, IN_PROGRESS.into())));
+        assert_eq!(status_of(&conditions, RECONCILING), Some((ConditionStatus::True, IN_PROGRESS.into())));
+        assert_eq!(status_of(&conditions, STALLED), None);
+    }
+
+    #[test]
+    fn a_failure_is_false_on_its_own_step_and_stalled_only_when_time_cannot_fix_it() {
+        let progress = Progress { done: all_done().done.into_iter().take(1).collect(), ..Progress::default() };
+        let refused = BindingError::ClassNotFound("app".into());
+        let refused = conditions(Some(2), &progress, Err(&refused));
+        let table = summary(&refused);
+        assert!(table.contains(&("AllowedByPolicy".into(), ConditionStatus::True, "Allowed".into())), "steps before it stay true: {table:?}");
+        assert!(table.contains(&("SecretProviderClassesUpdated".into(), ConditionStatus::False, "SecretProviderClassNotFound".into())));
+        assert_eq!(status_of(&refused, STALLED), Some((ConditionStatus::True, "SecretProviderClassNotFound".into())));
+        assert_eq!(status_of(&refused, RECONCILING), None);
+
+        let held = BindingError::AzureWriteQuota {
+            namespace: "a".into(),
+            spent: 3,
+            max: 3,
+            policy: "p".into(),
+            resume: std::time::Duration::from_secs(60),
+        };
+        let held = conditions(Some(2), &Progress::default(), Err(&held));
+        assert_eq!(status_of(&held, "AllowedByPolicy"), Some((ConditionStatus::False, "AzureWriteQuotaReached".into())));
+        assert_eq!(status_of(&held, "IdentityReady"), Some((ConditionStatus::Unknown, "Waiting".into())), "later steps wait on it");
+        assert_eq!(status_of(&held, RECONCILING), Some((ConditionStatus::True, "AzureWriteQuotaReached".into())), "an hour ends it");
+        assert_eq!(status_of(&held, STALLED), None);
+    }
+
+    #[test]
+    fn notices_are_conditions_while_they_hold() {
+        let progress = Progress { notices: vec![("NodeWideAccess", "ReachableFromEveryPodOnPools", "every pod on pool-a".into())], ..all_done() };
+        let conditions = conditions(None, &progress, Ok(()));
+        assert_eq!(status_of(&conditions, "NodeWideAccess"), Some((ConditionStatus::True, "ReachableFromEveryPodOnPools".into())));
+        assert_eq!(status_of(&conditions, READY), Some((ConditionStatus::True, "Converged".into())), "a notice does not hold Ready back");
+    }
+}
