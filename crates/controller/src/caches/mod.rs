@@ -6,5 +6,6 @@ pub mod needs_memo;
 pub mod node_targets;
 pub mod parsed_classes;
 pub mod read_cache;
+pub mod stamped;
 pub mod unpinned_classes;
 pub mod watch_backoff;

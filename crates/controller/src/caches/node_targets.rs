@@ -11,7 +11,6 @@
 //! to them, and names them instead (see [`NodeTargets::auto_provisioned`]).
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Node;
@@ -21,6 +20,7 @@ use kvbind_api::identity_binding::LabelSelector;
 use kvbind_azure::ids::IdError;
 use kvbind_azure::{ComputeId, NodeLocation};
 
+use super::stamped::Stamped;
 use crate::selector::matches;
 
 /// The scale sets of the selected nodes, or the first node whose providerID is not one.
@@ -33,19 +33,14 @@ pub const AUTO_PROVISIONED_LABEL: &str = "karpenter.sh/nodepool";
 #[derive(Default)]
 pub struct NodeTargets {
     parsed: Mutex<HashMap<String, Result<ComputeId, IdError>>>,
-    /// Bumped by the node watch after each change has reached the store.
-    changes: AtomicU64,
-    by_selector: Mutex<HashMap<String, Remembered>>,
+    /// Each selector's targets and the auto-provisioned nodes left out, until a node changes.
+    by_selector: Stamped<String, (Targets, Arc<[String]>)>,
 }
-
-/// One selector's answer: the node watch's count it was computed at, the targets, and the
-/// auto-provisioned nodes left out.
-type Remembered = (u64, Targets, Arc<[String]>);
 
 impl NodeTargets {
     /// Notes that the node store has changed, so every remembered answer is stale.
     pub fn nodes_changed(&self) {
-        self.changes.fetch_add(1, Ordering::SeqCst);
+        self.by_selector.changed();
     }
 
     /// The scale sets and VMs running the nodes in `nodes` that `selector` selects. Nodes
@@ -60,25 +55,9 @@ impl NodeTargets {
     }
 
     fn selected(&self, nodes: &Store<Node>, selector: &LabelSelector) -> (Targets, Arc<[String]>) {
-        // Read before the store: a change landing meanwhile bumps it again, so an answer
-        // computed from a newer store is at worst recomputed, never kept stale.
-        let version = self.changes.load(Ordering::SeqCst);
         let key = serde_json::to_string(selector).unwrap_or_default();
-        if let Some((at, targets, skipped)) = self.lock_memo().get(&key)
-            && *at == version
-        {
-            return (targets.clone(), skipped.clone());
-        }
-        let (targets, skipped) = self.compute(nodes, selector);
-        let mut memo = self.lock_memo();
-        // Selectors come and go with bindings; forgetting stale ones keeps this bounded.
-        memo.retain(|_, (at, _, _)| *at == version);
-        memo.insert(key, (version, targets.clone(), skipped.clone()));
-        (targets, skipped)
-    }
-
-    fn lock_memo(&self) -> std::sync::MutexGuard<'_, HashMap<String, Remembered>> {
-        self.by_selector.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        let answer = self.by_selector.get_or(key, || Ok::<_, std::convert::Infallible>(self.compute(nodes, selector)));
+        answer.unwrap_or_else(|never| match never {})
     }
 
     fn compute(&self, nodes: &Store<Node>, selector: &LabelSelector) -> (Targets, Arc<[String]>) {

@@ -7,11 +7,12 @@
 //! answer only changes when a class does. So it is kept and dropped whenever the class
 //! watch reports a change.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use kube::runtime::reflector::{ObjectRef, Store};
 use kvbind_api::secret_provider_class::{AzureParameters, SecretProviderClass};
+
+use super::stamped::Stamped;
 
 /// References to classes, shared by every reconcile that reads them.
 pub type ClassRefs = Arc<[ObjectRef<SecretProviderClass>]>;
@@ -19,32 +20,22 @@ pub type ClassRefs = Arc<[ObjectRef<SecretProviderClass>]>;
 /// The unpinned Azure classes, as of the last class change.
 #[derive(Default)]
 pub struct UnpinnedClasses {
-    /// Bumped by the class watch after each change has reached the store.
-    changes: AtomicU64,
-    memo: Mutex<Option<(u64, ClassRefs)>>,
+    memo: Stamped<(), ClassRefs>,
 }
 
 impl UnpinnedClasses {
     /// Notes that the class store has changed.
     pub fn classes_changed(&self) {
-        self.changes.fetch_add(1, Ordering::SeqCst);
+        self.memo.changed();
     }
 
     /// The classes in `classes` served by the Azure provider that use the VM's identity
     /// without naming one.
     pub fn of(&self, classes: &Store<SecretProviderClass>) -> ClassRefs {
-        // Read before the store: a change landing meanwhile bumps it again, so an answer
-        // computed from a newer store is at worst recomputed, never kept stale.
-        let version = self.changes.load(Ordering::SeqCst);
-        let mut memo = self.memo.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((at, unpinned)) = memo.as_ref()
-            && *at == version
-        {
-            return unpinned.clone();
-        }
-        let unpinned: ClassRefs = classes.state().iter().filter(|c| is_unpinned(c)).map(|c| ObjectRef::from_obj(c.as_ref())).collect();
-        *memo = Some((version, unpinned.clone()));
-        unpinned
+        let unpinned = self.memo.get_or((), || {
+            Ok::<ClassRefs, std::convert::Infallible>(classes.state().iter().filter(|c| is_unpinned(c)).map(|c| ObjectRef::from_obj(c.as_ref())).collect())
+        });
+        unpinned.unwrap_or_else(|never| match never {})
     }
 }
 

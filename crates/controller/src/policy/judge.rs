@@ -193,7 +193,7 @@ impl<'a> Judge<'a> {
         self.verdicts.get_or(key, || {
             let identity = identity_of(&binding.spec.identity, &self.ctx.config).ok();
             let ctx = self.ctx;
-            let needs = ctx.needs_memo.get_or_read(binding, || ctx.bindings.state().len(), || needs_of(binding, ctx)).ok();
+            let needs = ctx.needs_memo.get_or_read(binding, || needs_of(binding, ctx)).ok();
             let allowing = match (&identity, &needs) {
                 (Some((id, adopt)), Some(needs)) => super::check(binding, id, *adopt, needs, self).ok(),
                 _ => None,
