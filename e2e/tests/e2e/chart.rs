@@ -49,6 +49,9 @@ async fn the_chart_renders_and_passes_server_side_validation() {
             "networkPolicy.enabled=true",
             "azure.clientId=11111111-1111-1111-1111-111111111111",
             "defaultPolicy.vaults={/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-vaults}",
+            "defaultPolicy.maxAzureWritesPerHour=600",
+            "defaultPolicy.maxRoleAssignmentsPerNamespace=400",
+            "defaultPolicy.maxBindingsPerNamespace=0",
         ],
     );
     for kind in [
@@ -69,6 +72,9 @@ async fn the_chart_renders_and_passes_server_side_validation() {
     }
     assert!(all.contains("azure.workload.identity/client-id: \"11111111-1111-1111-1111-111111111111\""));
     assert!(all.contains("readOnlyRootFilesystem: true") && all.contains("runAsNonRoot: true"));
+    assert!(all.contains("  maxAzureWritesPerHour: 600\n") && all.contains("  maxRoleAssignmentsPerNamespace: 400\n"), "the default policy's quotas");
+    assert!(all.contains("  maxBindingsPerNamespace: 0\n"), "0 is a quota");
+    assert!(!all.contains("maxIdentitiesPerNamespace"), "a quota left null is not written");
     let out = ns.kubectl_apply_args(&all, &["--dry-run=server"]);
     assert!(out.status.success(), "the server refused the chart: {}", String::from_utf8_lossy(&out.stderr));
 
@@ -101,6 +107,7 @@ async fn the_values_schema_refuses_bad_values() {
         ("unknownValue=1", "unknownValue"),
         ("defaultPolicy.vaults={not-an-id}", "vaults"),
         ("defaultPolicy.modes={PodIdentity}", "modes"),
+        ("defaultPolicy.maxAzureWritesPerHour=0", "maxAzureWritesPerHour"),
         ("controller.oidcIssuerUrl=http://issuer", "oidcIssuerUrl"),
     ] {
         let out = helm_template("kvbind", "kvbind-system", &[set]);
