@@ -86,14 +86,14 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-    use crate::ids::{GroupResourceId, ResourceKind};
+    use crate::ids::{IdentityId, ResourceKind};
 
     fn attached(system_assigned: bool, ids: &[String]) -> ComputeIdentity {
         ComputeIdentity::new(system_assigned, ids.iter().map(|id| (id.clone(), String::new())).collect())
     }
 
-    fn uami(name: &str) -> GroupResourceId {
-        GroupResourceId::new(ResourceKind::UserAssignedIdentity, "s", "rg", name).expect("valid")
+    fn uami(name: &str) -> IdentityId {
+        IdentityId::new(ResourceKind::UserAssignedIdentity, "s", "rg", name).expect("valid")
     }
 
     fn change(add: &[&str], remove: &[&str]) -> IdentityChange {

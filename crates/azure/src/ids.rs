@@ -240,14 +240,74 @@ fn check_segment(value: &str) -> Result<(), ()> {
     if bad { Err(()) } else { Ok(()) }
 }
 
-/// A user-assigned managed identity.
-pub type IdentityId = GroupResourceId;
-/// A Key Vault.
-pub type VaultId = GroupResourceId;
+/// An ID of one kind of resource, as its own type: an identity's ID cannot be passed where
+/// a vault's is wanted. Each derefs to the [`GroupResourceId`] it wraps for its parts and
+/// key, and is made only by parsing or building one of its kinds.
+macro_rules! typed_id {
+    ($(#[$doc:meta])* $name:ident: $($kind:ident)|+) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(GroupResourceId);
 
-/// What an identity can be attached to: a VM scale set, or a single VM (availability sets,
-/// standalone VMs and VMSS Flex instances).
-pub type ComputeId = GroupResourceId;
+        impl $name {
+            /// The kinds of resource it names.
+            pub const KINDS: &'static [ResourceKind] = &[$(ResourceKind::$kind),+];
+
+            /// Parses an ID of one of [`Self::KINDS`].
+            pub fn parse(input: &str) -> Result<Self, IdError> {
+                GroupResourceId::parse_any(Self::KINDS, input).map($name)
+            }
+
+            /// Builds one from its parts; `kind` must be one of [`Self::KINDS`].
+            pub fn new(kind: ResourceKind, subscription: &str, resource_group: &str, name: &str) -> Result<Self, IdError> {
+                if !Self::KINDS.contains(&kind) {
+                    return Err(IdError::Shape { input: format!("{subscription}/{resource_group}/{name}"), expected: Self::KINDS[0].describe(), shape: Self::KINDS[0].shape() });
+                }
+                GroupResourceId::new(kind, subscription, resource_group, name).map($name)
+            }
+        }
+
+        impl TryFrom<GroupResourceId> for $name {
+            type Error = IdError;
+
+            fn try_from(id: GroupResourceId) -> Result<Self, IdError> {
+                if Self::KINDS.contains(&id.kind()) {
+                    Ok($name(id))
+                } else {
+                    Err(IdError::Shape { input: id.to_string(), expected: Self::KINDS[0].describe(), shape: Self::KINDS[0].shape() })
+                }
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = GroupResourceId;
+
+            fn deref(&self) -> &GroupResourceId {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+typed_id!(
+    /// A user-assigned managed identity.
+    IdentityId: UserAssignedIdentity
+);
+typed_id!(
+    /// A Key Vault.
+    VaultId: Vault
+);
+typed_id!(
+    /// What an identity can be attached to: a VM scale set, or a single VM (availability
+    /// sets, standalone VMs and VMSS Flex instances).
+    ComputeId: VirtualMachineScaleSet | VirtualMachine
+);
 
 /// Where a node runs, from its `spec.providerID`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,6 +343,7 @@ impl NodeLocation {
                 }
                 let id = format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachineScaleSets/{name}");
                 let scale_set = GroupResourceId::parse(ResourceKind::VirtualMachineScaleSet, &id)
+                    .map(ComputeId)
                     .map_err(|_| err("its subscription, resource group or scale set name is invalid"))?;
                 check_prefix(&parts).map_err(err)?;
                 Ok(NodeLocation::ScaleSetInstance { scale_set, instance: (*instance).to_owned() })
@@ -290,6 +351,7 @@ impl NodeLocation {
             [_, _, _, _, _, _, _, _] => {
                 check_prefix(&parts).map_err(err)?;
                 let vm = GroupResourceId::parse(ResourceKind::VirtualMachine, rest)
+                    .map(ComputeId)
                     .map_err(|_| err("it is neither a VM scale set instance nor a virtual machine"))?;
                 Ok(NodeLocation::VirtualMachine(vm))
             }

@@ -9,7 +9,9 @@ use kvbind_arm_sim::{Fault, FaultRule, Seed, Simulator};
 use kvbind_azure::client::http_client;
 use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, IdentityChange, Permissions, RoleAssignment};
 use kvbind_azure::roles::{KEY_VAULT_SECRETS_USER, assignment_name};
-use kvbind_azure::{Arm, ArmClient, ArmClientConfig, AzureError, CredentialConfig, GroupResourceId, LroSettings, ResourceKind, build_credential};
+use kvbind_azure::{
+    Arm, ArmClient, ArmClientConfig, AzureError, ComputeId, CredentialConfig, IdentityId, LroSettings, ResourceKind, VaultId, build_credential,
+};
 
 const SUB: &str = "00000000-0000-0000-0000-000000000001";
 const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
@@ -74,8 +76,16 @@ fn secret_credential() -> CredentialConfig {
     CredentialConfig::ClientSecret { tenant_id: TENANT.into(), client_id: "kvbind-operator".into(), secret: "not-a-real-secret".into() }
 }
 
-fn id(kind: ResourceKind, rg: &str, name: &str) -> GroupResourceId {
-    GroupResourceId::new(kind, SUB, rg, name).expect("id")
+fn identity(rg: &str, name: &str) -> IdentityId {
+    IdentityId::new(ResourceKind::UserAssignedIdentity, SUB, rg, name).expect("id")
+}
+
+fn compute(kind: ResourceKind, rg: &str, name: &str) -> ComputeId {
+    ComputeId::new(kind, SUB, rg, name).expect("id")
+}
+
+fn vault_id(rg: &str, name: &str) -> VaultId {
+    VaultId::new(ResourceKind::Vault, SUB, rg, name).expect("id")
 }
 
 async fn sim(actions: &[&str]) -> Simulator {
@@ -86,7 +96,7 @@ async fn sim(actions: &[&str]) -> Simulator {
 async fn identities_create_read_and_delete() {
     let sim = sim(&["*"]).await;
     let arm = client(&sim, secret_credential()).await;
-    let uami = id(ResourceKind::UserAssignedIdentity, "rg-identities", "app-reader");
+    let uami = identity("rg-identities", "app-reader");
     assert_eq!(arm.get_identity(&uami).await.expect("get"), None);
     let tags = BTreeMap::from([("kvbind.io-created-by".to_owned(), "kvbind".to_owned())]);
     let created = arm.create_or_update_identity(&uami, "eastus", &tags).await.expect("create");
@@ -107,7 +117,7 @@ async fn identities_create_read_and_delete() {
 async fn missing_resource_group_is_not_mistaken_for_a_missing_identity() {
     let sim = sim(&["*"]).await;
     let arm = client(&sim, secret_credential()).await;
-    let err = arm.get_identity(&id(ResourceKind::UserAssignedIdentity, "no-such-rg", "x")).await.expect_err("rg missing");
+    let err = arm.get_identity(&identity("no-such-rg", "x")).await.expect_err("rg missing");
     assert!(matches!(&err, AzureError::NotFound { code, .. } if code == "ResourceGroupNotFound"), "{err:?}");
 }
 
@@ -115,9 +125,9 @@ async fn missing_resource_group_is_not_mistaken_for_a_missing_identity() {
 async fn attach_and_detach_keep_system_and_foreign_identities() {
     let sim = sim(&["*"]).await;
     let arm = client(&sim, secret_credential()).await;
-    let uami = id(ResourceKind::UserAssignedIdentity, "rg-identities", "app-reader");
+    let uami = identity("rg-identities", "app-reader");
     arm.create_or_update_identity(&uami, "eastus", &BTreeMap::new()).await.expect("create");
-    let vmss = id(ResourceKind::VirtualMachineScaleSet, "MC_rg_aks_eastus", "aks-pool1-vmss");
+    let vmss = compute(ResourceKind::VirtualMachineScaleSet, "MC_rg_aks_eastus", "aks-pool1-vmss");
 
     let before = arm.get_compute_identity(&vmss).await.expect("read");
     assert!(before.system_assigned);
@@ -139,7 +149,7 @@ async fn attach_and_detach_keep_system_and_foreign_identities() {
         }
     }
 
-    let vm = id(ResourceKind::VirtualMachine, "MC_rg_aks_eastus", "aks-avset-0");
+    let vm = compute(ResourceKind::VirtualMachine, "MC_rg_aks_eastus", "aks-avset-0");
     let bare = arm.get_compute_identity(&vm).await.expect("read vm");
     let on_vm = arm.update_compute_identities(&vm, &bare, &add).await.expect("attach vm");
     assert!(!on_vm.system_assigned && on_vm.has(&uami));
@@ -151,7 +161,7 @@ async fn attach_and_detach_keep_system_and_foreign_identities() {
 async fn throttling_and_conflicts_come_back_with_the_server_delay() {
     let sim = sim(&["*"]).await;
     let arm = client(&sim, secret_credential()).await;
-    let vmss = id(ResourceKind::VirtualMachineScaleSet, "MC_rg_aks_eastus", "aks-pool1-vmss");
+    let vmss = compute(ResourceKind::VirtualMachineScaleSet, "MC_rg_aks_eastus", "aks-pool1-vmss");
     sim.set_faults(vec![
         FaultRule { operation: "VirtualMachineScaleSets_Get".into(), path_contains: None, fault: Fault::Throttle { retry_after_seconds: 1 }, count: Some(1) },
         FaultRule { operation: "VirtualMachineScaleSets_Update".into(), path_contains: None, fault: Fault::Conflict, count: Some(1) },
@@ -167,9 +177,8 @@ async fn throttling_and_conflicts_come_back_with_the_server_delay() {
     tokio::time::sleep(early.retry_after().unwrap_or_default()).await;
     let current = arm.get_compute_identity(&vmss).await.expect("after the delay");
 
-    let uami = id(ResourceKind::UserAssignedIdentity, "rg-identities", "foreign");
-    let other =
-        arm.create_or_update_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "extra-one"), "eastus", &BTreeMap::new()).await.expect("create");
+    let uami = identity("rg-identities", "foreign");
+    let other = arm.create_or_update_identity(&identity("rg-identities", "extra-one"), "eastus", &BTreeMap::new()).await.expect("create");
     let change = IdentityChange { add: BTreeSet::from([std::sync::Arc::new(other.id.clone())]), remove: BTreeSet::new() };
     let err = arm.update_compute_identities(&vmss, &current, &change).await.expect_err("conflict");
     assert!(matches!(err, AzureError::Conflict { .. }) && err.retry_after().is_some(), "{err:?}");
@@ -181,9 +190,8 @@ async fn throttling_and_conflicts_come_back_with_the_server_delay() {
 async fn a_failed_operation_is_reported_and_leaves_the_scale_set_as_it_was() {
     let sim = sim(&["*"]).await;
     let arm = client(&sim, secret_credential()).await;
-    let vmss = id(ResourceKind::VirtualMachineScaleSet, "MC_rg_aks_eastus", "aks-pool1-vmss");
-    let uami =
-        arm.create_or_update_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "extra-two"), "eastus", &BTreeMap::new()).await.expect("create");
+    let vmss = compute(ResourceKind::VirtualMachineScaleSet, "MC_rg_aks_eastus", "aks-pool1-vmss");
+    let uami = arm.create_or_update_identity(&identity("rg-identities", "extra-two"), "eastus", &BTreeMap::new()).await.expect("create");
     sim.set_faults(vec![FaultRule { operation: "VirtualMachineScaleSets_Update".into(), path_contains: None, fault: Fault::LroFail, count: Some(1) }]);
     let current = arm.get_compute_identity(&vmss).await.expect("read");
     let change = IdentityChange { add: BTreeSet::from([std::sync::Arc::new(uami.id.clone())]), remove: BTreeSet::new() };
@@ -196,7 +204,7 @@ async fn a_failed_operation_is_reported_and_leaves_the_scale_set_as_it_was() {
 async fn vault_access_policies_touch_only_our_entry() {
     let sim = sim(&["*"]).await;
     let arm = client(&sim, secret_credential()).await;
-    let vault = id(ResourceKind::Vault, "rg-vaults", "kv-policies");
+    let vault = vault_id("rg-vaults", "kv-policies");
     let read = arm.get_vault(&vault).await.expect("vault");
     assert!(!read.rbac_authorization, "absent enableRbacAuthorization reads as false");
     assert_eq!(read.tenant_id, TENANT);
@@ -214,9 +222,9 @@ async fn vault_access_policies_touch_only_our_entry() {
     assert_eq!(read.access_policies.len(), 1);
     assert_eq!(read.access_policies[0].object_id, "someone-else");
 
-    assert!(arm.get_vault(&id(ResourceKind::Vault, "rg-vaults", "kv-rbac")).await.expect("rbac").rbac_authorization);
+    assert!(arm.get_vault(&vault_id("rg-vaults", "kv-rbac")).await.expect("rbac").rbac_authorization);
     let found = arm.find_vault(SUB, "KV-FOUR").await.expect("list pages");
-    assert_eq!(found.map(|v| v.name), Some("kv-four".to_owned()), "found on the second page");
+    assert_eq!(found.map(|v| v.name.clone()), Some("kv-four".to_owned()), "found on the second page");
     assert_eq!(arm.find_vault(SUB, "nope").await.expect("list"), None);
 }
 
@@ -224,9 +232,8 @@ async fn vault_access_policies_touch_only_our_entry() {
 async fn role_assignments_are_idempotent_and_deletes_tolerate_204() {
     let sim = sim(&["*"]).await;
     let arm = client(&sim, secret_credential()).await;
-    let uami =
-        arm.create_or_update_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "reader"), "eastus", &BTreeMap::new()).await.expect("create");
-    let scope = format!("{}/secrets/db-password", id(ResourceKind::Vault, "rg-vaults", "kv-rbac"));
+    let uami = arm.create_or_update_identity(&identity("rg-identities", "reader"), "eastus", &BTreeMap::new()).await.expect("create");
+    let scope = format!("{}/secrets/db-password", vault_id("rg-vaults", "kv-rbac"));
     let wanted = RoleAssignment {
         name: assignment_name(&scope, &uami.principal_id, KEY_VAULT_SECRETS_USER),
         scope: scope.clone(),
@@ -248,10 +255,9 @@ async fn role_assignments_are_idempotent_and_deletes_tolerate_204() {
 async fn a_fresh_principal_is_reported_as_not_yet_replicated() {
     let sim = sim(&["*"]).await;
     let arm = client(&sim, secret_credential()).await;
-    let uami =
-        arm.create_or_update_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "fresh"), "eastus", &BTreeMap::new()).await.expect("create");
+    let uami = arm.create_or_update_identity(&identity("rg-identities", "fresh"), "eastus", &BTreeMap::new()).await.expect("create");
     sim.set_faults(vec![FaultRule { operation: "*".into(), path_contains: None, fault: Fault::PrincipalReplicationDelay { seconds: 30 }, count: None }]);
-    let scope = id(ResourceKind::Vault, "rg-vaults", "kv-rbac").to_string();
+    let scope = vault_id("rg-vaults", "kv-rbac").to_string();
     let wanted = RoleAssignment {
         name: assignment_name(&scope, &uami.principal_id, KEY_VAULT_SECRETS_USER),
         scope,
@@ -266,7 +272,7 @@ async fn a_fresh_principal_is_reported_as_not_yet_replicated() {
 async fn a_missing_permission_names_the_action() {
     let sim = sim(&["Microsoft.ManagedIdentity/*", "Microsoft.Compute/*/read"]).await;
     let arm = client(&sim, secret_credential()).await;
-    let err = arm.get_vault(&id(ResourceKind::Vault, "rg-vaults", "kv-rbac")).await.expect_err("forbidden");
+    let err = arm.get_vault(&vault_id("rg-vaults", "kv-rbac")).await.expect_err("forbidden");
     assert!(matches!(&err, AzureError::Forbidden { action: Some(a), .. } if a == "Microsoft.KeyVault/vaults/read"), "{err:?}");
     assert!(!err.is_retryable());
 }
@@ -279,14 +285,14 @@ async fn workload_identity_rereads_the_token_file_and_bad_secrets_are_refused() 
     let arm =
         client(&sim, CredentialConfig::WorkloadIdentity { tenant_id: TENANT.into(), client_id: "kvbind-operator".into(), token_file: file.path().to_owned() })
             .await;
-    arm.get_vault(&id(ResourceKind::Vault, "rg-vaults", "kv-rbac")).await.expect("federated token works");
+    arm.get_vault(&vault_id("rg-vaults", "kv-rbac")).await.expect("federated token works");
 
     let wrong = client(&sim, CredentialConfig::ClientSecret { tenant_id: TENANT.into(), client_id: "kvbind-operator".into(), secret: "wrong".into() }).await;
-    let err = wrong.get_vault(&id(ResourceKind::Vault, "rg-vaults", "kv-rbac")).await.expect_err("refused");
+    let err = wrong.get_vault(&vault_id("rg-vaults", "kv-rbac")).await.expect_err("refused");
     assert!(matches!(err, AzureError::Unauthenticated { .. }), "{err:?}");
 
     let stranger = client(&sim, CredentialConfig::StaticToken("made-up".into())).await;
-    let err = stranger.get_vault(&id(ResourceKind::Vault, "rg-vaults", "kv-rbac")).await.expect_err("401");
+    let err = stranger.get_vault(&vault_id("rg-vaults", "kv-rbac")).await.expect_err("401");
     assert!(matches!(err, AzureError::Unauthenticated { .. }), "{err:?}");
 }
 
@@ -316,8 +322,8 @@ async fn https_with_a_private_ca_and_a_managed_identity_from_imds() {
         pacing: kvbind_azure::PacingSettings::default(),
     };
     let arm = ArmClient::new(&config, credential).expect("client");
-    assert!(arm.get_vault(&id(ResourceKind::Vault, "rg-vaults", "kv-rbac")).await.expect("vault over HTTPS").rbac_authorization);
-    let err = arm.get_identity(&id(ResourceKind::UserAssignedIdentity, "rg-identities", "foreign")).await.expect_err("this identity may only read vaults");
+    assert!(arm.get_vault(&vault_id("rg-vaults", "kv-rbac")).await.expect("vault over HTTPS").rbac_authorization);
+    let err = arm.get_identity(&identity("rg-identities", "foreign")).await.expect_err("this identity may only read vaults");
     assert!(matches!(err, AzureError::Forbidden { .. }), "{err:?}");
 
     let untrusting = ArmClient::new(
@@ -325,7 +331,7 @@ async fn https_with_a_private_ca_and_a_managed_identity_from_imds() {
         build_credential(&CredentialConfig::StaticToken("x".into()), &sim.url.parse().expect("url"), http_client(None, Duration::from_secs(5)).expect("http")),
     )
     .expect("client");
-    let err = untrusting.get_vault(&id(ResourceKind::Vault, "rg-vaults", "kv-rbac")).await.expect_err("unknown CA");
+    let err = untrusting.get_vault(&vault_id("rg-vaults", "kv-rbac")).await.expect_err("unknown CA");
     assert!(matches!(err, AzureError::Transient { .. }), "{err:?}");
 }
 
@@ -356,7 +362,7 @@ async fn a_closed_fence_stops_writes_but_not_reads() {
     };
     let arm =
         ArmClient::new(&config, build_credential(&secret_credential(), &endpoint, http_client(None, Duration::from_secs(10)).expect("http"))).expect("client");
-    let uami = id(ResourceKind::UserAssignedIdentity, "rg-identities", "app-reader");
+    let uami = identity("rg-identities", "app-reader");
     arm.create_or_update_identity(&uami, "eastus", &BTreeMap::new()).await.expect("an open fence lets writes through");
     fence.0.store(true, std::sync::atomic::Ordering::SeqCst);
     let refused = arm.delete_identity(&uami).await.expect_err("a closed fence refuses");
@@ -369,7 +375,7 @@ async fn a_closed_fence_stops_writes_but_not_reads() {
 async fn dropped_connections_are_transient_and_a_lost_answer_leaves_the_change_made() {
     let sim = sim(&["*"]).await;
     let arm = client(&sim, secret_credential()).await;
-    let uami = id(ResourceKind::UserAssignedIdentity, "rg-identities", "app-reader");
+    let uami = identity("rg-identities", "app-reader");
     let rule = |operation: &str, fault| FaultRule { operation: operation.into(), path_contains: None, fault, count: Some(1) };
     sim.set_faults(vec![rule("UserAssignedIdentities_Get", Fault::Reset), rule("UserAssignedIdentities_CreateOrUpdate", Fault::ResponseLost)]);
     let reset = arm.get_identity(&uami).await.expect_err("a reset fails the call");
@@ -383,7 +389,7 @@ async fn dropped_connections_are_transient_and_a_lost_answer_leaves_the_change_m
 async fn federated_credentials_are_created_read_replaced_and_deleted() {
     let sim = sim(&["*"]).await;
     let arm = client(&sim, secret_credential()).await;
-    let uami = id(ResourceKind::UserAssignedIdentity, "rg-identities", "app-reader");
+    let uami = identity("rg-identities", "app-reader");
     arm.create_or_update_identity(&uami, "eastus", &BTreeMap::new()).await.expect("identity");
     let credential = kvbind_azure::model::FederatedCredential {
         name: "kvbind-team-a-app".into(),

@@ -12,17 +12,17 @@ use kvbind_api::secret_provider_class::SecretProviderClass;
 use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_azure::{Arm, VaultId};
 
-use crate::writers::access_batcher::AccessPolicyBatcher;
-use crate::writers::batcher::ComputeBatcher;
-use crate::config::ControllerConfig;
-use crate::event_queue::EventQueue;
-use crate::external_secrets::EsoCaches;
-use crate::writers::handoff::Handoffs;
-use crate::records::ledger::Ledger;
-use crate::metrics::Metrics;
 use crate::caches::node_targets::NodeTargets;
 use crate::caches::read_cache::ReadCache;
 use crate::caches::unpinned_classes::UnpinnedClasses;
+use crate::config::ControllerConfig;
+use crate::event_queue::EventQueue;
+use crate::external_secrets::EsoCaches;
+use crate::metrics::Metrics;
+use crate::records::ledger::Ledger;
+use crate::writers::access_batcher::AccessPolicyBatcher;
+use crate::writers::batcher::ComputeBatcher;
+use crate::writers::handoff::Handoffs;
 
 /// The informer caches a reconcile reads instead of the API server.
 pub struct Caches {
@@ -137,11 +137,13 @@ pub struct Context {
 impl Context {
     /// Builds the context; the writers record landed writes in `handoffs`.
     pub fn new(client: Client, arm: Arc<dyn Arm>, config: ControllerConfig, caches: Caches, metrics: Arc<Metrics>, handoffs: Handoffs) -> Arc<Self> {
-        let Caches { bindings, classes, nodes, policies, namespaces, external_secrets, node_targets, unpinned_classes, needs_memo, ready: caches_ready } = caches;
+        let Caches { bindings, classes, nodes, policies, namespaces, external_secrets, node_targets, unpinned_classes, needs_memo, ready: caches_ready } =
+            caches;
         let config_bound =
             config.bound_identities.as_ref().map(|(namespace, name)| crate::records::bound_identities::BoundIdentities::new(client.clone(), namespace, name));
         let config_role_limit = config.role_assignment_limit;
-        let adoption = config.adoption_records.as_ref().map(|(namespace, name)| crate::records::adoption_records::AdoptionRecords::new(client.clone(), namespace, name));
+        let adoption =
+            config.adoption_records.as_ref().map(|(namespace, name)| crate::records::adoption_records::AdoptionRecords::new(client.clone(), namespace, name));
         let events = EventQueue::start(client.clone(), Reporter { controller: config.reporter.clone(), instance: None });
         let reads = Arc::new(ReadCache::new(config.resync));
         let window = config.batching.then_some(config.batch_window);

@@ -26,7 +26,6 @@ use std::sync::Arc;
 
 use caches::cache_trim::{strip_binding, strip_class, strip_node};
 use caches::{needs_memo, node_targets, unpinned_classes, watch_backoff};
-use writers::handoff;
 use futures::{Future, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::core::PartialObjectMeta;
@@ -37,6 +36,7 @@ use kube::{Api, Client, ResourceExt};
 use kvbind_api::secret_provider_class::SecretProviderClass;
 use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_azure::Arm;
+use writers::handoff;
 
 pub use caches::cache_trim::MAX_OBJECTS_BYTES;
 pub use config::ControllerConfig;
@@ -162,7 +162,8 @@ pub async fn run(
     let unpinned_classes = Arc::new(unpinned_classes::UnpinnedClasses::default());
     let classes_changed = unpinned_classes.clone();
     let needs_memo = Arc::new(needs_memo::NeedsMemo::default());
-    let (needs_of_classes, needs_of_nodes, needs_of_stores, needs_of_secrets) = (needs_memo.clone(), needs_memo.clone(), needs_memo.clone(), needs_memo.clone());
+    let (needs_of_classes, needs_of_nodes, needs_of_stores, needs_of_secrets) =
+        (needs_memo.clone(), needs_memo.clone(), needs_memo.clone(), needs_memo.clone());
     // A class may be over a megabyte and tenants write them: a list page of 500 of those
     // would sit whole in memory before `strip_class` trims each one.
     let class_watch = watcher::Config::default().page_size(CLASS_LIST_PAGE);

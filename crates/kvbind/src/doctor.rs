@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use kvbind_azure::model::{IsolationScope, ListedIdentity, PermissionScope, PermissionSet};
-use kvbind_azure::{Arm, ResourceKind, VaultId};
+use kvbind_azure::{Arm, VaultId};
 
 /// What kvbind needs at one scope, and the built-in role that grants it.
 #[derive(Debug, Clone)]
@@ -316,7 +316,7 @@ pub async fn report_cluster(arm: &dyn Arm, node_groups: &[PermissionScope], iden
 
 /// Parses a vault resource ID.
 pub fn vault(text: &str) -> anyhow::Result<VaultId> {
-    Ok(VaultId::parse(ResourceKind::Vault, text)?)
+    Ok(VaultId::parse(text)?)
 }
 
 #[cfg(test)]
@@ -368,10 +368,9 @@ mod tests {
     fn a_regional_identity_outside_the_nodes_region_is_named_with_the_way_out() {
         let group = resource_group("s/identities").expect("scope");
         let listed = |name: &str, location: &str, isolation_scope| ListedIdentity {
-            id: kvbind_azure::IdentityId::parse(
-                ResourceKind::UserAssignedIdentity,
-                &format!("/subscriptions/s/resourceGroups/identities/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"),
-            )
+            id: kvbind_azure::IdentityId::parse(&format!(
+                "/subscriptions/s/resourceGroups/identities/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
+            ))
             .expect("id"),
             location: location.into(),
             isolation_scope,

@@ -8,7 +8,7 @@ use azure_mgmt_msi::package_2023_01_31::models;
 use super::ArmClient;
 use super::transport::classify;
 use crate::error::AzureError;
-use crate::ids::{IdentityId, ResourceKind};
+use crate::ids::IdentityId;
 use crate::model::Identity;
 
 impl ArmClient {
@@ -49,13 +49,7 @@ impl ArmClient {
 }
 
 fn to_identity(requested: &IdentityId, identity: models::Identity) -> Identity {
-    let id = identity
-        .tracked_resource
-        .resource
-        .id
-        .as_deref()
-        .and_then(|raw| IdentityId::parse(ResourceKind::UserAssignedIdentity, raw).ok())
-        .unwrap_or_else(|| requested.clone());
+    let id = identity.tracked_resource.resource.id.as_deref().and_then(|raw| IdentityId::parse(raw).ok()).unwrap_or_else(|| requested.clone());
     let properties = identity.properties.unwrap_or_default();
     let tags = identity.tracked_resource.tags.and_then(|t| serde_json::from_value::<BTreeMap<String, String>>(t).ok()).unwrap_or_default();
     Identity {

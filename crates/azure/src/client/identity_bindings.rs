@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::ArmClient;
 use super::transport::classify;
 use crate::error::AzureError;
-use crate::ids::{IdentityId, ResourceKind};
+use crate::ids::IdentityId;
 use crate::model::ClusterIdentityBinding;
 
 /// The api-version of the identity bindings preview kvbind speaks.
@@ -72,7 +72,7 @@ pub fn read_binding(body: &Value) -> Result<ClusterIdentityBinding, String> {
     let text = |pointer: &str| body.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
     let id = text("/id").ok_or("no id")?;
     let identity = text("/properties/managedIdentity/resourceId").ok_or("no properties.managedIdentity.resourceId")?;
-    let identity = IdentityId::parse(ResourceKind::UserAssignedIdentity, &identity).map_err(|e| format!("properties.managedIdentity.resourceId: {e}"))?;
+    let identity = IdentityId::parse(&identity).map_err(|e| format!("properties.managedIdentity.resourceId: {e}"))?;
     Ok(ClusterIdentityBinding {
         id,
         identity,

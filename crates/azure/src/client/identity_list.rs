@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::ArmClient;
 use super::transport::classify;
 use crate::error::AzureError;
-use crate::ids::{IdentityId, ResourceKind};
+use crate::ids::IdentityId;
 use crate::model::{IsolationScope, ListedIdentity};
 
 /// The first api-version that returns `properties.isolationScope`.
@@ -45,7 +45,7 @@ impl ArmClient {
 
 /// One identity of a list page; `None` when its ID is not an identity's.
 pub fn listed_identity(item: &Value) -> Option<ListedIdentity> {
-    let id = IdentityId::parse(ResourceKind::UserAssignedIdentity, item.get("id")?.as_str()?).ok()?;
+    let id = IdentityId::parse(item.get("id")?.as_str()?).ok()?;
     let location = item.get("location").and_then(Value::as_str).unwrap_or_default().to_owned();
     let isolation_scope = match item.pointer("/properties/isolationScope").and_then(Value::as_str) {
         Some(scope) if scope.eq_ignore_ascii_case("Regional") => IsolationScope::Regional,

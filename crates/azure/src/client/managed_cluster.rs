@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::ArmClient;
 use super::transport::classify;
 use crate::error::AzureError;
-use crate::ids::{IdentityId, ResourceKind};
+use crate::ids::IdentityId;
 use crate::model::AddonIdentity;
 
 /// The api-version kvbind reads managed clusters at.
@@ -39,8 +39,7 @@ pub fn addon_identity(cluster: &Value) -> Result<Option<AddonIdentity>, String> 
     let (Some(resource_id), Some(client_id), Some(principal_id)) = (field("resourceId"), field("clientId"), field("objectId")) else {
         return Ok(None);
     };
-    let id = IdentityId::parse(ResourceKind::UserAssignedIdentity, &resource_id)
-        .map_err(|e| format!("addonProfiles.azureKeyvaultSecretsProvider.identity.resourceId: {e}"))?;
+    let id = IdentityId::parse(&resource_id).map_err(|e| format!("addonProfiles.azureKeyvaultSecretsProvider.identity.resourceId: {e}"))?;
     Ok(Some(AddonIdentity { id, client_id, principal_id }))
 }
 

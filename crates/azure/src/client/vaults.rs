@@ -9,7 +9,7 @@ use futures::StreamExt;
 use super::ArmClient;
 use super::transport::classify;
 use crate::error::AzureError;
-use crate::ids::{ResourceKind, VaultId};
+use crate::ids::VaultId;
 use crate::model::{AccessPolicy, AccessPolicyOp, Permissions, Vault};
 
 impl ArmClient {
@@ -35,7 +35,7 @@ impl ArmClient {
             for vault in page.value {
                 let matches = vault.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name));
                 if let (true, Some(id)) = (matches, vault.id.as_deref()) {
-                    return Ok(VaultId::parse(ResourceKind::Vault, id).ok());
+                    return Ok(VaultId::parse(id).ok());
                 }
             }
         }

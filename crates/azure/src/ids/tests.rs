@@ -90,7 +90,8 @@ proptest! {
         prop_assert_eq!(&target.subscription, &sub);
         prop_assert_eq!(&target.resource_group, &rg);
         prop_assert_eq!(&target.name, &name);
-        let reparsed = GroupResourceId::parse(ResourceKind::VirtualMachineScaleSet, &target.to_string()).expect("display parses");
+        let reparsed = ComputeId::parse(&target.to_string()).expect("display parses");
         prop_assert_eq!(&reparsed, target);
+        prop_assert_eq!(reparsed.kind(), ResourceKind::VirtualMachineScaleSet);
     }
 }

@@ -192,18 +192,14 @@ pub async fn unbind(ctx: &Context, identity: &IdentityId, owned: bool, changes: 
 
 #[cfg(test)]
 mod tests {
-    use kvbind_azure::ResourceKind;
 
     use super::*;
 
     #[test]
     fn names_are_derived_valid_and_apart() {
         let id = |rg: &str, name: &str| {
-            IdentityId::parse(
-                ResourceKind::UserAssignedIdentity,
-                &format!("/subscriptions/s/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"),
-            )
-            .expect("valid")
+            IdentityId::parse(&format!("/subscriptions/s/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"))
+                .expect("valid")
         };
         let one = arm_binding_name("cluster-1", &id("rg-a", "Orders_Reader"));
         assert!(one.starts_with("kvbind-orders-reader-") && one.len() <= 63, "{one}");

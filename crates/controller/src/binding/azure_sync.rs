@@ -9,7 +9,7 @@ use kvbind_api::KeyVaultObject;
 use kvbind_api::identity_binding::{AttachmentOrigin, AttachmentStatus, IdentityBindingStatus, IdentitySpec, RbacScope, VaultAccessModel, VaultGrantStatus};
 use kvbind_azure::intern::intern;
 use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, ComputeIdentity, Identity, Permissions, Vault};
-use kvbind_azure::{ComputeId, IdentityId, ResourceKind, VaultId};
+use kvbind_azure::{ComputeId, IdentityId, VaultId};
 
 use super::plan::{self, AttachStep, access_policy_change, access_policy_permissions, list_reason, made_by_kvbind, role_assignments};
 use crate::context::Context;
@@ -153,7 +153,7 @@ pub async fn resolve_vaults(
         let origin = origins.get(name).cloned().unwrap_or_else(|| crate::error::VaultOrigin::Class(String::new()));
         let not_found = || BindingError::VaultNotFound { origin: origin.clone(), vault: name.clone(), subscriptions: ctx.config.subscriptions.join(", ") };
         let mut id = match explicit {
-            Some(raw) => VaultId::parse(ResourceKind::Vault, raw).map_err(|e| BindingError::Azure {
+            Some(raw) => VaultId::parse(raw).map_err(|e| BindingError::Azure {
                 step: Step::Access,
                 action: "reading spec.keyVault.resourceId",
                 source: kvbind_azure::AzureError::Invalid {
@@ -261,7 +261,7 @@ pub async fn sync_attachments(
     }
     let desired_keys: BTreeSet<Arc<str>> = desired.iter().map(|target| intern(&target.key())).collect();
     for key in plan::detachments(&records.attached, &desired_keys, may_remove) {
-        let Ok(target) = ComputeId::parse_any(&[ResourceKind::VirtualMachineScaleSet, ResourceKind::VirtualMachine], key) else {
+        let Ok(target) = ComputeId::parse(key) else {
             continue;
         };
         match ctx.compute.change(&target, None, Some(identity)).await {

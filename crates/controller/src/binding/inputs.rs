@@ -111,7 +111,7 @@ pub fn identity_of(spec: &IdentitySpec, config: &ControllerConfig) -> Result<(Id
         };
     }
     if let Some(id) = &spec.resource_id {
-        let id = IdentityId::parse(ResourceKind::UserAssignedIdentity, id).map_err(|e| BindingError::InvalidIdentity(e.to_string()))?;
+        let id = IdentityId::parse(id).map_err(|e| BindingError::InvalidIdentity(e.to_string()))?;
         return Ok((id, true));
     }
     let name = spec.name.as_deref().ok_or_else(|| BindingError::InvalidIdentity("set name or resourceId".to_owned()))?;
@@ -429,7 +429,6 @@ mod tests {
     #[test]
     fn the_add_on_identity_is_adopted_as_the_cluster_shows_it_or_refused_naming_why() {
         let id = IdentityId::parse(
-            ResourceKind::UserAssignedIdentity,
             "/subscriptions/s/resourceGroups/MC_rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/azurekeyvaultsecretsprovider-aks",
         )
         .expect("valid");

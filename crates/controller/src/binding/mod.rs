@@ -38,8 +38,8 @@ use self::inputs::{Needs, identity_of, needs_of, sharing_identity};
 use self::status::{Progress, conditions, patch_if_changed};
 use crate::context::Context;
 use crate::error::{BindingError, ReconcileError, Retry, Step};
-use crate::writers::handoff::Waiting;
 use crate::policy::{self, Judge, Verdict};
+use crate::writers::handoff::Waiting;
 
 /// When a binding waiting on handed-off writes is looked at again if no write wakes it.
 /// The writers wake it as soon as its writes land; this only covers a writer that died.
@@ -815,7 +815,7 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
             vaults.insert(vault.id.key(), (vault, objects));
         }
         for grant in binding.status.iter().flat_map(|s| s.grants.iter()) {
-            let Ok(id) = kvbind_azure::VaultId::parse(kvbind_azure::ResourceKind::Vault, &grant.vault_id) else {
+            let Ok(id) = kvbind_azure::VaultId::parse(&grant.vault_id) else {
                 continue;
             };
             if vaults.contains_key(&id.key()) {

@@ -156,13 +156,7 @@ mod tests {
         assert_eq!(status_of(&refused, STALLED), Some((ConditionStatus::True, "SecretProviderClassNotFound".into())));
         assert_eq!(status_of(&refused, RECONCILING), None);
 
-        let held = BindingError::AzureWriteQuota {
-            namespace: "a".into(),
-            spent: 3,
-            max: 3,
-            policy: "p".into(),
-            resume: std::time::Duration::from_secs(60),
-        };
+        let held = BindingError::AzureWriteQuota { namespace: "a".into(), spent: 3, max: 3, policy: "p".into(), resume: std::time::Duration::from_secs(60) };
         let held = conditions(Some(2), &Progress::default(), Err(&held));
         assert_eq!(status_of(&held, "AllowedByPolicy"), Some((ConditionStatus::False, "AzureWriteQuotaReached".into())));
         assert_eq!(status_of(&held, "IdentityReady"), Some((ConditionStatus::Unknown, "Waiting".into())), "later steps wait on it");

@@ -85,11 +85,7 @@ impl NamespaceAges {
     /// What the namespace has before a binding of age `mine` that uses `identity`.
     fn usage(&self, mine: &Age, identity: &IdentityId) -> Usage {
         let before = self.ages.partition_point(|a| a < mine);
-        Usage {
-            bindings: before,
-            identities: self.distinct_before[before],
-            has_identity: self.first_seen.get(identity).is_some_and(|first| *first < before),
-        }
+        Usage { bindings: before, identities: self.distinct_before[before], has_identity: self.first_seen.get(identity).is_some_and(|first| *first < before) }
     }
 }
 

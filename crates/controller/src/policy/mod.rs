@@ -5,9 +5,9 @@
 
 mod judge;
 pub mod role_quota;
-pub mod write_quota;
 #[cfg(test)]
 mod tests;
+pub mod write_quota;
 
 use std::sync::Arc;
 
@@ -17,8 +17,8 @@ use kvbind_api::identity_binding::IdentityMode;
 use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_azure::{IdentityId, VaultId};
 
-pub use self::judge::{Judge, Verdict};
 use self::judge::{Elder, Usage};
+pub use self::judge::{Judge, Verdict};
 use crate::binding::inputs::Needs;
 use crate::context::Context;
 use crate::error::BindingError;

@@ -81,10 +81,7 @@ async fn each_refusal_names_the_field_it_refuses() {
     let cases = [
         (json!({"identity": {"name": "app-id", "resourceGroup": "rg-other"}}), "spec.identity.resourceGroup /subscriptions/sub/resourceGroups/rg-other"),
         (json!({"mode": "WorkloadIdentity", "serviceAccount": {"name": "sa"}}), "spec.mode WorkloadIdentity is not among its modes"),
-        (
-            json!({"identity": {"resourceId": format!("{GROUP}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/theirs")}}),
-            "spec.identity.resourceId",
-        ),
+        (json!({"identity": {"resourceId": format!("{GROUP}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/theirs")}}), "spec.identity.resourceId"),
         (json!({"keyVault": {"resourceId": "/subscriptions/sub/resourceGroups/payroll/providers/Microsoft.KeyVault/vaults/kv"}}), "spec.keyVault.resourceId"),
     ];
     for (extra, named) in cases {
@@ -105,10 +102,7 @@ async fn sharing_an_identity_across_namespaces_needs_both_policies_and_the_first
     let both = |first: bool, second: bool| Cluster {
         bindings: vec![binding("a", "app", "shared", 1, json!({})), binding("b", "app", "shared", 2, json!({}))],
         classes: vec![class("a"), class("b")],
-        policies: vec![
-            policy("a", "a", json!({"allowCrossNamespaceSharing": first})),
-            policy("b", "b", json!({"allowCrossNamespaceSharing": second})),
-        ],
+        policies: vec![policy("a", "a", json!({"allowCrossNamespaceSharing": first})), policy("b", "b", json!({"allowCrossNamespaceSharing": second}))],
         namespaces: teams(&[("a", "a"), ("b", "b")]),
         ..Cluster::default()
     };

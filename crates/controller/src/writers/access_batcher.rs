@@ -16,9 +16,9 @@ use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, MAX_ACCESS_POLICIES_PER_
 use kvbind_azure::{Arm, AzureError, VaultId};
 use tokio::sync::oneshot;
 
+use crate::caches::read_cache::ReadCache;
 use crate::context::Turns;
 use crate::writers::handoff::{Answer, Handoffs, Landing, Waiter};
-use crate::caches::read_cache::ReadCache;
 use crate::writers::write_queue::{WriteQueues, next_batch, take_all};
 
 /// Access-policy entries a vault may hold: the REST spec types `accessPolicies` as 0 to

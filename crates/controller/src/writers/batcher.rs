@@ -25,9 +25,9 @@ use kvbind_azure::model::{ComputeIdentity, IdentityChange, MAX_USER_ASSIGNED_PER
 use kvbind_azure::{Arm, AzureError, ComputeId, IdentityId};
 use tokio::sync::oneshot;
 
+use crate::caches::read_cache::ReadCache;
 use crate::context::Turns;
 use crate::writers::handoff::{Answer, Handoffs, Landing, Waiter};
-use crate::caches::read_cache::ReadCache;
 use crate::writers::write_queue::{WriteQueues, next_batch};
 
 /// The longest a batch waits for more changes, in batch windows. A thousand new bindings
