@@ -9,7 +9,7 @@ fuzz_target!(|text: &str| {
     if let Ok(location) = NodeLocation::from_provider_id(text) {
         let target = location.attach_target();
         let printed = target.to_string();
-        let again = kvbind_azure::GroupResourceId::parse(target.kind(), &printed).expect("a printed ID parses");
+        let again = kvbind_azure::ComputeId::parse(&printed).expect("a printed ID parses");
         assert_eq!(&again, target, "{text:?}");
     }
 });

@@ -24,6 +24,7 @@ pub mod roles;
 pub use azure_core::auth::TokenCredential;
 #[cfg(feature = "client")]
 pub use client::pacing::{Budget, DEFAULT_RESERVE, PacingSettings};
+#[cfg(feature = "client")]
 pub use client::{ArmClient, ArmClientConfig, LroSettings};
 pub use cloud::Cloud;
 #[cfg(feature = "client")]
