@@ -56,8 +56,7 @@ impl NodeTargets {
 
     fn selected(&self, nodes: &Store<Node>, selector: &LabelSelector) -> (Targets, Arc<[String]>) {
         let key = serde_json::to_string(selector).unwrap_or_default();
-        let answer = self.by_selector.get_or(key, || Ok::<_, std::convert::Infallible>(self.compute(nodes, selector)));
-        answer.unwrap_or_else(|never| match never {})
+        self.by_selector.get_or_make(key, || self.compute(nodes, selector))
     }
 
     fn compute(&self, nodes: &Store<Node>, selector: &LabelSelector) -> (Targets, Arc<[String]>) {

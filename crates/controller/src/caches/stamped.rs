@@ -1,6 +1,7 @@
 //! Answers worked out from the caches, kept until a watch they are read from reports a
 //! change: the one invalidation rule of the scale sets behind node selectors, the unpinned
-//! classes and each binding's needs.
+//! classes and each binding's needs. A reconcile's judge keeps its answers the same way for
+//! its one reconcile, told of no change.
 //!
 //! Every reconcile asks these questions, while the answers change only with the watched
 //! objects. Each answer is stamped with the count of changes it was worked out at, and is
@@ -39,7 +40,14 @@ impl<K: Eq + Hash, V: Clone> Stamped<K, V> {
     }
 
     /// The answer for `key`: kept when no change came since it was worked out, else
-    /// `work_out`'s (which is not kept when it fails).
+    /// `work_out`'s.
+    pub fn get_or_make(&self, key: K, work_out: impl FnOnce() -> V) -> V {
+        let answer = self.get_or(key, || Ok::<V, std::convert::Infallible>(work_out()));
+        answer.unwrap_or_else(|never| match never {})
+    }
+
+    /// As [`Stamped::get_or_make`], for an answer that may fail to be worked out; a failure
+    /// is not kept.
     pub fn get_or<E>(&self, key: K, work_out: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
         let at = self.changes.load(Ordering::SeqCst);
         if let Some((stamp, answer)) = self.lock().answers.get(&key)

@@ -32,10 +32,7 @@ impl UnpinnedClasses {
     /// The classes in `classes` served by the Azure provider that use the VM's identity
     /// without naming one.
     pub fn of(&self, classes: &Store<SecretProviderClass>) -> ClassRefs {
-        let unpinned = self.memo.get_or((), || {
-            Ok::<ClassRefs, std::convert::Infallible>(classes.state().iter().filter(|c| is_unpinned(c)).map(|c| ObjectRef::from_obj(c.as_ref())).collect())
-        });
-        unpinned.unwrap_or_else(|never| match never {})
+        self.memo.get_or_make((), || classes.state().iter().filter(|c| is_unpinned(c)).map(|c| ObjectRef::from_obj(c.as_ref())).collect())
     }
 }
 

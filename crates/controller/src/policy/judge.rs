@@ -13,8 +13,7 @@
 //! lookups.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::Hash;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::jiff::Timestamp;
@@ -24,6 +23,7 @@ use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_azure::{ComputeId, IdentityId};
 
 use crate::binding::inputs::{Needs, identity_of, names_identity, needs_of};
+use crate::caches::stamped::Stamped;
 use crate::context::Context;
 use crate::selector::matches;
 
@@ -132,35 +132,18 @@ pub struct Elder {
     pub consents: bool,
 }
 
-/// A map filled once per key. The lock is never held while a value is made: making one
-/// may ask the judge for another.
-struct Memo<K, V>(Mutex<HashMap<K, V>>);
-
-impl<K: Eq + Hash, V: Clone> Memo<K, V> {
-    fn new() -> Self {
-        Memo(Mutex::new(HashMap::new()))
-    }
-
-    fn get_or(&self, key: K, make: impl FnOnce() -> V) -> V {
-        if let Some(found) = self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
-            return found.clone();
-        }
-        let made = make();
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).entry(key).or_insert(made).clone()
-    }
-}
-
-/// One reconcile's view of the policies and bindings.
+/// One reconcile's view of the policies and bindings. Its answers are [`Stamped`] that no
+/// watch tells of a change: the judge lives for one reconcile, which judges one view.
 pub struct Judge<'a> {
     /// The caches.
     pub ctx: &'a Context,
-    selecting: Memo<String, Arc<[Arc<BindingPolicy>]>>,
-    claimants: Memo<IdentityId, Arc<[Arc<IdentityBinding>]>>,
-    eldest: Memo<IdentityId, Arc<[Eldest]>>,
-    ages: Memo<String, Arc<NamespaceAges>>,
-    exposed: Memo<String, Exposed>,
-    outside: Memo<String, Option<Arc<Node>>>,
-    verdicts: Memo<String, Arc<Verdict>>,
+    selecting: Stamped<String, Arc<[Arc<BindingPolicy>]>>,
+    claimants: Stamped<IdentityId, Arc<[Arc<IdentityBinding>]>>,
+    eldest: Stamped<IdentityId, Arc<[Eldest]>>,
+    ages: Stamped<String, Arc<NamespaceAges>>,
+    exposed: Stamped<String, Exposed>,
+    outside: Stamped<String, Option<Arc<Node>>>,
+    verdicts: Stamped<String, Arc<Verdict>>,
 }
 
 impl<'a> Judge<'a> {
@@ -168,25 +151,25 @@ impl<'a> Judge<'a> {
     pub fn new(ctx: &'a Context) -> Self {
         Judge {
             ctx,
-            selecting: Memo::new(),
-            claimants: Memo::new(),
-            eldest: Memo::new(),
-            ages: Memo::new(),
-            exposed: Memo::new(),
-            outside: Memo::new(),
-            verdicts: Memo::new(),
+            selecting: Stamped::default(),
+            claimants: Stamped::default(),
+            eldest: Stamped::default(),
+            ages: Stamped::default(),
+            exposed: Stamped::default(),
+            outside: Stamped::default(),
+            verdicts: Stamped::default(),
         }
     }
 
     /// The policies that select `namespace`.
     pub fn selecting(&self, namespace: &str) -> Arc<[Arc<BindingPolicy>]> {
-        self.selecting.get_or(namespace.to_owned(), || super::selecting(namespace, self.ctx).into())
+        self.selecting.get_or_make(namespace.to_owned(), || super::selecting(namespace, self.ctx).into())
     }
 
     /// What `binding`'s check comes to.
     pub fn verdict(&self, binding: &IdentityBinding) -> Arc<Verdict> {
         let key = format!("{}/{}", binding.namespace().unwrap_or_default(), binding.name_any());
-        self.verdicts.get_or(key, || {
+        self.verdicts.get_or_make(key, || {
             let identity = identity_of(&binding.spec.identity, &self.ctx.config).ok();
             let ctx = self.ctx;
             let needs = ctx.needs_memo.get_or_read(binding, || needs_of(binding, ctx)).ok();
@@ -200,7 +183,7 @@ impl<'a> Judge<'a> {
 
     /// Every live binding that uses `identity`, the asking one included.
     pub fn claimants(&self, identity: &IdentityId) -> Arc<[Arc<IdentityBinding>]> {
-        self.claimants.get_or(identity.clone(), || {
+        self.claimants.get_or_make(identity.clone(), || {
             self.ctx
                 .bindings
                 .state()
@@ -217,7 +200,7 @@ impl<'a> Judge<'a> {
     /// is the one that needs allowing. A namespace no policy selects cannot squat a name
     /// this way.
     pub fn elder(&self, binding: &IdentityBinding, identity: &IdentityId) -> Option<Elder> {
-        let eldest = self.eldest.get_or(identity.clone(), || {
+        let eldest = self.eldest.get_or_make(identity.clone(), || {
             eldest_per_namespace(self.claimants(identity).iter().map(|b| age(b)), |namespace| !self.selecting(namespace).is_empty()).into()
         });
         let other = first_elsewhere(&eldest, &age(binding))?;
@@ -228,7 +211,7 @@ impl<'a> Judge<'a> {
     /// What `binding`'s namespace has before it, for `identity`.
     pub fn usage(&self, binding: &IdentityBinding, identity: &IdentityId) -> Usage {
         let namespace = binding.namespace().unwrap_or_default();
-        let ages = self.ages.get_or(namespace.clone(), || {
+        let ages = self.ages.get_or_make(namespace.clone(), || {
             let live = self
                 .ctx
                 .bindings
@@ -246,7 +229,7 @@ impl<'a> Judge<'a> {
     /// identity is attached to a whole scale set, so every one of its nodes is exposed.
     pub fn exposed(&self, selector: &LabelSelector) -> Exposed {
         let key = serde_json::to_string(selector).unwrap_or_default();
-        self.exposed.get_or(key, || {
+        self.exposed.get_or_make(key, || {
             let ctx = self.ctx;
             let Ok(targets) = ctx.node_targets.of(&ctx.nodes, selector) else {
                 return Arc::from([]);
@@ -271,7 +254,7 @@ impl<'a> Judge<'a> {
     pub fn outside(&self, selector: Option<&LabelSelector>, policy: &BindingPolicy) -> Option<Arc<Node>> {
         let selectors = policy.spec.node_selectors.as_deref()?;
         let key = format!("{}\n{}", policy.name_any(), selector.map(|s| serde_json::to_string(s).unwrap_or_default()).unwrap_or_default());
-        self.outside.get_or(key, || {
+        self.outside.get_or_make(key, || {
             self.ctx
                 .nodes
                 .state()
