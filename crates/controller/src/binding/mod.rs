@@ -404,7 +404,7 @@ async fn converge(
     // writers, which wake the binding when it lands.
     let (mut reach_changes, mut access_changes) = (Vec::new(), Vec::new());
     let (reached, granted) = tokio::join!(
-        reach(ctx, binding, &identity, created, &demand, waiting, &mut reach_changes),
+        reach(&judge, binding, &identity, created, &demand, waiting, &mut reach_changes),
         access(ctx, binding, &identity, created, &demand, vaults, waiting, &mut access_changes),
     );
     changes.append(&mut reach_changes);
@@ -510,7 +510,7 @@ struct Reach {
 /// Step 2: the identity on the node pools that the bindings sharing it need, and in mode
 /// `WorkloadIdentity` federated with the binding's ServiceAccount instead.
 async fn reach(
-    ctx: &Context,
+    judge: &Judge<'_>,
     binding: &IdentityBinding,
     identity: &kvbind_azure::model::Identity,
     created: bool,
@@ -518,6 +518,7 @@ async fn reach(
     waiting: Waiting<'_>,
     changes: &mut Vec<Change>,
 ) -> Result<Reach, BindingError> {
+    let ctx = judge.ctx;
     if binding.spec.identity.addon.is_some() {
         return Ok(attached_by_aks());
     }
@@ -546,7 +547,7 @@ async fn reach(
     if let Some(old) = binding.status.as_ref().and_then(|s| s.aks_identity_binding.as_ref()).filter(|old| Some(old.service_account.as_str()) != bound_account) {
         // Still in the mode with another ServiceAccount, the cluster's binding stays.
         let cluster_too = bound_account.is_none();
-        release_aks_binding(ctx, binding, &identity.id, &identity.client_id, &old.service_account, cluster_too, created, changes).await?;
+        release_aks_binding(judge, binding, &identity.id, &identity.client_id, &old.service_account, cluster_too, created, changes).await?;
     }
     if let Some(account) = bound_account {
         let bound = aks_identity_binding::bind(ctx, &namespace, account, identity, changes).await?;
@@ -698,7 +699,7 @@ async fn refuse(binding: &IdentityBinding, ctx: &Context, progress: &mut Progres
 /// binding (with the credential AKS left, when `owned`).
 #[allow(clippy::too_many_arguments)]
 async fn release_aks_binding(
-    ctx: &Context,
+    judge: &Judge<'_>,
     binding: &IdentityBinding,
     identity: &kvbind_azure::IdentityId,
     client_id: &str,
@@ -707,8 +708,9 @@ async fn release_aks_binding(
     owned: bool,
     changes: &mut Vec<Change>,
 ) -> Result<(), BindingError> {
+    let ctx = judge.ctx;
     let namespace = binding.namespace().unwrap_or_default();
-    let others = sharing_identity(binding, identity, &Judge::new(ctx));
+    let others = sharing_identity(binding, identity, judge);
     let in_mode: Vec<&Arc<IdentityBinding>> = others.iter().filter(|b| b.spec.mode == IdentityMode::AksIdentityBinding).collect();
     let same_account =
         in_mode.iter().any(|b| b.namespace().as_deref() == Some(namespace.as_str()) && b.spec.service_account.as_ref().is_some_and(|s| s.name == account));
@@ -758,9 +760,12 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
     let judge = Judge::new(ctx);
     let mut demand = demand(binding, &identity_id, None, &judge);
     let namespace = binding.namespace().unwrap_or_default();
-    let shared_classes: BTreeSet<String> = sharing_identity(binding, &identity_id, &judge)
+    let sharers = sharing_identity(binding, &identity_id, &judge);
+    // The sharers of this namespace keep the classes, the federation and the namespace's
+    // place in the admission policy that they use too.
+    let sharers_here: Vec<&Arc<IdentityBinding>> = sharers.iter().filter(|b| b.namespace().as_deref() == Some(namespace.as_str())).collect();
+    let shared_classes: BTreeSet<String> = sharers_here
         .iter()
-        .filter(|b| b.namespace().as_deref() == Some(namespace.as_str()))
         .filter_map(|b| b.status.as_ref())
         .flat_map(|s| s.secret_provider_classes.iter().map(|c| c.name.clone()))
         .collect();
@@ -775,10 +780,9 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         return Ok(());
     }
     if let Some(federation) = binding.status.as_ref().and_then(|s| s.workload_identity.as_ref()) {
-        let shared = sharing_identity(binding, &identity_id, &judge).iter().any(|b| {
-            b.namespace().as_deref() == Some(namespace.as_str())
-                && b.status.as_ref().and_then(|s| s.workload_identity.as_ref()).is_some_and(|w| w.service_account == federation.service_account)
-        });
+        let shared = sharers_here
+            .iter()
+            .any(|b| b.status.as_ref().and_then(|s| s.workload_identity.as_ref()).is_some_and(|w| w.service_account == federation.service_account));
         if !shared {
             workload_identity::unfederate(ctx, &namespace, &identity_id, &federation.service_account, changes).await?;
         }
@@ -793,7 +797,7 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         }
         accounts.extend(binding.status.as_ref().and_then(|s| s.aks_identity_binding.as_ref()).map(|b| b.service_account.as_str()));
         for account in accounts {
-            release_aks_binding(ctx, binding, &identity.id, &identity.client_id, account, true, owned, changes).await?;
+            release_aks_binding(&judge, binding, &identity.id, &identity.client_id, account, true, owned, changes).await?;
         }
         let mut records = demand.records.clone();
         if owned {
@@ -877,8 +881,7 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
     if !others_here {
         imds_egress::keep(ctx, &namespace, false, changes).await?;
     }
-    let still_here = sharing_identity(binding, &identity_id, &judge).iter().any(|b| b.namespace().as_deref() == Some(namespace.as_str()));
-    if let (Some(bound), Some(client_id), false) = (&ctx.bound, client_id, still_here) {
+    if let (Some(bound), Some(client_id), true) = (&ctx.bound, client_id, sharers_here.is_empty()) {
         bound
             .unbind(&client_id, &namespace)
             .await
