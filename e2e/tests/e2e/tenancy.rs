@@ -85,6 +85,20 @@ async fn tenant_scenario(prefix: &str, policy: Option<&str>, tenant: fn(&TestNam
     (s, tenant)
 }
 
+/// The tenant writes `forged` into binding `app`'s status, edits its spec (`spec`, the
+/// manifest it applied) to bring a reconcile, then deletes it to bring the cleanup: kvbind
+/// must have written nothing to Azure for any of it.
+async fn forge_status_then_delete(s: &Scenario, tenant: &Tenant, spec: &str, forged: &serde_json::Value) {
+    let out = tenant.kubectl(&["patch", "identitybinding", "app", "--subresource=status", "--type=merge", "-p", &forged.to_string()]);
+    assert!(out.status.success(), "the tenant may patch status here: {}", String::from_utf8_lossy(&out.stderr));
+    tenant.apply(&spec.replace("  secretProviderClasses:", "  rbacScope: Vault\n  secretProviderClasses:"));
+    s.eventually("the edit to be observed", |s| s.jsonpath("identitybinding/app", "{.status.observedGeneration}") == "2").await;
+    let out = tenant.kubectl(&["delete", "identitybinding", "app", "--wait=true", "--timeout=60s"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let writes = writes(&s.sim);
+    assert!(writes.is_empty(), "a forged status made kvbind write to Azure:\n{}", describe(&writes));
+}
+
 async fn reason(s: &Scenario, name: &str) -> (String, String) {
     let b = format!("identitybinding/{name}");
     (s.jsonpath(&b, "{.status.conditions[?(@.type==\"Ready\")].reason}"), s.jsonpath(&b, "{.status.conditions[?(@.type==\"Ready\")].message}"))
@@ -208,17 +222,7 @@ async fn a_forged_status_in_a_namespace_no_policy_selects_makes_kvbind_touch_not
         "grants": [{"vaultId": format!("{VAULTS}/kvname"), "model": "AccessPolicy", "secrets": ["get", "list", "set"]}],
         "workloadIdentity": {"federatedCredential": "github-main", "issuer": "https://token.actions.githubusercontent.com", "subject": "repo:org/app:ref:refs/heads/main", "serviceAccount": "app"},
     }});
-    let out = tenant.kubectl(&["patch", "identitybinding", "app", "--subresource=status", "--type=merge", "-p", &forged.to_string()]);
-    assert!(out.status.success(), "the tenant may patch status here: {}", String::from_utf8_lossy(&out.stderr));
-
-    // A spec edit brings a reconcile; then the deletion brings the cleanup.
-    tenant.apply(&spec.replace("  secretProviderClasses:", "  rbacScope: Vault\n  secretProviderClasses:"));
-    s.eventually("the edit to be observed", |s| s.jsonpath("identitybinding/app", "{.status.observedGeneration}") == "2").await;
-    let out = tenant.kubectl(&["delete", "identitybinding", "app", "--wait=true", "--timeout=60s"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-
-    let writes = writes(&s.sim);
-    assert!(writes.is_empty(), "a forged status made kvbind write to Azure:\n{}", describe(&writes));
+    forge_status_then_delete(&s, &tenant, &spec, &forged).await;
     assert_eq!(s.sim.snapshot(), before, "Azure is as it was");
     s.stop().await;
 }
@@ -449,15 +453,7 @@ async fn a_forged_aks_identity_binding_status_makes_kvbind_remove_nothing() {
         "identity": {"name": "foreign", "resourceId": foreign, "createdByKvbind": true},
         "aksIdentityBinding": {"resourceId": theirs, "clusterRole": role, "serviceAccount": "app"},
     }});
-    let out = tenant.kubectl(&["patch", "identitybinding", "app", "--subresource=status", "--type=merge", "-p", &forged.to_string()]);
-    assert!(out.status.success(), "the tenant may patch status here: {}", String::from_utf8_lossy(&out.stderr));
-    tenant.apply(&spec.replace("  secretProviderClasses:", "  rbacScope: Vault\n  secretProviderClasses:"));
-    s.eventually("the edit to be observed", |s| s.jsonpath("identitybinding/app", "{.status.observedGeneration}") == "2").await;
-    let out = tenant.kubectl(&["delete", "identitybinding", "app", "--wait=true", "--timeout=60s"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-
-    let writes = writes(&s.sim);
-    assert!(writes.is_empty(), "a forged status made kvbind write to Azure:\n{}", describe(&writes));
+    forge_status_then_delete(&s, &tenant, &spec, &forged).await;
     assert_eq!(s.sim.snapshot(), before, "their identity binding and AKS's credential are as they were");
     let kept = s.ns.kubectl(&["get", "clusterrole", &role, "-o", "name"]);
     assert!(kept.status.success(), "the ClusterRole the status named is still there");
