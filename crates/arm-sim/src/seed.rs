@@ -206,6 +206,15 @@ pub struct VaultSeed {
     /// Existing access-policy entries.
     #[serde(default)]
     pub access_policies: Vec<serde_json::Value>,
+    /// The names of the secrets in it, for the data plane.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// The names of its keys.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// The names of its certificates.
+    #[serde(default)]
+    pub certificates: Vec<String>,
 }
 
 /// A client of the token endpoint and its principal's permissions.

@@ -14,6 +14,7 @@ use crate::seed::{ComputeSeed, LroSeed, Seed};
 
 mod clients;
 pub mod federated;
+pub mod key_vault_data;
 pub mod managed_clusters;
 
 /// An ARM error to send.
@@ -106,6 +107,9 @@ pub struct VaultResource {
     pub rbac: bool,
     /// Access policies, in ARM's JSON form.
     pub access_policies: Vec<Value>,
+    /// The objects in the vault, for the data plane.
+    #[serde(skip_serializing_if = "key_vault_data::VaultObjects::is_empty")]
+    pub objects: key_vault_data::VaultObjects,
 }
 
 /// A role assignment.
@@ -289,6 +293,7 @@ impl World {
                             location: rg.location.clone(),
                             rbac: v.rbac,
                             access_policies: v.access_policies.clone(),
+                            objects: key_vault_data::VaultObjects::from_seed(v),
                         },
                     );
                 }

@@ -18,6 +18,12 @@ use crate::world::ArmError;
 pub async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = percent_encoding::percent_decode_str(uri.path()).decode_utf8_lossy().into_owned();
     let query: Vec<(String, String)> = url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
+    let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or_default();
+    if let Some((vault, host)) = super::key_vault::vault_of_host(host) {
+        let (operation, client_id, response) = super::key_vault::serve(&shared, &vault, &host, &method, &path, &query, &headers);
+        shared.record(method.as_str(), &format!("https://{host}{path}"), operation, response.status().as_u16(), client_id);
+        return response;
+    }
     let (operation, response) = match route(method.as_str(), &path) {
         Ok(route) => {
             let operation = route.operation;

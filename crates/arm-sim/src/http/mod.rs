@@ -4,6 +4,7 @@ mod admin;
 pub use admin::{Counters, count, snapshot};
 mod arm;
 mod discovery;
+mod key_vault;
 pub mod route;
 mod throttle;
 mod token;
@@ -48,6 +49,9 @@ pub struct Caller {
     pub principal_id: String,
     /// Actions it may perform.
     pub actions: Vec<String>,
+    /// The resource or scope the token was issued for (empty for the seed's static tokens,
+    /// which only ARM accepts).
+    pub audience: String,
 }
 
 /// Everything the handlers share.
@@ -92,7 +96,7 @@ impl Shared {
             let principal = client.principal_id.get_or_insert_with(|| uuid::Uuid::new_v4().to_string()).clone();
             world.principals.insert(principal.to_ascii_lowercase(), std::time::Instant::now() - std::time::Duration::from_secs(3600));
             for token in &client.static_tokens {
-                tokens.insert(token.clone(), Caller { client_id: client.client_id.clone(), principal_id: principal.clone(), actions: client.actions.clone() });
+                tokens.insert(token.clone(), Caller { client_id: client.client_id.clone(), principal_id: principal.clone(), actions: client.actions.clone(), audience: String::new() });
             }
             clients.insert(client.client_id.clone(), client);
         }
@@ -120,6 +124,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/_admin/seed", post(admin::add_seed))
         .route("/{tenant}/oauth2/v2.0/token", post(token::issue))
         .route("/metadata/identity/oauth2/token", get(token::imds))
+        .route("/_imds/{*node}", get(token::node_imds))
         .route("/metadata/endpoints", get(discovery::endpoints))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(discovery::openid_configuration))
         .route("/v1.0/servicePrincipals", get(discovery::service_principals))

@@ -97,6 +97,7 @@ impl World {
                 location: location.to_owned(),
                 rbac: rbac_by_default,
                 access_policies: Vec::new(),
+                objects: super::key_vault_data::VaultObjects::default(),
             };
             self.vaults.insert(vault_key(sub, rg, name), vault);
         }
