@@ -85,6 +85,14 @@ pub struct IdentityBindingSpec {
     /// the whole vault, which also reads every other object of that kind.
     #[serde(default)]
     pub rbac_scope: RbacScope,
+
+    /// Prove the path a pod takes, once a resync: a token for the identity from where the
+    /// pod gets it (IMDS on a node of each pool in `VMManagedIdentity` mode, the federated
+    /// exchange for the ServiceAccount in `WorkloadIdentity` mode) and a read of each
+    /// object the classes list, reported as the `AccessVerified` condition, naming each
+    /// object that cannot be read and why. While it is False, `Ready` is too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verify_access: bool,
 }
 
 /// The identity to create or adopt.

@@ -53,6 +53,21 @@ pub struct ControllerConfig {
     /// The role assignments kvbind lets a subscription reach before it refuses to create
     /// more: Azure allows 4,000 (fixed) and counts everyone's; lower, it leaves room.
     pub role_assignment_limit: usize,
+    /// Where and how `spec.verifyAccess` probes run.
+    pub access_probe: AccessProbeConfig,
+}
+
+/// Where and how the probes of `spec.verifyAccess` run.
+#[derive(Debug, Clone, Default)]
+pub struct AccessProbeConfig {
+    /// kvbind's own namespace, where VM mode's probe Pods run; `None` runs none, and VM
+    /// mode bindings are not verified.
+    pub namespace: Option<String>,
+    /// The image the probe Pods run (kvbind's own), as `kvbind probe`.
+    pub image: String,
+    /// Send token and data-plane requests to this origin's address, scheme and port, keeping
+    /// the vault's host name (local runs against the simulator); `None` follows DNS.
+    pub data_plane_origin: Option<url::Url>,
 }
 
 impl Default for ControllerConfig {
@@ -75,6 +90,7 @@ impl Default for ControllerConfig {
             bound_identities: None,
             adoption_records: None,
             role_assignment_limit: crate::role_budget::AZURE_ROLE_ASSIGNMENT_LIMIT,
+            access_probe: AccessProbeConfig::default(),
         }
     }
 }

@@ -132,6 +132,10 @@ pub struct Context {
     pub writes: crate::policy::write_quota::WriteLog,
     /// Each SecretProviderClass read once per version.
     pub parsed_classes: crate::caches::parsed_classes::ParsedClasses,
+    /// The HTTP client of `spec.verifyAccess`'s token exchanges and vault reads.
+    pub probe_http: reqwest::Client,
+    /// When each binding's path is to be proven.
+    pub verification: crate::verify::schedule::Schedule,
 }
 
 impl Context {
@@ -145,6 +149,7 @@ impl Context {
         let adoption =
             config.adoption_records.as_ref().map(|(namespace, name)| crate::records::adoption_records::AdoptionRecords::new(client.clone(), namespace, name));
         let events = EventQueue::start(client.clone(), Reporter { controller: config.reporter.clone(), instance: None });
+        let probe_http = probe_client(&config);
         let reads = Arc::new(ReadCache::new(config.resync));
         let window = config.batching.then_some(config.batch_window);
         let handoffs = Arc::new(handoffs);
@@ -172,6 +177,8 @@ impl Context {
             api_writes: tokio::sync::Semaphore::new(crate::request_limit::DEFAULT_API_REQUESTS),
             azure_steps: tokio::sync::Semaphore::new(AZURE_STEPS_AT_ONCE),
             metrics,
+            probe_http,
+            verification: crate::verify::schedule::Schedule::default(),
             bound: config_bound,
             caches_ready,
             failures: Mutex::default(),
@@ -185,4 +192,10 @@ impl Context {
             parsed_classes: crate::caches::parsed_classes::ParsedClasses::default(),
         })
     }
+}
+
+/// The probe's HTTP client, sending everything to the configured origin when there is one.
+fn probe_client(config: &ControllerConfig) -> reqwest::Client {
+    let address = config.access_probe.data_plane_origin.as_ref().and_then(|o| o.host_str()).and_then(|h| h.parse().ok());
+    crate::verify::probe::http_client(address, None).unwrap_or_default()
 }

@@ -19,6 +19,7 @@ pub mod role_budget;
 pub mod selector;
 #[cfg(test)]
 mod test_context;
+pub mod verify;
 pub mod writers;
 
 use std::hash::{Hash, Hasher};

@@ -89,6 +89,10 @@ pub struct RunConfig {
     /// credentials must name the issuer exactly as the tokens do.
     #[arg(long, env = "KVBIND_OIDC_ISSUER_URL", value_parser = https_url)]
     pub oidc_issuer_url: Option<String>,
+    /// The image `spec.verifyAccess`'s probe Pods run (kvbind's own; the chart sets it).
+    /// Unset, VM-mode bindings are not verified.
+    #[arg(long, env = "KVBIND_PROBE_IMAGE")]
+    pub probe_image: Option<String>,
     /// The AKS cluster's ARM ID (`/subscriptions/…/resourceGroups/…/providers/
     /// Microsoft.ContainerService/managedClusters/NAME`), for bindings that use the Key Vault
     /// secrets provider add-on's identity (`spec.identity.addon`; on AKS: `az aks show --query id`).

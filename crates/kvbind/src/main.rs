@@ -8,6 +8,7 @@ mod demo;
 mod doctor;
 mod fence;
 mod leader;
+mod probe;
 mod run;
 mod status;
 
@@ -63,6 +64,17 @@ enum Command {
         /// The namespace (default: all namespaces).
         #[arg(short, long)]
         namespace: Option<String>,
+    },
+    /// Prove a pod's path to its Key Vault objects from this node: a token from IMDS, then
+    /// a read of each object; prints the report (JSON) and writes it as the container's
+    /// termination message. Run by the Pods of `spec.verifyAccess`.
+    Probe {
+        /// What to prove (JSON), as the operator writes it.
+        #[arg(long = "request")]
+        request: String,
+        /// IMDS's address.
+        #[arg(long, env = "KVBIND_IMDS_ENDPOINT", default_value = "http://169.254.169.254/")]
+        imds: url::Url,
     },
     /// Serve the ARM simulator.
     #[cfg(feature = "dev-tools")]
@@ -178,6 +190,7 @@ async fn execute(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status { namespace } => status::status(namespace.as_deref()).await,
+        Command::Probe { request, imds } => probe::run(&request, imds).await,
         Command::Crdgen { root, check } => crdgen::run(&root, check),
     }
 }

@@ -86,6 +86,11 @@ pub async fn run(config: RunConfig) -> anyhow::Result<()> {
         installation: config.installation_id.clone().unwrap_or_default(),
         bound_identities: config.bound_identities_configmap.clone().map(|name| (config.lease_namespace.clone(), name)),
         adoption_records: config.adoption_records_configmap.clone().map(|name| (config.lease_namespace.clone(), name)),
+        access_probe: kvbind_controller::config::AccessProbeConfig {
+            namespace: config.probe_image.as_ref().map(|_| config.lease_namespace.clone()),
+            image: config.probe_image.clone().unwrap_or_default(),
+            data_plane_origin: None,
+        },
     };
 
     if !config.leader_election {

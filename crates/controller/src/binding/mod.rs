@@ -142,6 +142,12 @@ enum Ended {
 
 /// Converges, writes status and Events, and says when to come back and how it ended.
 async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding, ctx: &Context, turn: Turn<'_>) -> Result<(Action, Ended), ReconcileError> {
+    // A proof of the pod's path, when one is due, sees Azure before kvbind repairs it.
+    let proven = match prove(ctx, binding).await {
+        Some(crate::verify::Check::Pending) => return Ok((Action::requeue(crate::verify::PROBE_RECHECK), Ended::InProgress)),
+        Some(crate::verify::Check::Done(verdict)) => Some(verdict),
+        None => None,
+    };
     let mut progress = Progress { stores_named: binding.spec.secret_stores.is_some(), ..Progress::default() };
     let mut changes = Vec::new();
     let waiter = Arc::new(ObjectRef::from_obj(binding));
@@ -161,9 +167,19 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
         None => ctx.api_writes.acquire().await.ok(),
     };
     let outcome = match converged {
-        Ok(classes) => Box::pin(write_classes(ctx, binding, classes, &mut progress, &mut changes)).await,
+        Ok(classes) => {
+            let client_id = classes.client_id.clone();
+            let written = Box::pin(write_classes(ctx, binding, classes, &mut progress, &mut changes)).await;
+            if binding.spec.verify_access && written.is_ok() && progress.waiting.is_empty() {
+                ctx.verification.converged(binding, &client_id, !changes.is_empty());
+            }
+            written
+        }
         Err(e) => Err(e),
     };
+    if binding.spec.verify_access {
+        progress.access = Some(proven.unwrap_or_else(|| crate::verify::kept_verdict(binding)));
+    }
     // One Event when the binding's progress ends (converged or failed), naming every
     // change since it began, rather than one per reconcile on the way.
     changes.splice(0..0, unreported);
@@ -188,6 +204,7 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
     let action = match outcome.as_ref().map_err(BindingError::retry) {
         // Not a success yet: a handed-off write that fails keeps the binding's backoff.
         Ok(()) if !progress.waiting.is_empty() => Action::requeue(HANDED_OFF_RECHECK),
+        Ok(()) if binding.spec.verify_access && ctx.verification.unproven(binding) => Action::requeue(crate::verify::PROBE_RECHECK),
         Ok(()) => {
             ctx.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
             Action::requeue(ctx.config.resync)
@@ -199,6 +216,21 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
         Err(Retry::OnChange) => Action::requeue(ctx.config.resync),
     };
     Ok((action, ended))
+}
+
+/// Proves the path a pod of `binding` takes, when it asks for that and a proof is due.
+async fn prove(ctx: &Context, binding: &IdentityBinding) -> Option<crate::verify::Check> {
+    if !binding.spec.verify_access {
+        return None;
+    }
+    let client_id = ctx.verification.due(binding, ctx.config.resync, tokio::time::Instant::now())?;
+    // Bad input is the reconcile's to report.
+    let needs = needs_of(binding, ctx).ok()?;
+    let check = crate::verify::check(ctx, binding, &client_id, &crate::verify::Wanted::of(&needs.classes)).await;
+    if matches!(check, crate::verify::Check::Done(_)) {
+        ctx.verification.probed(binding, tokio::time::Instant::now());
+    }
+    Some(check)
 }
 
 /// Counts the Azure writes among `changes`, reported now, against the binding's namespace
@@ -739,6 +771,7 @@ fn remember_grants(ctx: &Context, identity: &kvbind_azure::IdentityId, grants: &
 
 /// Undoes what kvbind did for a deleted binding, keeping what other bindings need.
 async fn cleanup(binding: &IdentityBinding, ctx: &Context) -> Result<Action, ReconcileError> {
+    crate::verify::forget(ctx, binding).await;
     if binding.spec.deletion_policy == DeletionPolicy::Retain {
         return Ok(Action::await_change());
     }

@@ -23,6 +23,8 @@ pub struct Progress {
     pub notices: Vec<(&'static str, &'static str, String)>,
     /// The binding names External Secrets stores, so `SecretStoresUpdated` is reported.
     pub stores_named: bool,
+    /// `AccessVerified`, when the binding asks for it and its changes are in place.
+    pub access: Option<crate::verify::verdict::Verdict>,
 }
 
 fn now() -> String {
@@ -55,7 +57,17 @@ pub fn conditions(generation: Option<i64>, progress: &Progress, outcome: Result<
     for (t, reason, message) in &progress.notices {
         out.push(cond(t, ConditionStatus::True, reason, message.clone()));
     }
+    if let Some((status, reason, message)) = &progress.access {
+        out.push(cond(crate::verify::CONDITION, *status, reason, message.clone()));
+    }
     match outcome {
+        // Opted in, Ready means a pod can read its objects: a failed proof is worked on
+        // (grants replicate, a pool gains a node), not a stall.
+        Ok(()) if progress.waiting.is_empty() && progress.access.as_ref().is_some_and(|(s, _, _)| *s == ConditionStatus::False) => {
+            let message = progress.access.as_ref().map(|(_, _, m)| format!("a pod's path to its objects fails: {m}")).unwrap_or_default();
+            out.push(cond(READY, ConditionStatus::False, "AccessNotVerified", message.clone()));
+            out.push(cond(RECONCILING, ConditionStatus::True, "AccessNotVerified", message));
+        }
         Ok(()) if !progress.waiting.is_empty() => {
             let message = progress.waiting.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; ");
             out.push(cond(READY, ConditionStatus::False, IN_PROGRESS, message.clone()));
