@@ -18,6 +18,7 @@ use kube::{Client, Config};
 use kvbind_local_cluster::ControlPlane;
 
 pub mod chart;
+pub mod kubelet;
 pub mod operator;
 pub mod tenant;
 pub mod world;

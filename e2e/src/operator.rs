@@ -47,6 +47,8 @@ pub struct Scenario {
     pub sim: Simulator,
     /// The controller's metrics and health.
     pub telemetry: kvbind_controller::Telemetry,
+    /// Runs the probe Pods of `spec.verifyAccess`, when the scenario proves access.
+    _kubelet: Option<crate::kubelet::ProbeKubelet>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -82,6 +84,32 @@ impl Scenario {
     /// Starts the controller for an existing namespace, talking to Kubernetes through
     /// `client` (for example with a ServiceAccount's token).
     pub async fn start_in(ns: TestNamespace, client: kube::Client, seed: Seed, adjust: impl FnOnce(&mut ControllerConfig)) -> Scenario {
+        Self::start_with_simulator(ns, client, seed, |config, _| adjust(config)).await
+    }
+
+    /// Like [`Scenario::start_with`], proving access (`spec.verifyAccess`) as in a cluster:
+    /// probe Pods in the test namespace, run by a [`crate::kubelet::ProbeKubelet`], and the
+    /// simulator as Entra ID, IMDS and Key Vault.
+    pub async fn start_verifying(prefix: &str, seed: Seed, adjust: impl FnOnce(&mut ControllerConfig)) -> Scenario {
+        let ns = TestNamespace::new(prefix).await;
+        let client = ns.client.clone();
+        let namespace = ns.name.clone();
+        let mut scenario = Self::start_with_simulator(ns, client.clone(), seed, |config, sim| {
+            let origin: url::Url = sim.url.parse().expect("simulator URL");
+            config.cloud.authority_host = origin.clone();
+            config.access_probe = kvbind_controller::config::AccessProbeConfig {
+                namespace: Some(namespace.clone()),
+                image: "kvbind:test".to_owned(),
+                data_plane_origin: Some(origin),
+            };
+            adjust(config);
+        })
+        .await;
+        scenario._kubelet = Some(crate::kubelet::ProbeKubelet::start(client, &namespace, &scenario.sim.url));
+        scenario
+    }
+
+    async fn start_with_simulator(ns: TestNamespace, client: kube::Client, seed: Seed, adjust: impl FnOnce(&mut ControllerConfig, &Simulator)) -> Scenario {
         let sim = Simulator::start(&seed, "127.0.0.1:0".parse().expect("addr")).await.expect("simulator starts");
         let endpoint: url::Url = sim.url.parse().expect("url");
         let http = http_client(None, Duration::from_secs(5)).expect("http client");
@@ -113,12 +141,12 @@ impl Scenario {
             node_selector: Some(format!("kvbind.io/test={}", ns.name)),
             ..ControllerConfig::default()
         };
-        adjust(&mut config);
+        adjust(&mut config, &sim);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(kvbind_controller::run(client, Arc::new(arm), config, telemetry.clone(), async move {
             let _ = stopped.await;
         }));
-        Scenario { ns, sim, telemetry, stop: Some(stop), task }
+        Scenario { ns, sim, telemetry, _kubelet: None, stop: Some(stop), task }
     }
 
     /// Creates a Node for this test that runs on `provider_id`, with extra labels.

@@ -1,5 +1,6 @@
 //! kvbind's end-to-end tests, in one binary so that they share one control plane.
 
+mod access_verified;
 mod addon_identity;
 mod aks_identity_binding;
 mod bad_input;

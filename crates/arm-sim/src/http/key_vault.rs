@@ -56,7 +56,7 @@ pub fn serve(
     }
     let caller = match authenticate(shared, headers) {
         Ok(caller) => caller,
-        Err(response) => return (operation, None, response),
+        Err(response) => return (operation, None, *response),
     };
     let world = lock(&shared.world);
     let reader = Reader { client_id: &caller.client_id, principal_id: &caller.principal_id };
@@ -73,13 +73,13 @@ pub fn serve(
 
 /// The caller of a bearer token issued for Key Vault; 401 with Key Vault's challenge
 /// otherwise.
-fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, Response> {
+fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
     let tenant = lock(&shared.world).tenant_id.clone();
     let challenge = |code: &str, message: &str| {
         let mut response = refuse(401, "Unauthorized", None, &format!("{code}: {message}"));
         let origin = lock(&shared.origin).clone();
         set_header(&mut response, "www-authenticate", &format!("Bearer authorization=\"{origin}/{tenant}\", resource=\"https://vault.azure.net\""));
-        response
+        Box::new(response)
     };
     let header = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let Some(token) = header.strip_prefix("Bearer ") else {

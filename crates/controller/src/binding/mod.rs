@@ -171,7 +171,7 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
             let client_id = classes.client_id.clone();
             let written = Box::pin(write_classes(ctx, binding, classes, &mut progress, &mut changes)).await;
             if binding.spec.verify_access && written.is_ok() && progress.waiting.is_empty() {
-                ctx.verification.converged(binding, &client_id, !changes.is_empty());
+                ctx.verification.converged(binding, &client_id, !changes.is_empty() || !unreported.is_empty());
             }
             written
         }

@@ -183,4 +183,20 @@ mod tests {
         assert_eq!(status_of(&conditions, "NodeWideAccess"), Some((ConditionStatus::True, "ReachableFromEveryPodOnPools".into())));
         assert_eq!(status_of(&conditions, READY), Some((ConditionStatus::True, "Converged".into())), "a notice does not hold Ready back");
     }
+
+    #[test]
+    fn opted_in_ready_means_a_pod_can_read_and_a_failed_proof_is_worked_on_not_stalled() {
+        let proven = |status, reason: &'static str| Progress { access: Some((status, reason, format!("{reason} message"))), ..all_done() };
+        let verified = conditions(None, &proven(ConditionStatus::True, "Verified"), Ok(()));
+        assert_eq!(status_of(&verified, crate::verify::CONDITION), Some((ConditionStatus::True, "Verified".into())));
+        assert_eq!(status_of(&verified, READY), Some((ConditionStatus::True, "Converged".into())));
+        let refused = conditions(None, &proven(ConditionStatus::False, "ObjectNotReadable"), Ok(()));
+        assert_eq!(status_of(&refused, READY), Some((ConditionStatus::False, "AccessNotVerified".into())));
+        assert!(find(&refused, READY).is_some_and(|c| c.message.contains("ObjectNotReadable message")), "Ready says what fails");
+        assert_eq!(status_of(&refused, RECONCILING), Some((ConditionStatus::True, "AccessNotVerified".into())));
+        assert_eq!(status_of(&refused, STALLED), None);
+        let unproven = conditions(None, &proven(ConditionStatus::Unknown, "Probing"), Ok(()));
+        assert_eq!(status_of(&unproven, READY), Some((ConditionStatus::True, "Converged".into())), "not yet proven is not a failure");
+        assert_eq!(status_of(&conditions(None, &all_done(), Ok(())), crate::verify::CONDITION), None, "only when asked for");
+    }
 }

@@ -96,9 +96,12 @@ mod tests {
         Probed { place: place.into(), pinned, report }
     }
 
+    /// A case: its name, the probes, and the status, reason and phrases expected.
+    type Case = (&'static str, Vec<Probed>, ConditionStatus, &'static str, &'static [&'static str]);
+
     #[test]
     fn each_failure_has_its_reason_and_names_the_object() {
-        let table: Vec<(&str, Vec<Probed>, ConditionStatus, &str, &[&str])> = vec![
+        let table: Vec<Case> = vec![
             ("all read", vec![at("pool a", true, report(Some(BOUND), 2, &[])), at("pool b", true, report(Some(BOUND), 2, &[]))], ConditionStatus::True, "Verified", &["4 reads", "pool a, pool b"]),
             ("outside the grant", vec![at("pool a", true, report(Some(BOUND), 1, &[("other", Some(403), "Forbidden (AccessDenied)")]))], ConditionStatus::False, "ObjectNotReadable", &["pool a: secret kvname/other: 403 Forbidden (AccessDenied)"]),
             ("not in the vault", vec![at("pool a", true, report(Some(BOUND), 1, &[("typo", Some(404), "SecretNotFound")]))], ConditionStatus::False, "ObjectNotFound", &["kvname/typo: 404 SecretNotFound"]),
