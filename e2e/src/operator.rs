@@ -93,8 +93,15 @@ impl Scenario {
     pub async fn start_verifying(prefix: &str, seed: Seed, adjust: impl FnOnce(&mut ControllerConfig)) -> Scenario {
         let ns = TestNamespace::new(prefix).await;
         let client = ns.client.clone();
+        Self::start_verifying_in(ns, client, seed, adjust).await
+    }
+
+    /// Like [`Scenario::start_verifying`] in an existing namespace, the controller talking
+    /// to Kubernetes through `client`; the probe Pods' kubelet uses the namespace's own.
+    pub async fn start_verifying_in(ns: TestNamespace, client: kube::Client, seed: Seed, adjust: impl FnOnce(&mut ControllerConfig)) -> Scenario {
+        let kubelet_client = ns.client.clone();
         let namespace = ns.name.clone();
-        let mut scenario = Self::start_with_simulator(ns, client.clone(), seed, |config, sim| {
+        let mut scenario = Self::start_with_simulator(ns, client, seed, |config, sim| {
             let origin: url::Url = sim.url.parse().expect("simulator URL");
             config.cloud.authority_host = origin.clone();
             config.access_probe = kvbind_controller::config::AccessProbeConfig {
@@ -105,7 +112,7 @@ impl Scenario {
             adjust(config);
         })
         .await;
-        scenario._kubelet = Some(crate::kubelet::ProbeKubelet::start(client, &namespace, &scenario.sim.url));
+        scenario._kubelet = Some(crate::kubelet::ProbeKubelet::start(kubelet_client, &namespace, &scenario.sim.url));
         scenario
     }
 

@@ -115,3 +115,28 @@ async fn workload_identity_proves_the_federated_exchange_and_each_object_role() 
     s.wait_condition("app", "AccessVerified=True").await;
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_status_does_not_change_which_identity_the_probe_proves() {
+    let s = Scenario::start_verifying("av-forge", with_secrets(false), |config| config.resync = RESYNC).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    s.apply(&class("app", &[("db-password", "secret", 0)]));
+    s.apply(&binding("app", "app-reader", &["app"], "  verifyAccess: true\n"));
+    s.wait_condition("app", "AccessVerified").await;
+    let client_id = s.jsonpath("identitybinding/app", "{.status.identity.clientId}");
+
+    // The foreign identity is on the same pool: a probe that believed the status would get
+    // its token from the node's IMDS and read with it.
+    let foreign = s.sim.snapshot()["identities"]
+        .as_object()
+        .and_then(|m| m.values().find(|i| i["name"] == "team-foreign").map(|i| i["clientId"].as_str().unwrap_or_default().to_owned()))
+        .expect("the foreign identity");
+    let patch = format!("{{\"status\":{{\"identity\":{{\"clientId\":\"{foreign}\"}}}}}}");
+    let out = s.ns.kubectl(&["patch", "identitybinding", "app", "--subresource=status", "--type=merge", "-p", &patch]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let before = reads(&s, &client_id, 200);
+    s.eventually("the next proof, a resync later", |s| reads(s, &client_id, 200) > before).await;
+    let tokens_of_foreign = s.sim.requests().iter().filter(|r| r.client_id.as_deref() == Some(foreign.as_str())).count();
+    assert_eq!(tokens_of_foreign, 0, "nothing was read with the identity the forged status named");
+    s.stop().await;
+}

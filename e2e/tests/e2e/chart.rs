@@ -52,6 +52,7 @@ async fn the_chart_renders_and_passes_server_side_validation() {
             "defaultPolicy.maxAzureWritesPerHour=600",
             "defaultPolicy.maxRoleAssignmentsPerNamespace=400",
             "defaultPolicy.maxBindingsPerNamespace=0",
+            "controller.accessVerification.enabled=true",
         ],
     );
     for kind in [
@@ -139,6 +140,35 @@ async fn the_operator_needs_no_permission_beyond_the_charts_rbac() {
     s.eventually("events written under the chart's RBAC", |s| s.event_reasons("app").iter().any(|r| r == "IdentityCreated")).await;
     let out = s.ns.kubectl_off_runtime(&["delete", "identitybinding", "app", "--wait=true", "--timeout=60s"]).await;
     assert!(out.status.success(), "the finalizer was removed under the chart's RBAC: {}", String::from_utf8_lossy(&out.stderr));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proving_access_needs_no_permission_beyond_the_charts_rbac_with_access_verification_on() {
+    let ns = TestNamespace::new("chart-probe").await;
+    let release = format!("kvbind-{}", &ns.name[ns.name.len() - 8..]);
+    let sets = ["controller.accessVerification.enabled=true"];
+    let all = rendered(&release, &ns.name, &sets);
+    assert!(all.contains("name: KVBIND_PROBE_IMAGE"), "the operator is told its own image");
+    let rbac = only(&all, &["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]);
+    let out = ns.kubectl_apply_args(&rbac, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = ns.kubectl(&["create", "token", &release]);
+    assert!(token.status.success(), "{}", String::from_utf8_lossy(&token.stderr));
+    let client = client_with_token(String::from_utf8_lossy(&token.stdout).trim()).await;
+
+    let text = cluster(&["pool-vmss"], &[], false).replacen("            rbac: false\n", "            rbac: false\n            secrets: [db-password]\n", 1);
+    let s = Scenario::start_verifying_in(ns, client, seed(&text), |config| config.oidc_issuer = Some("https://kubernetes.default.svc.cluster.local".to_owned())).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    s.apply("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: app\n");
+    s.apply(&class("vm", &[("db-password", "secret", 0)]));
+    s.apply(&class("wi", &[("db-password", "secret", 0)]));
+    s.apply(&binding("vm", "vm-reader", &["vm"], "  verifyAccess: true\n"));
+    s.apply(&binding("wi", "wi-reader", &["wi"], "  mode: WorkloadIdentity\n  serviceAccount: {name: app}\n  verifyAccess: true\n"));
+    s.wait_condition("vm", "AccessVerified").await;
+    s.wait_condition("wi", "AccessVerified").await;
+    let out = s.ns.kubectl_off_runtime(&["delete", "identitybinding", "vm", "wi", "--wait=true", "--timeout=60s"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     s.stop().await;
 }
 
