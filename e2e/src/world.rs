@@ -35,6 +35,12 @@ pub fn cluster(pools: &[&str], vms: &[&str], vault_rbac: bool) -> String {
     text
 }
 
+/// Like [`cluster`], vault `kvname` holding the secrets `secrets` (for the data plane).
+pub fn cluster_with_secrets(pools: &[&str], vault_rbac: bool, secrets: &[&str]) -> String {
+    let vault = format!("            rbac: {vault_rbac}\n");
+    cluster(pools, &[], vault_rbac).replacen(&vault, &format!("{vault}            secrets: [{}]\n", secrets.join(", ")), 1)
+}
+
 /// A SecretProviderClass for vault `kvname` with `objects` (each `(name, type, history)`).
 pub fn class(name: &str, objects: &[(&str, &str, u32)]) -> String {
     let mut entries = String::new();

@@ -10,7 +10,7 @@ use kvbind_controller::verify::probe::{ProbeObject, ProbeRequest};
 use kvbind_controller::verify::verdict::{Probed, verdict};
 use kvbind_e2e::kubelet::probe_from;
 use kvbind_e2e::operator::{NODE_GROUP, SUBSCRIPTION, Scenario, seed};
-use kvbind_e2e::world::{binding, class, cluster};
+use kvbind_e2e::world::{binding, class, cluster_with_secrets};
 
 /// The API server's service-account token issuer, which federated credentials must trust.
 const CLUSTER_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
@@ -20,9 +20,19 @@ const RESYNC: Duration = Duration::from_secs(4);
 
 /// The test cluster, its vault holding secrets `db-password` and `other`.
 fn with_secrets(rbac: bool) -> kvbind_arm_sim::Seed {
-    let text = cluster(&["pool-vmss"], &[], rbac);
-    let vault = format!("            rbac: {rbac}\n");
-    seed(&text.replacen(&vault, &format!("{vault}            secrets: [db-password, other]\n"), 1))
+    seed(&cluster_with_secrets(&["pool-vmss"], rbac, &["db-password", "other"]))
+}
+
+/// A VM-mode binding `app` that asks for its access to be proven, once it is: the scenario
+/// and the bound identity's client ID.
+async fn proven_vm_binding(prefix: &str) -> (Scenario, String) {
+    let s = Scenario::start_verifying(prefix, with_secrets(false), |config| config.resync = RESYNC).await;
+    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    s.apply(&class("app", &[("db-password", "secret", 0)]));
+    s.apply(&binding("app", "app-reader", &["app"], "  verifyAccess: true\n"));
+    s.wait_condition("app", "AccessVerified").await;
+    let client_id = s.jsonpath("identitybinding/app", "{.status.identity.clientId}");
+    (s, client_id)
 }
 
 fn condition(s: &Scenario, binding: &str, kind: &str, field: &str) -> String {
@@ -36,15 +46,10 @@ fn reads(s: &Scenario, client_id: &str, status: u16) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vm_mode_proves_the_path_from_a_node_of_each_pool_and_catches_a_removed_grant() {
-    let s = Scenario::start_verifying("av-vm", with_secrets(false), |config| config.resync = RESYNC).await;
-    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
-    s.apply(&class("app", &[("db-password", "secret", 0)]));
-    s.apply(&binding("app", "app-reader", &["app"], "  verifyAccess: true\n"));
-    s.wait_condition("app", "AccessVerified").await;
+    let (s, client_id) = proven_vm_binding("av-vm").await;
     assert_eq!(condition(&s, "app", "AccessVerified", "reason"), "Verified");
     assert!(condition(&s, "app", "AccessVerified", "message").contains("pool pool-vmss"), "proven from the pool");
     assert_eq!(condition(&s, "app", "Ready", "status"), "True");
-    let client_id = s.jsonpath("identitybinding/app", "{.status.identity.clientId}");
     let principal = s.jsonpath("identitybinding/app", "{.status.identity.principalId}");
     assert!(reads(&s, &client_id, 200) >= 1, "the secret was read with the bound identity's token from the node's IMDS");
 
@@ -118,12 +123,7 @@ async fn workload_identity_proves_the_federated_exchange_and_each_object_role() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_status_does_not_change_which_identity_the_probe_proves() {
-    let s = Scenario::start_verifying("av-forge", with_secrets(false), |config| config.resync = RESYNC).await;
-    s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
-    s.apply(&class("app", &[("db-password", "secret", 0)]));
-    s.apply(&binding("app", "app-reader", &["app"], "  verifyAccess: true\n"));
-    s.wait_condition("app", "AccessVerified").await;
-    let client_id = s.jsonpath("identitybinding/app", "{.status.identity.clientId}");
+    let (s, client_id) = proven_vm_binding("av-forge").await;
 
     // The foreign identity is on the same pool: a probe that believed the status would get
     // its token from the node's IMDS and read with it.

@@ -6,7 +6,7 @@ use std::process::Output;
 use kvbind_e2e::operator::{Scenario, seed};
 use kvbind_e2e::{TestNamespace, client_with_token, control_plane, repo_root};
 
-use kvbind_e2e::world::{binding, class, cluster};
+use kvbind_e2e::world::{binding, class, cluster, cluster_with_secrets};
 
 const SUBSCRIPTION: &str = "00000000-0000-0000-0000-000000000001";
 
@@ -32,6 +32,17 @@ fn rendered(release: &str, namespace: &str, sets: &[&str]) -> String {
     let out = helm_template(release, namespace, sets);
     assert!(out.status.success(), "helm template failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Applies the RBAC documents of the chart as rendered (`all`) and returns a client with
+/// the release's ServiceAccount token, which has only those rights.
+async fn client_of_the_charts_rbac(ns: &TestNamespace, release: &str, all: &str) -> kube::Client {
+    let rbac = only(all, &["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]);
+    let out = ns.kubectl_apply_args(&rbac, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = ns.kubectl(&["create", "token", release]);
+    assert!(token.status.success(), "{}", String::from_utf8_lossy(&token.stderr));
+    client_with_token(String::from_utf8_lossy(&token.stdout).trim()).await
 }
 
 /// The documents of `yaml` whose kind is one of `kinds`.
@@ -125,12 +136,7 @@ async fn the_values_schema_refuses_bad_values() {
 async fn the_operator_needs_no_permission_beyond_the_charts_rbac() {
     let ns = TestNamespace::new("chart-rbac").await;
     let release = format!("kvbind-{}", &ns.name[ns.name.len() - 8..]);
-    let rbac = only(&rendered(&release, &ns.name, &[]), &["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]);
-    let out = ns.kubectl_apply_args(&rbac, &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let token = ns.kubectl(&["create", "token", &release]);
-    assert!(token.status.success(), "{}", String::from_utf8_lossy(&token.stderr));
-    let client = client_with_token(String::from_utf8_lossy(&token.stdout).trim()).await;
+    let client = client_of_the_charts_rbac(&ns, &release, &rendered(&release, &ns.name, &[])).await;
 
     let s = Scenario::start_in(ns, client, seed(&cluster(&["pool-vmss"], &[], false)), |_| {}).await;
     s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
@@ -150,14 +156,9 @@ async fn proving_access_needs_no_permission_beyond_the_charts_rbac_with_access_v
     let sets = ["controller.accessVerification.enabled=true"];
     let all = rendered(&release, &ns.name, &sets);
     assert!(all.contains("name: KVBIND_PROBE_IMAGE"), "the operator is told its own image");
-    let rbac = only(&all, &["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]);
-    let out = ns.kubectl_apply_args(&rbac, &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let token = ns.kubectl(&["create", "token", &release]);
-    assert!(token.status.success(), "{}", String::from_utf8_lossy(&token.stderr));
-    let client = client_with_token(String::from_utf8_lossy(&token.stdout).trim()).await;
+    let client = client_of_the_charts_rbac(&ns, &release, &all).await;
 
-    let text = cluster(&["pool-vmss"], &[], false).replacen("            rbac: false\n", "            rbac: false\n            secrets: [db-password]\n", 1);
+    let text = cluster_with_secrets(&["pool-vmss"], false, &["db-password"]);
     let s = Scenario::start_verifying_in(ns, client, seed(&text), |config| config.oidc_issuer = Some("https://kubernetes.default.svc.cluster.local".to_owned())).await;
     s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
     s.apply("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: app\n");
