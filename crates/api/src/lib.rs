@@ -32,3 +32,6 @@ pub const GROUP: &str = "kvbind.io";
 
 /// The field manager kvbind uses for every server-side apply it sends.
 pub const FIELD_MANAGER: &str = "kvbind";
+
+/// The finalizer that holds a binding until kvbind has undone its work in Azure.
+pub const FINALIZER: &str = "kvbind.io/cleanup";

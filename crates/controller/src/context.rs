@@ -48,16 +48,7 @@ pub struct Caches {
     pub ready: tokio::sync::watch::Receiver<bool>,
 }
 
-/// An async lock per key, made on first use.
-#[derive(Default)]
-pub struct Turns(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
-
-impl Turns {
-    /// The lock for `key`.
-    pub fn turn(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(key.to_owned()).or_default().clone()
-    }
-}
+pub use crate::turns::Turns;
 
 /// How many reconciles take their Azure steps (reads, the identity, handing off
 /// attachments and grants) at once: as many as the ARM client sends requests at once, so
@@ -125,7 +116,7 @@ pub struct Context {
     /// The durable part of the ledger: what kvbind did to identities it adopted.
     pub adoption: Option<crate::records::adoption_records::AdoptionRecords>,
     /// When kvbind last made each namespace's IMDS NetworkPolicy what its policies say.
-    pub(crate) imds_looked: crate::binding::imds_egress::Looked,
+    pub(crate) imds_looked: crate::caches::imds_looked::Looked,
     /// The role assignments each subscription may still take.
     pub role_budget: crate::role_budget::RoleAssignmentBudget,
     /// Each namespace's Azure writes of the last hour, for `maxAzureWritesPerHour`.
@@ -186,7 +177,7 @@ impl Context {
             vault_lookups: Turns::default(),
             ledger: Ledger::default(),
             adoption,
-            imds_looked: crate::binding::imds_egress::Looked::default(),
+            imds_looked: crate::caches::imds_looked::Looked::default(),
             role_budget: crate::role_budget::RoleAssignmentBudget::new(config_role_limit),
             writes: crate::policy::write_quota::WriteLog::default(),
             parsed_classes: crate::caches::parsed_classes::ParsedClasses::default(),

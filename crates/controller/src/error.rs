@@ -441,7 +441,7 @@ pub enum ReconcileError {
     },
     /// The finalizer could not be added or removed.
     #[error(transparent)]
-    Finalizer(#[from] crate::binding::finalizer::FinalizerError),
+    Finalizer(#[from] FinalizerError),
     /// The binding has no namespace.
     #[error("the binding has no namespace")]
     NoNamespace,
@@ -456,4 +456,24 @@ pub fn pool_identity_limit(target: &str, count: usize, limit: usize) -> String {
     format!(
         "{target} would carry {count} user-assigned identities; Azure allows {limit}. Share an identity between bindings, select fewer pools with spec.nodes, or use mode WorkloadIdentity"
     )
+}
+
+/// Failures writing the finalizer.
+#[derive(Debug, thiserror::Error)]
+pub enum FinalizerError {
+    /// The binding has no name.
+    #[error("the binding has no name")]
+    Unnamed,
+    /// The patch could not be built.
+    #[error("building the finalizer patch: {0}")]
+    Patch(#[source] serde_json::Error),
+    /// The API server refused the patch (a failed test is a conflict: retried).
+    #[error("{action} finalizer {}: {source}", kvbind_api::FINALIZER)]
+    Write {
+        /// Adding or removing.
+        action: &'static str,
+        /// The API server's answer.
+        #[source]
+        source: kube::Error,
+    },
 }

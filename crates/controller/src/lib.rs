@@ -17,6 +17,7 @@ pub mod records;
 pub mod request_limit;
 pub mod role_budget;
 pub mod selector;
+pub mod turns;
 #[cfg(test)]
 mod test_context;
 pub mod verify;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use kvbind_api::KeyVaultObject;
-use kvbind_api::identity_binding::{AttachmentOrigin, AttachmentStatus, IdentityBindingStatus, IdentitySpec, RbacScope, VaultAccessModel, VaultGrantStatus};
+use kvbind_api::identity_binding::{AttachmentOrigin, AttachmentStatus, IdentitySpec, RbacScope, VaultAccessModel, VaultGrantStatus};
 use kvbind_azure::intern::intern;
 use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, ComputeIdentity, Identity, Permissions, Vault};
 use kvbind_azure::{ComputeId, IdentityId, VaultId};
@@ -24,37 +24,7 @@ pub const MANAGED_BY_TAG: &str = "kvbind.io-managed-by";
 /// Tag that names the bindings using an identity kvbind created.
 pub const BINDINGS_TAG: &str = "kvbind.io-bindings";
 
-/// What kvbind did before, read from the statuses of every binding that shares the identity
-/// and from the context's ledger.
-#[derive(Debug, Default, Clone)]
-pub struct Records {
-    /// Targets kvbind attached the identity to (lowercase IDs).
-    /// Shared copies: every binding on the same pools records the same few IDs.
-    pub attached: BTreeSet<Arc<str>>,
-    /// Access-policy permissions kvbind granted, per vault (lowercase ID).
-    pub granted: BTreeMap<String, Permissions>,
-}
-
-impl Records {
-    /// Collects the records of `statuses`.
-    pub fn from_statuses<'a>(statuses: impl IntoIterator<Item = &'a IdentityBindingStatus>) -> Records {
-        let mut r = Records::default();
-        for status in statuses {
-            for a in &status.attachments {
-                if a.origin == AttachmentOrigin::Attached {
-                    r.attached.insert(intern(&a.resource_id.to_ascii_lowercase()));
-                }
-            }
-            for g in status.grants.iter().filter(|g| g.model == VaultAccessModel::AccessPolicy) {
-                let p = r.granted.entry(g.vault_id.to_ascii_lowercase()).or_default();
-                p.secrets.extend(g.secrets.iter().cloned());
-                p.keys.extend(g.keys.iter().cloned());
-                p.certificates.extend(g.certificates.iter().cloned());
-            }
-        }
-        r
-    }
-}
+pub use crate::records::Records;
 
 /// Something kvbind changed in Azure, for an Event.
 pub use crate::writers::handoff::Change;

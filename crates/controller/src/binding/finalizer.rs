@@ -7,13 +7,13 @@
 //! on. The patches are kube's: JSON patches that test the list they change, so a finalizer
 //! someone else added or removed meanwhile fails the write instead of being overwritten.
 
+pub use crate::error::FinalizerError;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource, ResourceExt};
 use kvbind_api::IdentityBinding;
 use serde_json::json;
 
-/// The finalizer that holds a binding until kvbind has undone its work in Azure.
-pub const FINALIZER: &str = "kvbind.io/cleanup";
+pub use kvbind_api::FINALIZER;
 
 /// What a reconcile does with a binding, given its finalizer and deletion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,26 +24,6 @@ pub enum Phase {
     Cleanup,
     /// Being deleted with nothing of kvbind's to undo.
     Gone,
-}
-
-/// Failures writing the finalizer.
-#[derive(Debug, thiserror::Error)]
-pub enum FinalizerError {
-    /// The binding has no name.
-    #[error("the binding has no name")]
-    Unnamed,
-    /// The patch could not be built.
-    #[error("building the finalizer patch: {0}")]
-    Patch(#[source] serde_json::Error),
-    /// The API server refused the patch (a failed test is a conflict: retried).
-    #[error("{action} finalizer {FINALIZER}: {source}")]
-    Write {
-        /// Adding or removing.
-        action: &'static str,
-        /// The API server's answer.
-        #[source]
-        source: kube::Error,
-    },
 }
 
 /// Adds the finalizer to a live binding that lacks it, and says what to do next.

@@ -4,9 +4,6 @@
 //! secrets, runs on the host network, where NetworkPolicies do not apply, so it keeps
 //! working while the namespace's own pods lose that path.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, Patch, PatchParams};
@@ -44,23 +41,6 @@ fn is_current(found: &NetworkPolicy, namespace: &str) -> bool {
         return false;
     };
     found == network_policy(namespace)["spec"]
-}
-
-/// What kvbind last found or made of each namespace's NetworkPolicy, and when. Every
-/// binding of a namespace asks at every reconcile; one look a resync is enough, so a
-/// NetworkPolicy someone removed or changed is put back at the latest a resync later.
-#[derive(Debug, Default)]
-pub struct Looked(Mutex<HashMap<String, (bool, Instant)>>);
-
-impl Looked {
-    /// True when `namespace`'s NetworkPolicy was made what `deny` says less than `ttl` ago.
-    fn fresh(&self, namespace: &str, deny: bool, ttl: Duration) -> bool {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(namespace).is_some_and(|(was, at)| *was == deny && at.elapsed() < ttl)
-    }
-
-    fn record(&self, namespace: &str, deny: bool) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(namespace.to_owned(), (deny, Instant::now()));
-    }
 }
 
 /// Makes the namespace's NetworkPolicy what `deny` says: present and current, or absent.
@@ -109,17 +89,5 @@ mod tests {
             rule.to = None;
         }
         assert!(!is_current(&wider, "team-a"), "a rule someone opened is put back");
-    }
-
-    #[test]
-    fn a_look_holds_for_its_answer_and_its_time_only() {
-        let looked = Looked::default();
-        let resync = Duration::from_secs(600);
-        assert!(!looked.fresh("team-a", true, resync), "never looked");
-        looked.record("team-a", true);
-        assert!(looked.fresh("team-a", true, resync));
-        assert!(!looked.fresh("team-a", false, resync), "a policy that changed its mind is acted on at once");
-        assert!(!looked.fresh("team-b", true, resync), "per namespace");
-        assert!(!looked.fresh("team-a", true, Duration::ZERO), "a look older than a resync is taken again");
     }
 }

@@ -226,11 +226,20 @@ async fn prove(ctx: &Context, binding: &IdentityBinding) -> Option<crate::verify
     let client_id = ctx.verification.due(binding, ctx.config.resync, tokio::time::Instant::now())?;
     // Bad input is the reconcile's to report.
     let needs = needs_of(binding, ctx).ok()?;
-    let check = crate::verify::check(ctx, binding, &client_id, &crate::verify::Wanted::of(&needs.classes)).await;
+    let mut wanted = crate::verify::Wanted::default();
+    for class in &needs.classes {
+        wanted.add(&class.tenant_id, &class.vault_name, &class.objects);
+    }
+    let check = crate::verify::check(&prover(ctx), binding, &client_id, &wanted).await;
     if matches!(check, crate::verify::Check::Done(_)) {
         ctx.verification.probed(binding, tokio::time::Instant::now());
     }
     Some(check)
+}
+
+/// What proving a path needs of the context.
+fn prover(ctx: &Context) -> crate::verify::Prover<'_> {
+    crate::verify::Prover { client: &ctx.client, config: &ctx.config, http: &ctx.probe_http, nodes: &ctx.nodes, node_targets: &ctx.node_targets }
 }
 
 /// Counts the Azure writes among `changes`, reported now, against the binding's namespace
@@ -771,7 +780,8 @@ fn remember_grants(ctx: &Context, identity: &kvbind_azure::IdentityId, grants: &
 
 /// Undoes what kvbind did for a deleted binding, keeping what other bindings need.
 async fn cleanup(binding: &IdentityBinding, ctx: &Context) -> Result<Action, ReconcileError> {
-    crate::verify::forget(ctx, binding).await;
+    ctx.verification.forget(binding);
+    crate::verify::forget(&prover(ctx), binding).await;
     if binding.spec.deletion_policy == DeletionPolicy::Retain {
         return Ok(Action::await_change());
     }

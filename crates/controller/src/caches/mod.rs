@@ -2,6 +2,7 @@
 //! keep it current: each cache is dropped or refreshed by the change that makes it stale.
 
 pub mod cache_trim;
+pub mod imds_looked;
 pub mod needs_memo;
 pub mod node_targets;
 pub mod parsed_classes;

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, ComputeIdentity, Identity, Vault};
 use kvbind_azure::{Arm, AzureError, ComputeId, IdentityId, VaultId};
 
-use crate::context::Turns;
+use crate::turns::Turns;
 
 /// How many resync periods an identity read is trusted.
 const IDENTITY_PERIODS: u32 = 6;

@@ -20,7 +20,7 @@ use kvbind_azure::model::Permissions;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::binding::Records;
+use super::Records;
 
 /// One adopted identity's record, as the ConfigMap holds it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use kvbind_azure::intern::intern;
 use kvbind_azure::model::Permissions;
 
-use crate::binding::Records;
+use super::Records;
 
 /// kvbind's records per identity (lowercase ID).
 #[derive(Debug, Default)]

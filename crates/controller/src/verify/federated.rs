@@ -13,33 +13,32 @@ use kvbind_api::identity_binding::IdentityBinding;
 use kvbind_azure::model::TOKEN_EXCHANGE_AUDIENCE;
 use serde::Deserialize;
 
-use super::Wanted;
+use super::{Prover, Wanted};
 use super::probe::{self, ProbeReport, ProbeRequest, TokenSource};
 use super::verdict::{Probed, Verdict, verdict};
-use crate::context::Context;
 
 /// The lifetime asked of the ServiceAccount token: the API server's minimum.
 const TOKEN_SECONDS: i64 = 600;
 
-pub(super) async fn check(ctx: &Context, binding: &IdentityBinding, client_id: &str, wanted: &Wanted) -> Verdict {
+pub(super) async fn check(prover: &Prover<'_>, binding: &IdentityBinding, client_id: &str, wanted: &Wanted) -> Verdict {
     let Some(account) = binding.spec.service_account.as_ref().map(|s| s.name.clone()) else {
         return (ConditionStatus::Unknown, "ProbeUnavailable", "spec.serviceAccount is not set".to_owned());
     };
     let namespace = binding.namespace().unwrap_or_default();
-    let assertion = match service_account_token(ctx, &namespace, &account).await {
+    let assertion = match service_account_token(prover, &namespace, &account).await {
         Ok(token) => token,
         Err(e) => return (ConditionStatus::Unknown, "ProbeFailed", format!("no token for ServiceAccount {account}: {e}")),
     };
-    let suffix = ctx.config.cloud.key_vault_suffix.clone();
+    let suffix = prover.config.cloud.key_vault_suffix.clone();
     let several = wanted.by_tenant.len() > 1;
     let mut probed = Vec::new();
     for (tenant, objects) in &wanted.by_tenant {
         let place = if several { format!("ServiceAccount {account} in tenant {tenant}") } else { format!("ServiceAccount {account}") };
         let request = ProbeRequest { key_vault_suffix: suffix.clone(), expected_client_id: client_id.to_owned(), pinned_client_id: Some(client_id.to_owned()), objects: objects.clone() };
-        let report = match exchange(ctx, tenant, client_id, &assertion, &suffix).await {
+        let report = match exchange(prover, tenant, client_id, &assertion, &suffix).await {
             Ok(token) => {
                 let source = TokenSource::Exchanged { token, client_id: client_id.to_owned() };
-                probe::run(&ctx.probe_http, &source, &request, ctx.config.access_probe.data_plane_origin.as_ref()).await
+                probe::run(prover.http, &source, &request, prover.config.access_probe.data_plane_origin.as_ref()).await
             }
             Err(e) => ProbeReport { token_error: Some(e), ..ProbeReport::default() },
         };
@@ -48,12 +47,12 @@ pub(super) async fn check(ctx: &Context, binding: &IdentityBinding, client_id: &
     verdict(client_id, &probed)
 }
 
-async fn service_account_token(ctx: &Context, namespace: &str, account: &str) -> Result<String, kube::Error> {
+async fn service_account_token(prover: &Prover<'_>, namespace: &str, account: &str) -> Result<String, kube::Error> {
     let request = TokenRequest {
         spec: TokenRequestSpec { audiences: vec![TOKEN_EXCHANGE_AUDIENCE.to_owned()], expiration_seconds: Some(TOKEN_SECONDS), bound_object_ref: None },
         ..TokenRequest::default()
     };
-    let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), namespace);
+    let api: Api<ServiceAccount> = Api::namespaced(prover.client.clone(), namespace);
     let issued = api.create_token_request(account, &PostParams::default(), &request).await?;
     Ok(issued.status.map(|s| s.token).unwrap_or_default())
 }
@@ -71,8 +70,8 @@ struct Refused {
 
 /// The client-credentials grant with the ServiceAccount token as the client assertion, as
 /// the CSI provider sends it.
-async fn exchange(ctx: &Context, tenant: &str, client_id: &str, assertion: &str, suffix: &str) -> Result<String, String> {
-    let authority = ctx.config.cloud.authority_host.join(&format!("{tenant}/oauth2/v2.0/token")).map_err(|e| e.to_string())?;
+async fn exchange(prover: &Prover<'_>, tenant: &str, client_id: &str, assertion: &str, suffix: &str) -> Result<String, String> {
+    let authority = prover.config.cloud.authority_host.join(&format!("{tenant}/oauth2/v2.0/token")).map_err(|e| e.to_string())?;
     let scope = format!("https://{suffix}/.default");
     let form = [
         ("grant_type", "client_credentials"),
@@ -81,7 +80,7 @@ async fn exchange(ctx: &Context, tenant: &str, client_id: &str, assertion: &str,
         ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
         ("client_assertion", assertion),
     ];
-    let response = ctx.probe_http.post(authority).form(&form).send().await.map_err(|e| format!("Entra ID did not answer: {e}"))?;
+    let response = prover.http.post(authority).form(&form).send().await.map_err(|e| format!("Entra ID did not answer: {e}"))?;
     let status = response.status();
     if !status.is_success() {
         let refused: Refused = response.json().await.unwrap_or_default();

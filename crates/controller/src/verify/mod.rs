@@ -21,12 +21,15 @@ pub mod verdict;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
+use kube::runtime::reflector::Store;
+use kvbind_api::KeyVaultObject;
 use kvbind_api::condition::{Condition, ConditionStatus, find};
 use kvbind_api::identity_binding::{IdentityBinding, IdentityMode};
 
-use crate::binding::inputs::ClassInput;
-use crate::context::Context;
+use crate::caches::node_targets::NodeTargets;
+use crate::config::ControllerConfig;
 pub use on_nodes::{PROBE_COMPONENT, PROBE_REQUEST_ARG};
 use probe::ProbeObject;
 use verdict::Verdict;
@@ -46,6 +49,21 @@ pub enum Check {
     Pending,
 }
 
+/// What proving a path needs of the controller: the API server, the settings, the HTTP
+/// client for Entra ID and the vaults, and the nodes of each pool.
+pub struct Prover<'a> {
+    /// The Kubernetes client.
+    pub client: &'a kube::Client,
+    /// The controller's settings (the cloud, where probe Pods run).
+    pub config: &'a ControllerConfig,
+    /// The HTTP client of the token exchanges and vault reads.
+    pub http: &'a reqwest::Client,
+    /// Every node.
+    pub nodes: &'a Store<Node>,
+    /// The scale sets and VMs behind the nodes.
+    pub node_targets: &'a NodeTargets,
+}
+
 /// What the classes ask a pod to read, by the tenant each class names.
 #[derive(Debug, Clone, Default)]
 pub struct Wanted {
@@ -53,19 +71,15 @@ pub struct Wanted {
 }
 
 impl Wanted {
-    /// The objects of `classes`, once each.
-    pub fn of(classes: &[ClassInput]) -> Wanted {
-        let mut by_tenant: BTreeMap<String, Vec<ProbeObject>> = BTreeMap::new();
-        for class in classes {
-            let objects = by_tenant.entry(class.tenant_id.to_ascii_lowercase()).or_default();
-            for o in &class.objects {
-                let object = ProbeObject { vault: class.vault_name.to_ascii_lowercase(), kind: o.object_type.as_str().to_owned(), name: o.name.clone() };
-                if !objects.contains(&object) {
-                    objects.push(object);
-                }
+    /// Adds what one class lists: `objects` in vault `vault` of directory `tenant`, each once.
+    pub fn add(&mut self, tenant: &str, vault: &str, objects: &[KeyVaultObject]) {
+        let listed = self.by_tenant.entry(tenant.to_ascii_lowercase()).or_default();
+        for o in objects {
+            let object = ProbeObject { vault: vault.to_ascii_lowercase(), kind: o.object_type.as_str().to_owned(), name: o.name.clone() };
+            if !listed.contains(&object) {
+                listed.push(object);
             }
         }
-        Wanted { by_tenant }
     }
 
     fn all(&self) -> Vec<ProbeObject> {
@@ -80,10 +94,10 @@ impl Wanted {
 }
 
 /// Proves the path for `binding`, whose identity has client ID `client_id`.
-pub async fn check(ctx: &Context, binding: &IdentityBinding, client_id: &str, wanted: &Wanted) -> Check {
+pub async fn check(prover: &Prover<'_>, binding: &IdentityBinding, client_id: &str, wanted: &Wanted) -> Check {
     match binding.spec.mode {
-        IdentityMode::VmManagedIdentity => on_nodes::check(ctx, binding, client_id, wanted).await,
-        IdentityMode::WorkloadIdentity => Check::Done(federated::check(ctx, binding, client_id, wanted).await),
+        IdentityMode::VmManagedIdentity => on_nodes::check(prover, binding, client_id, wanted).await,
+        IdentityMode::WorkloadIdentity => Check::Done(federated::check(prover, binding, client_id, wanted).await),
         IdentityMode::AksIdentityBinding => Check::Done((
             ConditionStatus::Unknown,
             "NotProbedInThisMode",
@@ -92,11 +106,10 @@ pub async fn check(ctx: &Context, binding: &IdentityBinding, client_id: &str, wa
     }
 }
 
-/// Forgets a binding that is going away, with its probe Pods.
-pub async fn forget(ctx: &Context, binding: &IdentityBinding) {
-    ctx.verification.forget(binding);
+/// Deletes the probe Pods of a binding that is going away.
+pub async fn forget(prover: &Prover<'_>, binding: &IdentityBinding) {
     if binding.spec.verify_access {
-        on_nodes::forget(ctx, binding).await;
+        on_nodes::forget(prover, binding).await;
     }
 }
 

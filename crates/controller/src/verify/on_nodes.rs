@@ -21,8 +21,7 @@ use serde_json::json;
 
 use super::probe::{ProbeReport, ProbeRequest};
 use super::verdict::{Probed, verdict};
-use super::{Check, Wanted};
-use crate::context::Context;
+use super::{Check, Prover, Wanted};
 use crate::selector::matches;
 
 /// The `app.kubernetes.io/component` label of probe Pods.
@@ -35,9 +34,9 @@ pub const PROBE_REQUEST_ARG: &str = "--request";
 const BINDING_LABEL: &str = "kvbind.io/probes-for-uid";
 
 /// Deletes the probe Pods of a binding that is going away.
-pub async fn forget(ctx: &Context, binding: &IdentityBinding) {
-    let (Some(namespace), Some(uid)) = (ctx.config.access_probe.namespace.as_deref(), binding.uid()) else { return };
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), namespace);
+pub async fn forget(prover: &Prover<'_>, binding: &IdentityBinding) {
+    let (Some(namespace), Some(uid)) = (prover.config.access_probe.namespace.as_deref(), binding.uid()) else { return };
+    let pods: Api<Pod> = Api::namespaced(prover.client.clone(), namespace);
     let selector = kube::api::ListParams::default().labels(&format!("{BINDING_LABEL}={uid}"));
     if let Err(e) = pods.delete_collection(&DeleteParams::background(), &selector).await {
         tracing::warn!(error = %e, "deleting the probe Pods of a deleted binding");
@@ -47,16 +46,16 @@ pub async fn forget(ctx: &Context, binding: &IdentityBinding) {
 /// How long a probe Pod may take before kvbind gives up on it (pulling the image included).
 const PROBE_DEADLINE: Duration = Duration::from_secs(120);
 
-pub(super) async fn check(ctx: &Context, binding: &IdentityBinding, client_id: &str, wanted: &Wanted) -> Check {
-    let Some(namespace) = ctx.config.access_probe.namespace.clone() else {
+pub(super) async fn check(prover: &Prover<'_>, binding: &IdentityBinding, client_id: &str, wanted: &Wanted) -> Check {
+    let Some(namespace) = prover.config.access_probe.namespace.clone() else {
         return Check::Done((ConditionStatus::Unknown, "ProbeUnavailable", "kvbind runs no probe Pods (no namespace configured for them)".to_owned()));
     };
-    let targets = match ctx.node_targets.of(&ctx.nodes, &binding.spec.nodes) {
+    let targets = match prover.node_targets.of(prover.nodes, &binding.spec.nodes) {
         Ok(targets) => targets,
         Err((node, e)) => return Check::Done((ConditionStatus::Unknown, "ProbeUnavailable", format!("node {node}: {e}"))),
     };
-    let request = ProbeRequest { key_vault_suffix: ctx.config.cloud.key_vault_suffix.clone(), expected_client_id: client_id.to_owned(), pinned_client_id: Some(client_id.to_owned()), objects: wanted.all() };
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
+    let request = ProbeRequest { key_vault_suffix: prover.config.cloud.key_vault_suffix.clone(), expected_client_id: client_id.to_owned(), pinned_client_id: Some(client_id.to_owned()), objects: wanted.all() };
+    let pods: Api<Pod> = Api::namespaced(prover.client.clone(), &namespace);
     let mut probed = Vec::new();
     let mut running = false;
     for target in targets.iter() {
@@ -68,10 +67,10 @@ pub(super) async fn check(ctx: &Context, binding: &IdentityBinding, client_id: &
         };
         match pod {
             None => {
-                let Some(node) = node_of(ctx, binding, target) else {
+                let Some(node) = node_of(prover, binding, target) else {
                     return Check::Done((ConditionStatus::Unknown, "NoNodeOfPool", format!("{place}: no node of the pool to probe from")));
                 };
-                let manifest = manifest(&name, &namespace, &node, &ctx.config.access_probe.image, binding, &request);
+                let manifest = manifest(&name, &namespace, &node, &prover.config.access_probe.image, binding, &request);
                 if let Err(e) = pods.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&manifest)).await {
                     return Check::Done((ConditionStatus::Unknown, "ProbeFailed", format!("{place}: starting probe Pod {name}: {e}")));
                 }
@@ -105,7 +104,7 @@ fn pod_name(binding: &IdentityBinding, target: &ComputeId) -> String {
 }
 
 /// A node of `target` that the binding selects.
-fn node_of(ctx: &Context, binding: &IdentityBinding, target: &ComputeId) -> Option<String> {
+fn node_of(prover: &Prover<'_>, binding: &IdentityBinding, target: &ComputeId) -> Option<String> {
     let on_target = |node: &Node| {
         let location = node.spec.as_ref().and_then(|s| s.provider_id.as_deref()).and_then(|p| NodeLocation::from_provider_id(p).ok());
         match location {
@@ -115,7 +114,7 @@ fn node_of(ctx: &Context, binding: &IdentityBinding, target: &ComputeId) -> Opti
         }
     };
     let names: BTreeSet<String> =
-        ctx.nodes.state().iter().filter(|n| matches(&binding.spec.nodes, n.metadata.labels.as_ref()) && on_target(n)).map(|n| n.name_any()).collect();
+        prover.nodes.state().iter().filter(|n| matches(&binding.spec.nodes, n.metadata.labels.as_ref()) && on_target(n)).map(|n| n.name_any()).collect();
     names.into_iter().next()
 }
 

@@ -17,7 +17,7 @@ use kvbind_azure::{Arm, AzureError, VaultId};
 use tokio::sync::oneshot;
 
 use crate::caches::read_cache::ReadCache;
-use crate::context::Turns;
+use crate::turns::Turns;
 use crate::writers::handoff::{Answer, Handoffs, Landing, Waiter};
 use crate::writers::write_queue::{WriteQueues, next_batch, take_all};
 
