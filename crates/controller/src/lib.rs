@@ -12,6 +12,7 @@ pub mod external_secrets;
 #[cfg(test)]
 mod fake_compute;
 pub mod metrics;
+pub mod needs;
 pub mod policy;
 pub mod records;
 pub mod request_limit;
@@ -61,7 +62,7 @@ fn bindings_for_class(bindings: &Store<IdentityBinding>, class: &SecretProviderC
         .state()
         .iter()
         .filter(|b| b.metadata.namespace.as_deref() == namespace)
-        .filter(|b| name.is_some_and(|name| binding::inputs::selects_class(b, name, class.labels())))
+        .filter(|b| name.is_some_and(|name| needs::selects_class(b, name, class.labels())))
         .map(|b| ObjectRef::from_obj(b.as_ref()))
         .collect()
 }

@@ -5,7 +5,7 @@ use kvbind_api::identity_binding::IdentitySpec;
 use kvbind_api::parse_objects;
 use kvbind_azure::{Cloud, GroupResourceId, NodeLocation, ResourceKind};
 use kvbind_controller::ControllerConfig;
-use kvbind_controller::binding::inputs::identity_of;
+use kvbind_controller::needs::identity_of;
 
 fn entry(body: &str) -> String {
     let indented: String = body.lines().map(|l| format!("    {l}\n")).collect();

@@ -11,7 +11,7 @@ use kube::{Resource, ResourceExt};
 use kvbind_api::IdentityBinding;
 use kvbind_azure::ComputeId;
 
-use super::inputs::ClassInput;
+use crate::needs::ClassInput;
 use super::status::Progress;
 use crate::context::Context;
 use crate::event_queue::Repeats;

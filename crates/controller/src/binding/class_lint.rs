@@ -7,7 +7,7 @@ use kube::runtime::events::{Event, EventType};
 use kvbind_api::IdentityBinding;
 use kvbind_api::condition::{CLASS_LINT, find};
 
-use super::inputs::ClassInput;
+use crate::needs::ClassInput;
 use super::status::Progress;
 use crate::context::Context;
 use crate::event_queue::Repeats;

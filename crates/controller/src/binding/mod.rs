@@ -34,7 +34,9 @@ use self::azure_sync::Change;
 pub use self::azure_sync::Records;
 use self::events::publish;
 use self::finalizer::Phase;
-use self::inputs::{Needs, identity_of, needs_of, sharing_identity};
+use self::inputs::needs_of;
+use crate::needs::{Needs, identity_of};
+use crate::policy::sharing::sharing_identity;
 use self::status::{Progress, conditions, patch_if_changed};
 use crate::context::Context;
 use crate::error::{BindingError, ReconcileError, Retry, Step};
@@ -386,8 +388,8 @@ async fn converge(
         Ok(allowing) => allowing,
         Err(denial) => return Err(refuse(binding, ctx, progress, changes, denial).await),
     };
-    inputs::check_class_conflicts(binding, &identity_id, &needs.classes, &judge)?;
-    inputs::check_store_conflicts(binding, &identity_id, &needs.stores, &judge)?;
+    crate::policy::sharing::check_class_conflicts(binding, &identity_id, &needs.classes, &judge)?;
+    crate::policy::sharing::check_store_conflicts(binding, &identity_id, &needs.stores, &judge)?;
     let mut demand = demand(binding, &identity_id, Some(needs), &judge);
     let explicit = binding.spec.key_vault.as_ref().map(|k| k.resource_id.as_str());
     let vaults = azure_sync::resolve_vaults(ctx, &demand.vaults, explicit, &demand.needs.origins()).await?;
@@ -495,8 +497,8 @@ async fn converge(
 
 /// Step 4's work: the classes and stores to name the identity in.
 struct ClassWrite {
-    classes: Vec<inputs::ClassInput>,
-    stores: Vec<inputs::StoreInput>,
+    classes: Vec<crate::needs::ClassInput>,
+    stores: Vec<crate::needs::StoreInput>,
     client_id: String,
     /// A named class that does not exist.
     missing: Option<String>,
@@ -910,7 +912,7 @@ async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut Vec<Change
         let mut stores: BTreeSet<&str> = binding.spec.secret_stores.iter().flat_map(|s| s.names.iter().map(String::as_str)).collect();
         stores.extend(binding.status.iter().flat_map(|s| s.secret_stores.iter().map(|s| s.name.as_str())));
         for store in stores {
-            if inputs::other_binding_naming_store(binding, store, ctx).is_none() {
+            if crate::policy::sharing::other_binding_naming_store(binding, store, ctx).is_none() {
                 write_back::forget_store_identity(ctx, &namespace, store).await?;
             }
         }

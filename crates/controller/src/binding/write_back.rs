@@ -9,7 +9,7 @@ use kvbind_api::secret_provider_class::{SecretProviderClass, keys};
 use serde_json::json;
 
 use super::azure_sync::Change;
-use super::inputs::{ClassInput, StoreInput, store_auth_type};
+use crate::needs::{ClassInput, StoreInput, store_auth_type};
 use crate::context::Context;
 use crate::error::BindingError;
 

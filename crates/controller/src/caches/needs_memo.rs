@@ -14,7 +14,7 @@ use kube::ResourceExt;
 use kvbind_api::IdentityBinding;
 
 use super::stamped::Stamped;
-use crate::binding::inputs::Needs;
+use crate::needs::Needs;
 use crate::error::BindingError;
 
 /// Each binding's needs by UID and generation, until a change of what they are read from.

@@ -12,7 +12,7 @@ use kube::ResourceExt;
 use kvbind_api::identity_binding::IdentityMode;
 use kvbind_api::secret_provider_class::SecretProviderClass;
 
-use crate::binding::inputs::ClassInput;
+use crate::needs::ClassInput;
 use crate::error::BindingError;
 
 /// Entries kept past the number of classes in the cache before the memo starts afresh:

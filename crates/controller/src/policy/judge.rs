@@ -22,9 +22,11 @@ use kvbind_api::identity_binding::LabelSelector;
 use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_azure::{ComputeId, IdentityId};
 
-use crate::binding::inputs::{Needs, identity_of, names_identity, needs_of};
+use crate::binding::inputs::needs_of;
+use crate::needs::{Needs, identity_of, names_identity};
 use crate::caches::stamped::Stamped;
 use crate::context::Context;
+use crate::error::BindingError;
 use crate::selector::matches;
 
 /// When a binding came, for who was first: creation time, then namespace and name (the
@@ -132,11 +134,24 @@ pub struct Elder {
     pub consents: bool,
 }
 
+/// A binding's check: the policies that allow it, or why none does.
+pub type CheckRule = for<'j> fn(&IdentityBinding, &IdentityId, bool, &Needs, &Judge<'j>) -> Result<Vec<String>, BindingError>;
+
+/// The policy rules whose answers a judge keeps. The rules consult the judge for what
+/// they share, so they are given to it rather than imported: neither module needs the other.
+pub struct Rules {
+    /// The policies that select a namespace.
+    pub selecting: fn(&str, &Context) -> Vec<Arc<BindingPolicy>>,
+    /// A binding's check.
+    pub check: CheckRule,
+}
+
 /// One reconcile's view of the policies and bindings. Its answers are [`Stamped`] that no
 /// watch tells of a change: the judge lives for one reconcile, which judges one view.
 pub struct Judge<'a> {
     /// The caches.
     pub ctx: &'a Context,
+    rules: &'static Rules,
     selecting: Stamped<String, Arc<[Arc<BindingPolicy>]>>,
     claimants: Stamped<IdentityId, Arc<[Arc<IdentityBinding>]>>,
     eldest: Stamped<IdentityId, Arc<[Eldest]>>,
@@ -147,10 +162,11 @@ pub struct Judge<'a> {
 }
 
 impl<'a> Judge<'a> {
-    /// A judge for one reconcile.
-    pub fn new(ctx: &'a Context) -> Self {
+    /// A judge for one reconcile, keeping the answers of `rules`.
+    pub fn with_rules(ctx: &'a Context, rules: &'static Rules) -> Self {
         Judge {
             ctx,
+            rules,
             selecting: Stamped::default(),
             claimants: Stamped::default(),
             eldest: Stamped::default(),
@@ -163,7 +179,7 @@ impl<'a> Judge<'a> {
 
     /// The policies that select `namespace`.
     pub fn selecting(&self, namespace: &str) -> Arc<[Arc<BindingPolicy>]> {
-        self.selecting.get_or_make(namespace.to_owned(), || super::selecting(namespace, self.ctx).into())
+        self.selecting.get_or_make(namespace.to_owned(), || (self.rules.selecting)(namespace, self.ctx).into())
     }
 
     /// What `binding`'s check comes to.
@@ -174,7 +190,7 @@ impl<'a> Judge<'a> {
             let ctx = self.ctx;
             let needs = ctx.needs_memo.get_or_read(binding, || needs_of(binding, ctx)).ok();
             let allowing = match (&identity, &needs) {
-                (Some((id, adopt)), Some(needs)) => super::check(binding, id, *adopt, needs, self).ok(),
+                (Some((id, adopt)), Some(needs)) => (self.rules.check)(binding, id, *adopt, needs, self).ok(),
                 _ => None,
             };
             Arc::new(Verdict { needs, allowing })

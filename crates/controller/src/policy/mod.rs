@@ -5,6 +5,7 @@
 
 mod judge;
 pub mod role_quota;
+pub mod sharing;
 #[cfg(test)]
 mod tests;
 pub mod write_quota;
@@ -17,15 +18,25 @@ use kvbind_api::identity_binding::IdentityMode;
 use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_azure::{IdentityId, VaultId};
 
-use self::judge::{Elder, Usage};
+use self::judge::{Elder, Rules, Usage};
 pub use self::judge::{Judge, Verdict};
-use crate::binding::inputs::Needs;
+use crate::needs::Needs;
 use crate::context::Context;
 use crate::error::BindingError;
 use crate::selector::matches;
 
 /// Path segments of a vault ID (`subscriptions/S/resourceGroups/G/providers/NS/vaults/N`).
 const VAULT_SEGMENTS: usize = 8;
+
+/// The rules a judge keeps the answers of.
+static RULES: Rules = Rules { selecting, check };
+
+impl<'a> Judge<'a> {
+    /// A judge for one reconcile.
+    pub fn new(ctx: &'a Context) -> Self {
+        Judge::with_rules(ctx, &RULES)
+    }
+}
 
 /// The policies that allow every part of `binding` known before any Azure call, by name;
 /// or why none does.

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use kube::ResourceExt;
 use kvbind_azure::IdentityId;
 
-use crate::binding::inputs::identity_of;
+use crate::needs::identity_of;
 use crate::binding::plan::made_by_kvbind;
 use crate::context::Context;
 use crate::error::{BindingError, Step};

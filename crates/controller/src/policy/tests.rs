@@ -4,7 +4,8 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::binding::inputs::{identity_of, needs_of};
+use crate::binding::inputs::needs_of;
+use crate::needs::identity_of;
 use crate::test_context::{Cluster, context};
 
 const GROUP: &str = "/subscriptions/sub/resourceGroups/rg-ids";
