@@ -1,5 +1,20 @@
 //! kvbind's reconcilers as a library: the IdentityBinding controller and the watches that
 //! feed it (SecretProviderClasses and Nodes, mapped to the bindings they affect).
+//!
+//! The data's path, one reconcile of one binding:
+//!
+//! ```text
+//! watches (bindings, classes, nodes, policies, stores) ─▶ reflector stores + caches/ (dropped by the change that stales them)
+//!   ─▶ verify/   a proof of the pod's path, when due, sees Azure before anything is repaired
+//!   ─▶ needs/    what the binding asks for, parsed and checked (bad input stops here)
+//!   ─▶ policy/   the judge: may it, and may each binding sharing its identity (no write yet)
+//!   ─▶ binding/  identity, then reach (pools or federation) and access (grants) side by side;
+//!                pure decisions in binding/plan, the slow writes handed to writers/ (batched per scale set and vault)
+//!   ─▶ Azure (the ARM port), and records/ notes what kvbind did
+//!   ─▶ binding/write_back: the classes and stores name the identity; status (kstatus conditions) and Events back
+//! ```
+//!
+//! Modules import each other one way only (`tests/module_graph.rs`).
 
 pub mod addon;
 pub mod binding;
