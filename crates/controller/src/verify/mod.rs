@@ -3,9 +3,9 @@
 //!
 //! In `VMManagedIdentity` mode a short-lived Pod in kvbind's namespace runs `kvbind probe`
 //! on a node of each pool: it asks that node's IMDS for the identity the class pins and
-//! reads each object the classes list ([`on_nodes`]). In `WorkloadIdentity` mode kvbind
+//! reads each object the classes list (`on_nodes`). In `WorkloadIdentity` mode kvbind
 //! takes the pod's path itself: a ServiceAccount token for Entra ID's audience, the
-//! federated exchange in the class's tenant, then the reads ([`federated`]). AKS identity
+//! federated exchange in the class's tenant, then the reads (`federated`). AKS identity
 //! bindings exchange their token inside AKS's proxy, which kvbind cannot reach from
 //! outside the pod, so they are not probed.
 //!
