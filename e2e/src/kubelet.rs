@@ -6,8 +6,8 @@
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::watcher::{self, watcher};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, watcher};
 use kvbind_azure::NodeLocation;
 use kvbind_controller::verify::probe::{self, ProbeRequest, TokenSource};
 use kvbind_controller::verify::{PROBE_COMPONENT, PROBE_REQUEST_ARG};

@@ -190,3 +190,10 @@ fn probe_client(config: &ControllerConfig) -> reqwest::Client {
     let address = config.access_probe.data_plane_origin.as_ref().and_then(|o| o.host_str()).and_then(|h| h.parse().ok());
     crate::verify::probe::http_client(address, None).unwrap_or_default()
 }
+
+impl Context {
+    /// What proving a pod's path needs of the context.
+    pub fn prover(&self) -> crate::verify::Prover<'_> {
+        crate::verify::Prover { client: &self.client, config: &self.config, http: &self.probe_http, nodes: &self.nodes, node_targets: &self.node_targets }
+    }
+}

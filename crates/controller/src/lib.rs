@@ -33,9 +33,9 @@ pub mod records;
 pub mod request_limit;
 pub mod role_budget;
 pub mod selector;
-pub mod turns;
 #[cfg(test)]
 mod test_context;
+pub mod turns;
 pub mod verify;
 pub mod writers;
 

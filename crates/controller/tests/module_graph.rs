@@ -43,10 +43,22 @@ fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
                     if !boundary {
                         continue;
                     }
-                    let path: Vec<&str> = rest.split("::").take(2).map(|s| s.split(|c: char| !(c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())).next().unwrap_or_default()).take_while(|s| !s.is_empty()).collect();
-                    let mut full = base.clone();
-                    full.extend(path.iter().map(|s| (*s).to_owned()));
-                    named.insert(full.join("::"));
+                    // `super::{a, b::C}` names each of its items.
+                    let items: Vec<&str> = match rest.strip_prefix('{') {
+                        Some(group) => group.split('}').next().unwrap_or_default().split(',').map(str::trim).collect(),
+                        None => vec![rest],
+                    };
+                    for item in items {
+                        let path: Vec<&str> = item
+                            .split("::")
+                            .take(2)
+                            .map(|s| s.split(|c: char| !(c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())).next().unwrap_or_default())
+                            .take_while(|s| !s.is_empty())
+                            .collect();
+                        let mut full = base.clone();
+                        full.extend(path.iter().map(|s| (*s).to_owned()));
+                        named.insert(full.join("::"));
+                    }
                 }
             }
         }
@@ -108,7 +120,8 @@ fn circles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
 fn no_module_of_the_controller_imports_itself_through_others() {
     let graph = module_graph(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
     assert!(graph.len() > 30, "the graph was read: {} modules", graph.len());
-    assert!(graph["binding"].contains("policy::sharing") && graph["policy"].contains("policy::judge"), "imports are seen: {:?}", graph["binding"]);
+    let edges: usize = graph.values().map(BTreeSet::len).sum();
+    assert!(edges > 100 && graph["policy"].contains("policy::judge"), "imports are seen: {edges} edges, policy: {:?}", graph["policy"]);
     let found = circles(&graph);
     assert!(found.is_empty(), "import circles: {found:?}");
 }

@@ -159,7 +159,9 @@ async fn proving_access_needs_no_permission_beyond_the_charts_rbac_with_access_v
     let client = client_of_the_charts_rbac(&ns, &release, &all).await;
 
     let text = cluster_with_secrets(&["pool-vmss"], false, &["db-password"]);
-    let s = Scenario::start_verifying_in(ns, client, seed(&text), |config| config.oidc_issuer = Some("https://kubernetes.default.svc.cluster.local".to_owned())).await;
+    let s =
+        Scenario::start_verifying_in(ns, client, seed(&text), |config| config.oidc_issuer = Some("https://kubernetes.default.svc.cluster.local".to_owned()))
+            .await;
     s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
     s.apply("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: app\n");
     s.apply(&class("vm", &[("db-password", "secret", 0)]));

@@ -43,7 +43,13 @@ pub fn serve(
             Some(kind) => (kind, *name),
             None => return ("Unknown", None, refuse(400, "BadParameter", None, &format!("The request path '{path}' is not a Key Vault operation."))),
         },
-        _ => return ("Unknown", None, refuse(400, "BadParameter", None, &format!("The request '{method} {path}' is not a Key Vault operation the simulator serves."))),
+        _ => {
+            return (
+                "Unknown",
+                None,
+                refuse(400, "BadParameter", None, &format!("The request '{method} {path}' is not a Key Vault operation the simulator serves.")),
+            );
+        }
     };
     let operation = match kind {
         ObjectKind::Secret => "GetSecret",

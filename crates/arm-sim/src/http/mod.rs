@@ -96,7 +96,10 @@ impl Shared {
             let principal = client.principal_id.get_or_insert_with(|| uuid::Uuid::new_v4().to_string()).clone();
             world.principals.insert(principal.to_ascii_lowercase(), std::time::Instant::now() - std::time::Duration::from_secs(3600));
             for token in &client.static_tokens {
-                tokens.insert(token.clone(), Caller { client_id: client.client_id.clone(), principal_id: principal.clone(), actions: client.actions.clone(), audience: String::new() });
+                tokens.insert(
+                    token.clone(),
+                    Caller { client_id: client.client_id.clone(), principal_id: principal.clone(), actions: client.actions.clone(), audience: String::new() },
+                );
             }
             clients.insert(client.client_id.clone(), client);
         }

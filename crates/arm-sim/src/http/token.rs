@@ -45,7 +45,12 @@ pub async fn imds(State(shared): State<Arc<Shared>>, headers: HeaderMap, Query(q
 /// set or VM sees it. It answers only for the identities the scale set or VM carries, and
 /// without `client_id`, `object_id` or `msi_res_id` only when that picks one: the
 /// system-assigned identity, or the only user-assigned one.
-pub async fn node_imds(State(shared): State<Arc<Shared>>, Path(node): Path<String>, headers: HeaderMap, Query(query): Query<HashMap<String, String>>) -> Response {
+pub async fn node_imds(
+    State(shared): State<Arc<Shared>>,
+    Path(node): Path<String>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let response = match node.strip_suffix("/metadata/identity/oauth2/token") {
         Some(compute) if headers.get("metadata").and_then(|v| v.to_str().ok()) == Some("true") => node_token(&shared, compute, &query),
         Some(_) => refuse(StatusCode::BAD_REQUEST, "invalid_request", "Required metadata header not specified"),
@@ -183,10 +188,8 @@ fn exchange_for_identity(world: &World, client_id: &str, assertion: Option<&str>
     if claims.get("exp").and_then(Value::as_i64).is_none_or(|exp| exp <= now) {
         return Err(invalid("AADSTS700024: Client assertion is not within its valid time range.".to_owned()));
     }
-    let trusted = identity
-        .federated_credentials
-        .values()
-        .any(|c| c.issuer == issuer && c.subject == subject && c.audiences.iter().any(|a| audiences.contains(a)));
+    let trusted =
+        identity.federated_credentials.values().any(|c| c.issuer == issuer && c.subject == subject && c.audiences.iter().any(|a| audiences.contains(a)));
     if !trusted {
         return Err(invalid(format!(
             "AADSTS70021: No matching federated identity record found for presented assertion. Assertion Issuer: '{issuer}'. Assertion Subject: '{subject}'. Assertion Audience: '{}'.",

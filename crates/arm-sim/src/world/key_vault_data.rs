@@ -168,7 +168,8 @@ impl World {
     }
 
     fn authorise_read(&self, vault: &VaultResource, kind: ObjectKind, name: &str, reader: Reader<'_>) -> Result<(), DataPlaneError> {
-        let vault_id = format!("subscriptions/{}/resourceGroups/{}/providers/Microsoft.KeyVault/vaults/{}", vault.subscription, vault.resource_group, vault.name);
+        let vault_id =
+            format!("subscriptions/{}/resourceGroups/{}/providers/Microsoft.KeyVault/vaults/{}", vault.subscription, vault.resource_group, vault.name);
         let allowed = if vault.rbac {
             let object = key(&format!("{vault_id}/{}/{name}", kind.segment()));
             self.role_assignments.values().any(|a| {

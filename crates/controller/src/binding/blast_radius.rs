@@ -11,10 +11,10 @@ use kube::{Resource, ResourceExt};
 use kvbind_api::IdentityBinding;
 use kvbind_azure::ComputeId;
 
-use crate::needs::ClassInput;
 use super::status::Progress;
 use crate::context::Context;
 use crate::event_queue::Repeats;
+use crate::needs::ClassInput;
 
 /// The condition type set while unpinned classes are at risk.
 pub const CONDITION: &str = "UnpinnedClassesAtRisk";

@@ -7,10 +7,10 @@ use kube::runtime::events::{Event, EventType};
 use kvbind_api::IdentityBinding;
 use kvbind_api::condition::{CLASS_LINT, find};
 
-use crate::needs::ClassInput;
 use super::status::Progress;
 use crate::context::Context;
 use crate::event_queue::Repeats;
+use crate::needs::ClassInput;
 
 /// The condition's reason and message for `classes`' warnings; `None` when there are none.
 pub fn summary(classes: &[ClassInput]) -> Option<(&'static str, String)> {

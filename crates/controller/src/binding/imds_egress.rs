@@ -4,7 +4,6 @@
 //! secrets, runs on the host network, where NetworkPolicies do not apply, so it keeps
 //! working while the namespace's own pods lose that path.
 
-
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, Patch, PatchParams};
 use kvbind_api::FIELD_MANAGER;

@@ -108,4 +108,3 @@ pub fn needs_of(binding: &IdentityBinding, ctx: &Context) -> Result<Needs, Bindi
     }
     Ok(Needs { targets, vaults, classes, missing, stores })
 }
-

@@ -9,9 +9,9 @@ use kvbind_api::secret_provider_class::{SecretProviderClass, keys};
 use serde_json::json;
 
 use super::azure_sync::Change;
-use crate::needs::{ClassInput, StoreInput, store_auth_type};
 use crate::context::Context;
 use crate::error::BindingError;
+use crate::needs::{ClassInput, StoreInput, store_auth_type};
 
 /// Writes the identity into each class that does not carry it yet: for VM managed identity
 /// `useVMManagedIdentity: "true"` and `userAssignedIdentityID`, for workload identity

@@ -14,8 +14,8 @@ use kube::ResourceExt;
 use kvbind_api::IdentityBinding;
 
 use super::stamped::Stamped;
-use crate::needs::Needs;
 use crate::error::BindingError;
+use crate::needs::Needs;
 
 /// Each binding's needs by UID and generation, until a change of what they are read from.
 #[derive(Default)]

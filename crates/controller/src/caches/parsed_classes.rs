@@ -12,8 +12,8 @@ use kube::ResourceExt;
 use kvbind_api::identity_binding::IdentityMode;
 use kvbind_api::secret_provider_class::SecretProviderClass;
 
-use crate::needs::ClassInput;
 use crate::error::BindingError;
+use crate::needs::ClassInput;
 
 /// Entries kept past the number of classes in the cache before the memo starts afresh:
 /// deleted classes' entries go then, and a tenant's churn cannot grow it without bound.

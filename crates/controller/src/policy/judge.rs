@@ -23,10 +23,10 @@ use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_azure::{ComputeId, IdentityId};
 
 use crate::binding::inputs::needs_of;
-use crate::needs::{Needs, identity_of, names_identity};
 use crate::caches::stamped::Stamped;
 use crate::context::Context;
 use crate::error::BindingError;
+use crate::needs::{Needs, identity_of, names_identity};
 use crate::selector::matches;
 
 /// When a binding came, for who was first: creation time, then namespace and name (the

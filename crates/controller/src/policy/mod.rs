@@ -20,9 +20,9 @@ use kvbind_azure::{IdentityId, VaultId};
 
 use self::judge::{Elder, Rules, Usage};
 pub use self::judge::{Judge, Verdict};
-use crate::needs::Needs;
 use crate::context::Context;
 use crate::error::BindingError;
+use crate::needs::Needs;
 use crate::selector::matches;
 
 /// Path segments of a vault ID (`subscriptions/S/resourceGroups/G/providers/NS/vaults/N`).

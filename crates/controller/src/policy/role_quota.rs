@@ -12,10 +12,10 @@ use std::collections::BTreeSet;
 use kube::ResourceExt;
 use kvbind_azure::IdentityId;
 
-use crate::needs::identity_of;
 use crate::binding::plan::made_by_kvbind;
 use crate::context::Context;
 use crate::error::{BindingError, Step};
+use crate::needs::identity_of;
 use crate::policy;
 
 /// Refuses `adding` new role assignments (net of those about to go) in `subscription`

@@ -47,6 +47,11 @@ pub struct WriteLog {
 }
 
 impl WriteLog {
+    /// Counts the Azure writes among `changes`, reported now, against `namespace`.
+    pub fn spend_changes(&self, namespace: &str, changes: &[crate::writers::handoff::Change], now: Instant) {
+        self.spend(namespace, azure_writes(changes.iter().map(|(reason, _)| *reason)), now);
+    }
+
     /// Notes `count` Azure writes made for `namespace` at `now`.
     pub fn spend(&self, namespace: &str, count: usize, now: Instant) {
         if count == 0 {

@@ -9,6 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use kvbind_api::identity_binding::{AttachmentStatus, IdentityBindingStatus, VaultGrantStatus};
+use kvbind_azure::IdentityId;
 use kvbind_azure::intern::intern;
 use kvbind_azure::model::Permissions;
 
@@ -73,6 +75,18 @@ impl Ledger {
             permissions.keys.extend(owned(&grant.keys));
             permissions.certificates.extend(owned(&grant.certificates));
         }
+    }
+
+    /// Notes which of `attachments` of `identity` kvbind made.
+    pub fn note_attachments(&self, identity: &IdentityId, attachments: &[AttachmentStatus]) {
+        let status = IdentityBindingStatus { attachments: attachments.to_vec(), ..IdentityBindingStatus::default() };
+        self.set_attached(&identity.key(), &Records::from_statuses([&status]).attached);
+    }
+
+    /// Notes which access-policy permissions kvbind granted `identity`.
+    pub fn note_grants(&self, identity: &IdentityId, grants: &[VaultGrantStatus]) {
+        let status = IdentityBindingStatus { grants: grants.to_vec(), ..IdentityBindingStatus::default() };
+        self.set_granted(&identity.key(), &Records::from_statuses([&status]).granted);
     }
 
     /// Records the targets kvbind has `identity` attached to now.

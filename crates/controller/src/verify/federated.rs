@@ -13,9 +13,9 @@ use kvbind_api::identity_binding::IdentityBinding;
 use kvbind_azure::model::TOKEN_EXCHANGE_AUDIENCE;
 use serde::Deserialize;
 
-use super::{Prover, Wanted};
 use super::probe::{self, ProbeReport, ProbeRequest, TokenSource};
 use super::verdict::{Probed, Verdict, verdict};
+use super::{Prover, Wanted};
 
 /// The lifetime asked of the ServiceAccount token: the API server's minimum.
 const TOKEN_SECONDS: i64 = 600;
@@ -34,7 +34,12 @@ pub(super) async fn check(prover: &Prover<'_>, binding: &IdentityBinding, client
     let mut probed = Vec::new();
     for (tenant, objects) in &wanted.by_tenant {
         let place = if several { format!("ServiceAccount {account} in tenant {tenant}") } else { format!("ServiceAccount {account}") };
-        let request = ProbeRequest { key_vault_suffix: suffix.clone(), expected_client_id: client_id.to_owned(), pinned_client_id: Some(client_id.to_owned()), objects: objects.clone() };
+        let request = ProbeRequest {
+            key_vault_suffix: suffix.clone(),
+            expected_client_id: client_id.to_owned(),
+            pinned_client_id: Some(client_id.to_owned()),
+            objects: objects.clone(),
+        };
         let report = match exchange(prover, tenant, client_id, &assertion, &suffix).await {
             Ok(token) => {
                 let source = TokenSource::Exchanged { token, client_id: client_id.to_owned() };

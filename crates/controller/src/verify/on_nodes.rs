@@ -54,7 +54,12 @@ pub(super) async fn check(prover: &Prover<'_>, binding: &IdentityBinding, client
         Ok(targets) => targets,
         Err((node, e)) => return Check::Done((ConditionStatus::Unknown, "ProbeUnavailable", format!("node {node}: {e}"))),
     };
-    let request = ProbeRequest { key_vault_suffix: prover.config.cloud.key_vault_suffix.clone(), expected_client_id: client_id.to_owned(), pinned_client_id: Some(client_id.to_owned()), objects: wanted.all() };
+    let request = ProbeRequest {
+        key_vault_suffix: prover.config.cloud.key_vault_suffix.clone(),
+        expected_client_id: client_id.to_owned(),
+        pinned_client_id: Some(client_id.to_owned()),
+        objects: wanted.all(),
+    };
     let pods: Api<Pod> = Api::namespaced(prover.client.clone(), &namespace);
     let mut probed = Vec::new();
     let mut running = false;
@@ -87,7 +92,11 @@ pub(super) async fn check(prover: &Prover<'_>, binding: &IdentityBinding, client
                 None if older_than(&pod, PROBE_DEADLINE) => {
                     let _ = pods.delete(&name, &DeleteParams::background()).await;
                     let phase = pod.status.and_then(|s| s.phase).unwrap_or_default();
-                    return Check::Done((ConditionStatus::Unknown, "ProbeTimedOut", format!("{place}: probe Pod {name} did not end in {}s ({phase})", PROBE_DEADLINE.as_secs())));
+                    return Check::Done((
+                        ConditionStatus::Unknown,
+                        "ProbeTimedOut",
+                        format!("{place}: probe Pod {name} did not end in {}s ({phase})", PROBE_DEADLINE.as_secs()),
+                    ));
                 }
                 None => running = true,
             },
@@ -155,7 +164,10 @@ fn ended(pod: &Pod) -> Option<Result<ProbeReport, String>> {
     let status = pod.status.as_ref()?;
     let terminated = status.container_statuses.as_ref()?.iter().find(|c| c.name == "probe")?.state.as_ref()?.terminated.as_ref()?;
     let message = terminated.message.as_deref().unwrap_or_default();
-    Some(serde_json::from_str(message).map_err(|_| format!("ended ({}, exit code {}) without a report", terminated.reason.as_deref().unwrap_or("no reason"), terminated.exit_code)))
+    Some(
+        serde_json::from_str(message)
+            .map_err(|_| format!("ended ({}, exit code {}) without a report", terminated.reason.as_deref().unwrap_or("no reason"), terminated.exit_code)),
+    )
 }
 
 fn older_than(pod: &Pod, age: Duration) -> bool {

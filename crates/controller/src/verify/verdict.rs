@@ -102,11 +102,41 @@ mod tests {
     #[test]
     fn each_failure_has_its_reason_and_names_the_object() {
         let table: Vec<Case> = vec![
-            ("all read", vec![at("pool a", true, report(Some(BOUND), 2, &[])), at("pool b", true, report(Some(BOUND), 2, &[]))], ConditionStatus::True, "Verified", &["4 reads", "pool a, pool b"]),
-            ("outside the grant", vec![at("pool a", true, report(Some(BOUND), 1, &[("other", Some(403), "Forbidden (AccessDenied)")]))], ConditionStatus::False, "ObjectNotReadable", &["pool a: secret kvname/other: 403 Forbidden (AccessDenied)"]),
-            ("not in the vault", vec![at("pool a", true, report(Some(BOUND), 1, &[("typo", Some(404), "SecretNotFound")]))], ConditionStatus::False, "ObjectNotFound", &["kvname/typo: 404 SecretNotFound"]),
-            ("no token on one pool", vec![at("pool a", true, report(None, 0, &[])), at("pool b", true, report(Some(BOUND), 1, &[("x", Some(404), "SecretNotFound")]))], ConditionStatus::False, "TokenNotIssued", &["pool a: no token: IMDS answered 400", "pool b: secret kvname/x"]),
-            ("unpinned on a node with another identity", vec![at("pool a", false, report(Some("system"), 0, &[("db", Some(403), "Forbidden (AccessDenied)")]))], ConditionStatus::False, "WrongIdentity", &["token is for identity system, not 11111111", "does not pin userAssignedIdentityID", "kvname/db: 403"]),
+            (
+                "all read",
+                vec![at("pool a", true, report(Some(BOUND), 2, &[])), at("pool b", true, report(Some(BOUND), 2, &[]))],
+                ConditionStatus::True,
+                "Verified",
+                &["4 reads", "pool a, pool b"],
+            ),
+            (
+                "outside the grant",
+                vec![at("pool a", true, report(Some(BOUND), 1, &[("other", Some(403), "Forbidden (AccessDenied)")]))],
+                ConditionStatus::False,
+                "ObjectNotReadable",
+                &["pool a: secret kvname/other: 403 Forbidden (AccessDenied)"],
+            ),
+            (
+                "not in the vault",
+                vec![at("pool a", true, report(Some(BOUND), 1, &[("typo", Some(404), "SecretNotFound")]))],
+                ConditionStatus::False,
+                "ObjectNotFound",
+                &["kvname/typo: 404 SecretNotFound"],
+            ),
+            (
+                "no token on one pool",
+                vec![at("pool a", true, report(None, 0, &[])), at("pool b", true, report(Some(BOUND), 1, &[("x", Some(404), "SecretNotFound")]))],
+                ConditionStatus::False,
+                "TokenNotIssued",
+                &["pool a: no token: IMDS answered 400", "pool b: secret kvname/x"],
+            ),
+            (
+                "unpinned on a node with another identity",
+                vec![at("pool a", false, report(Some("system"), 0, &[("db", Some(403), "Forbidden (AccessDenied)")]))],
+                ConditionStatus::False,
+                "WrongIdentity",
+                &["token is for identity system, not 11111111", "does not pin userAssignedIdentityID", "kvname/db: 403"],
+            ),
             ("nowhere to probe", vec![], ConditionStatus::Unknown, "NothingToProbe", &["no node pool"]),
         ];
         for (case, probed, status, reason, says) in table {
