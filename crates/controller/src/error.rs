@@ -1,5 +1,9 @@
 //! What can stop a binding from converging, which condition it belongs to, and when to
 //! try again.
+//!
+//! Longer than most files on purpose: every way a binding can fail is one variant of one
+//! enum, and its step, reason, retry and stall are decided side by side in the matches
+//! below, so a new variant cannot be added without saying all four.
 
 use std::time::Duration;
 

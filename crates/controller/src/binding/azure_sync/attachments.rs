@@ -1,0 +1,141 @@
+//! Step 2 in VM mode: the identity on exactly the scale sets and VMs that need it.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use kvbind_api::identity_binding::{AttachmentOrigin, AttachmentStatus};
+use kvbind_azure::intern::intern;
+use kvbind_azure::model::ComputeIdentity;
+use kvbind_azure::{ComputeId, IdentityId};
+
+use super::records::record_ahead;
+use crate::binding::plan::{self, AttachStep};
+use crate::context::Context;
+use crate::error::{BindingError, Step};
+use crate::records::Records;
+use crate::writers::handoff::Change;
+use crate::writers::handoff::Waiting;
+
+/// The attachments, and the targets that carry more than one user-assigned identity (where
+/// a SecretProviderClass that names no identity cannot mount), split by whether kvbind just
+/// made them so.
+#[derive(Debug, Default)]
+pub struct Attachments {
+    /// One entry per desired target.
+    pub status: Vec<AttachmentStatus>,
+    /// Targets with several user-assigned identities.
+    pub crowded: Vec<ComputeId>,
+    /// Targets that kvbind's attachment just took from one identity to two.
+    pub newly_crowded: Vec<ComputeId>,
+    /// Targets whose attachment was handed to their writer and has not landed yet.
+    pub pending: Vec<ComputeId>,
+}
+
+/// Attaches the identity to every desired target and detaches it from targets kvbind
+/// attached that no binding needs any more. Targets that carried the identity before
+/// kvbind looked are recorded as found and never detached.
+///
+/// An identity kvbind created (`owned`) was attached by nobody else, so every attachment
+/// of it is kvbind's: that holds even when kvbind was killed between a PATCH and the status
+/// write that records it. For adopted identities the records are the only evidence.
+#[allow(clippy::too_many_arguments)]
+pub async fn sync_attachments(
+    ctx: &Context,
+    identity: &IdentityId,
+    owned: bool,
+    desired: &BTreeSet<ComputeId>,
+    records: &Records,
+    may_remove: bool,
+    waiting: Waiting<'_>,
+    changes: &mut Vec<Change>,
+) -> Result<Attachments, BindingError> {
+    // Every scale set at once: each has its own writer, and a binding on twenty pools
+    // should wait for one PATCH, not twenty in a row. They share one copy of the ID.
+    let shared = Arc::new(identity.clone());
+    let attached = futures::future::join_all(desired.iter().map(|target| attach(ctx, &shared, owned, target, records, waiting))).await;
+    let mut out = Attachments::default();
+    for (target, result) in desired.iter().zip(attached) {
+        let Some((origin, after, newly_crowded, change)) = result? else {
+            out.pending.push(target.clone());
+            continue;
+        };
+        changes.extend(change);
+        if newly_crowded {
+            out.newly_crowded.push(target.clone());
+        }
+        if after.user_assigned().len() > 1 {
+            out.crowded.push(target.clone());
+        }
+        out.status.push(AttachmentStatus { resource_id: intern(&target.to_string()), origin });
+    }
+    let desired_keys: BTreeSet<Arc<str>> = desired.iter().map(|target| intern(&target.key())).collect();
+    for key in plan::detachments(&records.attached, &desired_keys, may_remove) {
+        let Ok(target) = ComputeId::parse(key) else {
+            continue;
+        };
+        match ctx.compute.change(&target, None, Some(identity)).await {
+            Ok(_) => changes.push(("IdentityDetached", format!("detached the identity from {} {}", target.kind().describe(), target.name))),
+            // A pool that is gone took the identity with it.
+            Err(kvbind_azure::AzureError::NotFound { .. }) => {}
+            Err(e) => {
+                return Err(BindingError::azure(Step::Nodes, "detaching the identity")(e));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One scale set or VM: attached already (by kvbind or someone else), or attached now, or
+/// (`None`) handed to its writer. Returns who attached it, its identity block after,
+/// whether kvbind just gave it its second identity, and the change made.
+pub(super) async fn attach(
+    ctx: &Context,
+    identity: &Arc<IdentityId>,
+    owned: bool,
+    target: &ComputeId,
+    records: &Records,
+    waiting: Waiting<'_>,
+) -> Result<Option<(AttachmentOrigin, Arc<ComputeIdentity>, bool, Option<Change>)>, BindingError> {
+    let current = ctx.reads.compute(ctx.arm.as_ref(), target).await.map_err(BindingError::azure(Step::Nodes, "reading the VM scale set's identities"))?;
+    let attached_now = |before: usize, after| {
+        let change = ("IdentityAttached", format!("attached the identity to {} {}", target.kind().describe(), target.name));
+        Some((AttachmentOrigin::Attached, after, before == 1, Some(change)))
+    };
+    let recorded = records.attached.contains(target.key().as_str());
+    match plan::attach_step(current.has(identity), current.user_assigned().len(), owned, recorded) {
+        AttachStep::Keep { ours } => {
+            // An attachment handed off before that has landed since is this reconcile's news.
+            if let Waiting::HandOff { landed, .. } = waiting
+                && let Some(Ok(before)) = landed.compute(target)
+            {
+                return Ok(attached_now(*before, current));
+            }
+            let origin = if ours { AttachmentOrigin::Attached } else { AttachmentOrigin::Found };
+            return Ok(Some((origin, current, false, None)));
+        }
+        // Azure refuses an update that would leave more than 150 user-assigned identities
+        // on a scale set or VM; refused here, by name, the pool's other writes go on.
+        AttachStep::OverLimit { count } => {
+            return Err(BindingError::PoolIdentityLimit { target: target.name.clone(), count, limit: kvbind_azure::model::MAX_USER_ASSIGNED_PER_COMPUTE });
+        }
+        AttachStep::Attach { .. } => {}
+    }
+    if !owned {
+        record_ahead(ctx, identity, |ledger, key| ledger.note_attached(key, &target.key())).await?;
+    }
+    match waiting {
+        Waiting::InPlace => {
+            let written = ctx.compute.change(target, Some(identity), None).await.map_err(BindingError::azure(Step::Nodes, "attaching the identity"))?;
+            Ok(attached_now(written.before, written.after))
+        }
+        Waiting::HandOff { binding, landed } => {
+            // A handed-off write that failed is this reconcile's error; the binding's retry
+            // hands it off again.
+            if let Some(Err(e)) = landed.compute(target) {
+                return Err(BindingError::azure(Step::Nodes, "attaching the identity")(e.clone()));
+            }
+            ctx.compute.hand_off(target, identity, binding.clone());
+            Ok(None)
+        }
+    }
+}

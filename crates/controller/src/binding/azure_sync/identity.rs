@@ -1,0 +1,89 @@
+//! Step 1: the identity, created, tagged, found or adopted; and deleted when it is kvbind's.
+
+use std::collections::BTreeMap;
+
+use kvbind_api::identity_binding::IdentitySpec;
+use kvbind_azure::model::Identity;
+use kvbind_azure::{ComputeId, IdentityId};
+
+use super::ownership::{BINDINGS_TAG, MANAGED_BY_TAG, made_here, ours_to_join, owners_tag};
+use crate::context::Context;
+use crate::error::{BindingError, Step};
+use crate::writers::handoff::Change;
+
+/// Reads the identity, creating it (or updating kvbind's tags on it) when asked to.
+/// Returns it and whether kvbind created it. `pool`, one of the scale sets it belongs on,
+/// may vouch for it instead of a read ([`ReadCache::identity`](crate::caches::read_cache::ReadCache::identity)).
+///
+/// An identity that exists under the name and is not this installation's to join is
+/// adoption, whichever field named it: allowed only when `may_adopt` (a policy allowing the
+/// binding lists it among its `adoptableIdentities`), and then never changed or deleted.
+#[allow(clippy::too_many_arguments)]
+pub async fn ensure_identity(
+    ctx: &Context,
+    id: &IdentityId,
+    adopt: bool,
+    may_adopt: bool,
+    namespace: &str,
+    spec: &IdentitySpec,
+    users: &[String],
+    pool: Option<&ComputeId>,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+    changes: &mut Vec<Change>,
+) -> Result<(Identity, bool), BindingError> {
+    let _resolving = ctx.compute.resolving_identity();
+    // Bindings that share an identity reconcile at once; one at a time here, so the first
+    // creates it and the rest find it (through the cache) instead of each writing it. The
+    // reconcile may hold the identity's turn already (`held`, see `binding::Turn`).
+    let _turn = match held {
+        Some(turn) => turn,
+        None => ctx.identity_turns.turn(&id.key()).lock_owned().await,
+    };
+    let found = ctx.reads.identity(ctx.arm.as_ref(), id, pool).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
+    if adopt {
+        return found.map(|i| (i, false)).ok_or_else(|| BindingError::IdentityNotFound(id.to_string()));
+    }
+    let mut tags: BTreeMap<String, String> = spec.tags.clone().unwrap_or_default();
+    tags.insert(MANAGED_BY_TAG.to_owned(), ctx.config.installation.clone());
+    tags.insert(BINDINGS_TAG.to_owned(), owners_tag(users));
+    match found {
+        // Made by someone else, or left by bindings of another namespace: taking it is
+        // adoption, never a change to it.
+        Some(identity) if !made_here(&identity, ctx) || !ours_to_join(&identity, namespace, users) => {
+            if may_adopt {
+                Ok((identity, false))
+            } else {
+                Err(BindingError::NotAllowedByPolicy(format!(
+                    "identity {id} already exists and this kvbind installation did not create it for this namespace: using it is adoption, which needs it within a BindingPolicy's adoptableIdentities"
+                )))
+            }
+        }
+        Some(identity) if identity.tags == tags => Ok((identity, true)),
+        Some(identity) => {
+            let location = identity.location.clone();
+            let updated =
+                ctx.arm.create_or_update_identity(id, &location, &tags).await.map_err(BindingError::azure(Step::Identity, "updating the identity's tags"))?;
+            ctx.reads.put_identity(&updated);
+            Ok((updated, true))
+        }
+        None => {
+            let location = spec.location.clone().unwrap_or_else(|| ctx.config.default_location.clone());
+            let created =
+                ctx.arm.create_or_update_identity(id, &location, &tags).await.map_err(BindingError::azure(Step::Identity, "creating the identity"))?;
+            ctx.reads.put_identity(&created);
+            changes.push(("IdentityCreated", format!("created identity {id} (client ID {})", created.client_id)));
+            Ok((created, true))
+        }
+    }
+}
+
+/// Removes the identity this installation created, once no binding uses it.
+pub async fn delete_identity(ctx: &Context, id: &IdentityId, changes: &mut Vec<Change>) -> Result<(), BindingError> {
+    let found = ctx.arm.get_identity(id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
+    if found.is_some_and(|i| made_here(&i, ctx)) {
+        ctx.arm.delete_identity(id).await.map_err(BindingError::azure(Step::Identity, "deleting the identity"))?;
+        ctx.reads.forget_identity(id);
+        changes.push(("IdentityDeleted", format!("deleted identity {id}")));
+    }
+    Ok(())
+}

@@ -1,0 +1,78 @@
+//! The vaults a binding's classes name, found by name in the configured subscriptions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kvbind_api::KeyVaultObject;
+use kvbind_azure::VaultId;
+use kvbind_azure::model::Vault;
+
+use crate::context::Context;
+use crate::error::{BindingError, Step};
+
+/// Finds each vault by name (or the binding's explicit vault) and reads it, checking its
+/// tenant against the classes'.
+pub async fn resolve_vaults(
+    ctx: &Context,
+    wanted: &BTreeMap<String, (String, Vec<KeyVaultObject>)>,
+    explicit: Option<&str>,
+    origins: &BTreeMap<String, crate::error::VaultOrigin>,
+) -> Result<BTreeMap<String, Arc<Vault>>, BindingError> {
+    let mut out = BTreeMap::new();
+    for (name, (tenant, _)) in wanted {
+        let origin = origins.get(name).cloned().unwrap_or_else(|| crate::error::VaultOrigin::Class(String::new()));
+        let not_found = || BindingError::VaultNotFound { origin: origin.clone(), vault: name.clone(), subscriptions: ctx.config.subscriptions.join(", ") };
+        let mut id = match explicit {
+            Some(raw) => VaultId::parse(raw).map_err(|e| BindingError::Azure {
+                step: Step::Access,
+                action: "reading spec.keyVault.resourceId",
+                source: kvbind_azure::AzureError::Invalid {
+                    operation: "ParseVaultId",
+                    resource: raw.to_owned(),
+                    code: "InvalidResourceId".into(),
+                    message: e.to_string(),
+                },
+            })?,
+            None => find_vault(ctx, name).await?.ok_or_else(not_found)?,
+        };
+        let vault = match ctx.reads.vault(ctx.arm.as_ref(), &id).await {
+            // The vault found by this name is gone (deleted, or made again elsewhere): the
+            // name is searched for again.
+            Err(kvbind_azure::AzureError::NotFound { .. }) if explicit.is_none() => {
+                ctx.vault_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(name);
+                id = find_vault(ctx, name).await?.ok_or_else(not_found)?;
+                ctx.reads.vault(ctx.arm.as_ref(), &id).await
+            }
+            read => read,
+        }
+        .map_err(BindingError::azure(Step::Access, "reading the vault"))?;
+        if !tenant.is_empty() && !vault.tenant_id.eq_ignore_ascii_case(tenant) {
+            return Err(BindingError::TenantMismatch { origin, vault: id.to_string(), expected: tenant.clone(), found: vault.tenant_id.clone() });
+        }
+        out.insert(name.clone(), vault);
+    }
+    Ok(out)
+}
+
+/// The vault a name stands for. A vault keeps its ID for life, so a name is searched for
+/// once and kept until its vault answers 404 (see [`resolve_vaults`]): a converged cluster
+/// lists no vaults.
+pub(super) async fn find_vault(ctx: &Context, name: &str) -> Result<Option<VaultId>, BindingError> {
+    let known = || ctx.vault_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(name).cloned();
+    if let Some(id) = known() {
+        return Ok(Some(id));
+    }
+    // Every binding of a new vault name asks at once; one of them lists.
+    let turn = ctx.vault_lookups.turn(name);
+    let _turn = turn.lock().await;
+    if let Some(id) = known() {
+        return Ok(Some(id));
+    }
+    for subscription in &ctx.config.subscriptions {
+        if let Some(id) = ctx.arm.find_vault(subscription, name).await.map_err(BindingError::azure(Step::Access, "searching for the vault"))? {
+            ctx.vault_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name.to_owned(), id.clone());
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
