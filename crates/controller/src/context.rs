@@ -24,8 +24,9 @@ use crate::writers::access_batcher::AccessPolicyBatcher;
 use crate::writers::batcher::ComputeBatcher;
 use crate::writers::handoff::Handoffs;
 
-/// The informer caches a reconcile reads instead of the API server.
-pub struct Caches {
+/// What the watches keep: the informer stores a reconcile reads instead of the API server,
+/// and the answers derived from them, each dropped by the watch event that stales it.
+pub struct Index {
     /// Every IdentityBinding (the controller's own cache).
     pub bindings: Store<IdentityBinding>,
     /// Every SecretProviderClass (v1).
@@ -44,6 +45,8 @@ pub struct Caches {
     pub unpinned_classes: Arc<UnpinnedClasses>,
     /// What each binding needs, told of every change of what that is read from.
     pub needs_memo: Arc<crate::caches::needs_memo::NeedsMemo>,
+    /// Each SecretProviderClass read once per version.
+    pub parsed_classes: crate::caches::parsed_classes::ParsedClasses,
     /// True once every cache has listed its objects.
     pub ready: tokio::sync::watch::Receiver<bool>,
 }
@@ -57,72 +60,66 @@ pub use crate::turns::Turns;
 /// so a slow API server does not hold identities back.
 pub const AZURE_STEPS_AT_ONCE: usize = kvbind_azure::client::MAX_CONCURRENT_REQUESTS;
 
-/// The reconcilers' shared state.
-pub struct Context {
-    /// The Kubernetes client.
-    pub client: Client,
+/// The Azure side: the ARM port and what stands between it and the reconciles (the
+/// writers per scale set and per vault, the reads kept for a resync, the turns).
+pub struct AzureSide {
     /// The ARM port.
     pub arm: Arc<dyn Arm>,
-    /// Settings.
-    pub config: ControllerConfig,
-    /// Every IdentityBinding (the controller's own cache).
-    pub bindings: Store<IdentityBinding>,
-    /// Every SecretProviderClass (v1).
-    pub classes: Store<SecretProviderClass>,
-    /// Every Node, stripped to labels and providerID.
-    pub nodes: Store<Node>,
-    /// Every BindingPolicy.
-    pub policies: Store<BindingPolicy>,
-    /// Every Namespace's metadata.
-    pub namespaces: Store<PartialObjectMeta<Namespace>>,
-    /// ESO's SecretStores and ExternalSecrets, when the API server serves them.
-    pub external_secrets: Option<EsoCaches>,
     /// The per-VM-scale-set writer.
     pub compute: ComputeBatcher,
     /// The per-vault access-policy writer.
     pub access: AccessPolicyBatcher,
     /// Writes handed to the batching writers that have landed, per binding.
     pub handoffs: Arc<Handoffs>,
-    /// One turn at a time per identity, for creating and tagging it.
-    pub identity_turns: Turns,
-    /// The scale sets behind the nodes each node selector selects.
-    pub node_targets: Arc<NodeTargets>,
-    /// The classes that leave IMDS to pick the identity.
-    pub unpinned_classes: Arc<UnpinnedClasses>,
-    /// What each binding needs, while nothing it is read from changes.
-    pub needs_memo: Arc<crate::caches::needs_memo::NeedsMemo>,
     /// Identity blocks and vaults, read once per resync period.
     pub reads: Arc<ReadCache>,
-    /// Events on their way to the API server.
-    pub events: EventQueue,
-    /// Reconciles writing their classes and status at once.
-    pub api_writes: tokio::sync::Semaphore,
-    /// Reconciles taking their Azure steps at once; see [`AZURE_STEPS_AT_ONCE`].
-    pub azure_steps: tokio::sync::Semaphore,
-    /// Prometheus metrics.
-    pub metrics: Arc<Metrics>,
-    /// The identities' namespaces, published for the admission policy.
-    pub bound: Option<crate::records::bound_identities::BoundIdentities>,
-    /// True once every cache has listed its objects.
-    pub caches_ready: tokio::sync::watch::Receiver<bool>,
-    /// Consecutive failures per binding, for backoff.
-    pub failures: Mutex<HashMap<String, u32>>,
+    /// One turn at a time per identity, for creating and tagging it.
+    pub identity_turns: Turns,
     /// Vaults found by name (lowercase), kept until the vault answers 404.
     pub vault_names: Mutex<HashMap<String, VaultId>>,
     /// One search at a time per vault name.
     pub vault_lookups: Turns,
+    /// Reconciles taking their Azure steps at once; see [`AZURE_STEPS_AT_ONCE`].
+    pub steps: tokio::sync::Semaphore,
+    /// The role assignments each subscription may still take.
+    pub role_budget: crate::role_budget::RoleAssignmentBudget,
+}
+
+/// The Kubernetes side: the client, the Events on their way, and the budget of writes.
+pub struct KubeSide {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// Events on their way to the API server.
+    pub events: EventQueue,
+    /// Reconciles writing their classes and status at once.
+    pub writes: tokio::sync::Semaphore,
+}
+
+/// The reconcilers' shared state: what the watches keep, the two sides kvbind writes to,
+/// and what it keeps of its own.
+pub struct Context {
+    /// What the watches keep.
+    pub index: Index,
+    /// Azure, and the writers and reads in front of it.
+    pub azure: AzureSide,
+    /// Kubernetes.
+    pub kube: KubeSide,
+    /// Settings.
+    pub config: ControllerConfig,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// The identities' namespaces, published for the admission policy.
+    pub bound: Option<crate::records::bound_identities::BoundIdentities>,
+    /// Consecutive failures per binding, for backoff.
+    pub failures: Mutex<HashMap<String, u32>>,
     /// What kvbind did per identity since this process started.
     pub ledger: Ledger,
     /// The durable part of the ledger: what kvbind did to identities it adopted.
     pub adoption: Option<crate::records::adoption_records::AdoptionRecords>,
     /// When kvbind last made each namespace's IMDS NetworkPolicy what its policies say.
     pub(crate) imds_looked: crate::caches::imds_looked::Looked,
-    /// The role assignments each subscription may still take.
-    pub role_budget: crate::role_budget::RoleAssignmentBudget,
     /// Each namespace's Azure writes of the last hour, for `maxAzureWritesPerHour`.
     pub writes: crate::policy::write_quota::WriteLog,
-    /// Each SecretProviderClass read once per version.
-    pub parsed_classes: crate::caches::parsed_classes::ParsedClasses,
     /// The HTTP client of `spec.verifyAccess`'s token exchanges and vault reads.
     pub probe_http: reqwest::Client,
     /// When each binding's path is to be proven.
@@ -131,9 +128,7 @@ pub struct Context {
 
 impl Context {
     /// Builds the context; the writers record landed writes in `handoffs`.
-    pub fn new(client: Client, arm: Arc<dyn Arm>, config: ControllerConfig, caches: Caches, metrics: Arc<Metrics>, handoffs: Handoffs) -> Arc<Self> {
-        let Caches { bindings, classes, nodes, policies, namespaces, external_secrets, node_targets, unpinned_classes, needs_memo, ready: caches_ready } =
-            caches;
+    pub fn new(client: Client, arm: Arc<dyn Arm>, config: ControllerConfig, index: Index, metrics: Arc<Metrics>, handoffs: Handoffs) -> Arc<Self> {
         let config_bound =
             config.bound_identities.as_ref().map(|(namespace, name)| crate::records::bound_identities::BoundIdentities::new(client.clone(), namespace, name));
         let config_role_limit = config.role_assignment_limit;
@@ -147,40 +142,30 @@ impl Context {
         let compute = ComputeBatcher::new(arm.clone(), reads.clone(), window, handoffs.clone());
         let access = AccessPolicyBatcher::new(arm.clone(), reads.clone(), window, handoffs.clone());
         Arc::new(Context {
-            client,
-            arm,
+            index,
+            azure: AzureSide {
+                arm,
+                compute,
+                access,
+                handoffs,
+                reads,
+                identity_turns: Turns::default(),
+                vault_names: Mutex::default(),
+                vault_lookups: Turns::default(),
+                steps: tokio::sync::Semaphore::new(AZURE_STEPS_AT_ONCE),
+                role_budget: crate::role_budget::RoleAssignmentBudget::new(config_role_limit),
+            },
+            kube: KubeSide { client, events, writes: tokio::sync::Semaphore::new(crate::request_limit::DEFAULT_API_REQUESTS) },
             config,
-            bindings,
-            classes,
-            nodes,
-            policies,
-            namespaces,
-            external_secrets,
-            compute,
-            access,
-            handoffs,
-            reads,
-            node_targets,
-            unpinned_classes,
-            needs_memo,
-            identity_turns: Turns::default(),
-            events,
-            api_writes: tokio::sync::Semaphore::new(crate::request_limit::DEFAULT_API_REQUESTS),
-            azure_steps: tokio::sync::Semaphore::new(AZURE_STEPS_AT_ONCE),
             metrics,
             probe_http,
             verification: crate::verify::schedule::Schedule::default(),
             bound: config_bound,
-            caches_ready,
             failures: Mutex::default(),
-            vault_names: Mutex::default(),
-            vault_lookups: Turns::default(),
             ledger: Ledger::default(),
             adoption,
             imds_looked: crate::caches::imds_looked::Looked::default(),
-            role_budget: crate::role_budget::RoleAssignmentBudget::new(config_role_limit),
             writes: crate::policy::write_quota::WriteLog::default(),
-            parsed_classes: crate::caches::parsed_classes::ParsedClasses::default(),
         })
     }
 }
@@ -194,6 +179,12 @@ fn probe_client(config: &ControllerConfig) -> reqwest::Client {
 impl Context {
     /// What proving a pod's path needs of the context.
     pub fn prover(&self) -> crate::verify::Prover<'_> {
-        crate::verify::Prover { client: &self.client, config: &self.config, http: &self.probe_http, nodes: &self.nodes, node_targets: &self.node_targets }
+        crate::verify::Prover {
+            client: &self.kube.client,
+            config: &self.config,
+            http: &self.probe_http,
+            nodes: &self.index.nodes,
+            node_targets: &self.index.node_targets,
+        }
     }
 }

@@ -277,7 +277,7 @@ pub async fn run(
         }
     };
     tokio::spawn(synced);
-    let caches = context::Caches {
+    let index = context::Index {
         bindings: bindings.clone(),
         classes,
         nodes,
@@ -287,10 +287,11 @@ pub async fn run(
         node_targets,
         unpinned_classes,
         needs_memo,
+        parsed_classes: caches::parsed_classes::ParsedClasses::default(),
         ready: caches_ready,
     };
     let (handoffs, woken) = handoff::Handoffs::new();
-    let ctx = Context::new(client, arm, config, caches, telemetry.metrics, handoffs);
+    let ctx = Context::new(client, arm, config, index, telemetry.metrics, handoffs);
     // Before any reconcile: what kvbind did to adopted identities before this start.
     if let Some(store) = &ctx.adoption {
         match store.load().await {

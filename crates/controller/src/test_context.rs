@@ -15,7 +15,7 @@ use kvbind_api::{BindingPolicy, IdentityBinding};
 use serde::de::DeserializeOwned;
 
 use crate::config::ControllerConfig;
-use crate::context::{Caches, Context};
+use crate::context::{Context, Index};
 use crate::fake_compute::FakeCompute;
 use crate::metrics::Metrics;
 use crate::writers::handoff::Handoffs;
@@ -57,7 +57,7 @@ pub fn context(cluster: &Cluster) -> Arc<Context> {
         .map(|(name, labels)| serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}))
         .collect();
     let (_, ready) = tokio::sync::watch::channel(true);
-    let caches = Caches {
+    let index = Index {
         bindings: filled::<IdentityBinding>(&cluster.bindings),
         classes: filled::<SecretProviderClass>(&cluster.classes),
         nodes: filled::<Node>(&cluster.nodes),
@@ -67,9 +67,10 @@ pub fn context(cluster: &Cluster) -> Arc<Context> {
         node_targets: Arc::default(),
         unpinned_classes: Arc::default(),
         needs_memo: Arc::default(),
+        parsed_classes: crate::caches::parsed_classes::ParsedClasses::default(),
         ready,
     };
     let config = ControllerConfig { subscriptions: vec!["sub".to_owned()], ..ControllerConfig::default() };
     let arm = Arc::new(FakeCompute::new(Duration::ZERO));
-    Context::new(client, arm, config, caches, Arc::new(Metrics::default()), Handoffs::new().0)
+    Context::new(client, arm, config, index, Arc::new(Metrics::default()), Handoffs::new().0)
 }

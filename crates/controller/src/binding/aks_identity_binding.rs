@@ -84,7 +84,7 @@ pub async fn bind(
     changes: &mut Vec<Change>,
 ) -> Result<AksIdentityBindingStatus, BindingError> {
     let cluster = ctx.config.managed_cluster.as_deref().ok_or(BindingError::NoManagedCluster)?;
-    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(ctx.client.clone(), namespace);
+    let accounts: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(ctx.kube.client.clone(), namespace);
     accounts
         .get_opt(service_account)
         .await
@@ -92,14 +92,17 @@ pub async fn bind(
         .ok_or_else(|| BindingError::ServiceAccountNotFound(service_account.to_owned()))?;
 
     let name = arm_binding_name(&ctx.config.installation, &identity.id);
-    let found = match ctx.reads.aks_binding(&name) {
+    let found = match ctx.azure.reads.aks_binding(&name) {
         Some(known) => Some(known),
-        None => ctx.arm.get_cluster_identity_binding(cluster, &name).await.map_err(BindingError::azure(Step::Nodes, "reading the AKS identity binding"))?,
+        None => {
+            ctx.azure.arm.get_cluster_identity_binding(cluster, &name).await.map_err(BindingError::azure(Step::Nodes, "reading the AKS identity binding"))?
+        }
     };
     let bound = match found {
         Some(found) if found.identity == identity.id && found.provisioning_state.eq_ignore_ascii_case("Succeeded") => found,
         _ => {
             let made = ctx
+                .azure
                 .arm
                 .put_cluster_identity_binding(cluster, &name, &identity.id)
                 .await
@@ -108,11 +111,11 @@ pub async fn bind(
             made
         }
     };
-    ctx.reads.put_aks_binding(&name, &bound);
+    ctx.azure.reads.put_aks_binding(&name, &bound);
 
     let role = rbac_name(namespace, service_account, &identity.client_id);
-    let roles: Api<ClusterRole> = Api::all(ctx.client.clone());
-    let role_bindings: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
+    let roles: Api<ClusterRole> = Api::all(ctx.kube.client.clone());
+    let role_bindings: Api<ClusterRoleBinding> = Api::all(ctx.kube.client.clone());
     let current_role = roles.get_opt(&role).await.map_err(|source| BindingError::Kube { action: "reading the ClusterRole", source })?;
     let current_binding = role_bindings.get_opt(&role).await.map_err(|source| BindingError::Kube { action: "reading the ClusterRoleBinding", source })?;
     let role_current = current_role.is_some_and(|r| {
@@ -156,9 +159,9 @@ pub async fn bind(
 /// use identity `client_id`; absent ones are success.
 pub async fn disallow(ctx: &Context, namespace: &str, service_account: &str, client_id: &str, changes: &mut Vec<Change>) -> Result<(), BindingError> {
     let name = rbac_name(namespace, service_account, client_id);
-    let role_bindings: Api<ClusterRoleBinding> = Api::all(ctx.client.clone());
+    let role_bindings: Api<ClusterRoleBinding> = Api::all(ctx.kube.client.clone());
     let unbound = delete_if_present(&role_bindings, &name).await.map_err(|source| BindingError::Kube { action: "deleting the ClusterRoleBinding", source })?;
-    let roles: Api<ClusterRole> = Api::all(ctx.client.clone());
+    let roles: Api<ClusterRole> = Api::all(ctx.kube.client.clone());
     let removed = delete_if_present(&roles, &name).await.map_err(|source| BindingError::Kube { action: "deleting the ClusterRole", source })?;
     if unbound || removed {
         changes.push(("ServiceAccountDisallowed", format!("ServiceAccount {service_account} may no longer use the identity (ClusterRole {name} removed)")));
@@ -175,14 +178,16 @@ pub async fn unbind(ctx: &Context, identity: &IdentityId, owned: bool, changes: 
         return Ok(());
     };
     let name = arm_binding_name(&ctx.config.installation, identity);
-    let found = ctx.arm.get_cluster_identity_binding(cluster, &name).await.map_err(BindingError::azure(Step::Nodes, "reading the AKS identity binding"))?;
+    let found =
+        ctx.azure.arm.get_cluster_identity_binding(cluster, &name).await.map_err(BindingError::azure(Step::Nodes, "reading the AKS identity binding"))?;
     if found.is_some() {
-        ctx.arm.delete_cluster_identity_binding(cluster, &name).await.map_err(BindingError::azure(Step::Nodes, "deleting the AKS identity binding"))?;
+        ctx.azure.arm.delete_cluster_identity_binding(cluster, &name).await.map_err(BindingError::azure(Step::Nodes, "deleting the AKS identity binding"))?;
         changes.push(("AKSIdentityBindingDeleted", format!("removed AKS identity binding {name} of identity {}", identity.name)));
     }
-    ctx.reads.forget_aks_binding(&name);
+    ctx.azure.reads.forget_aks_binding(&name);
     if owned {
-        ctx.arm
+        ctx.azure
+            .arm
             .delete_federated_credential(identity, SHARED_CREDENTIAL)
             .await
             .map_err(BindingError::azure(Step::Nodes, "deleting the credential AKS left on the identity"))?;

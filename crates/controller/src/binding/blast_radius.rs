@@ -29,8 +29,9 @@ pub fn report(ctx: &Context, binding: &IdentityBinding, own: &[ClassInput], crow
     }
     let namespace = binding.metadata.namespace.as_deref();
     let unpinned: Vec<_> = ctx
+        .index
         .unpinned_classes
-        .of(&ctx.classes)
+        .of(&ctx.index.classes)
         .iter()
         .filter(|c| !(c.namespace.as_deref() == namespace && own.iter().any(|o| o.name == c.name)))
         .cloned()
@@ -61,7 +62,7 @@ pub fn report(ctx: &Context, binding: &IdentityBinding, own: &[ClassInput], crow
         binding.name_any(),
         newly_crowded.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
     );
-    for class in unpinned.iter().filter_map(|c| ctx.classes.get(c)) {
+    for class in unpinned.iter().filter_map(|c| ctx.index.classes.get(c)) {
         let event = Event {
             type_: EventType::Warning,
             reason: "MultipleIdentitiesOnPool".into(),
@@ -69,6 +70,6 @@ pub fn report(ctx: &Context, binding: &IdentityBinding, own: &[ClassInput], crow
             action: "AttachIdentity".into(),
             secondary: None,
         };
-        ctx.events.send(event, class.object_ref(&()), Repeats::Folded);
+        ctx.kube.events.send(event, class.object_ref(&()), Repeats::Folded);
     }
 }

@@ -27,7 +27,7 @@ pub fn report(ctx: &Context, binding: &IdentityBinding, classes: &[ClassInput], 
     let said = binding.status.as_ref().and_then(|s| find(&s.conditions, CLASS_LINT)).is_some_and(|c| c.message == message);
     if !said {
         let event = Event { type_: EventType::Warning, reason: reason.to_owned(), note: Some(message.clone()), action: "Lint".to_owned(), secondary: None };
-        ctx.events.send(event, binding.object_ref(&()), Repeats::Folded);
+        ctx.kube.events.send(event, binding.object_ref(&()), Repeats::Folded);
     }
     progress.notices.push((CLASS_LINT, reason, message));
 }

@@ -46,12 +46,12 @@ pub const SIGNIFICANCE: [&str; 16] = [
 pub fn publish(ctx: &Context, binding: &IdentityBinding, changes: &[Change], error: Option<&BindingError>) {
     if let Some((reason, note)) = fold(changes) {
         let event = Event { type_: EventType::Normal, reason: reason.to_owned(), note: Some(note), action: "Reconcile".to_owned(), secondary: None };
-        ctx.events.send(event, binding.object_ref(&()), Repeats::Never);
+        ctx.kube.events.send(event, binding.object_ref(&()), Repeats::Never);
     }
     if let Some(e) = error {
         let event =
             Event { type_: EventType::Warning, reason: e.reason().to_owned(), note: Some(e.to_string()), action: "Reconcile".to_owned(), secondary: None };
-        ctx.events.send(event, binding.object_ref(&()), Repeats::Folded);
+        ctx.kube.events.send(event, binding.object_ref(&()), Repeats::Folded);
     }
 }
 

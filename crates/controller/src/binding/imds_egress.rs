@@ -47,7 +47,7 @@ pub async fn keep(ctx: &Context, namespace: &str, deny: bool, changes: &mut Vec<
     if ctx.imds_looked.fresh(namespace, deny, ctx.config.resync) {
         return Ok(());
     }
-    let api: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), namespace);
+    let api: Api<NetworkPolicy> = Api::namespaced(ctx.kube.client.clone(), namespace);
     let found = api.get_opt(NAME).await.map_err(|source| BindingError::Kube { action: "reading the NetworkPolicy that keeps pods off IMDS", source })?;
     match (deny, found) {
         (true, Some(found)) if is_current(&found, namespace) => {}

@@ -28,21 +28,26 @@ pub fn classes_of(binding: &IdentityBinding, ctx: &Context) -> Result<(Vec<Class
     // Named classes are looked up, not searched for: every binding sharing an identity
     // reads every other's classes on each reconcile.
     for name in selector.names.iter().flatten() {
-        match ctx.classes.get(&ObjectRef::new(name).within(&namespace)) {
+        match ctx.index.classes.get(&ObjectRef::new(name).within(&namespace)) {
             Some(class) => found.push(class),
             None => missing.push(name.clone()),
         }
     }
     if let Some(sel) = &selector.selector {
-        let mut matched: Vec<_> =
-            ctx.classes.state().into_iter().filter(|c| c.metadata.namespace.as_deref() == Some(namespace.as_str()) && matches(sel, Some(c.labels()))).collect();
+        let mut matched: Vec<_> = ctx
+            .index
+            .classes
+            .state()
+            .into_iter()
+            .filter(|c| c.metadata.namespace.as_deref() == Some(namespace.as_str()) && matches(sel, Some(c.labels())))
+            .collect();
         matched.sort_by_key(|c| c.name_any());
         found.extend(matched);
     }
     let mode = binding.spec.mode;
     let classes = found
         .iter()
-        .map(|c| ctx.parsed_classes.get_or_parse(c, mode, || ctx.classes.state().len(), || class_input(c, mode, &ctx.config.cloud)))
+        .map(|c| ctx.index.parsed_classes.get_or_parse(c, mode, || ctx.index.classes.state().len(), || class_input(c, mode, &ctx.config.cloud)))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((classes, missing))
 }
@@ -56,7 +61,7 @@ pub fn targets_of(binding: &IdentityBinding, ctx: &Context) -> Result<BTreeSet<C
     if binding.spec.mode.uses_service_account() || binding.spec.identity.addon.is_some() {
         return Ok(BTreeSet::new());
     }
-    match ctx.node_targets.of(&ctx.nodes, &binding.spec.nodes) {
+    match ctx.index.node_targets.of(&ctx.index.nodes, &binding.spec.nodes) {
         Ok(targets) => Ok(targets.as_ref().clone()),
         Err((node, source)) => Err(BindingError::InvalidNode { node, source }),
     }
@@ -69,7 +74,7 @@ pub fn stores_of(binding: &IdentityBinding, ctx: &Context) -> Result<Vec<StoreIn
     let Some(selector) = &binding.spec.secret_stores else {
         return Ok(Vec::new());
     };
-    let eso = ctx.external_secrets.as_ref().ok_or(BindingError::SecretStoresNotServed)?;
+    let eso = ctx.index.external_secrets.as_ref().ok_or(BindingError::SecretStoresNotServed)?;
     let namespace = binding.namespace().unwrap_or_default();
     let mut secrets: Vec<Arc<ExternalSecret>> =
         eso.external_secrets.state().into_iter().filter(|s| s.metadata.namespace.as_deref() == Some(namespace.as_str())).collect();

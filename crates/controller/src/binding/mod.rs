@@ -54,9 +54,9 @@ pub use self::finalizer::FINALIZER;
 #[tracing::instrument(skip_all, fields(binding = %key(&binding)))]
 pub async fn reconcile(binding: Arc<IdentityBinding>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
     let namespace = binding.namespace().ok_or(ReconcileError::NoNamespace)?;
-    let api: Api<IdentityBinding> = Api::namespaced(ctx.client.clone(), &namespace);
+    let api: Api<IdentityBinding> = Api::namespaced(ctx.kube.client.clone(), &namespace);
     // Judging a binding against half-listed caches would report classes or nodes as missing.
-    let _ = ctx.caches_ready.clone().wait_for(|ready| *ready).await;
+    let _ = ctx.index.ready.clone().wait_for(|ready| *ready).await;
     // The turn comes first: a thousand bindings queued for theirs hold only this small
     // future, not the steps' state.
     let turn = Turn::take(&ctx, &binding).await;
@@ -88,14 +88,14 @@ enum Turn<'a> {
 
 impl<'a> Turn<'a> {
     async fn take(ctx: &'a Context, binding: &IdentityBinding) -> Turn<'a> {
-        if ctx.handoffs.has_landed(&ObjectRef::from_obj(binding)) {
-            return Turn::Writing(ctx.api_writes.acquire().await.ok());
+        if ctx.azure.handoffs.has_landed(&ObjectRef::from_obj(binding)) {
+            return Turn::Writing(ctx.kube.writes.acquire().await.ok());
         }
         let identity = match identity_of(&binding.spec.identity, &ctx.config) {
-            Ok((id, _)) => Some(ctx.identity_turns.turn(&id.key()).lock_owned().await),
+            Ok((id, _)) => Some(ctx.azure.identity_turns.turn(&id.key()).lock_owned().await),
             Err(_) => None,
         };
-        Turn::Azure(identity, ctx.azure_steps.acquire().await.ok())
+        Turn::Azure(identity, ctx.azure.steps.acquire().await.ok())
     }
 }
 
@@ -154,7 +154,7 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
     let mut progress = Progress { stores_named: binding.spec.secret_stores.is_some(), ..Progress::default() };
     let mut changes = Vec::new();
     let waiter = Arc::new(ObjectRef::from_obj(binding));
-    let (landed, unreported) = ctx.handoffs.take(&waiter);
+    let (landed, unreported) = ctx.azure.handoffs.take(&waiter);
     let (identity_turn, azure_turn, woken_turn) = match turn {
         Turn::Azure(identity, permit) => (identity, permit, None),
         Turn::Writing(permit) => (None, None, permit),
@@ -167,7 +167,7 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
     // writes a few at a time anyway; waiting, they hold no more than their status.
     let _writing = match woken_turn {
         Some(turn) => Some(turn),
-        None => ctx.api_writes.acquire().await.ok(),
+        None => ctx.kube.writes.acquire().await.ok(),
     };
     let outcome = match converged {
         Ok(classes) => {
@@ -187,7 +187,7 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
     // change since it began, rather than one per reconcile on the way.
     changes.splice(0..0, unreported);
     if outcome.is_ok() && !progress.waiting.is_empty() {
-        ctx.handoffs.defer(&waiter, std::mem::take(&mut changes));
+        ctx.azure.handoffs.defer(&waiter, std::mem::take(&mut changes));
     }
     if let Err(BindingError::ClassConflict { other, .. } | BindingError::SecretStoreShared { other, .. }) = &outcome {
         tell_the_other(ctx, other);
@@ -243,10 +243,10 @@ async fn prove(ctx: &Context, binding: &IdentityBinding) -> Option<crate::verify
 /// Wakes the namespace's bindings that a policy refused: a quota the deleted binding
 /// counted against may let one in now, and nothing else would tell them.
 fn wake_the_refused(ctx: &Context, gone: &IdentityBinding) {
-    for binding in ctx.bindings.state() {
+    for binding in ctx.index.bindings.state() {
         let refused = ready_reason(&binding) == Some("NotAllowedByPolicy");
         if refused && binding.metadata.namespace == gone.metadata.namespace && binding.metadata.name != gone.metadata.name {
-            ctx.handoffs.wake(ObjectRef::from_obj(binding.as_ref()));
+            ctx.azure.handoffs.wake(ObjectRef::from_obj(binding.as_ref()));
         }
     }
 }
@@ -257,9 +257,9 @@ fn wake_the_refused(ctx: &Context, gone: &IdentityBinding) {
 fn tell_the_other(ctx: &Context, other: &str) {
     let Some((namespace, name)) = other.split_once('/') else { return };
     let reference = ObjectRef::<IdentityBinding>::new(name).within(namespace);
-    let knows = ctx.bindings.get(&reference).is_some_and(|b| ready_reason(&b) == Some("SecretProviderClassConflict"));
+    let knows = ctx.index.bindings.get(&reference).is_some_and(|b| ready_reason(&b) == Some("SecretProviderClassConflict"));
     if !knows {
-        ctx.handoffs.wake(reference);
+        ctx.azure.handoffs.wake(reference);
     }
 }
 

@@ -85,7 +85,7 @@ pub(super) async fn reach(
         return Ok(reach);
     }
     if service_account.is_none() {
-        let skipped = ctx.node_targets.auto_provisioned(&ctx.nodes, &binding.spec.nodes);
+        let skipped = ctx.index.node_targets.auto_provisioned(&ctx.index.nodes, &binding.spec.nodes);
         if !skipped.is_empty() {
             reach.notices.push((
                 "AutoProvisionedNodes",
@@ -117,7 +117,7 @@ pub(super) async fn reach(
             // name it after their next reconcile, which this asks for when it is news.
             if newcomer || changes.len() > changes_before {
                 for (ns, name) in &neighbours {
-                    ctx.handoffs.wake(ObjectRef::new(name).within(ns));
+                    ctx.azure.handoffs.wake(ObjectRef::new(name).within(ns));
                 }
             }
             let sharing: BTreeSet<String> = neighbours.into_iter().map(|(ns, _)| ns).collect();

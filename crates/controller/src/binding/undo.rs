@@ -60,7 +60,7 @@ pub(super) async fn cleanup(binding: &IdentityBinding, ctx: &Context) -> Result<
         return Ok(Action::await_change());
     }
     // Whatever was handed off for it has landed or will land unread.
-    ctx.handoffs.forget(&ObjectRef::from_obj(binding));
+    ctx.azure.handoffs.forget(&ObjectRef::from_obj(binding));
     let mut changes = Vec::new();
     let result = undo(binding, ctx, &mut changes).await;
     ctx.writes.spend_changes(&binding.namespace().unwrap_or_default(), &changes, tokio::time::Instant::now());
@@ -83,7 +83,7 @@ pub(super) async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut
     let sharers_here: Vec<&Arc<IdentityBinding>> = sharers.iter().filter(|b| b.namespace().as_deref() == Some(namespace.as_str())).collect();
     let shared_classes: BTreeSet<String> =
         sharers_here.iter().filter_map(|b| b.status.as_ref()).flat_map(|s| s.secret_provider_classes.iter().map(|c| c.name.clone())).collect();
-    let found = ctx.arm.get_identity(&identity_id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
+    let found = ctx.azure.arm.get_identity(&identity_id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
     // An identity adopted by ID is never kvbind's, whoever tagged it; one named is only when
     // this installation made it for this namespace (`ensure_identity`).
     let owned = found.as_ref().is_some_and(|i| !adopt && azure_sync::made_here(i, ctx) && azure_sync::ours_to_join(i, &namespace, &[key(binding)]));
@@ -139,7 +139,7 @@ pub(super) async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut
             if vaults.contains_key(&id.key()) {
                 continue;
             }
-            match ctx.arm.get_vault(&id).await {
+            match ctx.azure.arm.get_vault(&id).await {
                 Ok(vault) => {
                     vaults.insert(id.key(), (Arc::new(vault), Vec::new()));
                 }
@@ -177,7 +177,7 @@ pub(super) async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut
     }
     // Only kvbind's own fields go, and only in the binding's namespace, so the names may
     // come from the spec and status; a store another live binding names keeps them.
-    if ctx.external_secrets.is_some() {
+    if ctx.index.external_secrets.is_some() {
         let mut stores: BTreeSet<&str> = binding.spec.secret_stores.iter().flat_map(|s| s.names.iter().map(String::as_str)).collect();
         stores.extend(binding.status.iter().flat_map(|s| s.secret_stores.iter().map(|s| s.name.as_str())));
         for store in stores {
@@ -188,6 +188,7 @@ pub(super) async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut
     }
     // The namespace's last binding takes its NetworkPolicy with it.
     let others_here = ctx
+        .index
         .bindings
         .state()
         .into_iter()

@@ -47,7 +47,7 @@ pub async fn federate(
     changes: &mut Vec<Change>,
 ) -> Result<WorkloadIdentityStatus, BindingError> {
     let issuer = ctx.config.oidc_issuer.clone().ok_or(BindingError::NoIssuer)?;
-    let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), namespace);
+    let accounts: Api<ServiceAccount> = Api::namespaced(ctx.kube.client.clone(), namespace);
     let account = accounts
         .get_opt(service_account)
         .await
@@ -68,10 +68,14 @@ pub async fn federate(
         subject: subject(namespace, service_account),
         audiences: vec![TOKEN_EXCHANGE_AUDIENCE.to_owned()],
     };
-    let found =
-        ctx.arm.get_federated_credential(&identity.id, &wanted.name).await.map_err(BindingError::azure(Step::Nodes, "reading the federated credential"))?;
+    let found = ctx
+        .azure
+        .arm
+        .get_federated_credential(&identity.id, &wanted.name)
+        .await
+        .map_err(BindingError::azure(Step::Nodes, "reading the federated credential"))?;
     if found.as_ref() != Some(&wanted) {
-        ctx.arm.put_federated_credential(&identity.id, &wanted).await.map_err(BindingError::azure(Step::Nodes, "creating the federated credential"))?;
+        ctx.azure.arm.put_federated_credential(&identity.id, &wanted).await.map_err(BindingError::azure(Step::Nodes, "creating the federated credential"))?;
         changes
             .push(("FederatedCredentialCreated", format!("federated identity {} with ServiceAccount {service_account} (issuer {issuer})", identity.id.name)));
     }
@@ -96,13 +100,14 @@ pub async fn federate(
 /// status, and could name any credential of the identity) and kvbind's annotation on the
 /// ServiceAccount.
 pub async fn unfederate(ctx: &Context, namespace: &str, identity: &IdentityId, service_account: &str, changes: &mut Vec<Change>) -> Result<(), BindingError> {
-    ctx.arm
+    ctx.azure
+        .arm
         .delete_federated_credential(identity, &credential_name(&ctx.config.installation, namespace, service_account))
         .await
         .map_err(BindingError::azure(Step::Nodes, "deleting the federated credential"))?;
     changes.push(("FederatedCredentialDeleted", format!("removed the federation of identity {} with ServiceAccount {service_account}", identity.name)));
     let status = WorkloadIdentityStatus { service_account: service_account.to_owned(), ..WorkloadIdentityStatus::default() };
-    let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), namespace);
+    let accounts: Api<ServiceAccount> = Api::namespaced(ctx.kube.client.clone(), namespace);
     let exists = accounts.get_opt(&status.service_account).await.map_err(|source| BindingError::Kube { action: "reading the ServiceAccount", source })?;
     if exists.is_none() {
         // An apply would create it.

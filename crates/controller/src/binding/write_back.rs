@@ -25,7 +25,7 @@ pub async fn write_identity(
     mode: IdentityMode,
     changes: &mut Vec<Change>,
 ) -> Result<(), BindingError> {
-    let api: Api<SecretProviderClass> = Api::namespaced(ctx.client.clone(), namespace);
+    let api: Api<SecretProviderClass> = Api::namespaced(ctx.kube.client.clone(), namespace);
     for class in classes {
         let current = match mode {
             IdentityMode::VmManagedIdentity => {
@@ -65,7 +65,7 @@ pub async fn write_identity(
 /// Takes back what kvbind wrote into a class: applying an empty configuration under
 /// kvbind's field manager removes the fields only kvbind owned.
 pub async fn forget_identity(ctx: &Context, namespace: &str, class: &str) -> Result<(), BindingError> {
-    let api: Api<SecretProviderClass> = Api::namespaced(ctx.client.clone(), namespace);
+    let api: Api<SecretProviderClass> = Api::namespaced(ctx.kube.client.clone(), namespace);
     let patch = json!({
         "apiVersion": "secrets-store.csi.x-k8s.io/v1",
         "kind": "SecretProviderClass",
@@ -92,7 +92,7 @@ pub async fn write_store_identity(
     service_account: Option<&str>,
     changes: &mut Vec<Change>,
 ) -> Result<(), BindingError> {
-    let api: Api<SecretStore> = Api::namespaced(ctx.client.clone(), namespace);
+    let api: Api<SecretStore> = Api::namespaced(ctx.kube.client.clone(), namespace);
     let auth_type = store_auth_type(mode);
     for store in stores {
         let current = store.auth_type.as_deref() == Some(auth_type)
@@ -129,7 +129,7 @@ pub async fn write_store_identity(
 
 /// Takes back what kvbind wrote into a store, as [`forget_identity`] does for a class.
 pub async fn forget_store_identity(ctx: &Context, namespace: &str, store: &str) -> Result<(), BindingError> {
-    let api: Api<SecretStore> = Api::namespaced(ctx.client.clone(), namespace);
+    let api: Api<SecretStore> = Api::namespaced(ctx.kube.client.clone(), namespace);
     let patch = json!({
         "apiVersion": kvbind_api::external_secrets::API_VERSION,
         "kind": "SecretStore",

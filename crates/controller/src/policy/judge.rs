@@ -188,7 +188,7 @@ impl<'a> Judge<'a> {
         self.verdicts.get_or_make(key, || {
             let identity = identity_of(&binding.spec.identity, &self.ctx.config).ok();
             let ctx = self.ctx;
-            let needs = ctx.needs_memo.get_or_read(binding, || needs_of(binding, ctx)).ok();
+            let needs = ctx.index.needs_memo.get_or_read(binding, || needs_of(binding, ctx)).ok();
             let allowing = match (&identity, &needs) {
                 (Some((id, adopt)), Some(needs)) => (self.rules.check)(binding, id, *adopt, needs, self).ok(),
                 _ => None,
@@ -201,6 +201,7 @@ impl<'a> Judge<'a> {
     pub fn claimants(&self, identity: &IdentityId) -> Arc<[Arc<IdentityBinding>]> {
         self.claimants.get_or_make(identity.clone(), || {
             self.ctx
+                .index
                 .bindings
                 .state()
                 .into_iter()
@@ -230,6 +231,7 @@ impl<'a> Judge<'a> {
         let ages = self.ages.get_or_make(namespace.clone(), || {
             let live = self
                 .ctx
+                .index
                 .bindings
                 .state()
                 .iter()
@@ -247,13 +249,14 @@ impl<'a> Judge<'a> {
         let key = serde_json::to_string(selector).unwrap_or_default();
         self.exposed.get_or_make(key, || {
             let ctx = self.ctx;
-            let Ok(targets) = ctx.node_targets.of(&ctx.nodes, selector) else {
+            let Ok(targets) = ctx.index.node_targets.of(&ctx.index.nodes, selector) else {
                 return Arc::from([]);
             };
             if targets.is_empty() {
                 return Arc::from([]);
             }
-            ctx.nodes
+            ctx.index
+                .nodes
                 .state()
                 .into_iter()
                 .filter_map(|node| {
@@ -272,6 +275,7 @@ impl<'a> Judge<'a> {
         let key = format!("{}\n{}", policy.name_any(), selector.map(|s| serde_json::to_string(s).unwrap_or_default()).unwrap_or_default());
         self.outside.get_or_make(key, || {
             self.ctx
+                .index
                 .nodes
                 .state()
                 .into_iter()

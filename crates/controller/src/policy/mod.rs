@@ -60,7 +60,7 @@ pub fn check(binding: &IdentityBinding, identity: &IdentityId, adopt: bool, need
 
 /// Narrows `allowing` to the policies that also allow the resolved vaults.
 pub fn check_vaults(allowing: &[String], vaults: &[VaultId], ctx: &Context) -> Result<(), BindingError> {
-    let policies = ctx.policies.state();
+    let policies = ctx.index.policies.state();
     let mut refusals = Vec::new();
     for name in allowing {
         let Some(policy) = policies.iter().find(|p| &p.name_any() == name) else {
@@ -79,7 +79,7 @@ pub fn check_vaults(allowing: &[String], vaults: &[VaultId], ctx: &Context) -> R
 /// `adoptableIdentities`: an existing identity kvbind did not make may then be used.
 pub fn allows_adoption(allowing: &[String], identity: &IdentityId, ctx: &Context) -> bool {
     let id = identity.to_string();
-    ctx.policies.state().iter().filter(|p| allowing.contains(&p.name_any())).any(|p| p.spec.adoptable_identities.iter().any(|a| scope_allows(a, &id)))
+    ctx.index.policies.state().iter().filter(|p| allowing.contains(&p.name_any())).any(|p| p.spec.adoptable_identities.iter().any(|a| scope_allows(a, &id)))
 }
 
 /// True when some policy that allows `binding` also allows every one of `vaults`, the
@@ -226,7 +226,7 @@ fn over_quota(usage: &Usage, binding: &IdentityBinding, spec: &kvbind_api::bindi
 /// says so: the most generous of them, as any one allowing the binding is enough; `None`
 /// when one sets no limit.
 pub fn write_quota(allowing: &[String], ctx: &Context) -> Option<(u32, String)> {
-    let policies = ctx.policies.state();
+    let policies = ctx.index.policies.state();
     most_generous(policies.iter().filter(|p| allowing.contains(&p.name_any())), |spec| spec.max_azure_writes_per_hour)
 }
 
@@ -259,6 +259,6 @@ pub fn denies_imds(namespace: &str, ctx: &Context) -> bool {
 
 /// The policies that select `namespace`.
 fn selecting(namespace: &str, ctx: &Context) -> Vec<Arc<BindingPolicy>> {
-    let labels = ctx.namespaces.state().into_iter().find(|n| n.name_any() == namespace).map(|n| n.labels().clone()).unwrap_or_default();
-    ctx.policies.state().into_iter().filter(|p| matches(&p.spec.namespace_selector, Some(&labels))).collect()
+    let labels = ctx.index.namespaces.state().into_iter().find(|n| n.name_any() == namespace).map(|n| n.labels().clone()).unwrap_or_default();
+    ctx.index.policies.state().into_iter().filter(|p| matches(&p.spec.namespace_selector, Some(&labels))).collect()
 }

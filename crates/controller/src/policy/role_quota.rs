@@ -41,6 +41,7 @@ pub async fn check(ctx: &Context, namespaces: &BTreeSet<String>, subscription: &
 /// hold in `subscription`.
 async fn held_by(ctx: &Context, namespace: &str, subscription: &str) -> Result<usize, BindingError> {
     let identities: BTreeSet<IdentityId> = ctx
+        .index
         .bindings
         .state()
         .iter()
@@ -51,12 +52,14 @@ async fn held_by(ctx: &Context, namespace: &str, subscription: &str) -> Result<u
     let mut held = 0;
     for id in identities {
         let read = ctx
+            .azure
             .reads
-            .identity(ctx.arm.as_ref(), &id, None)
+            .identity(ctx.azure.arm.as_ref(), &id, None)
             .await
             .map_err(BindingError::azure(Step::Access, "reading an identity to count its role assignments"))?;
         let Some(identity) = read else { continue };
         let assignments = ctx
+            .azure
             .arm
             .list_role_assignments(&scope, &identity.principal_id)
             .await

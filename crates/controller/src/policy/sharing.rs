@@ -20,10 +20,11 @@ pub fn check_class_conflicts(binding: &IdentityBinding, identity: &IdentityId, c
     let ctx = judge.ctx;
     let namespace = binding.namespace().unwrap_or_default();
     for class in classes {
-        let Some(cached) = ctx.classes.get(&ObjectRef::new(&class.name).within(&namespace)) else {
+        let Some(cached) = ctx.index.classes.get(&ObjectRef::new(&class.name).within(&namespace)) else {
             continue;
         };
         let other = ctx
+            .index
             .bindings
             .state()
             .into_iter()
@@ -40,7 +41,8 @@ pub fn check_class_conflicts(binding: &IdentityBinding, identity: &IdentityId, c
 
 /// The other live binding of the namespace that names the SecretStore `store`, if any.
 pub fn other_binding_naming_store(binding: &IdentityBinding, store: &str, ctx: &Context) -> Option<Arc<IdentityBinding>> {
-    ctx.bindings
+    ctx.index
+        .bindings
         .state()
         .into_iter()
         .filter(|b| b.metadata.namespace == binding.metadata.namespace && b.metadata.name != binding.metadata.name)
@@ -54,6 +56,7 @@ pub fn check_store_conflicts(binding: &IdentityBinding, identity: &IdentityId, s
     let namespace = binding.namespace().unwrap_or_default();
     for store in stores {
         let other = ctx
+            .index
             .bindings
             .state()
             .into_iter()

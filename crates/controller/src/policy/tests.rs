@@ -52,7 +52,7 @@ fn node(name: &str, pool: &str, labels: Value) -> Value {
 fn verdict(cluster: &Cluster, namespace: &str, name: &str) -> Result<Vec<String>, String> {
     let ctx = context(cluster);
     let judge = Judge::new(&ctx);
-    let binding = ctx.bindings.get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace)).expect("the binding is cached");
+    let binding = ctx.index.bindings.get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace)).expect("the binding is cached");
     let (identity, adopt) = identity_of(&binding.spec.identity, &ctx.config).map_err(|e| e.to_string())?;
     let needs = needs_of(&binding, &ctx).map_err(|e| e.to_string())?;
     let checked = check(&binding, &identity, adopt, &needs, &judge).map_err(|e| e.to_string());

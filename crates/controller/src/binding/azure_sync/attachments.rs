@@ -73,7 +73,7 @@ pub async fn sync_attachments(
         let Ok(target) = ComputeId::parse(key) else {
             continue;
         };
-        match ctx.compute.change(&target, None, Some(identity)).await {
+        match ctx.azure.compute.change(&target, None, Some(identity)).await {
             Ok(_) => changes.push(("IdentityDetached", format!("detached the identity from {} {}", target.kind().describe(), target.name))),
             // A pool that is gone took the identity with it.
             Err(kvbind_azure::AzureError::NotFound { .. }) => {}
@@ -96,7 +96,8 @@ pub(super) async fn attach(
     records: &Records,
     waiting: Waiting<'_>,
 ) -> Result<Option<(AttachmentOrigin, Arc<ComputeIdentity>, bool, Option<Change>)>, BindingError> {
-    let current = ctx.reads.compute(ctx.arm.as_ref(), target).await.map_err(BindingError::azure(Step::Nodes, "reading the VM scale set's identities"))?;
+    let current =
+        ctx.azure.reads.compute(ctx.azure.arm.as_ref(), target).await.map_err(BindingError::azure(Step::Nodes, "reading the VM scale set's identities"))?;
     let attached_now = |before: usize, after| {
         let change = ("IdentityAttached", format!("attached the identity to {} {}", target.kind().describe(), target.name));
         Some((AttachmentOrigin::Attached, after, before == 1, Some(change)))
@@ -125,7 +126,7 @@ pub(super) async fn attach(
     }
     match waiting {
         Waiting::InPlace => {
-            let written = ctx.compute.change(target, Some(identity), None).await.map_err(BindingError::azure(Step::Nodes, "attaching the identity"))?;
+            let written = ctx.azure.compute.change(target, Some(identity), None).await.map_err(BindingError::azure(Step::Nodes, "attaching the identity"))?;
             Ok(attached_now(written.before, written.after))
         }
         Waiting::HandOff { binding, landed } => {
@@ -134,7 +135,7 @@ pub(super) async fn attach(
             if let Some(Err(e)) = landed.compute(target) {
                 return Err(BindingError::azure(Step::Nodes, "attaching the identity")(e.clone()));
             }
-            ctx.compute.hand_off(target, identity, binding.clone());
+            ctx.azure.compute.hand_off(target, identity, binding.clone());
             Ok(None)
         }
     }

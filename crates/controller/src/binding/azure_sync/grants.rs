@@ -100,7 +100,8 @@ pub(super) async fn sync_access_policy(
             }
         }
         Waiting::InPlace => {
-            ctx.access
+            ctx.azure
+                .access
                 .change(&vault.id, AccessPolicyOp::Add, entry(change.add.clone()))
                 .await
                 .map_err(BindingError::azure(Step::Access, "adding the access policy"))?;
@@ -110,12 +111,13 @@ pub(super) async fn sync_access_policy(
             if let Some(Err(e)) = landed.vault(&vault.id) {
                 return Err(BindingError::azure(Step::Access, "adding the access policy")(e.clone()));
             }
-            ctx.access.hand_off(&vault.id, AccessPolicyOp::Add, entry(change.add.clone()), binding.clone());
+            ctx.azure.access.hand_off(&vault.id, AccessPolicyOp::Add, entry(change.add.clone()), binding.clone());
             pending = true;
         }
     }
     if !change.remove.is_empty() {
-        ctx.access
+        ctx.azure
+            .access
             .change(&vault.id, AccessPolicyOp::Remove, entry(change.remove.clone()))
             .await
             .map_err(BindingError::azure(Step::Access, "removing access-policy permissions"))?;
@@ -149,7 +151,7 @@ pub(super) async fn sync_role_assignments(
 ) -> Result<VaultGrantStatus, BindingError> {
     let desired = role_assignments(&vault.id, objects, principal, scope);
     let existing =
-        ctx.arm.list_role_assignments(&vault.id.to_string(), principal).await.map_err(BindingError::azure(Step::Access, "listing role assignments"))?;
+        ctx.azure.arm.list_role_assignments(&vault.id.to_string(), principal).await.map_err(BindingError::azure(Step::Access, "listing role assignments"))?;
     let existing_names: BTreeSet<&str> = existing.iter().map(|a| a.name.as_str()).collect();
     let missing: Vec<&kvbind_azure::model::RoleAssignment> =
         desired.iter().filter(|(name, _)| !existing_names.contains(name.as_str())).map(|(_, a)| a).collect();
@@ -158,17 +160,18 @@ pub(super) async fn sync_role_assignments(
     // All of them or none: past a namespace's quota or the subscription's limit ARM would
     // refuse some and leave the binding half granted.
     crate::policy::role_quota::check(ctx, namespaces, &vault.id.subscription, missing.len().saturating_sub(stale.len())).await?;
-    ctx.role_budget
-        .reserve(ctx.arm.as_ref(), &vault.id.subscription, missing.len())
+    ctx.azure
+        .role_budget
+        .reserve(ctx.azure.arm.as_ref(), &vault.id.subscription, missing.len())
         .await
         .map_err(BindingError::azure(Step::Access, "planning the role assignments"))?;
     for assignment in missing {
-        ctx.arm.create_role_assignment(assignment).await.map_err(BindingError::azure(Step::Access, "creating a role assignment"))?;
+        ctx.azure.arm.create_role_assignment(assignment).await.map_err(BindingError::azure(Step::Access, "creating a role assignment"))?;
         changes.push(("AccessGranted", format!("assigned role {} on {}", assignment.role_definition, assignment.scope)));
     }
     for stale in stale {
-        ctx.arm.delete_role_assignment(&stale.scope, &stale.name).await.map_err(BindingError::azure(Step::Access, "deleting a role assignment"))?;
-        ctx.role_budget.release(&vault.id.subscription, 1).await;
+        ctx.azure.arm.delete_role_assignment(&stale.scope, &stale.name).await.map_err(BindingError::azure(Step::Access, "deleting a role assignment"))?;
+        ctx.azure.role_budget.release(&vault.id.subscription, 1).await;
         changes.push(("AccessRevoked", format!("removed role {} on {}", stale.role_definition, stale.scope)));
     }
     let types = access_policy_permissions(objects);

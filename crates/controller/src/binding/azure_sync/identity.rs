@@ -31,15 +31,15 @@ pub async fn ensure_identity(
     held: Option<tokio::sync::OwnedMutexGuard<()>>,
     changes: &mut Vec<Change>,
 ) -> Result<(Identity, bool), BindingError> {
-    let _resolving = ctx.compute.resolving_identity();
+    let _resolving = ctx.azure.compute.resolving_identity();
     // Bindings that share an identity reconcile at once; one at a time here, so the first
     // creates it and the rest find it (through the cache) instead of each writing it. The
     // reconcile may hold the identity's turn already (`held`, see `binding::Turn`).
     let _turn = match held {
         Some(turn) => turn,
-        None => ctx.identity_turns.turn(&id.key()).lock_owned().await,
+        None => ctx.azure.identity_turns.turn(&id.key()).lock_owned().await,
     };
-    let found = ctx.reads.identity(ctx.arm.as_ref(), id, pool).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
+    let found = ctx.azure.reads.identity(ctx.azure.arm.as_ref(), id, pool).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
     if adopt {
         return found.map(|i| (i, false)).ok_or_else(|| BindingError::IdentityNotFound(id.to_string()));
     }
@@ -61,16 +61,20 @@ pub async fn ensure_identity(
         Some(identity) if identity.tags == tags => Ok((identity, true)),
         Some(identity) => {
             let location = identity.location.clone();
-            let updated =
-                ctx.arm.create_or_update_identity(id, &location, &tags).await.map_err(BindingError::azure(Step::Identity, "updating the identity's tags"))?;
-            ctx.reads.put_identity(&updated);
+            let updated = ctx
+                .azure
+                .arm
+                .create_or_update_identity(id, &location, &tags)
+                .await
+                .map_err(BindingError::azure(Step::Identity, "updating the identity's tags"))?;
+            ctx.azure.reads.put_identity(&updated);
             Ok((updated, true))
         }
         None => {
             let location = spec.location.clone().unwrap_or_else(|| ctx.config.default_location.clone());
             let created =
-                ctx.arm.create_or_update_identity(id, &location, &tags).await.map_err(BindingError::azure(Step::Identity, "creating the identity"))?;
-            ctx.reads.put_identity(&created);
+                ctx.azure.arm.create_or_update_identity(id, &location, &tags).await.map_err(BindingError::azure(Step::Identity, "creating the identity"))?;
+            ctx.azure.reads.put_identity(&created);
             changes.push(("IdentityCreated", format!("created identity {id} (client ID {})", created.client_id)));
             Ok((created, true))
         }
@@ -79,10 +83,10 @@ pub async fn ensure_identity(
 
 /// Removes the identity this installation created, once no binding uses it.
 pub async fn delete_identity(ctx: &Context, id: &IdentityId, changes: &mut Vec<Change>) -> Result<(), BindingError> {
-    let found = ctx.arm.get_identity(id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
+    let found = ctx.azure.arm.get_identity(id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
     if found.is_some_and(|i| made_here(&i, ctx)) {
-        ctx.arm.delete_identity(id).await.map_err(BindingError::azure(Step::Identity, "deleting the identity"))?;
-        ctx.reads.forget_identity(id);
+        ctx.azure.arm.delete_identity(id).await.map_err(BindingError::azure(Step::Identity, "deleting the identity"))?;
+        ctx.azure.reads.forget_identity(id);
         changes.push(("IdentityDeleted", format!("deleted identity {id}")));
     }
     Ok(())

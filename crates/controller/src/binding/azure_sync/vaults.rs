@@ -35,13 +35,13 @@ pub async fn resolve_vaults(
             })?,
             None => find_vault(ctx, name).await?.ok_or_else(not_found)?,
         };
-        let vault = match ctx.reads.vault(ctx.arm.as_ref(), &id).await {
+        let vault = match ctx.azure.reads.vault(ctx.azure.arm.as_ref(), &id).await {
             // The vault found by this name is gone (deleted, or made again elsewhere): the
             // name is searched for again.
             Err(kvbind_azure::AzureError::NotFound { .. }) if explicit.is_none() => {
-                ctx.vault_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(name);
+                ctx.azure.vault_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(name);
                 id = find_vault(ctx, name).await?.ok_or_else(not_found)?;
-                ctx.reads.vault(ctx.arm.as_ref(), &id).await
+                ctx.azure.reads.vault(ctx.azure.arm.as_ref(), &id).await
             }
             read => read,
         }
@@ -58,19 +58,19 @@ pub async fn resolve_vaults(
 /// once and kept until its vault answers 404 (see [`resolve_vaults`]): a converged cluster
 /// lists no vaults.
 pub(super) async fn find_vault(ctx: &Context, name: &str) -> Result<Option<VaultId>, BindingError> {
-    let known = || ctx.vault_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(name).cloned();
+    let known = || ctx.azure.vault_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(name).cloned();
     if let Some(id) = known() {
         return Ok(Some(id));
     }
     // Every binding of a new vault name asks at once; one of them lists.
-    let turn = ctx.vault_lookups.turn(name);
+    let turn = ctx.azure.vault_lookups.turn(name);
     let _turn = turn.lock().await;
     if let Some(id) = known() {
         return Ok(Some(id));
     }
     for subscription in &ctx.config.subscriptions {
-        if let Some(id) = ctx.arm.find_vault(subscription, name).await.map_err(BindingError::azure(Step::Access, "searching for the vault"))? {
-            ctx.vault_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name.to_owned(), id.clone());
+        if let Some(id) = ctx.azure.arm.find_vault(subscription, name).await.map_err(BindingError::azure(Step::Access, "searching for the vault"))? {
+            ctx.azure.vault_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name.to_owned(), id.clone());
             return Ok(Some(id));
         }
     }
