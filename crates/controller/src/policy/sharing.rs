@@ -13,6 +13,12 @@ use crate::context::Context;
 use crate::error::BindingError;
 use crate::needs::{ClassInput, StoreInput, identity_of, selects_class};
 
+/// The other live bindings of `binding`'s namespace.
+fn neighbours<'a>(binding: &'a IdentityBinding, ctx: &Context) -> impl Iterator<Item = Arc<IdentityBinding>> + 'a {
+    let live = ctx.index.bindings.state().into_iter();
+    live.filter(|b| b.metadata.namespace == binding.metadata.namespace && b.metadata.name != binding.metadata.name && b.metadata.deletion_timestamp.is_none())
+}
+
 /// Fails when another live binding of the namespace, one a policy allows, serves one of
 /// `classes` with another identity or mode: the two would write the class in turn for
 /// ever. Bindings no policy allows write no class, so they conflict with nobody.
@@ -23,13 +29,8 @@ pub fn check_class_conflicts(binding: &IdentityBinding, identity: &IdentityId, c
         let Some(cached) = ctx.index.classes.get(&ObjectRef::new(&class.name).within(&namespace)) else {
             continue;
         };
-        let other = ctx
-            .index
-            .bindings
-            .state()
-            .into_iter()
-            .filter(|b| b.metadata.namespace == binding.metadata.namespace && b.metadata.name != binding.metadata.name)
-            .filter(|b| b.metadata.deletion_timestamp.is_none() && selects_class(b, &class.name, cached.labels()))
+        let other = neighbours(binding, ctx)
+            .filter(|b| selects_class(b, &class.name, cached.labels()))
             .filter(|b| b.spec.mode != binding.spec.mode || identity_of(&b.spec.identity, &ctx.config).ok().is_none_or(|(id, _)| &id != identity))
             .find(|b| admits(b, judge));
         if let Some(other) = other {
@@ -41,13 +42,7 @@ pub fn check_class_conflicts(binding: &IdentityBinding, identity: &IdentityId, c
 
 /// The other live binding of the namespace that names the SecretStore `store`, if any.
 pub fn other_binding_naming_store(binding: &IdentityBinding, store: &str, ctx: &Context) -> Option<Arc<IdentityBinding>> {
-    ctx.index
-        .bindings
-        .state()
-        .into_iter()
-        .filter(|b| b.metadata.namespace == binding.metadata.namespace && b.metadata.name != binding.metadata.name)
-        .filter(|b| b.metadata.deletion_timestamp.is_none())
-        .find(|b| b.spec.secret_stores.iter().flat_map(|s| s.names.iter()).any(|n| n == store))
+    neighbours(binding, ctx).find(|b| b.spec.secret_stores.iter().flat_map(|s| s.names.iter()).any(|n| n == store))
 }
 
 /// As [`check_class_conflicts`], for External Secrets stores: a store carries one identity.
@@ -55,13 +50,7 @@ pub fn check_store_conflicts(binding: &IdentityBinding, identity: &IdentityId, s
     let ctx = judge.ctx;
     let namespace = binding.namespace().unwrap_or_default();
     for store in stores {
-        let other = ctx
-            .index
-            .bindings
-            .state()
-            .into_iter()
-            .filter(|b| b.metadata.namespace == binding.metadata.namespace && b.metadata.name != binding.metadata.name)
-            .filter(|b| b.metadata.deletion_timestamp.is_none())
+        let other = neighbours(binding, ctx)
             .filter(|b| b.spec.secret_stores.iter().flat_map(|s| s.names.iter()).any(|n| n == &store.name))
             .filter(|b| {
                 b.spec.mode != binding.spec.mode
