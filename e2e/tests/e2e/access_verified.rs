@@ -18,9 +18,9 @@ const CLUSTER_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 /// One resync: short, so that the test sees a removed grant found and restored.
 const RESYNC: Duration = Duration::from_secs(4);
 
-/// The test cluster, its vault holding secrets `db-password` and `other`.
+/// The test cluster (two pools), its vault holding secrets `db-password` and `other`.
 fn with_secrets(rbac: bool) -> kvbind_arm_sim::Seed {
-    seed(&cluster_with_secrets(&["pool-vmss"], rbac, &["db-password", "other"]))
+    seed(&cluster_with_secrets(&["pool-vmss", "pool-b"], rbac, &["db-password", "other"]))
 }
 
 /// A VM-mode binding `app` that asks for its access to be proven, once it is: the scenario
@@ -28,6 +28,7 @@ fn with_secrets(rbac: bool) -> kvbind_arm_sim::Seed {
 async fn proven_vm_binding(prefix: &str) -> (Scenario, String) {
     let s = Scenario::start_verifying(prefix, with_secrets(false), |config| config.resync = RESYNC).await;
     s.node("pool-0", &Scenario::vmss_node("pool-vmss", 0), &[]).await;
+    s.node("b-0", &Scenario::vmss_node("pool-b", 0), &[]).await;
     s.apply(&class("app", &[("db-password", "secret", 0)]));
     s.apply(&binding("app", "app-reader", &["app"], "  verifyAccess: true\n"));
     s.wait_condition("app", "AccessVerified").await;
@@ -48,7 +49,8 @@ fn reads(s: &Scenario, client_id: &str, status: u16) -> usize {
 async fn vm_mode_proves_the_path_from_a_node_of_each_pool_and_catches_a_removed_grant() {
     let (s, client_id) = proven_vm_binding("av-vm").await;
     assert_eq!(condition(&s, "app", "AccessVerified", "reason"), "Verified");
-    assert!(condition(&s, "app", "AccessVerified", "message").contains("pool pool-vmss"), "proven from the pool");
+    let message = condition(&s, "app", "AccessVerified", "message");
+    assert!(message.contains("pool pool-vmss") && message.contains("pool pool-b"), "proven from a node of each pool: {message}");
     assert_eq!(condition(&s, "app", "Ready", "status"), "True");
     let principal = s.jsonpath("identitybinding/app", "{.status.identity.principalId}");
     assert!(reads(&s, &client_id, 200) >= 1, "the secret was read with the bound identity's token from the node's IMDS");

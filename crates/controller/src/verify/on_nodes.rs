@@ -61,7 +61,9 @@ pub(super) async fn check(prover: &Prover<'_>, binding: &IdentityBinding, client
         objects: wanted.all(),
     };
     let pods: Api<Pod> = Api::namespaced(prover.client.clone(), &namespace);
-    let mut probed = Vec::new();
+    // Every pool's report is read together: a Pod that ended waits for the others, so one
+    // slow pool does not make the others' reports go unread.
+    let (mut probed, mut ended_pods, mut unreported) = (Vec::new(), Vec::new(), None);
     let mut running = false;
     for target in targets.iter() {
         let place = format!("pool {}", target.name);
@@ -83,11 +85,11 @@ pub(super) async fn check(prover: &Prover<'_>, binding: &IdentityBinding, client
             }
             Some(pod) => match ended(&pod) {
                 Some(report) => {
-                    let _ = pods.delete(&name, &DeleteParams::background()).await;
                     match report {
                         Ok(report) => probed.push(Probed { place, pinned: request.pinned_client_id.is_some(), report }),
-                        Err(why) => return Check::Done((ConditionStatus::Unknown, "ProbeFailed", format!("{place}: probe Pod {name} {why}"))),
+                        Err(why) => unreported = Some(format!("{place}: probe Pod {name} {why}")),
                     }
+                    ended_pods.push(name);
                 }
                 None if older_than(&pod, PROBE_DEADLINE) => {
                     let _ = pods.delete(&name, &DeleteParams::background()).await;
@@ -102,7 +104,16 @@ pub(super) async fn check(prover: &Prover<'_>, binding: &IdentityBinding, client
             },
         }
     }
-    if running { Check::Pending } else { Check::Done(verdict(client_id, &probed)) }
+    if running {
+        return Check::Pending;
+    }
+    for name in &ended_pods {
+        let _ = pods.delete(name, &DeleteParams::background()).await;
+    }
+    match unreported {
+        Some(why) => Check::Done((ConditionStatus::Unknown, "ProbeFailed", why)),
+        None => Check::Done(verdict(client_id, &probed)),
+    }
 }
 
 /// One Pod name per binding and pool, so a reconcile finds the Pod an earlier one started.
