@@ -86,7 +86,9 @@ pub(super) async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut
     let found = ctx.azure.arm.get_identity(&identity_id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
     // An identity adopted by ID is never kvbind's, whoever tagged it; one named is only when
     // this installation made it for this namespace (`ensure_identity`).
-    let owned = found.as_ref().is_some_and(|i| !adopt && azure_sync::made_here(i, ctx) && azure_sync::ours_to_join(i, &namespace, &[key(binding)]));
+    let owned = found
+        .as_ref()
+        .is_some_and(|i| !adopt && azure_sync::made_here(i, &ctx.config.installation) && azure_sync::ours_to_join(i, &namespace, &[key(binding)]));
     // Nothing is undone for a binding kvbind has no evidence of having served: no policy
     // allows it, the identity is not this installation's, and the ledger knows nothing of
     // it. Its status may say anything; the tenant writes that.

@@ -1,12 +1,10 @@
 //! Step 1: the identity, created, tagged, found or adopted; and deleted when it is kvbind's.
 
-use std::collections::BTreeMap;
-
 use kvbind_api::identity_binding::IdentitySpec;
 use kvbind_azure::model::Identity;
 use kvbind_azure::{ComputeId, IdentityId};
 
-use super::ownership::{BINDINGS_TAG, MANAGED_BY_TAG, made_here, ours_to_join, owners_tag};
+use super::ownership::{IdentityStep, identity_step, identity_tags, made_here};
 use crate::context::Context;
 use crate::error::{BindingError, Step};
 use crate::writers::handoff::Change;
@@ -43,23 +41,15 @@ pub async fn ensure_identity(
     if adopt {
         return found.map(|i| (i, false)).ok_or_else(|| BindingError::IdentityNotFound(id.to_string()));
     }
-    let mut tags: BTreeMap<String, String> = spec.tags.clone().unwrap_or_default();
-    tags.insert(MANAGED_BY_TAG.to_owned(), ctx.config.installation.clone());
-    tags.insert(BINDINGS_TAG.to_owned(), owners_tag(users));
-    match found {
-        // Made by someone else, or left by bindings of another namespace: taking it is
-        // adoption, never a change to it.
-        Some(identity) if !made_here(&identity, ctx) || !ours_to_join(&identity, namespace, users) => {
-            if may_adopt {
-                Ok((identity, false))
-            } else {
-                Err(BindingError::NotAllowedByPolicy(format!(
-                    "identity {id} already exists and this kvbind installation did not create it for this namespace: using it is adoption, which needs it within a BindingPolicy's adoptableIdentities"
-                )))
-            }
-        }
-        Some(identity) if identity.tags == tags => Ok((identity, true)),
-        Some(identity) => {
+    let tags = identity_tags(spec, &ctx.config.installation, users);
+    let step = identity_step(found.as_ref(), may_adopt, &ctx.config.installation, namespace, users, &tags);
+    match (step, found) {
+        (IdentityStep::RefuseAdoption, _) => Err(BindingError::NotAllowedByPolicy(format!(
+            "identity {id} already exists and this kvbind installation did not create it for this namespace: using it is adoption, which needs it within a BindingPolicy's adoptableIdentities"
+        ))),
+        (IdentityStep::Adopt, Some(identity)) => Ok((identity, false)),
+        (IdentityStep::Keep, Some(identity)) => Ok((identity, true)),
+        (IdentityStep::Retag, Some(identity)) => {
             let location = identity.location.clone();
             let updated = ctx
                 .azure
@@ -70,7 +60,7 @@ pub async fn ensure_identity(
             ctx.azure.reads.put_identity(&updated);
             Ok((updated, true))
         }
-        None => {
+        (_, _) => {
             let location = spec.location.clone().unwrap_or_else(|| ctx.config.default_location.clone());
             let created =
                 ctx.azure.arm.create_or_update_identity(id, &location, &tags).await.map_err(BindingError::azure(Step::Identity, "creating the identity"))?;
@@ -84,7 +74,7 @@ pub async fn ensure_identity(
 /// Removes the identity this installation created, once no binding uses it.
 pub async fn delete_identity(ctx: &Context, id: &IdentityId, changes: &mut Vec<Change>) -> Result<(), BindingError> {
     let found = ctx.azure.arm.get_identity(id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
-    if found.is_some_and(|i| made_here(&i, ctx)) {
+    if found.is_some_and(|i| made_here(&i, &ctx.config.installation)) {
         ctx.azure.arm.delete_identity(id).await.map_err(BindingError::azure(Step::Identity, "deleting the identity"))?;
         ctx.azure.reads.forget_identity(id);
         changes.push(("IdentityDeleted", format!("deleted identity {id}")));
