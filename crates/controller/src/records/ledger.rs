@@ -49,8 +49,11 @@ fn shared(names: &BTreeSet<String>) -> Box<[Arc<str>]> {
     names.iter().map(|name| intern(name)).collect()
 }
 
-fn owned(names: &[Arc<str>]) -> impl Iterator<Item = String> + '_ {
-    names.iter().map(|name| name.to_string())
+impl Grant {
+    fn permissions(&self) -> Permissions {
+        let owned = |names: &[Arc<str>]| names.iter().map(|name| name.to_string()).collect();
+        Permissions { secrets: owned(&self.secrets), keys: owned(&self.keys), certificates: owned(&self.certificates), ..Permissions::default() }
+    }
 }
 
 impl Ledger {
@@ -70,10 +73,7 @@ impl Ledger {
         let Some(entry) = entries.get(identity) else { return };
         records.attached.extend(entry.attached.iter().cloned());
         for grant in &entry.granted {
-            let permissions = records.granted.entry(grant.vault.to_string()).or_default();
-            permissions.secrets.extend(owned(&grant.secrets));
-            permissions.keys.extend(owned(&grant.keys));
-            permissions.certificates.extend(owned(&grant.certificates));
+            records.granted.entry(grant.vault.to_string()).or_default().merge(&grant.permissions());
         }
     }
 

@@ -35,10 +35,13 @@ impl Records {
                 }
             }
             for g in status.grants.iter().filter(|g| g.model == VaultAccessModel::AccessPolicy) {
-                let p = r.granted.entry(g.vault_id.to_ascii_lowercase()).or_default();
-                p.secrets.extend(g.secrets.iter().cloned());
-                p.keys.extend(g.keys.iter().cloned());
-                p.certificates.extend(g.certificates.iter().cloned());
+                let granted = Permissions {
+                    secrets: g.secrets.iter().cloned().collect(),
+                    keys: g.keys.iter().cloned().collect(),
+                    certificates: g.certificates.iter().cloned().collect(),
+                    ..Permissions::default()
+                };
+                r.granted.entry(g.vault_id.to_ascii_lowercase()).or_default().merge(&granted);
             }
         }
         r

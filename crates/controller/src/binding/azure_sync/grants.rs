@@ -79,9 +79,7 @@ pub(super) async fn sync_access_policy(
     let existing = vault.access_policies.iter().find(|p| p.object_id.eq_ignore_ascii_case(principal)).map(|p| p.permissions.clone()).unwrap_or_default();
     let mut granted = records.granted.get(&vault.id.key()).cloned().unwrap_or_default();
     if owned {
-        granted.secrets.extend(existing.secrets.iter().cloned());
-        granted.keys.extend(existing.keys.iter().cloned());
-        granted.certificates.extend(existing.certificates.iter().cloned());
+        granted.merge(&existing);
     }
     let change = access_policy_change(&desired, &existing, &granted, may_remove);
     let entry = |permissions: Permissions| AccessPolicy { tenant_id: vault.tenant_id.clone(), object_id: principal.to_owned(), permissions };
