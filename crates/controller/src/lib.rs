@@ -17,27 +17,27 @@
 //! Modules import each other one way only (`tests/module_graph.rs`).
 
 pub mod addon;
-pub mod binding;
-pub mod caches;
+mod binding;
+mod caches;
 pub mod config;
-pub mod context;
-pub mod error;
-pub mod event_queue;
-pub mod external_secrets;
+mod context;
+mod error;
+mod event_queue;
+mod external_secrets;
 #[cfg(test)]
 mod fake_compute;
-pub mod metrics;
+mod metrics;
 pub mod needs;
-pub mod policy;
-pub mod records;
+mod policy;
+mod records;
 pub mod request_limit;
 pub mod role_budget;
-pub mod selector;
+mod selector;
 #[cfg(test)]
 mod test_context;
-pub mod turns;
+mod turns;
 pub mod verify;
-pub mod writers;
+mod writers;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -57,8 +57,9 @@ use kvbind_azure::Arm;
 use writers::handoff;
 
 pub use caches::cache_trim::MAX_OBJECTS_BYTES;
+pub use caches::node_targets::AUTO_PROVISIONED_LABEL;
 pub use config::ControllerConfig;
-pub use context::Context;
+use context::Context;
 pub use metrics::{Health, Metrics};
 
 /// What about a binding calls for a reconcile: its spec (the generation) and its deletion.

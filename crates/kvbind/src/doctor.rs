@@ -176,7 +176,7 @@ pub fn node_group_line(group: &PermissionScope, denies: &[kvbind_azure::model::D
 pub fn nodes_line(nodes: &[k8s_openapi::api::core::v1::Node]) -> String {
     let auto: Vec<&str> = nodes
         .iter()
-        .filter(|n| n.metadata.labels.as_ref().is_some_and(|l| l.contains_key(kvbind_controller::caches::node_targets::AUTO_PROVISIONED_LABEL)))
+        .filter(|n| n.metadata.labels.as_ref().is_some_and(|l| l.contains_key(kvbind_controller::AUTO_PROVISIONED_LABEL)))
         .filter_map(|n| n.metadata.name.as_deref())
         .collect();
     let azure = nodes.iter().filter(|n| n.spec.as_ref().and_then(|s| s.provider_id.as_deref()).is_some_and(|p| p.starts_with("azure://"))).count();

@@ -31,7 +31,6 @@ use kube::runtime::reflector::ObjectRef;
 use kvbind_api::IdentityBinding;
 use rand::Rng;
 
-pub use self::azure_sync::Records;
 use self::converge::converge;
 use self::converge::write_classes;
 use self::events::publish;
@@ -47,8 +46,6 @@ use crate::writers::handoff::Waiting;
 /// When a binding waiting on handed-off writes is looked at again if no write wakes it.
 /// The writers wake it as soon as its writes land; this only covers a writer that died.
 const HANDED_OFF_RECHECK: Duration = Duration::from_secs(300);
-
-pub use self::finalizer::FINALIZER;
 
 /// Reconciles one IdentityBinding, in a span that names it.
 #[tracing::instrument(skip_all, fields(binding = %key(&binding)))]

@@ -47,7 +47,7 @@ pub fn strip_binding(binding: &mut IdentityBinding) {
 /// The longest `objects` parameter a cached class keeps. A tenant may write classes of up
 /// to the API server's object limit (about 1.5 MB) in any number; kvbind caches every class
 /// it may serve, so a longer list is kept only as its length, and the binding is refused
-/// naming the limit ([`objects_too_long`]).
+/// naming the limit (`objects_too_long`).
 pub const MAX_OBJECTS_BYTES: usize = 128 * 1024;
 
 /// The near misses of parameter keys a cached class keeps for the lint.

@@ -2,7 +2,7 @@
 //! SecretProviderClasses and External Secrets stores it serves with their objects, and the
 //! VM scale sets and VMs of its nodes. Parsing and checking only, no I/O: bad input fails
 //! here, before anything is written anywhere. Gathering them from the caches is
-//! [`crate::binding::inputs`]'s.
+//! `binding::inputs`'s.
 
 mod class;
 mod identity;
