@@ -5,11 +5,10 @@
 
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use super::arm::set_header;
 use super::{Caller, Shared, lock};
-use crate::world::key_vault_data::{ObjectKind, Reader};
+use crate::world::key_vault_data::{DataPlaneError, ObjectKind, Reader};
 
 /// The Key Vault DNS suffixes of the clouds kvbind knows.
 const SUFFIXES: [&str; 3] = ["vault.azure.net", "vault.azure.cn", "vault.usgovcloudapi.net"];
@@ -41,13 +40,13 @@ pub fn serve(
     let (kind, name) = match (method, segments.as_slice()) {
         (&Method::GET, [kind, name] | [kind, name, _]) if !name.eq_ignore_ascii_case("versions") => match ObjectKind::from_segment(kind) {
             Some(kind) => (kind, *name),
-            None => return ("Unknown", None, refuse(400, "BadParameter", None, &format!("The request path '{path}' is not a Key Vault operation."))),
+            None => return ("Unknown", None, refuse(400, "BadParameter", &format!("The request path '{path}' is not a Key Vault operation."))),
         },
         _ => {
             return (
                 "Unknown",
                 None,
-                refuse(400, "BadParameter", None, &format!("The request '{method} {path}' is not a Key Vault operation the simulator serves.")),
+                refuse(400, "BadParameter", &format!("The request '{method} {path}' is not a Key Vault operation the simulator serves.")),
             );
         }
     };
@@ -58,7 +57,7 @@ pub fn serve(
     };
     let api = query.iter().find(|(k, _)| k == "api-version").map(|(_, v)| v.as_str());
     if !api.is_some_and(|api| API_VERSIONS.contains(&api)) {
-        return (operation, None, refuse(400, "BadParameter", None, "The request URI contains an invalid API version."));
+        return (operation, None, refuse(400, "BadParameter", "The request URI contains an invalid API version."));
     }
     let caller = match authenticate(shared, headers) {
         Ok(caller) => caller,
@@ -69,7 +68,7 @@ pub fn serve(
     let response = match world.read_vault_object(vault, kind, name, reader, host) {
         Ok(body) => (StatusCode::OK, axum::Json(body)).into_response(),
         Err(e) => {
-            let mut response = (StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), axum::Json(e.body())).into_response();
+            let mut response = error_response(&e);
             set_header(&mut response, "x-ms-keyvault-error-code", e.code);
             response
         }
@@ -82,7 +81,7 @@ pub fn serve(
 fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
     let tenant = lock(&shared.world).tenant_id.clone();
     let challenge = |code: &str, message: &str| {
-        let mut response = refuse(401, "Unauthorized", None, &format!("{code}: {message}"));
+        let mut response = refuse(401, "Unauthorized", &format!("{code}: {message}"));
         let origin = lock(&shared.origin).clone();
         set_header(&mut response, "www-authenticate", &format!("Bearer authorization=\"{origin}/{tenant}\", resource=\"https://vault.azure.net\""));
         Box::new(response)
@@ -105,12 +104,13 @@ fn is_vault_audience(audience: &str) -> bool {
     SUFFIXES.iter().any(|suffix| audience.eq_ignore_ascii_case(&format!("https://{suffix}")))
 }
 
-fn refuse(status: u16, code: &str, inner: Option<&str>, message: &str) -> Response {
-    let mut body = json!({"error": {"code": code, "message": message}});
-    if let Some(inner) = inner {
-        body["error"]["innererror"] = json!({"code": inner});
-    }
-    (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), axum::Json(body)).into_response()
+/// Key Vault's answer to a request it refuses.
+fn error_response(e: &DataPlaneError) -> Response {
+    (StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST), axum::Json(e.body())).into_response()
+}
+
+fn refuse(status: u16, code: &'static str, message: &str) -> Response {
+    error_response(&DataPlaneError { status, code, inner: None, message: message.to_owned() })
 }
 
 #[cfg(test)]

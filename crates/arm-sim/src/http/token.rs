@@ -52,18 +52,29 @@ pub async fn node_imds(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let response = match node.strip_suffix("/metadata/identity/oauth2/token") {
-        Some(compute) if headers.get("metadata").and_then(|v| v.to_str().ok()) == Some("true") => node_token(&shared, compute, &query),
-        Some(_) => refuse(StatusCode::BAD_REQUEST, "invalid_request", "Required metadata header not specified"),
+        Some(compute) => match resource_asked(&headers, &query) {
+            Ok(resource) => node_token(&shared, compute, &query, resource),
+            Err(refusal) => *refusal,
+        },
         None => refuse(StatusCode::NOT_FOUND, "invalid_request", "No such IMDS endpoint"),
     };
     shared.record("GET", &format!("/_imds/{node}"), "Token", response.status().as_u16(), None);
     response
 }
 
-fn node_token(shared: &Shared, compute: &str, query: &HashMap<String, String>) -> Response {
-    let Some(resource) = query.get("resource") else {
-        return refuse(StatusCode::BAD_REQUEST, "invalid_request", "Required query variable 'resource' is missing");
-    };
+/// The resource an IMDS token request asks for, or IMDS's refusal of a request without its
+/// `Metadata: true` header or `resource`.
+fn resource_asked<'q>(headers: &HeaderMap, query: &'q HashMap<String, String>) -> Result<&'q str, Box<Response>> {
+    if headers.get("metadata").and_then(|v| v.to_str().ok()) != Some("true") {
+        return Err(Box::new(refuse(StatusCode::BAD_REQUEST, "invalid_request", "Required metadata header not specified")));
+    }
+    query
+        .get("resource")
+        .map(String::as_str)
+        .ok_or_else(|| Box::new(refuse(StatusCode::BAD_REQUEST, "invalid_request", "Required query variable 'resource' is missing")))
+}
+
+fn node_token(shared: &Shared, compute: &str, query: &HashMap<String, String>, resource: &str) -> Response {
     let picked = pick_node_identity(&lock(&shared.world), compute, query);
     match picked {
         Ok((client_id, principal_id)) => imds_answer(shared, client_id, principal_id, resource),
@@ -92,11 +103,9 @@ fn pick_node_identity(world: &World, compute: &str, query: &HashMap<String, Stri
 }
 
 fn imds_token(shared: &Shared, headers: &HeaderMap, query: &HashMap<String, String>) -> Response {
-    if headers.get("metadata").and_then(|v| v.to_str().ok()) != Some("true") {
-        return refuse(StatusCode::BAD_REQUEST, "invalid_request", "Required metadata header not specified");
-    }
-    let Some(resource) = query.get("resource") else {
-        return refuse(StatusCode::BAD_REQUEST, "invalid_request", "Required query variable 'resource' is missing");
+    let resource = match resource_asked(headers, query) {
+        Ok(resource) => resource,
+        Err(refusal) => return *refusal,
     };
     let client = {
         let clients = lock(&shared.clients);
