@@ -178,7 +178,7 @@ async fn apply_and_report(api: &Api<IdentityBinding>, binding: &IdentityBinding,
         Err(e) => Err(e),
     };
     if binding.spec.verify_access {
-        progress.access = Some(proven.unwrap_or_else(|| crate::verify::kept_verdict(binding)));
+        progress.access = Some(proven.unwrap_or_else(|| crate::verify::kept_verdict(&ctx.verification, binding)));
     }
     // One Event when the binding's progress ends (converged or failed), naming every
     // change since it began, rather than one per reconcile on the way.
@@ -225,14 +225,10 @@ async fn prove(ctx: &Context, binding: &IdentityBinding) -> Option<crate::verify
     }
     let client_id = ctx.verification.due(binding, ctx.config.resync, tokio::time::Instant::now())?;
     // Bad input is the reconcile's to report.
-    let needs = needs_of(binding, ctx).ok()?;
-    let mut wanted = crate::verify::Wanted::default();
-    for class in &needs.classes {
-        wanted.add(&class.tenant_id, &class.vault_name, &class.objects);
-    }
-    let check = crate::verify::check(&ctx.prover(), binding, &client_id, &wanted).await;
-    if matches!(check, crate::verify::Check::Done(_)) {
-        ctx.verification.probed(binding, tokio::time::Instant::now());
+    let needs = ctx.index.needs_memo.get_or_read(binding, || needs_of(binding, ctx)).ok()?;
+    let check = crate::verify::check(&ctx.prover(), binding, &client_id, &crate::verify::Wanted::of(&needs.classes)).await;
+    if let crate::verify::Check::Done(verdict) = &check {
+        ctx.verification.probed(binding, tokio::time::Instant::now(), verdict);
     }
     Some(check)
 }

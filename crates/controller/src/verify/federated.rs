@@ -38,7 +38,7 @@ pub(super) async fn check(prover: &Prover<'_>, binding: &IdentityBinding, client
             key_vault_suffix: suffix.clone(),
             expected_client_id: client_id.to_owned(),
             pinned_client_id: Some(client_id.to_owned()),
-            objects: objects.clone(),
+            objects: objects.iter().cloned().collect(),
         };
         let report = match exchange(prover, tenant, client_id, &assertion, &suffix).await {
             Ok(token) => {

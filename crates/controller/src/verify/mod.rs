@@ -18,18 +18,18 @@ pub mod probe;
 pub mod schedule;
 pub mod verdict;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::ResourceExt;
 use kube::runtime::reflector::Store;
-use kvbind_api::KeyVaultObject;
-use kvbind_api::condition::{Condition, ConditionStatus, find};
+use kvbind_api::condition::ConditionStatus;
 use kvbind_api::identity_binding::{IdentityBinding, IdentityMode};
 
 use crate::caches::node_targets::NodeTargets;
 use crate::config::ControllerConfig;
+use crate::needs::ClassInput;
 pub use on_nodes::{PROBE_COMPONENT, PROBE_REQUEST_ARG};
 use probe::ProbeObject;
 use verdict::Verdict;
@@ -64,32 +64,29 @@ pub struct Prover<'a> {
     pub node_targets: &'a NodeTargets,
 }
 
-/// What the classes ask a pod to read, by the tenant each class names.
+/// What the classes ask a pod to read, each object once, by the tenant each class names.
 #[derive(Debug, Clone, Default)]
 pub struct Wanted {
-    by_tenant: BTreeMap<String, Vec<ProbeObject>>,
+    by_tenant: BTreeMap<String, BTreeSet<ProbeObject>>,
 }
 
 impl Wanted {
-    /// Adds what one class lists: `objects` in vault `vault` of directory `tenant`, each once.
-    pub fn add(&mut self, tenant: &str, vault: &str, objects: &[KeyVaultObject]) {
-        let listed = self.by_tenant.entry(tenant.to_ascii_lowercase()).or_default();
-        for o in objects {
-            let object = ProbeObject { vault: vault.to_ascii_lowercase(), kind: o.object_type.as_str().to_owned(), name: o.name.clone() };
-            if !listed.contains(&object) {
-                listed.push(object);
-            }
+    /// What `classes` list.
+    pub fn of(classes: &[ClassInput]) -> Wanted {
+        let mut by_tenant: BTreeMap<String, BTreeSet<ProbeObject>> = BTreeMap::new();
+        for class in classes {
+            let listed = by_tenant.entry(class.tenant_id.to_ascii_lowercase()).or_default();
+            listed.extend(class.objects.iter().map(|o| ProbeObject {
+                vault: class.vault_name.to_ascii_lowercase(),
+                kind: o.object_type.as_str().to_owned(),
+                name: o.name.clone(),
+            }));
         }
+        Wanted { by_tenant }
     }
 
     fn all(&self) -> Vec<ProbeObject> {
-        let mut all: Vec<ProbeObject> = Vec::new();
-        for o in self.by_tenant.values().flatten() {
-            if !all.contains(o) {
-                all.push(o.clone());
-            }
-        }
-        all
+        self.by_tenant.values().flatten().cloned().collect::<BTreeSet<_>>().into_iter().collect()
     }
 }
 
@@ -113,31 +110,10 @@ pub async fn forget(prover: &Prover<'_>, binding: &IdentityBinding) {
     }
 }
 
-/// The verdict the binding shows now, kept between proofs.
-pub fn kept_verdict(binding: &IdentityBinding) -> Verdict {
-    let conditions: &[Condition] = binding.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
-    let fresh = |c: &&Condition| c.observed_generation == binding.metadata.generation;
-    match find(conditions, CONDITION).filter(fresh) {
-        Some(c) => (c.status, reason_of(&c.reason), c.message.clone()),
-        None => (ConditionStatus::Unknown, "Probing", format!("the path a pod of {} takes is not proven yet", binding.name_any())),
-    }
-}
-
-/// A kept reason as one of the verdict's own (they are `'static`).
-fn reason_of(reason: &str) -> &'static str {
-    const REASONS: [&str; 12] = [
-        "Verified",
-        "TokenNotIssued",
-        "WrongIdentity",
-        "ObjectNotReadable",
-        "ObjectNotFound",
-        "NothingToProbe",
-        "Probing",
-        "ProbeFailed",
-        "ProbeTimedOut",
-        "ProbeUnavailable",
-        "NotProbedInThisMode",
-        "NoNodeOfPool",
-    ];
-    REASONS.into_iter().find(|r| *r == reason).unwrap_or("Probing")
+/// The verdict the binding shows now: the last proof's, kept in `schedule` (never read from
+/// the status a tenant may write), or not proven yet.
+pub fn kept_verdict(schedule: &schedule::Schedule, binding: &IdentityBinding) -> Verdict {
+    schedule
+        .verdict(binding)
+        .unwrap_or_else(|| (ConditionStatus::Unknown, "Probing", format!("the path a pod of {} takes is not proven yet", binding.name_any())))
 }

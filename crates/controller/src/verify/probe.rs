@@ -37,7 +37,7 @@ pub struct ProbeRequest {
 }
 
 /// One object a class lists.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProbeObject {
     /// The vault's name.

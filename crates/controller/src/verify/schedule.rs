@@ -4,8 +4,9 @@
 //! The proof comes first in a reconcile, before kvbind repairs anything: a grant someone
 //! removed in Azure is reported False, naming the objects, in the resync that restores
 //! it, and proven True again a moment later. The identity probed is the one kvbind last
-//! converged to, kept here rather than read from the binding's status, which a tenant with
-//! status rights could rewrite.
+//! converged to, and the verdict shown between proofs is the last one found, both kept
+//! here rather than read from the binding's status, which a tenant with status rights
+//! could rewrite.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,8 +16,10 @@ use kube::ResourceExt;
 use kvbind_api::identity_binding::IdentityBinding;
 use tokio::time::Instant;
 
+use super::verdict::Verdict;
+
 /// Per binding (by UID): the identity it converged to, for which generation, and when its
-/// path was last proven.
+/// path was last proven, with what verdict.
 #[derive(Default)]
 pub struct Schedule {
     entries: Mutex<HashMap<String, Entry>>,
@@ -26,6 +29,7 @@ struct Entry {
     client_id: String,
     generation: Option<i64>,
     probed: Option<Instant>,
+    verdict: Option<Verdict>,
 }
 
 impl Schedule {
@@ -42,13 +46,21 @@ impl Schedule {
         (entry.generation == binding.metadata.generation && stale).then(|| entry.client_id.clone())
     }
 
-    /// The path was proven now.
-    pub fn probed(&self, binding: &IdentityBinding, now: Instant) {
+    /// The path was proven now, coming to `verdict`.
+    pub fn probed(&self, binding: &IdentityBinding, now: Instant, verdict: &Verdict) {
         if let Some(uid) = binding.uid()
             && let Some(entry) = self.entries().get_mut(&uid)
         {
             entry.probed = Some(now);
+            entry.verdict = Some(verdict.clone());
         }
+    }
+
+    /// The last verdict on the binding at its current generation.
+    pub fn verdict(&self, binding: &IdentityBinding) -> Option<Verdict> {
+        let entries = self.entries();
+        let entry = entries.get(&binding.uid()?)?;
+        entry.verdict.clone().filter(|_| entry.generation == binding.metadata.generation)
     }
 
     /// The binding converged to `client_id`; `changed` when kvbind wrote anything for it,
@@ -56,8 +68,17 @@ impl Schedule {
     pub fn converged(&self, binding: &IdentityBinding, client_id: &str, changed: bool) {
         let Some(uid) = binding.uid() else { return };
         let mut entries = self.entries();
-        let entry = entries.entry(uid).or_insert_with(|| Entry { client_id: client_id.to_owned(), generation: binding.metadata.generation, probed: None });
-        if changed || entry.client_id != client_id || entry.generation != binding.metadata.generation {
+        let entry = entries.entry(uid).or_insert_with(|| Entry {
+            client_id: client_id.to_owned(),
+            generation: binding.metadata.generation,
+            probed: None,
+            verdict: None,
+        });
+        let moved = entry.client_id != client_id || entry.generation != binding.metadata.generation;
+        if moved {
+            entry.verdict = None;
+        }
+        if changed || moved {
             entry.probed = None;
         }
         entry.client_id = client_id.to_owned();
@@ -100,15 +121,19 @@ mod tests {
         schedule.converged(&b, "client-1", true);
         assert!(schedule.unproven(&b));
         assert_eq!(schedule.due(&b, period, t0).as_deref(), Some("client-1"));
-        schedule.probed(&b, t0);
+        let verified: Verdict = (kvbind_api::condition::ConditionStatus::True, "Verified", "2 reads".to_owned());
+        schedule.probed(&b, t0, &verified);
         assert!(!schedule.unproven(&b));
+        assert_eq!(schedule.verdict(&b), Some(verified.clone()), "kept between proofs");
         schedule.converged(&b, "client-1", false);
         assert_eq!(schedule.due(&b, period, t0 + Duration::from_secs(59)), None, "proven within the period");
         assert!(schedule.due(&b, period, t0 + period).is_some(), "due again a period on");
         schedule.converged(&b, "client-1", true);
         assert!(schedule.due(&b, period, t0 + Duration::from_secs(1)).is_some(), "a change makes the proof stale");
-        schedule.probed(&b, t0);
+        assert_eq!(schedule.verdict(&b), Some(verified.clone()), "and the last verdict stands until the next");
+        schedule.probed(&b, t0, &verified);
         assert_eq!(schedule.due(&binding(2), period, t0 + period), None, "an edited binding converges before it is proven");
+        assert_eq!(schedule.verdict(&binding(2)), None, "a verdict is of its generation only");
         schedule.forget(&b);
         assert_eq!(schedule.due(&b, period, t0 + period), None);
     }
