@@ -71,7 +71,7 @@ async fn run(pods: &Api<Pod>, nodes: &Api<Node>, sim: &url::Url, pod: Pod) {
 /// The probe as a node of `compute` (an ARM ID) runs it, against the simulator.
 pub async fn probe_from(sim: &url::Url, compute: &str, request: &ProbeRequest) -> probe::ProbeReport {
     let imds: url::Url = format!("{}_imds{compute}/", sim.as_str()).parse().expect("IMDS URL");
-    let http = probe::http_client(Some(std::net::Ipv4Addr::LOCALHOST.into()), None).expect("HTTP client");
+    let http = probe::http_client(Some(std::net::Ipv4Addr::LOCALHOST.into())).expect("HTTP client");
     let source = TokenSource::Imds { endpoint: imds, client_id: request.pinned_client_id.clone() };
     probe::run(&http, &source, request, Some(sim)).await
 }

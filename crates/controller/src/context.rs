@@ -173,7 +173,7 @@ impl Context {
 /// The probe's HTTP client, sending everything to the configured origin when there is one.
 fn probe_client(config: &ControllerConfig) -> reqwest::Client {
     let address = config.access_probe.data_plane_origin.as_ref().and_then(|o| o.host_str()).and_then(|h| h.parse().ok());
-    crate::verify::probe::http_client(address, None).unwrap_or_default()
+    crate::verify::probe::http_client(address).unwrap_or_default()
 }
 
 impl Context {

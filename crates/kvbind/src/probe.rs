@@ -11,7 +11,7 @@ const TERMINATION_LOG: &str = "/dev/termination-log";
 /// either way, so the operator reads the report rather than a crash.
 pub async fn run(request: &str, imds: url::Url) -> anyhow::Result<()> {
     let request: ProbeRequest = serde_json::from_str(request).context("reading --request")?;
-    let http = probe::http_client(None, None).context("building the HTTP client")?;
+    let http = probe::http_client(None).context("building the HTTP client")?;
     let source = TokenSource::Imds { endpoint: imds, client_id: request.pinned_client_id.clone() };
     let report = probe::run(&http, &source, &request, None).await;
     let text = serde_json::to_string(&report).context("writing the report")?;

@@ -109,13 +109,10 @@ pub struct ObjectFailure {
 /// An HTTP client for IMDS, token endpoints and vaults. `address` sends every request to
 /// one address instead of what DNS says (local runs against the simulator); the URL keeps
 /// the vault's host name, so the server sees the same `Host` as Key Vault would.
-pub fn http_client(address: Option<IpAddr>, extra_ca: Option<&str>) -> Result<reqwest::Client, reqwest::Error> {
+pub fn http_client(address: Option<IpAddr>) -> Result<reqwest::Client, reqwest::Error> {
     let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(10)).no_proxy();
     if let Some(ip) = address {
         builder = builder.dns_resolver(Arc::new(OneAddress(ip)));
-    }
-    if let Some(pem) = extra_ca {
-        builder = builder.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes())?);
     }
     builder.build()
 }
