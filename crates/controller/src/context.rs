@@ -10,7 +10,7 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 use kvbind_api::secret_provider_class::SecretProviderClass;
 use kvbind_api::{BindingPolicy, IdentityBinding};
-use kvbind_azure::{Arm, VaultId};
+use kvbind_azure::{Arm, IdentityId};
 
 use crate::caches::node_targets::NodeTargets;
 use crate::caches::read_cache::ReadCache;
@@ -74,11 +74,7 @@ pub struct AzureSide {
     /// Identity blocks and vaults, read once per resync period.
     pub reads: Arc<ReadCache>,
     /// One turn at a time per identity, for creating and tagging it.
-    pub identity_turns: Turns,
-    /// Vaults found by name (lowercase), kept until the vault answers 404.
-    pub vault_names: Mutex<HashMap<String, VaultId>>,
-    /// One search at a time per vault name.
-    pub vault_lookups: Turns,
+    pub identity_turns: Turns<IdentityId>,
     /// Reconciles taking their Azure steps at once; see [`AZURE_STEPS_AT_ONCE`].
     pub steps: tokio::sync::Semaphore,
     /// The role assignments each subscription may still take.
@@ -150,8 +146,6 @@ impl Context {
                 handoffs,
                 reads,
                 identity_turns: Turns::default(),
-                vault_names: Mutex::default(),
-                vault_lookups: Turns::default(),
                 steps: tokio::sync::Semaphore::new(AZURE_STEPS_AT_ONCE),
                 role_budget: crate::role_budget::RoleAssignmentBudget::new(config_role_limit),
             },

@@ -89,7 +89,7 @@ impl<'a> Turn<'a> {
             return Turn::Writing(ctx.kube.writes.acquire().await.ok());
         }
         let identity = match identity_of(&binding.spec.identity, &ctx.config) {
-            Ok((id, _)) => Some(ctx.azure.identity_turns.turn(&id.key()).lock_owned().await),
+            Ok((id, _)) => Some(ctx.azure.identity_turns.turn(&id).lock_owned().await),
             Err(_) => None,
         };
         Turn::Azure(identity, ctx.azure.steps.acquire().await.ok())

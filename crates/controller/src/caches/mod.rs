@@ -7,6 +7,7 @@ pub mod needs_memo;
 pub mod node_targets;
 pub mod parsed_classes;
 pub mod read_cache;
+pub mod shelf;
 pub mod stamped;
 pub mod unpinned_classes;
 pub mod watch_backoff;

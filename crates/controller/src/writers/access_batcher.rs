@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use crate::caches::read_cache::ReadCache;
 use crate::turns::Turns;
 use crate::writers::handoff::{Answer, Handoffs, Landing, Waiter};
-use crate::writers::write_queue::{WriteQueues, next_batch, take_all};
+use crate::writers::write_queue::{WriteQueues, enqueue, next_batch, take_all};
 
 /// Access-policy entries a vault may hold: the REST spec types `accessPolicies` as 0 to
 /// 1,024 entries.
@@ -40,7 +40,7 @@ pub struct AccessPolicyBatcher {
     queues: Arc<WriteQueues<VaultId, Vec<Request>>>,
     handoffs: Arc<Handoffs>,
     /// Without batching: one lock per vault, so a change asked for twice is written once.
-    single: Arc<Turns>,
+    single: Arc<Turns<VaultId>>,
 }
 
 impl AccessPolicyBatcher {
@@ -118,7 +118,7 @@ impl AccessPolicyBatcher {
         let (this, vault) = (self.clone(), vault.clone());
         tokio::spawn(async move {
             // As in a batch: what the vault took since the binding asked is not sent again.
-            let turn = this.single.turn(&vault.key());
+            let turn = this.single.turn(&vault);
             let _turn = turn.lock().await;
             let result = if this.taken_already(&vault, op, &entry) { Ok(()) } else { this.send(&vault, op, std::slice::from_ref(&entry)).await };
             this.handoffs.land(Landing::Vault { vault, result }, vec![binding]);
@@ -126,27 +126,19 @@ impl AccessPolicyBatcher {
     }
 
     fn enqueue(&self, vault: &VaultId, request: Request) {
-        let start_writer = {
-            let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let key = vault.key();
-            let start = !queues.contains_key(&key);
-            queues.entry(key).or_insert_with(|| (vault.clone(), Vec::new())).1.push(request);
-            start
-        };
-        if start_writer {
-            tokio::spawn(self.clone().write_loop(vault.key()));
+        if enqueue(&self.queues, vault, |pending: &mut Vec<Request>| pending.push(request)) {
+            tokio::spawn(self.clone().write_loop(vault.clone()));
         }
     }
 
     /// Writes batches for one vault until no more changes arrive. Only the first batch
     /// waits a window: a vault takes its writes one at a time, so what arrives while one is
     /// written goes out right after it.
-    async fn write_loop(self, key: String) {
+    async fn write_loop(self, vault: VaultId) {
         let mut wait = self.window.unwrap_or_default();
         loop {
             tokio::time::sleep(wait).await;
-            let batch = next_batch(&self.queues, &key, take_all);
-            let Some((vault, requests)) = batch else {
+            let Some(requests) = next_batch(&self.queues, &vault, take_all) else {
                 return;
             };
             self.write(&vault, requests).await;

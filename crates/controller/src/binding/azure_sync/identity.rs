@@ -35,7 +35,7 @@ pub async fn ensure_identity(
     // reconcile may hold the identity's turn already (`held`, see `binding::Turn`).
     let _turn = match held {
         Some(turn) => turn,
-        None => ctx.azure.identity_turns.turn(&id.key()).lock_owned().await,
+        None => ctx.azure.identity_turns.turn(id).lock_owned().await,
     };
     let found = ctx.azure.reads.identity(ctx.azure.arm.as_ref(), id, pool).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
     if adopt {

@@ -39,7 +39,7 @@ pub async fn resolve_vaults(
             // The vault found by this name is gone (deleted, or made again elsewhere): the
             // name is searched for again.
             Err(kvbind_azure::AzureError::NotFound { .. }) if explicit.is_none() => {
-                ctx.azure.vault_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(name);
+                ctx.azure.reads.forget_vault_name(name);
                 id = find_vault(ctx, name).await?.ok_or_else(not_found)?;
                 ctx.azure.reads.vault(ctx.azure.arm.as_ref(), &id).await
             }
@@ -54,25 +54,17 @@ pub async fn resolve_vaults(
     Ok(out)
 }
 
-/// The vault a name stands for. A vault keeps its ID for life, so a name is searched for
-/// once and kept until its vault answers 404 (see [`resolve_vaults`]): a converged cluster
-/// lists no vaults.
+/// The vault a name stands for, searched for in each configured subscription once and
+/// kept until its vault answers 404 (see [`resolve_vaults`]): a converged cluster lists no
+/// vaults, and every binding of a new vault name asking at once costs one search.
 pub(super) async fn find_vault(ctx: &Context, name: &str) -> Result<Option<VaultId>, BindingError> {
-    let known = || ctx.azure.vault_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(name).cloned();
-    if let Some(id) = known() {
-        return Ok(Some(id));
-    }
-    // Every binding of a new vault name asks at once; one of them lists.
-    let turn = ctx.azure.vault_lookups.turn(name);
-    let _turn = turn.lock().await;
-    if let Some(id) = known() {
-        return Ok(Some(id));
-    }
-    for subscription in &ctx.config.subscriptions {
-        if let Some(id) = ctx.azure.arm.find_vault(subscription, name).await.map_err(BindingError::azure(Step::Access, "searching for the vault"))? {
-            ctx.azure.vault_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(name.to_owned(), id.clone());
-            return Ok(Some(id));
+    let search = async {
+        for subscription in &ctx.config.subscriptions {
+            if let Some(id) = ctx.azure.arm.find_vault(subscription, name).await? {
+                return Ok(Some(id));
+            }
         }
-    }
-    Ok(None)
+        Ok(None)
+    };
+    ctx.azure.reads.vault_named(name, search).await.map_err(BindingError::azure(Step::Access, "searching for the vault"))
 }

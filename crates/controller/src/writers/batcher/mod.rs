@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 use crate::caches::read_cache::ReadCache;
 use crate::turns::Turns;
 use crate::writers::handoff::{Answer, Handoffs, Landing, Waiter};
-use crate::writers::write_queue::{WriteQueues, next_batch};
+use crate::writers::write_queue::{WriteQueues, enqueue, next_batch};
 
 /// The longest a batch waits for more changes, in batch windows. A thousand new bindings
 /// create their identities over twenty seconds or so; closing the batch before they are all
@@ -128,7 +128,7 @@ pub struct ComputeBatcher {
     window: Option<Duration>,
     queues: Arc<WriteQueues<ComputeId, Queue>>,
     /// Without batching: one lock per target, so single writes still never overlap.
-    single: Arc<Turns>,
+    single: Arc<Turns<ComputeId>>,
     /// Bindings resolving their identity right now.
     resolving: Arc<Resolving>,
     /// Where handed-off changes land.
@@ -210,7 +210,7 @@ impl ComputeBatcher {
 
     /// Without batching: one write per change, one at a time per target.
     async fn write_alone(&self, target: &ComputeId, add: Option<&Arc<IdentityId>>, remove: Option<&Arc<IdentityId>>) -> Result<Written, AzureError> {
-        let turn = self.single.turn(&target.key());
+        let turn = self.single.turn(target);
         let _turn = turn.lock().await;
         let change = IdentityChange { add: add.into_iter().cloned().collect(), remove: remove.into_iter().cloned().collect() };
         let Outcome { result, mut refused } = self.write(target, &change).await;
@@ -221,11 +221,7 @@ impl ComputeBatcher {
     }
 
     fn enqueue(&self, target: &ComputeId, add: Option<&Arc<IdentityId>>, remove: Option<&Arc<IdentityId>>, answer: Answer<Written>) {
-        let start_writer = {
-            let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let key = target.key();
-            let start = !queues.contains_key(&key);
-            let (_, queue) = queues.entry(key).or_insert_with(|| (target.clone(), Queue::default()));
+        let start_writer = enqueue(&self.queues, target, |queue: &mut Queue| {
             let pending = &mut queue.next;
             let being_written = |id: &Arc<IdentityId>| queue.writing.as_ref().is_some_and(|w| w.add.contains(id));
             let asker = (add.cloned(), answer);
@@ -243,24 +239,23 @@ impl ComputeBatcher {
                     pending.answers.push(asker);
                 }
             }
-            start
-        };
+        });
         if start_writer {
-            tokio::spawn(self.clone().write_loop(target.key()));
+            tokio::spawn(self.clone().write_loop(target.clone()));
         }
     }
 
     /// Writes batches for one target until no more changes arrive.
-    async fn write_loop(self, key: String) {
+    async fn write_loop(self, target: ComputeId) {
         let window = self.window.unwrap_or_default();
         loop {
-            self.collect(&key, window).await;
-            let Some((target, (change, answers))) = next_batch(&self.queues, &key, Queue::take_next) else {
+            self.collect(&target, window).await;
+            let Some((change, answers)) = next_batch(&self.queues, &target, Queue::take_next) else {
                 return;
             };
             let Outcome { result, refused } = self.write(&target, &change).await;
             drop(change);
-            let mut askers: Vec<Asker> = answers.into_iter().chain(self.finish_batch(&key)).collect();
+            let mut askers: Vec<Asker> = answers.into_iter().chain(self.finish_batch(&target)).collect();
             for (identities, refusal) in refused {
                 let (left_out, rest) = askers.into_iter().partition(|(id, _)| id.as_ref().is_some_and(|id| identities.contains(id)));
                 askers = rest;
@@ -269,14 +264,14 @@ impl ComputeBatcher {
                 self.handoffs.land(Landing::Compute { target: target.clone(), result: refusal.map(|w: Written| w.before) }, woken);
             }
             let woken = Answer::answer_all(askers.into_iter().map(|(_, answer)| answer), &result);
-            self.handoffs.land(Landing::Compute { target, result: result.map(|w| w.before) }, woken);
+            self.handoffs.land(Landing::Compute { target: target.clone(), result: result.map(|w| w.before) }, woken);
         }
     }
 
-    /// Ends the write in flight for `key`: who joined it.
-    fn finish_batch(&self, key: &str) -> Vec<Asker> {
+    /// Ends the write in flight for `target`: who joined it.
+    fn finish_batch(&self, target: &ComputeId) -> Vec<Asker> {
         let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some((_, queue)) = queues.get_mut(key) else {
+        let Some(queue) = queues.get_mut(target) else {
             return Vec::new();
         };
         queue.writing = None;
@@ -287,7 +282,7 @@ impl ComputeBatcher {
     /// quarter window with neither closes the batch), for at most [`MAX_WINDOWS`] windows.
     /// Bindings about to ask are the ones resolving, so a batch need not wait a whole
     /// window for them: it closes as soon as they are all in.
-    async fn collect(&self, key: &str, window: Duration) {
+    async fn collect(&self, target: &ComputeId, window: Duration) {
         let started = tokio::time::Instant::now();
         tokio::time::sleep(window / 4).await;
         // New changes, not new askers: bindings that ask again for what is queued (or share
@@ -296,8 +291,8 @@ impl ComputeBatcher {
             self.queues
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(key)
-                .map_or(0, |(_, q)| q.next.change.add.len() + q.next.change.remove.len())
+                .get(target)
+                .map_or(0, |q| q.next.change.add.len() + q.next.change.remove.len())
         };
         let mut seen = arrived();
         while started.elapsed() < window * MAX_WINDOWS {
