@@ -124,10 +124,10 @@ pub(super) async fn converge(
             ctx.ledger.note_attachments(&identity.id, &reached.attachments);
             // Handed off and not landed yet, they are kvbind's all the same.
             for target in &reached.pending {
-                ctx.ledger.note_attached(&identity.id.key(), &target.key());
+                ctx.ledger.note_attached(&identity.id, target);
             }
             if !created {
-                azure_sync::keep_adoption_record(ctx, &identity.id.key()).await?;
+                azure_sync::keep_adoption_record(ctx, &identity.id).await?;
             }
             progress.status.attachments = reached.attachments;
             progress.status.workload_identity = reached.federation;
@@ -207,7 +207,7 @@ pub(super) async fn access(
     let mut granted_on = BTreeMap::new();
     for (name, vault) in vaults {
         let objects = demand.vaults.get(&name).map(|(_, o)| o.clone()).unwrap_or_default();
-        granted_on.insert(vault.id.key(), (vault, objects));
+        granted_on.insert(vault.id.clone(), (vault, objects));
     }
     azure_sync::sync_grants(
         ctx,

@@ -46,7 +46,7 @@ pub(super) fn demand(binding: &IdentityBinding, identity: &kvbind_azure::Identit
     // What kvbind did comes from its own ledger, never from a status: a tenant who may
     // patch `identitybindings/status` could otherwise name anything as kvbind's to undo.
     let mut records = Records::default();
-    ctx.ledger.add_to(&identity.key(), &mut records);
+    ctx.ledger.add_to(identity, &mut records);
     let mut demand = Demand { needs, vaults: BTreeMap::new(), targets: BTreeSet::new(), may_remove, records, users, members };
     demand.sum();
     demand

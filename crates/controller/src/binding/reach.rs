@@ -110,7 +110,7 @@ pub(super) async fn reach(
         }
         None => {
             // From kvbind's own ledger, never from statuses a tenant can write.
-            let newcomer = ctx.ledger.used_by(&identity.id.key(), &namespace, &binding.name_any());
+            let newcomer = ctx.ledger.used_by(&identity.id, &namespace, &binding.name_any());
             let pools: BTreeSet<Arc<str>> = reach.attachments.iter().map(|a| Arc::from(a.resource_id.to_ascii_lowercase())).collect();
             let neighbours = ctx.ledger.sharing(&pools, &namespace);
             // The bindings already on these pools learn of this namespace: their notices

@@ -92,7 +92,7 @@ pub(super) async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut
     // Nothing is undone for a binding kvbind has no evidence of having served: no policy
     // allows it, the identity is not this installation's, and the ledger knows nothing of
     // it. Its status may say anything; the tenant writes that.
-    if !owned && !ctx.ledger.knows(&identity_id.key()) && !policy::admits(binding, &judge) {
+    if !owned && !ctx.ledger.knows(&identity_id) && !policy::admits(binding, &judge) {
         return Ok(());
     }
     if let Some(federation) = binding.status.as_ref().and_then(|s| s.workload_identity.as_ref()) {
@@ -132,18 +132,18 @@ pub(super) async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut
         let resolved = azure_sync::resolve_vaults(ctx, &demand.vaults, explicit, &BTreeMap::new()).await?;
         for (name, vault) in demand.only_allowed_vaults(resolved, &judge) {
             let objects = demand.vaults.get(&name).map(|(_, o)| o.clone()).unwrap_or_default();
-            vaults.insert(vault.id.key(), (vault, objects));
+            vaults.insert(vault.id.clone(), (vault, objects));
         }
         for grant in binding.status.iter().flat_map(|s| s.grants.iter()) {
             let Ok(id) = kvbind_azure::VaultId::parse(&grant.vault_id) else {
                 continue;
             };
-            if vaults.contains_key(&id.key()) {
+            if vaults.contains_key(&id) {
                 continue;
             }
             match ctx.azure.arm.get_vault(&id).await {
                 Ok(vault) => {
-                    vaults.insert(id.key(), (Arc::new(vault), Vec::new()));
+                    vaults.insert(id, (Arc::new(vault), Vec::new()));
                 }
                 Err(kvbind_azure::AzureError::NotFound { .. }) => {}
                 Err(e) => return Err(BindingError::azure(Step::Access, "reading the vault")(e)),
@@ -165,11 +165,11 @@ pub(super) async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut
         .await?;
         ctx.ledger.note_grants(&identity.id, &grants.status);
         if !owned {
-            azure_sync::keep_adoption_record(ctx, &identity.id.key()).await?;
+            azure_sync::keep_adoption_record(ctx, &identity.id).await?;
         }
         if demand.users.is_empty() && owned {
             azure_sync::delete_identity(ctx, &identity.id, changes).await?;
-            ctx.ledger.forget(&identity.id.key());
+            ctx.ledger.forget(&identity.id);
         }
     }
     for class in binding.status.iter().flat_map(|s| s.secret_provider_classes.iter()) {

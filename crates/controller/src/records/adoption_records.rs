@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kvbind_api::FIELD_MANAGER;
+use kvbind_azure::IdentityId;
 use kvbind_azure::intern::intern;
 use kvbind_azure::model::Permissions;
 use serde::{Deserialize, Serialize};
@@ -98,18 +99,30 @@ impl AdoptionRecords {
         AdoptionRecords { api: Api::namespaced(client, namespace), name: name.to_owned(), state: tokio::sync::Mutex::default() }
     }
 
-    /// Every identity's records, by the identity's lowercase ID.
-    pub async fn load(&self) -> Result<Vec<(String, Records)>, kube::Error> {
+    /// Every identity's records. Only kvbind writes the ConfigMap; an entry whose identity
+    /// is no identity ID is passed over with a warning rather than stopping the start.
+    pub async fn load(&self) -> Result<Vec<(IdentityId, Records)>, kube::Error> {
         let mut state = self.state.lock().await;
         let read = self.read().await?;
-        let out = read.values().map(|r| (r.identity.clone(), r.records())).collect();
+        let out = read
+            .values()
+            .filter_map(|r| match IdentityId::parse(&r.identity) {
+                Ok(identity) => Some((identity, r.records())),
+                Err(error) => {
+                    tracing::warn!(%error, "an adoption record names no identity; passed over");
+                    None
+                }
+            })
+            .collect();
         *state = Some(read);
         Ok(out)
     }
 
-    /// Keeps `records` as what kvbind did to `identity` (lowercase ID); empty records drop
-    /// its entry. Writes only when that changes the ConfigMap.
-    pub async fn save(&self, identity: &str, records: &Records) -> Result<(), kube::Error> {
+    /// Keeps `records` as what kvbind did to `identity`; empty records drop its entry.
+    /// Writes only when that changes the ConfigMap.
+    pub async fn save(&self, identity: &IdentityId, records: &Records) -> Result<(), kube::Error> {
+        let identity = identity.key();
+        let identity = identity.as_str();
         let mut state = self.state.lock().await;
         if state.is_none() {
             *state = Some(self.read().await?);

@@ -10,16 +10,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use kvbind_api::identity_binding::{AttachmentStatus, IdentityBindingStatus, VaultGrantStatus};
-use kvbind_azure::IdentityId;
 use kvbind_azure::intern::intern;
 use kvbind_azure::model::Permissions;
+use kvbind_azure::{ComputeId, IdentityId, VaultId};
 
 use super::Records;
 
-/// kvbind's records per identity (lowercase ID).
+/// kvbind's records per identity.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<HashMap<IdentityId, Entry>>,
     /// How many namespaces have VM-mode users: with one, no pool is shared between
     /// namespaces and [`Ledger::sharing`] need not look (a thousand bindings of one team
     /// would otherwise scan every entry in every reconcile).
@@ -57,18 +57,18 @@ impl Grant {
 }
 
 impl Ledger {
-    fn entries(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+    fn entries(&self) -> MutexGuard<'_, HashMap<IdentityId, Entry>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether the ledger holds anything for `identity`: kvbind did something with it in
     /// this process's life.
-    pub fn knows(&self, identity: &str) -> bool {
+    pub fn knows(&self, identity: &IdentityId) -> bool {
         self.entries().get(identity).is_some_and(|e| !e.attached.is_empty() || !e.granted.is_empty())
     }
 
     /// Adds to `records` what the ledger holds for `identity`.
-    pub fn add_to(&self, identity: &str, records: &mut Records) {
+    pub fn add_to(&self, identity: &IdentityId, records: &mut Records) {
         let entries = self.entries();
         let Some(entry) = entries.get(identity) else { return };
         records.attached.extend(entry.attached.iter().cloned());
@@ -80,50 +80,51 @@ impl Ledger {
     /// Notes which of `attachments` of `identity` kvbind made.
     pub fn note_attachments(&self, identity: &IdentityId, attachments: &[AttachmentStatus]) {
         let status = IdentityBindingStatus { attachments: attachments.to_vec(), ..IdentityBindingStatus::default() };
-        self.set_attached(&identity.key(), &Records::from_statuses([&status]).attached);
+        self.set_attached(identity, &Records::from_statuses([&status]).attached);
     }
 
     /// Notes which access-policy permissions kvbind granted `identity`.
     pub fn note_grants(&self, identity: &IdentityId, grants: &[VaultGrantStatus]) {
         let status = IdentityBindingStatus { grants: grants.to_vec(), ..IdentityBindingStatus::default() };
-        self.set_granted(&identity.key(), &Records::from_statuses([&status]).granted);
+        self.set_granted(identity, &Records::from_statuses([&status]).granted);
     }
 
     /// Records the targets kvbind has `identity` attached to now.
-    pub fn set_attached(&self, identity: &str, attached: &BTreeSet<Arc<str>>) {
-        self.entries().entry(identity.to_owned()).or_default().attached = attached.iter().cloned().collect();
+    pub fn set_attached(&self, identity: &IdentityId, attached: &BTreeSet<Arc<str>>) {
+        self.entries().entry(identity.clone()).or_default().attached = attached.iter().cloned().collect();
     }
 
     /// Records the access-policy permissions kvbind has granted `identity` now.
-    pub fn set_granted(&self, identity: &str, granted: &BTreeMap<String, Permissions>) {
-        self.entries().entry(identity.to_owned()).or_default().granted = granted
+    pub fn set_granted(&self, identity: &IdentityId, granted: &BTreeMap<String, Permissions>) {
+        self.entries().entry(identity.clone()).or_default().granted = granted
             .iter()
             .map(|(vault, p)| Grant { vault: intern(vault), secrets: shared(&p.secrets), keys: shared(&p.keys), certificates: shared(&p.certificates) })
             .collect();
     }
 
     /// Adds `target` to the targets kvbind attached `identity` to.
-    pub fn note_attached(&self, identity: &str, target: &str) {
+    pub fn note_attached(&self, identity: &IdentityId, target: &ComputeId) {
+        let target = target.key();
         let mut entries = self.entries();
-        let entry = entries.entry(identity.to_owned()).or_default();
-        if !entry.attached.iter().any(|a| &**a == target) {
-            entry.attached = entry.attached.iter().cloned().chain([intern(target)]).collect();
+        let entry = entries.entry(identity.clone()).or_default();
+        if !entry.attached.iter().any(|a| **a == *target) {
+            entry.attached = entry.attached.iter().cloned().chain([intern(&target)]).collect();
         }
     }
 
     /// Adds `permissions` on `vault` to what kvbind granted `identity`.
-    pub fn note_granted(&self, identity: &str, vault: &str, permissions: &Permissions) {
+    pub fn note_granted(&self, identity: &IdentityId, vault: &VaultId, permissions: &Permissions) {
         let mut records = Records::default();
         self.add_to(identity, &mut records);
-        records.granted.entry(vault.to_owned()).or_default().merge(permissions);
+        records.granted.entry(vault.key()).or_default().merge(permissions);
         self.set_granted(identity, &records.granted);
     }
 
     /// Records that VM-mode binding `namespace/name` uses `identity` on its pools; true
     /// when it had not been recorded.
-    pub fn used_by(&self, identity: &str, namespace: &str, name: &str) -> bool {
+    pub fn used_by(&self, identity: &IdentityId, namespace: &str, name: &str) -> bool {
         let mut entries = self.entries();
-        let entry = entries.entry(identity.to_owned()).or_default();
+        let entry = entries.entry(identity.clone()).or_default();
         if entry.users.iter().any(|(n, b)| &**n == namespace && &**b == name) {
             return false;
         }
@@ -151,20 +152,34 @@ impl Ledger {
     }
 
     /// Forgets `identity`, once kvbind has deleted it.
-    pub fn forget(&self, identity: &str) {
+    pub fn forget(&self, identity: &IdentityId) {
         self.entries().remove(identity);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use kvbind_azure::ResourceKind;
+
     use super::*;
+
+    fn id(name: &str) -> IdentityId {
+        IdentityId::new(ResourceKind::UserAssignedIdentity, "sub", "ids", name).expect("valid")
+    }
+
+    fn pool(name: &str) -> ComputeId {
+        ComputeId::new(ResourceKind::VirtualMachineScaleSet, "sub", "nodes", name).expect("valid")
+    }
+
+    fn vault() -> VaultId {
+        VaultId::new(ResourceKind::Vault, "sub", "vaults", "kv").expect("valid")
+    }
 
     fn names(names: &[&str]) -> BTreeSet<String> {
         names.iter().map(|n| (*n).to_owned()).collect()
     }
 
-    fn recorded(ledger: &Ledger, identity: &str) -> Records {
+    fn recorded(ledger: &Ledger, identity: &IdentityId) -> Records {
         let mut records = Records::default();
         ledger.add_to(identity, &mut records);
         records
@@ -175,67 +190,68 @@ mod tests {
         let ledger = Ledger::default();
         let attached: BTreeSet<Arc<str>> = ["/pool-a", "/pool-b"].into_iter().map(Arc::from).collect();
         let permissions = Permissions { secrets: names(&["get", "list"]), keys: names(&["get"]), ..Permissions::default() };
-        ledger.set_attached("/id-1", &attached);
-        ledger.set_granted("/id-1", &BTreeMap::from([("/vault".to_owned(), permissions.clone())]));
+        ledger.set_attached(&id("id-1"), &attached);
+        ledger.set_granted(&id("id-1"), &BTreeMap::from([("/vault".to_owned(), permissions.clone())]));
 
-        let records = recorded(&ledger, "/id-1");
+        let records = recorded(&ledger, &id("id-1"));
         assert_eq!(records.attached, attached);
         assert_eq!(records.granted, BTreeMap::from([("/vault".to_owned(), permissions)]));
-        assert!(recorded(&ledger, "/id-2").attached.is_empty());
+        assert!(recorded(&ledger, &id("id-2")).attached.is_empty());
     }
 
     #[test]
     fn setting_grants_keeps_the_attachments_and_forgetting_drops_both() {
         let ledger = Ledger::default();
-        ledger.set_attached("/id", &BTreeSet::from([Arc::from("/pool")]));
-        ledger.set_granted("/id", &BTreeMap::from([("/vault".to_owned(), Permissions { secrets: names(&["get"]), ..Permissions::default() })]));
-        ledger.set_granted("/id", &BTreeMap::new());
-        let records = recorded(&ledger, "/id");
+        ledger.set_attached(&id("id"), &BTreeSet::from([Arc::from("/pool")]));
+        ledger.set_granted(&id("id"), &BTreeMap::from([("/vault".to_owned(), Permissions { secrets: names(&["get"]), ..Permissions::default() })]));
+        ledger.set_granted(&id("id"), &BTreeMap::new());
+        let records = recorded(&ledger, &id("id"));
         assert_eq!(records.attached.len(), 1);
         assert!(records.granted.is_empty());
 
-        ledger.forget("/id");
-        assert!(recorded(&ledger, "/id").attached.is_empty());
+        ledger.forget(&id("id"));
+        assert!(recorded(&ledger, &id("id")).attached.is_empty());
     }
 
     #[test]
     fn the_bindings_sharing_a_pool_are_those_whose_identities_kvbind_attached_there() {
         let ledger = Ledger::default();
-        let pool = |p: &str| BTreeSet::from([Arc::from(p)]);
+        let pool = |p: &str| BTreeSet::from([Arc::<str>::from(p)]);
         let binding = |n: &str, b: &str| (n.to_owned(), b.to_owned());
-        ledger.set_attached("/id-a", &pool("/pool-1"));
-        assert!(ledger.used_by("/id-a", "team-a", "app"));
-        ledger.set_attached("/id-b", &pool("/pool-1"));
-        assert!(ledger.used_by("/id-b", "team-b", "web"));
-        assert!(!ledger.used_by("/id-b", "team-b", "web"), "recorded once");
-        ledger.set_attached("/id-c", &pool("/pool-2"));
-        ledger.used_by("/id-c", "team-c", "db");
+        ledger.set_attached(&id("id-a"), &pool("/pool-1"));
+        assert!(ledger.used_by(&id("id-a"), "team-a", "app"));
+        ledger.set_attached(&id("id-b"), &pool("/pool-1"));
+        assert!(ledger.used_by(&id("id-b"), "team-b", "web"));
+        assert!(!ledger.used_by(&id("id-b"), "team-b", "web"), "recorded once");
+        ledger.set_attached(&id("id-c"), &pool("/pool-2"));
+        ledger.used_by(&id("id-c"), "team-c", "db");
         assert_eq!(ledger.sharing(&pool("/pool-1"), "team-a"), BTreeSet::from([binding("team-b", "web")]));
         assert_eq!(ledger.sharing(&pool("/pool-2"), "team-a"), BTreeSet::from([binding("team-c", "db")]));
         assert!(ledger.sharing(&pool("/pool-3"), "team-a").is_empty());
-        ledger.set_attached("/id-b", &BTreeSet::new());
+        ledger.set_attached(&id("id-b"), &BTreeSet::new());
         assert!(ledger.sharing(&pool("/pool-1"), "team-a").is_empty(), "detached, it no longer counts");
     }
 
     #[test]
     fn noting_adds_to_what_is_recorded() {
         let ledger = Ledger::default();
-        ledger.note_attached("/id", "/pool");
-        ledger.note_attached("/id", "/pool");
-        ledger.note_granted("/id", "/vault", &Permissions { secrets: names(&["get"]), ..Permissions::default() });
-        ledger.note_granted("/id", "/vault", &Permissions { keys: names(&["get"]), ..Permissions::default() });
-        let records = recorded(&ledger, "/id");
+        ledger.note_attached(&id("id"), &pool("pool"));
+        ledger.note_attached(&id("id"), &pool("pool"));
+        ledger.note_granted(&id("id"), &vault(), &Permissions { secrets: names(&["get"]), ..Permissions::default() });
+        ledger.note_granted(&id("id"), &vault(), &Permissions { keys: names(&["get"]), ..Permissions::default() });
+        let records = recorded(&ledger, &id("id"));
         assert_eq!(records.attached.len(), 1, "noted once");
-        assert_eq!((records.granted["/vault"].secrets.clone(), records.granted["/vault"].keys.clone()), (names(&["get"]), names(&["get"])));
+        let granted = &records.granted[&vault().key()];
+        assert_eq!((granted.secrets.clone(), granted.keys.clone()), (names(&["get"]), names(&["get"])));
     }
 
     #[test]
     fn adding_merges_with_what_the_statuses_say() {
         let ledger = Ledger::default();
-        ledger.set_granted("/id", &BTreeMap::from([("/vault".to_owned(), Permissions { secrets: names(&["list"]), ..Permissions::default() })]));
+        ledger.set_granted(&id("id"), &BTreeMap::from([("/vault".to_owned(), Permissions { secrets: names(&["list"]), ..Permissions::default() })]));
         let mut records = Records::default();
         records.granted.entry("/vault".to_owned()).or_default().secrets.insert("get".to_owned());
-        ledger.add_to("/id", &mut records);
+        ledger.add_to(&id("id"), &mut records);
         assert_eq!(records.granted["/vault"].secrets, names(&["get", "list"]));
     }
 }

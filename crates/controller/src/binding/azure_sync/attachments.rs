@@ -122,7 +122,7 @@ pub(super) async fn attach(
         AttachStep::Attach { .. } => {}
     }
     if !owned {
-        record_ahead(ctx, identity, |ledger, key| ledger.note_attached(key, &target.key())).await?;
+        record_ahead(ctx, identity, |ledger, identity| ledger.note_attached(identity, target)).await?;
     }
     match waiting {
         Waiting::InPlace => {

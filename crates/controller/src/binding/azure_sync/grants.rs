@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use kvbind_api::KeyVaultObject;
 use kvbind_api::identity_binding::{RbacScope, VaultAccessModel, VaultGrantStatus};
-use kvbind_azure::IdentityId;
 use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, Permissions, Vault};
+use kvbind_azure::{IdentityId, VaultId};
 
 use super::records::record_ahead;
 use crate::binding::plan::{access_policy_change, access_policy_permissions, list_reason, made_by_kvbind, role_assignments};
@@ -37,7 +37,7 @@ pub async fn sync_grants(
     identity: &IdentityId,
     principal: &str,
     owned: bool,
-    vaults: &BTreeMap<String, (Arc<Vault>, Vec<KeyVaultObject>)>,
+    vaults: &BTreeMap<VaultId, (Arc<Vault>, Vec<KeyVaultObject>)>,
     records: &Records,
     scope: RbacScope,
     may_remove: bool,
@@ -86,7 +86,7 @@ pub(super) async fn sync_access_policy(
     let mut pending = false;
     let granted_now = || ("AccessGranted", format!("granted {} on vault {}", describe(&change.granted), vault.id.name));
     if !owned && !change.add.is_empty() {
-        record_ahead(ctx, identity, |ledger, key| ledger.note_granted(key, &vault.id.key(), &change.add)).await?;
+        record_ahead(ctx, identity, |ledger, identity| ledger.note_granted(identity, &vault.id, &change.add)).await?;
     }
     match waiting {
         _ if change.add.is_empty() => {
