@@ -9,8 +9,9 @@ use kvbind_api::IdentityBinding;
 use kvbind_api::identity_binding::{DeletionPolicy, IdentityMode, IdentityStatus, SecretProviderClassStatus, SecretStoreStatus};
 
 use super::azure_sync::{self, Change};
-use super::demand::{Demand, demand};
+use super::demand::demand;
 use super::inputs::needs_of;
+use super::plan::group::Demand;
 use super::reach::reach;
 use super::status::Progress;
 use super::undo::undo;
@@ -47,7 +48,7 @@ pub(super) async fn converge(
     let mut demand = demand(binding, &identity_id, Some(needs), &judge);
     let explicit = binding.spec.key_vault.as_ref().map(|k| k.resource_id.as_str());
     let vaults = azure_sync::resolve_vaults(ctx, &demand.vaults, explicit, &demand.needs.origins()).await?;
-    let vaults = demand.only_allowed_vaults(vaults, &judge);
+    let vaults = demand.only_allowed_vaults(vaults, |member, ids| policy::allows_vaults(member, ids, &judge));
     let own_vaults: Vec<kvbind_azure::VaultId> =
         vaults.iter().filter(|(name, _)| demand.needs.vaults.contains_key(*name) || explicit.is_some()).map(|(_, v)| v.id.clone()).collect();
     if let Err(denial) = policy::check_vaults(&allowing, &own_vaults, ctx) {

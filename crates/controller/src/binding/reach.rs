@@ -10,8 +10,8 @@ use kvbind_api::IdentityBinding;
 use kvbind_api::identity_binding::{AttachmentStatus, IdentityMode};
 
 use super::azure_sync::{self, Change};
-use super::demand::Demand;
 use super::names::first_ten;
+use super::plan::group::Demand;
 use super::undo::release_aks_binding;
 use super::{aks_identity_binding, workload_identity};
 use crate::error::BindingError;

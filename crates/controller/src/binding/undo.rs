@@ -130,7 +130,7 @@ pub(super) async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut
         let explicit = binding.spec.key_vault.as_ref().map(|k| k.resource_id.as_str());
         let mut vaults = BTreeMap::new();
         let resolved = azure_sync::resolve_vaults(ctx, &demand.vaults, explicit, &BTreeMap::new()).await?;
-        for (name, vault) in demand.only_allowed_vaults(resolved, &judge) {
+        for (name, vault) in demand.only_allowed_vaults(resolved, |member, ids| policy::allows_vaults(member, ids, &judge)) {
             let objects = demand.vaults.get(&name).map(|(_, o)| o.clone()).unwrap_or_default();
             vaults.insert(vault.id.clone(), (vault, objects));
         }

@@ -18,8 +18,8 @@ use kvbind_api::identity_binding::IdentityMode;
 use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_azure::{IdentityId, VaultId};
 
+pub use self::judge::Judge;
 use self::judge::{Elder, Rules, Usage};
-pub use self::judge::{Judge, Verdict};
 use crate::context::Context;
 use crate::error::BindingError;
 use crate::needs::Needs;

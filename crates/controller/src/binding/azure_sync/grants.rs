@@ -9,7 +9,7 @@ use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, Permissions, Vault};
 use kvbind_azure::{IdentityId, VaultId};
 
 use super::records::record_ahead;
-use crate::binding::plan::{access_policy_change, access_policy_permissions, list_reason, made_by_kvbind, role_assignments};
+use crate::binding::plan::{RoleChange, access_policy_change, access_policy_permissions, list_reason, role_assignment_change, role_assignments};
 use crate::context::Context;
 use crate::error::{BindingError, Step};
 use crate::records::Records;
@@ -150,11 +150,7 @@ pub(super) async fn sync_role_assignments(
     let desired = role_assignments(&vault.id, objects, principal, scope);
     let existing =
         ctx.azure.arm.list_role_assignments(&vault.id.to_string(), principal).await.map_err(BindingError::azure(Step::Access, "listing role assignments"))?;
-    let existing_names: BTreeSet<&str> = existing.iter().map(|a| a.name.as_str()).collect();
-    let missing: Vec<&kvbind_azure::model::RoleAssignment> =
-        desired.iter().filter(|(name, _)| !existing_names.contains(name.as_str())).map(|(_, a)| a).collect();
-    let stale: Vec<&kvbind_azure::model::RoleAssignment> =
-        if may_remove { existing.iter().filter(|a| made_by_kvbind(a) && !desired.contains_key(&a.name)).collect() } else { Vec::new() };
+    let RoleChange { create: missing, delete: stale } = role_assignment_change(&desired, &existing, may_remove);
     // All of them or none: past a namespace's quota or the subscription's limit ARM would
     // refuse some and leave the binding half granted.
     crate::policy::role_quota::check(ctx, namespaces, &vault.id.subscription, missing.len().saturating_sub(stale.len())).await?;

@@ -15,6 +15,5 @@ pub use self::identity::{delete_identity, ensure_identity};
 pub use self::ownership::{made_here, ours_to_join};
 pub use self::records::keep_adoption_record;
 pub use self::vaults::resolve_vaults;
-pub use crate::records::Records;
 /// Something kvbind changed in Azure, for an Event.
 pub use crate::writers::handoff::Change;

@@ -1,5 +1,5 @@
-//! Pure planning: from what the SecretProviderClasses list to the least-privilege grants,
-//! and from desired and observed state to the changes to make.
+//! What a principal is granted on a vault: least-privilege access-policy permissions or
+//! role assignments for the objects the classes list, and the change from what is there.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,7 +9,6 @@ use kvbind_azure::VaultId;
 use kvbind_azure::model::{Permissions, RoleAssignment};
 use kvbind_azure::roles::{KEY_VAULT_READER, KEY_VAULT_SECRETS_USER, MANAGED_ROLES, assignment_name};
 
-/// Access-policy permissions that let the provider read `objects` and nothing more:
 /// `get` per object type used, plus `list` for a type where an object asks for version
 /// history (the provider lists versions then).
 pub fn access_policy_permissions(objects: &[KeyVaultObject]) -> Permissions {
@@ -71,6 +70,26 @@ pub fn made_by_kvbind(a: &RoleAssignment) -> bool {
     MANAGED_ROLES.contains(&a.role_definition.as_str()) && a.name == assignment_name(&a.scope, &a.principal_id, &a.role_definition)
 }
 
+/// The role-assignment change on one vault: the assignments to create, and those to delete.
+#[derive(Debug)]
+pub struct RoleChange<'a> {
+    /// Desired and not there.
+    pub create: Vec<&'a RoleAssignment>,
+    /// Made by kvbind (by the name it derives) and no longer desired.
+    pub delete: Vec<&'a RoleAssignment>,
+}
+
+/// Plans the role assignments towards `desired` from the principal's `existing` ones. Only
+/// kvbind's own are ever deleted, and none while a sharer's needs are unknown
+/// (`may_remove` false): an assignment someone else made for the same role and scope has
+/// another name, and stays.
+pub fn role_assignment_change<'a>(desired: &'a BTreeMap<String, RoleAssignment>, existing: &'a [RoleAssignment], may_remove: bool) -> RoleChange<'a> {
+    let existing_names: BTreeSet<&str> = existing.iter().map(|a| a.name.as_str()).collect();
+    let create = desired.iter().filter(|(name, _)| !existing_names.contains(name.as_str())).map(|(_, a)| a).collect();
+    let delete = if may_remove { existing.iter().filter(|a| made_by_kvbind(a) && !desired.contains_key(&a.name)).collect() } else { Vec::new() };
+    RoleChange { create, delete }
+}
+
 /// The access-policy change: what to add, what to remove, and what kvbind will then have
 /// granted. `existing` is the principal's entry as read, `granted` what kvbind granted
 /// before. Permissions that were there before kvbind are never recorded, so never removed.
@@ -107,48 +126,6 @@ pub fn list_reason(objects: &[KeyVaultObject]) -> Option<String> {
     let names: Vec<String> =
         objects.iter().filter(|o| o.needs_list()).map(|o| format!("{} {} (objectVersionHistory {})", o.object_type, o.name, o.version_history)).collect();
     (!names.is_empty()).then(|| format!("list is granted because the provider lists versions of {}", names.join(", ")))
-}
-
-/// What to do on one scale set or VM the identity should be on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AttachStep {
-    /// It is there already.
-    Keep {
-        /// kvbind attached it (its record says so, or kvbind made the identity), rather
-        /// than found it there: only then is it kvbind's to detach.
-        ours: bool,
-    },
-    /// Attach it.
-    Attach {
-        /// The user-assigned identities the target will carry.
-        count: usize,
-    },
-    /// Azure would refuse the update.
-    OverLimit {
-        /// The user-assigned identities the target would carry, past its limit.
-        count: usize,
-    },
-}
-
-/// The step for one target that carries `carried` user-assigned identities, `present`
-/// among them or not. `recorded` says kvbind's ledger holds the attachment; `owned` that
-/// kvbind made the identity, so any attachment of it is kvbind's.
-pub fn attach_step(present: bool, carried: usize, owned: bool, recorded: bool) -> AttachStep {
-    if present {
-        return AttachStep::Keep { ours: owned || recorded };
-    }
-    let count = carried + 1;
-    if count > kvbind_azure::model::MAX_USER_ASSIGNED_PER_COMPUTE { AttachStep::OverLimit { count } } else { AttachStep::Attach { count } }
-}
-
-/// The targets to detach the identity from: those kvbind's records say it attached that
-/// no binding wants any more, and only when every sharer's input read (`may_remove`): a
-/// sharer whose input is broken may still need them.
-pub fn detachments<'a>(recorded: &'a BTreeSet<std::sync::Arc<str>>, desired: &BTreeSet<std::sync::Arc<str>>, may_remove: bool) -> Vec<&'a str> {
-    if !may_remove {
-        return Vec::new();
-    }
-    recorded.iter().filter(|key| !desired.contains(*key)).map(|key| &**key).collect()
 }
 
 #[cfg(test)]
@@ -208,30 +185,22 @@ mod tests {
     }
 
     #[test]
-    fn an_attachment_is_kept_made_or_refused_by_what_the_target_carries_and_the_records() {
-        let limit = kvbind_azure::model::MAX_USER_ASSIGNED_PER_COMPUTE;
-        let table = [
-            // (present, carried, owned, recorded) -> step
-            ((true, 3, false, false), AttachStep::Keep { ours: false }),
-            ((true, 3, false, true), AttachStep::Keep { ours: true }),
-            ((true, 3, true, false), AttachStep::Keep { ours: true }),
-            ((false, 0, false, false), AttachStep::Attach { count: 1 }),
-            ((false, limit - 1, true, false), AttachStep::Attach { count: limit }),
-            ((false, limit, true, false), AttachStep::OverLimit { count: limit + 1 }),
-            ((true, limit, false, true), AttachStep::Keep { ours: true }),
-        ];
-        for ((present, carried, owned, recorded), step) in table {
-            assert_eq!(attach_step(present, carried, owned, recorded), step, "present {present}, carried {carried}, owned {owned}, recorded {recorded}");
-        }
-    }
-
-    #[test]
-    fn only_recorded_attachments_no_one_wants_are_detached_and_none_while_a_sharer_is_broken() {
-        let set = |keys: &[&str]| keys.iter().map(|k| std::sync::Arc::from(*k)).collect::<BTreeSet<std::sync::Arc<str>>>();
-        let recorded = set(&["pool-a", "pool-b", "pool-c"]);
-        let desired = set(&["pool-a", "pool-d"]);
-        assert_eq!(detachments(&recorded, &desired, true), ["pool-b", "pool-c"]);
-        assert!(detachments(&recorded, &desired, false).is_empty());
-        assert!(detachments(&set(&[]), &desired, true).is_empty(), "found attachments are never recorded, so never detached");
+    fn role_assignments_are_created_where_missing_and_only_kvbinds_deleted() {
+        let vault = VaultId::new(ResourceKind::Vault, "s", "rg", "kv").expect("id");
+        let before = role_assignments(&vault, &[object("db", ObjectType::Secret, 0), object("old", ObjectType::Secret, 0)], "p", RbacScope::Object);
+        let desired = role_assignments(&vault, &[object("db", ObjectType::Secret, 0), object("new", ObjectType::Secret, 0)], "p", RbacScope::Object);
+        let theirs = RoleAssignment {
+            name: "00000000-0000-0000-0000-00000000beef".into(),
+            scope: format!("{vault}/secrets/old"),
+            role_definition: KEY_VAULT_SECRETS_USER.into(),
+            principal_id: "p".into(),
+        };
+        let existing: Vec<RoleAssignment> = before.values().cloned().chain([theirs]).collect();
+        let change = role_assignment_change(&desired, &existing, true);
+        let scopes = |list: &[&RoleAssignment]| list.iter().map(|a| a.scope.rsplit('/').next().unwrap_or_default().to_owned()).collect::<Vec<_>>();
+        assert_eq!(scopes(&change.create), ["new"]);
+        assert_eq!(scopes(&change.delete), ["old"], "kvbind's assignment on old goes; the one made by hand on the same scope stays");
+        assert!(role_assignment_change(&desired, &existing, false).delete.is_empty(), "none while a sharer's needs are unknown");
+        assert!(role_assignment_change(&desired, &[], true).create.len() == 2, "a vault that just moved to RBAC gets every assignment");
     }
 }

@@ -1,0 +1,15 @@
+//! Pure planning, no I/O: from what the bindings sharing an identity ask for and what Azure
+//! holds, to the changes to make. Each decision here is a function of its inputs with a
+//! table test; the steps in [`super::azure_sync`] read Azure, ask these, and write.
+//!
+//! - [`group`]: what an identity's group of bindings needs together, and what it may remove;
+//! - [`attach`]: per scale set or VM, keep, attach, refuse past Azure's limit, or detach;
+//! - [`grants`]: per vault, the least-privilege permissions or role assignments, and the
+//!   change from what the vault holds.
+
+pub mod attach;
+pub mod grants;
+pub mod group;
+
+pub use attach::{AttachStep, attach_step, detachments};
+pub use grants::{RoleChange, access_policy_change, access_policy_permissions, list_reason, made_by_kvbind, role_assignment_change, role_assignments};
