@@ -91,3 +91,59 @@ impl NodeTargets {
         (Ok(Arc::new(targets)), Arc::from(skipped))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher::Event;
+    use serde_json::json;
+
+    use super::*;
+
+    fn node(name: &str, pool: &str, labels: serde_json::Value) -> Node {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels},
+            "spec": {"providerID": format!("azure:///subscriptions/sub/resourceGroups/mc/providers/Microsoft.Compute/virtualMachineScaleSets/{pool}/virtualMachines/0")},
+        }))
+        .expect("node")
+    }
+
+    fn names(targets: &Targets) -> Vec<String> {
+        targets.as_ref().expect("targets").iter().map(|t| t.name.clone()).collect()
+    }
+
+    #[test]
+    fn a_pool_joins_the_targets_only_through_a_selected_node_and_only_after_the_change_is_told() {
+        let mut writer = Writer::<Node>::default();
+        writer.apply_watcher_event(&Event::Apply(node("a-0", "pool-apps", json!({"pool": "apps"}))));
+        let (store, targets) = (writer.as_reader(), NodeTargets::default());
+        let apps: LabelSelector = serde_json::from_value(json!({"matchLabels": {"pool": "apps"}})).expect("selector");
+        assert_eq!(names(&targets.of(&store, &apps)), ["pool-apps"]);
+
+        // A new pool whose node the selector does not select: not a target, whatever is told.
+        writer.apply_watcher_event(&Event::Apply(node("g-0", "pool-gpu", json!({"pool": "gpu"}))));
+        targets.nodes_changed();
+        assert_eq!(names(&targets.of(&store, &apps)), ["pool-apps"]);
+        assert_eq!(names(&targets.of(&store, &LabelSelector::default())), ["pool-apps", "pool-gpu"], "the empty selector takes every pool");
+
+        // A selected node on a new pool: a target once the node watch tells of it.
+        writer.apply_watcher_event(&Event::Apply(node("a-1", "pool-apps-2", json!({"pool": "apps"}))));
+        assert_eq!(names(&targets.of(&store, &apps)), ["pool-apps"], "kept until told");
+        targets.nodes_changed();
+        assert_eq!(names(&targets.of(&store, &apps)), ["pool-apps", "pool-apps-2"]);
+
+        // A node auto-provisioning made is named, never a target; a broken providerID is an error naming the node.
+        writer.apply_watcher_event(&Event::Apply(node("k-0", "pool-karpenter", json!({"pool": "apps", AUTO_PROVISIONED_LABEL: "default"}))));
+        writer.apply_watcher_event(&Event::Apply(
+            serde_json::from_value(
+                json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "z-bad", "labels": {"pool": "other"}}, "spec": {"providerID": "aws:///i-1"}}),
+            )
+            .expect("node"),
+        ));
+        targets.nodes_changed();
+        assert_eq!(names(&targets.of(&store, &apps)), ["pool-apps", "pool-apps-2"]);
+        assert_eq!(&*targets.auto_provisioned(&store, &apps), ["k-0"]);
+        let other: LabelSelector = serde_json::from_value(json!({"matchLabels": {"pool": "other"}})).expect("selector");
+        assert!(matches!(targets.of(&store, &other), Err((node, _)) if node == "z-bad"));
+    }
+}

@@ -9,7 +9,7 @@ use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, Permissions, Vault};
 use kvbind_azure::{IdentityId, VaultId};
 
 use super::records::record_ahead;
-use crate::binding::plan::{RoleChange, access_policy_change, access_policy_permissions, list_reason, role_assignment_change, role_assignments};
+use crate::binding::plan::{RoleChange, access_policy_permissions, access_policy_plan, list_reason, role_assignment_change, role_assignments};
 use crate::context::Context;
 use crate::error::{BindingError, Step};
 use crate::records::Records;
@@ -75,13 +75,7 @@ pub(super) async fn sync_access_policy(
     waiting: Waiting<'_>,
     changes: &mut Vec<Change>,
 ) -> Result<(VaultGrantStatus, bool), BindingError> {
-    let desired = access_policy_permissions(objects);
-    let existing = vault.access_policies.iter().find(|p| p.object_id.eq_ignore_ascii_case(principal)).map(|p| p.permissions.clone()).unwrap_or_default();
-    let mut granted = records.granted.get(&vault.id.key()).cloned().unwrap_or_default();
-    if owned {
-        granted.merge(&existing);
-    }
-    let change = access_policy_change(&desired, &existing, &granted, may_remove);
+    let change = access_policy_plan(vault, principal, objects, records.granted.get(&vault.id.key()), owned, may_remove);
     let entry = |permissions: Permissions| AccessPolicy { tenant_id: vault.tenant_id.clone(), object_id: principal.to_owned(), permissions };
     let mut pending = false;
     let granted_now = || ("AccessGranted", format!("granted {} on vault {}", describe(&change.granted), vault.id.name));

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use kvbind_api::identity_binding::RbacScope;
 use kvbind_api::{KeyVaultObject, ObjectType};
 use kvbind_azure::VaultId;
-use kvbind_azure::model::{Permissions, RoleAssignment};
+use kvbind_azure::model::{Permissions, RoleAssignment, Vault};
 use kvbind_azure::roles::{KEY_VAULT_READER, KEY_VAULT_SECRETS_USER, MANAGED_ROLES, assignment_name};
 
 /// `get` per object type used, plus `list` for a type where an object asks for version
@@ -121,6 +121,27 @@ pub fn access_policy_change(desired: &Permissions, existing: &Permissions, grant
     }
 }
 
+/// The access-policy change on `vault` for `principal` to read `objects`: `recorded` is
+/// what kvbind's records say it granted there. For an identity kvbind created (`owned`)
+/// every permission its principal holds is kvbind's, recorded or not (a crash between the
+/// write and the record loses nothing); for any other, only the recorded ones are.
+pub fn access_policy_plan(
+    vault: &Vault,
+    principal: &str,
+    objects: &[KeyVaultObject],
+    recorded: Option<&Permissions>,
+    owned: bool,
+    may_remove: bool,
+) -> PolicyChange {
+    let desired = access_policy_permissions(objects);
+    let existing = vault.access_policies.iter().find(|p| p.object_id.eq_ignore_ascii_case(principal)).map(|p| p.permissions.clone()).unwrap_or_default();
+    let mut granted = recorded.cloned().unwrap_or_default();
+    if owned {
+        granted.merge(&existing);
+    }
+    access_policy_change(&desired, &existing, &granted, may_remove)
+}
+
 /// A sentence naming the objects that need `list`, for status.
 pub fn list_reason(objects: &[KeyVaultObject]) -> Option<String> {
     let names: Vec<String> =
@@ -202,5 +223,35 @@ mod tests {
         assert_eq!(scopes(&change.delete), ["old"], "kvbind's assignment on old goes; the one made by hand on the same scope stays");
         assert!(role_assignment_change(&desired, &existing, false).delete.is_empty(), "none while a sharer's needs are unknown");
         assert!(role_assignment_change(&desired, &[], true).create.len() == 2, "a vault that just moved to RBAC gets every assignment");
+    }
+
+    #[test]
+    fn what_is_kvbinds_to_revoke_depends_on_who_made_the_identity_and_the_records() {
+        use kvbind_azure::model::AccessPolicy;
+        let id = VaultId::new(ResourceKind::Vault, "s", "rg", "kv").expect("id");
+        let held = Permissions { secrets: set(&["get", "list"]), certificates: set(&["get"]), ..Permissions::default() };
+        let vault = Vault {
+            id,
+            tenant_id: "t".into(),
+            rbac_authorization: false,
+            vault_uri: None,
+            access_policies: vec![AccessPolicy { tenant_id: "t".into(), object_id: "PRINCIPAL".into(), permissions: held }],
+        };
+        let wants = [object("db", ObjectType::Secret, 0), object("signing", ObjectType::Key, 0)];
+        let recorded = Permissions { certificates: set(&["get"]), ..Permissions::default() };
+        // (recorded, owned, may_remove) -> (added keys, removed secrets, removed certificates)
+        let table = [
+            ((None, false, true), (set(&["get"]), set(&[]), set(&[]))),
+            ((Some(&recorded), false, true), (set(&["get"]), set(&[]), set(&["get"]))),
+            ((None, true, true), (set(&["get"]), set(&["list"]), set(&["get"]))),
+            ((None, true, false), (set(&["get"]), set(&[]), set(&[]))),
+        ];
+        for ((recorded, owned, may_remove), (keys, secrets, certificates)) in table {
+            let change = access_policy_plan(&vault, "principal", &wants, recorded, owned, may_remove);
+            let row = format!("recorded {recorded:?}, owned {owned}, may remove {may_remove}");
+            assert_eq!(change.add.keys, keys, "{row}: the key's get is added");
+            assert!(change.add.secrets.is_empty(), "{row}: secret get is there already");
+            assert_eq!((change.remove.secrets, change.remove.certificates), (secrets, certificates), "{row}: removed");
+        }
     }
 }

@@ -12,4 +12,4 @@ pub mod grants;
 pub mod group;
 
 pub use attach::{AttachStep, attach_step, detachments};
-pub use grants::{RoleChange, access_policy_change, access_policy_permissions, list_reason, made_by_kvbind, role_assignment_change, role_assignments};
+pub use grants::{RoleChange, access_policy_permissions, access_policy_plan, list_reason, made_by_kvbind, role_assignment_change, role_assignments};
