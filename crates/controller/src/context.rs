@@ -45,6 +45,8 @@ pub struct Index {
     pub unpinned_classes: Arc<UnpinnedClasses>,
     /// What each binding needs, told of every change of what that is read from.
     pub needs_memo: Arc<crate::caches::needs_memo::NeedsMemo>,
+    /// The policy judge's answers, told of every change of what they are read from.
+    pub judged: Arc<crate::policy::judged::Judged>,
     /// Each SecretProviderClass read once per version.
     pub parsed_classes: crate::caches::parsed_classes::ParsedClasses,
     /// True once every cache has listed its objects.

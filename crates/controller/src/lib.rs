@@ -181,6 +181,10 @@ pub async fn run(
     let unpinned_classes = Arc::new(unpinned_classes::UnpinnedClasses::default());
     let classes_changed = unpinned_classes.clone();
     let needs_memo = Arc::new(needs_memo::NeedsMemo::default());
+    // Every watch below feeds the policy verdicts; each tells the judge's kept answers.
+    let judged = Arc::new(policy::judged::Judged::default());
+    let (judged_of_classes, judged_of_nodes, judged_of_policies, judged_of_namespaces, judged_of_bindings) =
+        (judged.clone(), judged.clone(), judged.clone(), judged.clone(), judged.clone());
     let (needs_of_classes, needs_of_nodes, needs_of_stores, needs_of_secrets) =
         (needs_memo.clone(), needs_memo.clone(), needs_memo.clone(), needs_memo.clone());
     // A class may be over a megabyte and tenants write them: a list page of 500 of those
@@ -191,6 +195,7 @@ pub async fn run(
         .inspect(move |_| {
             classes_changed.classes_changed();
             needs_of_classes.inputs_changed();
+            judged_of_classes.changed();
         })
         .touched_objects();
     let (nodes, nodes_writer) = reflector::store();
@@ -202,12 +207,14 @@ pub async fn run(
             .inspect(move |_| {
                 nodes_changed.nodes_changed();
                 needs_of_nodes.inputs_changed();
+                judged_of_nodes.changed();
             })
             .touched_objects();
 
     let (policies, policies_writer) = reflector::store();
     let policy_events =
         reflector(policies_writer, watcher(Api::<BindingPolicy>::all(client.clone()), watcher::Config::default()).backoff(watch_backoff::watch_backoff()))
+            .inspect(move |_| judged_of_policies.changed())
             .touched_objects();
     // Only the namespace's labels matter; a namespace-scoped operator watches only its own.
     let namespace_config = match &config.namespace {
@@ -219,6 +226,7 @@ pub async fn run(
         namespaces_writer,
         watcher(Api::<PartialObjectMeta<Namespace>>::all(client.clone()), namespace_config).backoff(watch_backoff::watch_backoff()),
     )
+    .inspect(move |_| judged_of_namespaces.changed())
     .touched_objects();
 
     // ESO's objects, when the API server serves them; see `external_secrets`.
@@ -227,6 +235,7 @@ pub async fn run(
     let (eso, eso_events) = if eso_served {
         let (stores, stores_writer) = reflector::store();
         let (secrets, secrets_writer) = reflector::store();
+        let (judged_of_stores, judged_of_secrets) = (judged.clone(), judged.clone());
         let (store_api, secret_api) = match &config.namespace {
             Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
             None => (Api::all(client.clone()), Api::all(client.clone())),
@@ -235,7 +244,10 @@ pub async fn run(
             stores_writer,
             watcher(store_api, watcher::Config::default()).backoff(watch_backoff::watch_backoff()).modify(external_secrets::strip_store),
         )
-        .inspect(move |_| needs_of_stores.inputs_changed())
+        .inspect(move |_| {
+            needs_of_stores.inputs_changed();
+            judged_of_stores.changed();
+        })
         .touched_objects();
         let secret_events = reflector(
             secrets_writer,
@@ -243,7 +255,10 @@ pub async fn run(
                 .backoff(watch_backoff::watch_backoff())
                 .modify(external_secrets::strip_external_secret),
         )
-        .inspect(move |_| needs_of_secrets.inputs_changed())
+        .inspect(move |_| {
+            needs_of_secrets.inputs_changed();
+            judged_of_secrets.changed();
+        })
         .touched_objects();
         (Some(external_secrets::EsoCaches { stores, external_secrets: secrets }), Some((store_events, secret_events)))
     } else {
@@ -256,6 +271,9 @@ pub async fn run(
     };
     let (bindings, bindings_writer) = reflector::store();
     let binding_events = reflector(bindings_writer, watcher(binding_api, binding_config).backoff(watch_backoff::watch_backoff()).modify(strip_binding))
+        // The reflector has stored the change by the time it passes here, before the
+        // controller hears of it.
+        .inspect(move |_| judged_of_bindings.changed())
         .applied_objects()
         .predicate_filter(calls_for_reconcile, PredicateConfig::default());
     let controller = Controller::for_stream(binding_events, bindings.clone()).trigger_backoff(watch_backoff::watch_backoff());
@@ -288,6 +306,7 @@ pub async fn run(
         node_targets,
         unpinned_classes,
         needs_memo,
+        judged,
         parsed_classes: caches::parsed_classes::ParsedClasses::default(),
         ready: caches_ready,
     };

@@ -67,6 +67,7 @@ pub fn context(cluster: &Cluster) -> Arc<Context> {
         node_targets: Arc::default(),
         unpinned_classes: Arc::default(),
         needs_memo: Arc::default(),
+        judged: Arc::default(),
         parsed_classes: crate::caches::parsed_classes::ParsedClasses::default(),
         ready,
     };

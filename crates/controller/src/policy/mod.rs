@@ -3,7 +3,9 @@
 //! the binding is refused, naming the part and the policies checked, before any Azure
 //! call. Vaults found by name are checked by name first and by full ID once resolved.
 
+mod answers;
 mod judge;
+pub mod judged;
 pub mod role_quota;
 pub mod sharing;
 #[cfg(test)]
@@ -18,8 +20,9 @@ use kvbind_api::identity_binding::IdentityMode;
 use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_azure::{IdentityId, VaultId};
 
+use self::answers::{Elder, Usage};
 pub use self::judge::Judge;
-use self::judge::{Elder, Rules, Usage};
+use self::judge::Rules;
 use crate::context::Context;
 use crate::error::BindingError;
 use crate::needs::Needs;
@@ -190,7 +193,7 @@ struct Facts {
     /// In VM mode, when a policy selects nodes: every node of every scale set or VM the
     /// binding reaches, with it. An identity is attached to a whole scale set, so the scale
     /// set, not the node, is what a node policy must allow.
-    exposed: self::judge::Exposed,
+    exposed: self::answers::Exposed,
 }
 
 impl Facts {

@@ -165,3 +165,40 @@ async fn a_node_policy_holds_for_every_node_of_each_scale_set_reached() {
     let refused = verdict(&cluster(json!({})), "a", "app").expect_err("refused");
     assert!(refused.contains("reaches VM scale set pool-a, which also runs node n2"), "{refused}");
 }
+
+#[tokio::test]
+async fn a_verdict_is_kept_across_reconciles_until_a_watch_tells_of_a_change_and_never_given_to_another_version() {
+    let versioned = |version: &str, extra: Value| {
+        let mut b = binding("a", "app", "app-id", 0, extra);
+        b["metadata"]["resourceVersion"] = json!(version);
+        serde_json::from_value::<kvbind_api::IdentityBinding>(b).expect("binding")
+    };
+    let cluster = Cluster {
+        bindings: vec![serde_json::to_value(versioned("1", json!({}))).expect("json")],
+        classes: vec![class("a")],
+        policies: vec![policy("a", "a", json!({}))],
+        namespaces: teams(&[("a", "a")]),
+        ..Cluster::default()
+    };
+    let ctx = context(&cluster);
+    let stored = versioned("1", json!({}));
+    let first = Judge::new(&ctx).verdict(&stored);
+    assert!(first.allowing.is_some(), "allowed");
+    assert!(Arc::ptr_eq(&first, &Judge::new(&ctx).verdict(&stored)), "the next reconcile takes the kept verdict");
+
+    // A newer copy of the binding (its identity moved where no policy allows) is judged on
+    // its own, though no watch has told of it yet.
+    let moved = versioned("2", json!({"identity": {"name": "app-id", "resourceGroup": "rg-other"}}));
+    assert!(Judge::new(&ctx).verdict(&moved).allowing.is_none(), "refused: the kept verdict of version 1 is not version 2's");
+
+    ctx.index.judged.changed();
+    let again = Judge::new(&ctx).verdict(&stored);
+    assert!(!Arc::ptr_eq(&first, &again), "worked out again after a change");
+
+    // One reconcile judges one view: a change landing mid-reconcile does not change what it
+    // was told.
+    let judge = Judge::new(&ctx);
+    let before = judge.verdict(&stored);
+    ctx.index.judged.changed();
+    assert!(Arc::ptr_eq(&before, &judge.verdict(&stored)));
+}
