@@ -7,9 +7,11 @@
 //! watches (bindings, classes, nodes, policies, stores) ─▶ reflector stores + caches/ (dropped by the change that stales them)
 //!   ─▶ verify/   a proof of the pod's path, when due, sees Azure before anything is repaired
 //!   ─▶ needs/    what the binding asks for, parsed and checked (bad input stops here)
-//!   ─▶ policy/   the judge: may it, and may each binding sharing its identity (no write yet)
-//!   ─▶ binding/  identity, then reach (pools or federation) and access (grants) side by side;
-//!                pure decisions in binding/plan, the slow writes handed to writers/ (batched per scale set and vault)
+//!   ─▶ policy/   the judge: may it, and may each binding sharing its identity (no write yet); its answers
+//!                are kept in the index (policy/judged) until a watch they read from reports a change
+//!   ─▶ binding/  the group's demand (binding/plan/group, pure), then the identity, then reach (pools or
+//!                federation) and access (grants) side by side, each deciding in binding/plan and reading
+//!                Azure through caches/read_cache; the slow writes go to writers/ (batched per scale set and vault)
 //!   ─▶ Azure (the ARM port), and records/ notes what kvbind did
 //!   ─▶ binding/write_back: the classes and stores name the identity; status (kstatus conditions) and Events back
 //! ```
