@@ -85,6 +85,15 @@ pub fn svg(rows: &[Measurement], pools: usize) -> String {
     out
 }
 
+/// A decade's grid line from `(x1, y1)` to `(x2, y2)`, labelled `value` at `(x, y)` anchored
+/// as `anchor` says.
+fn grid_line(out: &mut String, [x1, y1, x2, y2]: [f64; 4], (x, y, anchor): (f64, f64, &str), value: f64) {
+    let _ = writeln!(
+        out,
+        "<line x1=\"{x1:.1}\" y1=\"{y1:.1}\" x2=\"{x2:.1}\" y2=\"{y2:.1}\" stroke=\"#eee\"/><text x=\"{x:.1}\" y=\"{y:.1}\" text-anchor=\"{anchor}\">{value}</text>"
+    );
+}
+
 /// One log-log chart in a 480×400 box at `left`.
 fn chart(out: &mut String, left: f64, title: &str, series: &[Series<'_>]) {
     let (x0, y0, width, height) = (left + 60.0, 40.0, 380.0, 280.0);
@@ -104,24 +113,11 @@ fn chart(out: &mut String, left: f64, title: &str, series: &[Series<'_>]) {
     let _ = writeln!(out, "<rect x=\"{x0}\" y=\"{y0}\" width=\"{width}\" height=\"{height}\" fill=\"none\" stroke=\"#999\"/>");
     for decade in (lx0 as i32)..=(lx1 as i32) {
         let x = px(10f64.powi(decade));
-        let _ = writeln!(
-            out,
-            "<line x1=\"{x:.1}\" y1=\"{y0}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#eee\"/><text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
-            y0 + height,
-            y0 + height + 16.0,
-            10f64.powi(decade)
-        );
+        grid_line(out, [x, y0, x, y0 + height], (x, y0 + height + 16.0, "middle"), 10f64.powi(decade));
     }
     for decade in (ly0 as i32)..=(ly1 as i32) {
         let y = py(10f64.powi(decade));
-        let _ = writeln!(
-            out,
-            "<line x1=\"{x0}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\" stroke=\"#eee\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            x0 + width,
-            x0 - 6.0,
-            y + 4.0,
-            10f64.powi(decade)
-        );
+        grid_line(out, [x0, y, x0 + width, y], (x0 - 6.0, y + 4.0, "end"), 10f64.powi(decade));
     }
     let _ = writeln!(out, "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">bindings</text>", x0 + width / 2.0, y0 + height + 34.0);
     for (i, s) in series.iter().enumerate() {

@@ -6,13 +6,15 @@ use crate::seed::Seed;
 
 const SUB: &str = "00000000-0000-0000-0000-000000000001";
 
+/// A world of one subscription whose resource groups are `groups`, a YAML list.
+fn world_of(groups: &str) -> World {
+    let seed = Seed::from_yaml(&format!("subscriptions:\n  - id: {SUB}\n    resourceGroups:\n{groups}")).expect("seed");
+    World::from_seed(&seed)
+}
+
 fn world() -> World {
-    let seed: Seed = Seed::from_yaml(&format!(
-        r#"
-subscriptions:
-  - id: {SUB}
-    resourceGroups:
-      - name: rg
+    world_of(&format!(
+        r#"      - name: rg
         identities: [{{name: foreign}}, {{name: mine}}]
         scaleSets:
           - name: pool
@@ -21,8 +23,6 @@ subscriptions:
         vaults: [{{name: kv}}]
 "#
     ))
-    .expect("seed");
-    World::from_seed(&seed)
 }
 
 fn pool() -> String {
@@ -103,22 +103,16 @@ fn role_assignment_rules() {
 
 #[test]
 fn a_managed_cluster_shows_its_key_vault_add_on_identity_as_aks_does() {
-    let seed: Seed = Seed::from_yaml(&format!(
-        r#"
-subscriptions:
-  - id: {SUB}
-    resourceGroups:
-      - name: rg-aks
+    let w = world_of(
+        r#"      - name: rg-aks
         managedClusters:
-          - {{name: prod, nodeResourceGroup: MC_prod, keyVaultSecretsProvider: azurekeyvaultsecretsprovider-prod}}
-          - {{name: bare, nodeResourceGroup: MC_bare}}
+          - {name: prod, nodeResourceGroup: MC_prod, keyVaultSecretsProvider: azurekeyvaultsecretsprovider-prod}
+          - {name: bare, nodeResourceGroup: MC_bare}
       - name: MC_prod
-        identities: [{{name: azurekeyvaultsecretsprovider-prod, clientId: 0000000a-0000-0000-0000-000000000000}}]
+        identities: [{name: azurekeyvaultsecretsprovider-prod, clientId: 0000000a-0000-0000-0000-000000000000}]
       - name: MC_bare
-"#
-    ))
-    .expect("seed");
-    let w = World::from_seed(&seed);
+"#,
+    );
     let cluster = w.get_managed_cluster(SUB, "rg-aks", "prod").expect("cluster");
     let identity = &cluster["properties"]["addonProfiles"]["azureKeyvaultSecretsProvider"]["identity"];
     assert_eq!(identity["clientId"], "0000000a-0000-0000-0000-000000000000");
@@ -133,19 +127,13 @@ subscriptions:
 
 #[test]
 fn an_identity_binding_gives_the_identity_one_shared_credential_that_outlives_it() {
-    let seed: Seed = Seed::from_yaml(&format!(
-        r#"
-subscriptions:
-  - id: {SUB}
-    resourceGroups:
-      - name: rg-aks
-        managedClusters: [{{name: prod, nodeResourceGroup: MC_prod}}, {{name: test, nodeResourceGroup: MC_test}}]
+    let mut w = world_of(
+        r#"      - name: rg-aks
+        managedClusters: [{name: prod, nodeResourceGroup: MC_prod}, {name: test, nodeResourceGroup: MC_test}]
       - name: rg-ids
-        identities: [{{name: app, clientId: 0000000b-0000-0000-0000-000000000000}}]
-"#
-    ))
-    .expect("seed");
-    let mut w = World::from_seed(&seed);
+        identities: [{name: app, clientId: 0000000b-0000-0000-0000-000000000000}]
+"#,
+    );
     let identity = format!("/subscriptions/{SUB}/resourceGroups/rg-ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app");
     let body = json!({"properties": {"managedIdentity": {"resourceId": identity}}});
     let (status, created, _) = w.put_identity_binding(SUB, "rg-aks", "prod", "app-binding", &body).expect("created");
