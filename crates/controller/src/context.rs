@@ -10,19 +10,19 @@ use kube::runtime::events::Reporter;
 use kube::runtime::reflector::Store;
 use kvbind_api::secret_provider_class::SecretProviderClass;
 use kvbind_api::{BindingPolicy, IdentityBinding};
-use kvbind_azure::{Arm, IdentityId};
+use kvbind_azure::Arm;
 
 use crate::caches::node_targets::NodeTargets;
-use crate::caches::read_cache::ReadCache;
 use crate::caches::unpinned_classes::UnpinnedClasses;
 use crate::config::ControllerConfig;
+use crate::desks::compute::ComputeDesk;
+use crate::desks::handoff::Handoffs;
+use crate::desks::identity::IdentityDesk;
+use crate::desks::vault::VaultDesk;
 use crate::event_queue::EventQueue;
 use crate::external_secrets::EsoCaches;
 use crate::metrics::Metrics;
 use crate::records::ledger::Ledger;
-use crate::writers::access_batcher::AccessPolicyBatcher;
-use crate::writers::batcher::ComputeBatcher;
-use crate::writers::handoff::Handoffs;
 
 /// What the watches keep: the informer stores a reconcile reads instead of the API server,
 /// and the answers derived from them, each dropped by the watch event that stales it.
@@ -53,8 +53,6 @@ pub struct Index {
     pub ready: tokio::sync::watch::Receiver<bool>,
 }
 
-pub use crate::turns::Turns;
-
 /// How many reconciles take their Azure steps (reads, the identity, handing off
 /// attachments and grants) at once: as many as the ARM client sends requests at once, so
 /// identities are created as fast as ARM takes them, while a thousand new bindings do not
@@ -62,21 +60,19 @@ pub use crate::turns::Turns;
 /// so a slow API server does not hold identities back.
 pub const AZURE_STEPS_AT_ONCE: usize = kvbind_azure::client::MAX_CONCURRENT_REQUESTS;
 
-/// The Azure side: the ARM port and what stands between it and the reconciles (the
-/// writers per scale set and per vault, the reads kept for a resync, the turns).
+/// The Azure side: the ARM port and the desks that stand between it and the reconciles,
+/// one per kind of resource kvbind writes.
 pub struct AzureSide {
     /// The ARM port.
     pub arm: Arc<dyn Arm>,
-    /// The per-VM-scale-set writer.
-    pub compute: ComputeBatcher,
-    /// The per-vault access-policy writer.
-    pub access: AccessPolicyBatcher,
-    /// Writes handed to the batching writers that have landed, per binding.
+    /// VM scale sets and VMs: identity blocks and their writers.
+    pub compute: ComputeDesk,
+    /// Vaults: the vaults, their names and their access-policy writers.
+    pub vaults: VaultDesk,
+    /// Identities: the identities, their turns and their AKS identity bindings.
+    pub identities: IdentityDesk,
+    /// Writes handed to the desks that have landed, per binding.
     pub handoffs: Arc<Handoffs>,
-    /// Identity blocks and vaults, read once per resync period.
-    pub reads: Arc<ReadCache>,
-    /// One turn at a time per identity, for creating and tagging it.
-    pub identity_turns: Turns<IdentityId>,
     /// Reconciles taking their Azure steps at once; see [`AZURE_STEPS_AT_ONCE`].
     pub steps: tokio::sync::Semaphore,
     /// The role assignments each subscription may still take.
@@ -134,20 +130,19 @@ impl Context {
             config.adoption_records.as_ref().map(|(namespace, name)| crate::records::adoption_records::AdoptionRecords::new(client.clone(), namespace, name));
         let events = EventQueue::start(client.clone(), Reporter { controller: config.reporter.clone(), instance: None });
         let probe_http = probe_client(&config);
-        let reads = Arc::new(ReadCache::new(config.resync));
         let window = config.batching.then_some(config.batch_window);
         let handoffs = Arc::new(handoffs);
-        let compute = ComputeBatcher::new(arm.clone(), reads.clone(), window, handoffs.clone());
-        let access = AccessPolicyBatcher::new(arm.clone(), reads.clone(), window, handoffs.clone());
+        let compute = ComputeDesk::new(arm.clone(), config.resync, window, handoffs.clone());
+        let vaults = VaultDesk::new(arm.clone(), config.resync, window, handoffs.clone());
+        let identities = IdentityDesk::new(arm.clone(), config.resync);
         Arc::new(Context {
             index,
             azure: AzureSide {
                 arm,
                 compute,
-                access,
+                vaults,
+                identities,
                 handoffs,
-                reads,
-                identity_turns: Turns::default(),
                 steps: tokio::sync::Semaphore::new(AZURE_STEPS_AT_ONCE),
                 role_budget: crate::role_budget::RoleAssignmentBudget::new(config_role_limit),
             },

@@ -10,8 +10,9 @@
 //!   ─▶ policy/   the judge: may it, and may each binding sharing its identity (no write yet); its answers
 //!                are kept in the index (policy/judged) until a watch they read from reports a change
 //!   ─▶ binding/  the group's demand (binding/plan/group, pure), then the identity, then reach (pools or
-//!                federation) and access (grants) side by side, each deciding in binding/plan and reading
-//!                Azure through caches/read_cache; the slow writes go to writers/ (batched per scale set and vault)
+//!                federation) and access (grants) side by side, each deciding in binding/plan
+//!   ─▶ desks/    one per kind of Azure resource (scale sets and VMs, vaults, identities): its reads kept
+//!                for a resync, its writes batched and serialised, the bindings woken when they land
 //!   ─▶ Azure (the ARM port), and records/ notes what kvbind did
 //!   ─▶ binding/write_back: the classes and stores name the identity; status (kstatus conditions) and Events back
 //! ```
@@ -23,6 +24,7 @@ mod binding;
 mod caches;
 pub mod config;
 mod context;
+mod desks;
 mod error;
 mod event_queue;
 mod external_secrets;
@@ -39,13 +41,13 @@ mod selector;
 mod test_context;
 mod turns;
 pub mod verify;
-mod writers;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use caches::cache_trim::{strip_binding, strip_class, strip_node};
 use caches::{needs_memo, node_targets, unpinned_classes, watch_backoff};
+use desks::handoff;
 use futures::{Future, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::core::PartialObjectMeta;
@@ -56,7 +58,6 @@ use kube::{Api, Client, ResourceExt};
 use kvbind_api::secret_provider_class::SecretProviderClass;
 use kvbind_api::{BindingPolicy, IdentityBinding};
 use kvbind_azure::Arm;
-use writers::handoff;
 
 pub use caches::cache_trim::MAX_OBJECTS_BYTES;
 pub use caches::node_targets::AUTO_PROVISIONED_LABEL;

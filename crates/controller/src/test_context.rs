@@ -16,9 +16,9 @@ use serde::de::DeserializeOwned;
 
 use crate::config::ControllerConfig;
 use crate::context::{Context, Index};
+use crate::desks::handoff::Handoffs;
 use crate::fake_compute::FakeCompute;
 use crate::metrics::Metrics;
-use crate::writers::handoff::Handoffs;
 
 /// The cluster a test sets up, as JSON objects.
 #[derive(Default)]

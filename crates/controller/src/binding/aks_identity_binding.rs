@@ -92,7 +92,7 @@ pub async fn bind(
         .ok_or_else(|| BindingError::ServiceAccountNotFound(service_account.to_owned()))?;
 
     let name = arm_binding_name(&ctx.config.installation, &identity.id);
-    let found = match ctx.azure.reads.aks_binding(&name) {
+    let found = match ctx.azure.identities.aks_binding(&name) {
         Some(known) => Some(known),
         None => {
             ctx.azure.arm.get_cluster_identity_binding(cluster, &name).await.map_err(BindingError::azure(Step::Nodes, "reading the AKS identity binding"))?
@@ -111,7 +111,7 @@ pub async fn bind(
             made
         }
     };
-    ctx.azure.reads.put_aks_binding(&name, &bound);
+    ctx.azure.identities.put_aks_binding(&name, &bound);
 
     let role = rbac_name(namespace, service_account, &identity.client_id);
     let roles: Api<ClusterRole> = Api::all(ctx.kube.client.clone());
@@ -184,7 +184,7 @@ pub async fn unbind(ctx: &Context, identity: &IdentityId, owned: bool, changes: 
         ctx.azure.arm.delete_cluster_identity_binding(cluster, &name).await.map_err(BindingError::azure(Step::Nodes, "deleting the AKS identity binding"))?;
         changes.push(("AKSIdentityBindingDeleted", format!("removed AKS identity binding {name} of identity {}", identity.name)));
     }
-    ctx.azure.reads.forget_aks_binding(&name);
+    ctx.azure.identities.forget_aks_binding(&name);
     if owned {
         ctx.azure
             .arm

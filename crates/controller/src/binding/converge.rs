@@ -17,10 +17,10 @@ use super::status::Progress;
 use super::undo::undo;
 use super::{blast_radius, class_lint, imds_egress, write_back};
 use crate::context::Context;
+use crate::desks::handoff::Waiting;
 use crate::error::{BindingError, Step};
 use crate::needs::{Needs, identity_of};
 use crate::policy::{self, Judge};
-use crate::writers::handoff::Waiting;
 
 /// Converges one binding: reads and checks everything first (bad input and what no policy
 /// allows stop before any write), then the identity, then its reach and its access side by

@@ -6,7 +6,7 @@
 //! server's work and of the time to Ready. One Event names every change instead, under the
 //! reason of the most significant of them (see [`SIGNIFICANCE`]), when the binding's
 //! progress ends: the reconciles that hand writes off keep their changes for it
-//! ([`crate::writers::handoff::Handoffs::defer`]).
+//! ([`crate::desks::handoff::Handoffs::defer`]).
 
 use kube::Resource;
 use kube::runtime::events::{Event, EventType};

@@ -39,9 +39,9 @@ use self::inputs::needs_of;
 use self::status::{Progress, conditions, patch_if_changed};
 use self::undo::cleanup;
 use crate::context::Context;
+use crate::desks::handoff::Waiting;
 use crate::error::{BindingError, ReconcileError, Retry};
 use crate::needs::identity_of;
-use crate::writers::handoff::Waiting;
 
 /// When a binding waiting on handed-off writes is looked at again if no write wakes it.
 /// The writers wake it as soon as its writes land; this only covers a writer that died.
@@ -89,7 +89,7 @@ impl<'a> Turn<'a> {
             return Turn::Writing(ctx.kube.writes.acquire().await.ok());
         }
         let identity = match identity_of(&binding.spec.identity, &ctx.config) {
-            Ok((id, _)) => Some(ctx.azure.identity_turns.turn(&id).lock_owned().await),
+            Ok((id, _)) => Some(ctx.azure.identities.turn(&id).lock_owned().await),
             Err(_) => None,
         };
         Turn::Azure(identity, ctx.azure.steps.acquire().await.ok())

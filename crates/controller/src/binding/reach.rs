@@ -14,9 +14,9 @@ use super::names::first_ten;
 use super::plan::group::Demand;
 use super::undo::release_aks_binding;
 use super::{aks_identity_binding, workload_identity};
+use crate::desks::handoff::Waiting;
 use crate::error::BindingError;
 use crate::policy::Judge;
-use crate::writers::handoff::Waiting;
 
 /// Where a binding's identity can be reached from, after step 2.
 pub(super) struct Reach {

@@ -16,11 +16,11 @@ use super::events::publish;
 use super::names::key;
 use super::{aks_identity_binding, imds_egress, workload_identity, write_back};
 use crate::context::Context;
+use crate::desks::handoff::Waiting;
 use crate::error::{BindingError, ReconcileError, Step};
 use crate::needs::identity_of;
 use crate::policy::sharing::sharing_identity;
 use crate::policy::{self, Judge};
-use crate::writers::handoff::Waiting;
 
 /// Takes back what mode AKSIdentityBinding gave `account` of the binding's namespace,
 /// unless another live binding there still gives it the identity; and, with `cluster_too`

@@ -6,7 +6,6 @@ pub mod imds_looked;
 pub mod needs_memo;
 pub mod node_targets;
 pub mod parsed_classes;
-pub mod read_cache;
 pub mod shelf;
 pub mod stamped;
 pub mod unpinned_classes;

@@ -51,12 +51,8 @@ async fn held_by(ctx: &Context, namespace: &str, subscription: &str) -> Result<u
     let scope = format!("/subscriptions/{subscription}");
     let mut held = 0;
     for id in identities {
-        let read = ctx
-            .azure
-            .reads
-            .identity(ctx.azure.arm.as_ref(), &id, None)
-            .await
-            .map_err(BindingError::azure(Step::Access, "reading an identity to count its role assignments"))?;
+        let read =
+            ctx.azure.identities.read(&id, None).await.map_err(BindingError::azure(Step::Access, "reading an identity to count its role assignments"))?;
         let Some(identity) = read else { continue };
         let assignments = ctx
             .azure

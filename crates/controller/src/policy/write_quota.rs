@@ -48,7 +48,7 @@ pub struct WriteLog {
 
 impl WriteLog {
     /// Counts the Azure writes among `changes`, reported now, against `namespace`.
-    pub fn spend_changes(&self, namespace: &str, changes: &[crate::writers::handoff::Change], now: Instant) {
+    pub fn spend_changes(&self, namespace: &str, changes: &[crate::desks::handoff::Change], now: Instant) {
         self.spend(namespace, azure_writes(changes.iter().map(|(reason, _)| *reason)), now);
     }
 

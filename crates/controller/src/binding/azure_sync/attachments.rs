@@ -11,10 +11,10 @@ use kvbind_azure::{ComputeId, IdentityId};
 use super::records::record_ahead;
 use crate::binding::plan::{self, AttachStep};
 use crate::context::Context;
+use crate::desks::handoff::Change;
+use crate::desks::handoff::Waiting;
 use crate::error::{BindingError, Step};
 use crate::records::Records;
-use crate::writers::handoff::Change;
-use crate::writers::handoff::Waiting;
 
 /// The attachments, and the targets that carry more than one user-assigned identity (where
 /// a SecretProviderClass that names no identity cannot mount), split by whether kvbind just
@@ -96,8 +96,7 @@ pub(super) async fn attach(
     records: &Records,
     waiting: Waiting<'_>,
 ) -> Result<Option<(AttachmentOrigin, Arc<ComputeIdentity>, bool, Option<Change>)>, BindingError> {
-    let current =
-        ctx.azure.reads.compute(ctx.azure.arm.as_ref(), target).await.map_err(BindingError::azure(Step::Nodes, "reading the VM scale set's identities"))?;
+    let current = ctx.azure.compute.read(target).await.map_err(BindingError::azure(Step::Nodes, "reading the VM scale set's identities"))?;
     let attached_now = |before: usize, after| {
         let change = ("IdentityAttached", format!("attached the identity to {} {}", target.kind().describe(), target.name));
         Some((AttachmentOrigin::Attached, after, before == 1, Some(change)))

@@ -11,10 +11,10 @@ use kvbind_azure::{IdentityId, VaultId};
 use super::records::record_ahead;
 use crate::binding::plan::{RoleChange, access_policy_permissions, access_policy_plan, list_reason, role_assignment_change, role_assignments};
 use crate::context::Context;
+use crate::desks::handoff::Change;
+use crate::desks::handoff::Waiting;
 use crate::error::{BindingError, Step};
 use crate::records::Records;
-use crate::writers::handoff::Change;
-use crate::writers::handoff::Waiting;
 
 /// The grants on every vault, and the vaults whose access-policy write was handed to
 /// their writer and has not landed yet.
@@ -93,7 +93,7 @@ pub(super) async fn sync_access_policy(
         }
         Waiting::InPlace => {
             ctx.azure
-                .access
+                .vaults
                 .change(&vault.id, AccessPolicyOp::Add, entry(change.add.clone()))
                 .await
                 .map_err(BindingError::azure(Step::Access, "adding the access policy"))?;
@@ -103,13 +103,13 @@ pub(super) async fn sync_access_policy(
             if let Some(Err(e)) = landed.vault(&vault.id) {
                 return Err(BindingError::azure(Step::Access, "adding the access policy")(e.clone()));
             }
-            ctx.azure.access.hand_off(&vault.id, AccessPolicyOp::Add, entry(change.add.clone()), binding.clone());
+            ctx.azure.vaults.hand_off(&vault.id, AccessPolicyOp::Add, entry(change.add.clone()), binding.clone());
             pending = true;
         }
     }
     if !change.remove.is_empty() {
         ctx.azure
-            .access
+            .vaults
             .change(&vault.id, AccessPolicyOp::Remove, entry(change.remove.clone()))
             .await
             .map_err(BindingError::azure(Step::Access, "removing access-policy permissions"))?;

@@ -6,12 +6,12 @@ use kvbind_azure::{ComputeId, IdentityId};
 
 use super::ownership::{IdentityStep, identity_step, identity_tags, made_here};
 use crate::context::Context;
+use crate::desks::handoff::Change;
 use crate::error::{BindingError, Step};
-use crate::writers::handoff::Change;
 
 /// Reads the identity, creating it (or updating kvbind's tags on it) when asked to.
 /// Returns it and whether kvbind created it. `pool`, one of the scale sets it belongs on,
-/// may vouch for it instead of a read ([`ReadCache::identity`](crate::caches::read_cache::ReadCache::identity)).
+/// may vouch for it instead of a read ([`IdentityDesk::read`](crate::desks::identity::IdentityDesk::read)).
 ///
 /// An identity that exists under the name and is not this installation's to join is
 /// adoption, whichever field named it: allowed only when `may_adopt` (a policy allowing the
@@ -35,9 +35,14 @@ pub async fn ensure_identity(
     // reconcile may hold the identity's turn already (`held`, see `binding::Turn`).
     let _turn = match held {
         Some(turn) => turn,
-        None => ctx.azure.identity_turns.turn(id).lock_owned().await,
+        None => ctx.azure.identities.turn(id).lock_owned().await,
     };
-    let found = ctx.azure.reads.identity(ctx.azure.arm.as_ref(), id, pool).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
+    let found = ctx
+        .azure
+        .identities
+        .read(id, pool.map(|pool| (&ctx.azure.compute, pool)))
+        .await
+        .map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
     if adopt {
         return found.map(|i| (i, false)).ok_or_else(|| BindingError::IdentityNotFound(id.to_string()));
     }
@@ -57,14 +62,14 @@ pub async fn ensure_identity(
                 .create_or_update_identity(id, &location, &tags)
                 .await
                 .map_err(BindingError::azure(Step::Identity, "updating the identity's tags"))?;
-            ctx.azure.reads.put_identity(&updated);
+            ctx.azure.identities.put(&updated);
             Ok((updated, true))
         }
         (_, _) => {
             let location = spec.location.clone().unwrap_or_else(|| ctx.config.default_location.clone());
             let created =
                 ctx.azure.arm.create_or_update_identity(id, &location, &tags).await.map_err(BindingError::azure(Step::Identity, "creating the identity"))?;
-            ctx.azure.reads.put_identity(&created);
+            ctx.azure.identities.put(&created);
             changes.push(("IdentityCreated", format!("created identity {id} (client ID {})", created.client_id)));
             Ok((created, true))
         }
@@ -76,7 +81,7 @@ pub async fn delete_identity(ctx: &Context, id: &IdentityId, changes: &mut Vec<C
     let found = ctx.azure.arm.get_identity(id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
     if found.is_some_and(|i| made_here(&i, &ctx.config.installation)) {
         ctx.azure.arm.delete_identity(id).await.map_err(BindingError::azure(Step::Identity, "deleting the identity"))?;
-        ctx.azure.reads.forget_identity(id);
+        ctx.azure.identities.forget(id);
         changes.push(("IdentityDeleted", format!("deleted identity {id}")));
     }
     Ok(())

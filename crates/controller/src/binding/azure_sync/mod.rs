@@ -16,4 +16,4 @@ pub use self::ownership::{made_here, ours_to_join};
 pub use self::records::keep_adoption_record;
 pub use self::vaults::resolve_vaults;
 /// Something kvbind changed in Azure, for an Event.
-pub use crate::writers::handoff::Change;
+pub use crate::desks::handoff::Change;

@@ -35,13 +35,13 @@ pub async fn resolve_vaults(
             })?,
             None => find_vault(ctx, name).await?.ok_or_else(not_found)?,
         };
-        let vault = match ctx.azure.reads.vault(ctx.azure.arm.as_ref(), &id).await {
+        let vault = match ctx.azure.vaults.read(&id).await {
             // The vault found by this name is gone (deleted, or made again elsewhere): the
             // name is searched for again.
             Err(kvbind_azure::AzureError::NotFound { .. }) if explicit.is_none() => {
-                ctx.azure.reads.forget_vault_name(name);
+                ctx.azure.vaults.forget_name(name);
                 id = find_vault(ctx, name).await?.ok_or_else(not_found)?;
-                ctx.azure.reads.vault(ctx.azure.arm.as_ref(), &id).await
+                ctx.azure.vaults.read(&id).await
             }
             read => read,
         }
@@ -66,5 +66,5 @@ pub(super) async fn find_vault(ctx: &Context, name: &str) -> Result<Option<Vault
         }
         Ok(None)
     };
-    ctx.azure.reads.vault_named(name, search).await.map_err(BindingError::azure(Step::Access, "searching for the vault"))
+    ctx.azure.vaults.named(name, search).await.map_err(BindingError::azure(Step::Access, "searching for the vault"))
 }

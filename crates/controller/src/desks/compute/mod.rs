@@ -1,4 +1,11 @@
-//! One writer per VM scale set or VM.
+//! The desk for VM scale sets and VMs: each one's identity block as last read or written,
+//! and one writer per scale set or VM.
+//!
+//! Every binding on a pool reads that pool's identity block, so it is kept for the resync
+//! period: a converged cluster costs about one read per scale set per period instead of one
+//! per binding. kvbind's own writes update it; a change made by someone else is seen at the
+//! next expiry, which is when the resync promises to repair drift.
+//!
 //!
 //! Compute allows about four identity PATCHes per scale set per minute and answers 409 to a
 //! second write while one is in flight. So attach and detach requests from every binding
@@ -12,8 +19,8 @@
 //! resolving their identities (each of them is about to ask for an attachment), up to
 //! [`MAX_WINDOWS`] windows.
 //!
-//! A reconcile hands its attachment over and ends ([`ComputeBatcher::hand_off`]); the
-//! writer wakes it when the PATCH lands (see [`crate::writers::handoff`]). Detaching, which a binding
+//! A reconcile hands its attachment over and ends ([`ComputeDesk::hand_off`]); the
+//! writer wakes it when the PATCH lands (see [`crate::desks::handoff`]). Detaching, which a binding
 //! must see done before it lets go of its records, is awaited in place.
 
 use std::collections::BTreeSet;
@@ -25,10 +32,10 @@ use kvbind_azure::model::{ComputeIdentity, IdentityChange, MAX_USER_ASSIGNED_PER
 use kvbind_azure::{Arm, AzureError, ComputeId, IdentityId};
 use tokio::sync::oneshot;
 
-use crate::caches::read_cache::ReadCache;
+use crate::caches::shelf::Shelf;
+use crate::desks::handoff::{Answer, Handoffs, Landing, Waiter};
+use crate::desks::queue::{WriteQueues, enqueue, next_batch};
 use crate::turns::Turns;
-use crate::writers::handoff::{Answer, Handoffs, Landing, Waiter};
-use crate::writers::write_queue::{WriteQueues, enqueue, next_batch};
 
 /// The longest a batch waits for more changes, in batch windows. A thousand new bindings
 /// create their identities over twenty seconds or so; closing the batch before they are all
@@ -120,11 +127,15 @@ fn within_limit(current: &ComputeIdentity, change: &IdentityChange) -> Option<(I
     Some((IdentityChange { add, remove: change.remove.clone() }, refused, kept + new.len()))
 }
 
-/// Batches identity changes per VM scale set or VM.
+/// Identity blocks per VM scale set or VM, and their writers.
 #[derive(Clone)]
-pub struct ComputeBatcher {
+pub struct ComputeDesk {
     arm: Arc<dyn Arm>,
-    cache: Arc<ReadCache>,
+    /// How long a read is trusted: the resync period.
+    ttl: Duration,
+    /// Each identity block as last read or written, shared: with a thousand identities on a
+    /// pool it is large, and every binding on the pool reads it.
+    reads: Arc<Shelf<ComputeId, Arc<ComputeIdentity>>>,
     window: Option<Duration>,
     queues: Arc<WriteQueues<ComputeId, Queue>>,
     /// Without batching: one lock per target, so single writes still never overlap.
@@ -151,7 +162,7 @@ impl Resolving {
     }
 }
 
-/// One binding resolving its identity; see [`ComputeBatcher::resolving_identity`].
+/// One binding resolving its identity; see [`ComputeDesk::resolving_identity`].
 pub struct ResolvingGuard<'a>(&'a Resolving);
 
 impl Drop for ResolvingGuard<'_> {
@@ -160,11 +171,17 @@ impl Drop for ResolvingGuard<'_> {
     }
 }
 
-impl ComputeBatcher {
-    /// A batcher that collects changes for `window` before writing; `None` writes each
-    /// change on its own, one at a time per target (the naive strategy, for comparison).
-    pub fn new(arm: Arc<dyn Arm>, cache: Arc<ReadCache>, window: Option<Duration>, handoffs: Arc<Handoffs>) -> Self {
-        ComputeBatcher { arm, cache, window, queues: Arc::default(), single: Arc::default(), resolving: Arc::default(), handoffs }
+impl ComputeDesk {
+    /// A desk whose reads live for `ttl` and whose writer collects changes for `window`
+    /// before writing; `None` writes each change on its own, one at a time per target (the
+    /// naive strategy, for comparison).
+    pub fn new(arm: Arc<dyn Arm>, ttl: Duration, window: Option<Duration>, handoffs: Arc<Handoffs>) -> Self {
+        ComputeDesk { arm, ttl, reads: Arc::default(), window, queues: Arc::default(), single: Arc::default(), resolving: Arc::default(), handoffs }
+    }
+
+    /// `target`'s identity block, read at most once a resync however many ask at once.
+    pub async fn read(&self, target: &ComputeId) -> Result<Arc<ComputeIdentity>, AzureError> {
+        self.reads.read_through(target, self.ttl, async { self.arm.get_compute_identity(target).await.map(Arc::new) }).await
     }
 
     /// Counts a binding as resolving its identity (it will soon ask for attachments) until
@@ -312,7 +329,7 @@ impl ComputeBatcher {
             Ok(current) => Arc::new(current),
             Err(e) => return Outcome { result: Err(e), refused: Vec::new() },
         };
-        self.cache.put_compute(target, current.clone());
+        self.reads.put(target.clone(), current.clone());
         // Azure refuses the whole update past its limit, so the batch is cut to what fits
         // and the rest is refused to its askers by name: one tenant's identity too many
         // does not fail everyone's attachment.
@@ -357,7 +374,7 @@ impl ComputeBatcher {
         }
         tracing::info!(target = %target, add = change.add.len(), remove = change.remove.len(), "updating identities");
         let after = Arc::new(self.arm.update_compute_identities(target, &current, change).await?);
-        self.cache.put_compute(target, after.clone());
+        self.reads.put(target.clone(), after.clone());
         Ok(Written { before, after })
     }
 }

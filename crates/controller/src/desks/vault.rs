@@ -1,25 +1,31 @@
-//! One writer per access-policy vault.
+//! The desk for Key Vaults: each vault as last read or written, what vault a name stands
+//! for, and one access-policy writer per vault.
+//!
+//! Every binding of a vault reads it, and its access policies grow with the bindings, so a
+//! read is kept for the resync period and kvbind's own writes are applied to it. A vault
+//! keeps its ID for life, so a name is searched for once and kept until its vault answers
+//! 404: a converged cluster lists no vaults.
 //!
 //! A vault's access policies are one list that every change rewrites, and a request may
 //! carry up to 16 entries. So grants and revocations from every binding for the same vault
 //! are collected for a short window and sent 16 to a request, one request at a time per
 //! vault: a thousand new identities cost 63 vault writes, not a thousand.
 //!
-//! A reconcile hands its grant over and ends ([`AccessPolicyBatcher::hand_off`]); the
-//! writer wakes it when the write lands (see [`crate::writers::handoff`]). Revoking is awaited in
+//! A reconcile hands its grant over and ends ([`VaultDesk::hand_off`]); the
+//! writer wakes it when the write lands (see [`crate::desks::handoff`]). Revoking is awaited in
 //! place.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, MAX_ACCESS_POLICIES_PER_REQUEST};
+use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, MAX_ACCESS_POLICIES_PER_REQUEST, Vault};
 use kvbind_azure::{Arm, AzureError, VaultId};
 use tokio::sync::oneshot;
 
-use crate::caches::read_cache::ReadCache;
+use crate::caches::shelf::Shelf;
+use crate::desks::handoff::{Answer, Handoffs, Landing, Waiter};
+use crate::desks::queue::{WriteQueues, enqueue, next_batch, take_all};
 use crate::turns::Turns;
-use crate::writers::handoff::{Answer, Handoffs, Landing, Waiter};
-use crate::writers::write_queue::{WriteQueues, enqueue, next_batch, take_all};
 
 /// Access-policy entries a vault may hold: the REST spec types `accessPolicies` as 0 to
 /// 1,024 entries.
@@ -31,11 +37,15 @@ struct Request {
     answer: Answer<()>,
 }
 
-/// Batches access-policy changes per vault.
+/// Vaults, what their names stand for, and their access-policy writers.
 #[derive(Clone)]
-pub struct AccessPolicyBatcher {
+pub struct VaultDesk {
     arm: Arc<dyn Arm>,
-    cache: Arc<ReadCache>,
+    /// How long a read is trusted: the resync period.
+    ttl: Duration,
+    reads: Arc<Shelf<VaultId, Arc<Vault>>>,
+    /// Vaults found by name (lowercase), kept until the vault answers 404.
+    names: Arc<Shelf<String, VaultId>>,
     window: Option<Duration>,
     queues: Arc<WriteQueues<VaultId, Vec<Request>>>,
     handoffs: Arc<Handoffs>,
@@ -43,25 +53,48 @@ pub struct AccessPolicyBatcher {
     single: Arc<Turns<VaultId>>,
 }
 
-impl AccessPolicyBatcher {
-    /// A batcher that collects changes for `window` before writing; `None` writes each
-    /// change on its own (the naive strategy, for comparison).
-    pub fn new(arm: Arc<dyn Arm>, cache: Arc<ReadCache>, window: Option<Duration>, handoffs: Arc<Handoffs>) -> Self {
-        AccessPolicyBatcher { arm, cache, window, queues: Arc::default(), handoffs, single: Arc::default() }
+impl VaultDesk {
+    /// A desk whose reads live for `ttl` and whose writer collects changes for `window`
+    /// before writing; `None` writes each change on its own (the naive strategy, for
+    /// comparison).
+    pub fn new(arm: Arc<dyn Arm>, ttl: Duration, window: Option<Duration>, handoffs: Arc<Handoffs>) -> Self {
+        VaultDesk { arm, ttl, reads: Arc::default(), names: Arc::default(), window, queues: Arc::default(), handoffs, single: Arc::default() }
+    }
+
+    /// A vault, read at most once a resync however many ask at once.
+    pub async fn read(&self, id: &VaultId) -> Result<Arc<Vault>, AzureError> {
+        self.reads.read_through(id, self.ttl, async { self.arm.get_vault(id).await.map(Arc::new) }).await
+    }
+
+    /// The vault `name` stands for, as `find` answers it once however many ask; kept until
+    /// [`forget_name`](Self::forget_name). A name nothing answers to is asked about again.
+    pub async fn named<E>(&self, name: &str, find: impl std::future::Future<Output = Result<Option<VaultId>, E>>) -> Result<Option<VaultId>, E> {
+        self.names.read_found(&name.to_ascii_lowercase(), Duration::MAX, find).await
+    }
+
+    /// Forgets what vault `name` stands for: the vault found by it answered 404 (deleted,
+    /// or made again elsewhere).
+    pub fn forget_name(&self, name: &str) {
+        self.names.forget(&name.to_ascii_lowercase());
     }
 
     /// True when `op` with `entry` adds nothing the vault (as kvbind last saw it) has not
     /// taken already: a binding that reconciles again while its grant is being written asks
     /// for it again.
     fn taken_already(&self, vault: &VaultId, op: AccessPolicyOp, entry: &AccessPolicy) -> bool {
-        op == AccessPolicyOp::Add && self.cache.vault_grants(vault, entry)
+        op == AccessPolicyOp::Add && self.reads.peek(vault, |v| v.grants(entry)).unwrap_or(false)
     }
 
     /// Answers the entries that would take the vault (as kvbind last read it) past
     /// [`MAX_ACCESS_POLICIES_PER_VAULT`] with the limit, in the order they were asked for,
     /// and leaves the others to be written: the vault's last free entries go to the first.
     fn refuse_past_the_limit(&self, vault: &VaultId, entries: &mut Vec<AccessPolicy>, replies: &mut Vec<Vec<Answer<()>>>) {
-        let Some((held, principals)) = self.cache.vault_principals(vault) else { return };
+        let Some((held, principals)) = self.reads.peek(vault, |v| {
+            let principals: std::collections::HashSet<String> = v.access_policies.iter().map(|p| p.object_id.to_ascii_lowercase()).collect();
+            (v.access_policies.len(), principals)
+        }) else {
+            return;
+        };
         let mut room = MAX_ACCESS_POLICIES_PER_VAULT.saturating_sub(held);
         let mut i = 0;
         while i < entries.len() {
@@ -87,10 +120,18 @@ impl AccessPolicyBatcher {
         }
     }
 
-    /// One request, and the cached vault brought up to date when it succeeds.
+    /// One request, and the vault as kept brought up to date when it succeeds: the next
+    /// reconcile sees the change without reading the vault again (with a thousand
+    /// principals it is hundreds of kilobytes). The read keeps its age: drift is still read
+    /// at expiry.
     async fn send(&self, vault: &VaultId, op: AccessPolicyOp, entries: &[AccessPolicy]) -> Result<(), AzureError> {
         self.arm.update_access_policy(vault, op, entries).await?;
-        self.cache.vault_changed(vault, op, entries);
+        self.reads.change(vault, |kept| {
+            let kept = Arc::make_mut(kept);
+            for entry in entries {
+                kept.apply(op, entry);
+            }
+        });
         Ok(())
     }
 
@@ -225,13 +266,12 @@ mod tests {
     async fn one_entry_azure_refuses_fails_only_its_own_binding() {
         let arm = Arc::new(FakeCompute::refusing_principal("bad"));
         let (handoffs, _woken) = Handoffs::new();
-        let batcher =
-            AccessPolicyBatcher::new(arm.clone(), Arc::new(ReadCache::new(Duration::from_secs(60))), Some(Duration::from_millis(50)), Arc::new(handoffs));
+        let desk = VaultDesk::new(arm.clone(), Duration::from_secs(60), Some(Duration::from_millis(50)), Arc::new(handoffs));
         let vault = VaultId::new(kvbind_azure::ResourceKind::Vault, "s", "rg", "kv").expect("id");
         let (good, bad, other) = tokio::join!(
-            batcher.change(&vault, AccessPolicyOp::Add, entry("good")),
-            batcher.change(&vault, AccessPolicyOp::Add, entry("bad")),
-            batcher.change(&vault, AccessPolicyOp::Add, entry("other")),
+            desk.change(&vault, AccessPolicyOp::Add, entry("good")),
+            desk.change(&vault, AccessPolicyOp::Add, entry("bad")),
+            desk.change(&vault, AccessPolicyOp::Add, entry("other")),
         );
         assert!(good.is_ok() && other.is_ok(), "{good:?} {other:?}");
         assert!(matches!(bad, Err(AzureError::Invalid { .. })), "{bad:?}");

@@ -5,7 +5,7 @@
 //! everything they read, for the whole time. Instead a reconcile hands its attachment or
 //! grant to the writer and ends, reporting the binding in progress. When the write lands,
 //! the writer records here how it went and wakes the binding: its next reconcile finds the
-//! change in the read cache, or the failure here.
+//! change in the desk's kept read, or the failure here.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};

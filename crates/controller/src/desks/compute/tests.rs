@@ -1,5 +1,5 @@
-//! The batcher's specification: what one window collects, and what reaches Compute, in
-//! paused time.
+//! The compute desk's specification: what one window collects, what reaches Compute, and
+//! what is read, in paused time.
 
 use std::time::Duration;
 
@@ -18,12 +18,12 @@ fn identity(i: usize) -> IdentityId {
     IdentityId::new(ResourceKind::UserAssignedIdentity, "sub", "ids", &format!("id-{i}")).expect("id")
 }
 
-fn batcher_for(arm: &Arc<FakeCompute>) -> ComputeBatcher {
-    ComputeBatcher::new(arm.clone(), Arc::new(ReadCache::new(Duration::from_secs(600))), Some(WINDOW), Arc::new(Handoffs::new().0))
+fn batcher_for(arm: &Arc<FakeCompute>) -> ComputeDesk {
+    ComputeDesk::new(arm.clone(), Duration::from_secs(600), Some(WINDOW), Arc::new(Handoffs::new().0))
 }
 
 /// Attaches identity `i`, `after` from now.
-fn attach_later(batcher: &ComputeBatcher, i: usize, after: Duration) -> tokio::task::JoinHandle<Result<Written, AzureError>> {
+fn attach_later(batcher: &ComputeDesk, i: usize, after: Duration) -> tokio::task::JoinHandle<Result<Written, AzureError>> {
     let batcher = batcher.clone();
     tokio::spawn(async move {
         tokio::time::sleep(after).await;
@@ -92,7 +92,7 @@ async fn handed_off_attachments_land_in_one_write_and_wake_their_bindings() {
     let arm = Arc::new(FakeCompute::new(Duration::from_secs(20)));
     let (handoffs, mut woken) = Handoffs::new();
     let handoffs = Arc::new(handoffs);
-    let batcher = ComputeBatcher::new(arm.clone(), Arc::new(ReadCache::new(Duration::from_secs(600))), Some(WINDOW), handoffs.clone());
+    let batcher = ComputeDesk::new(arm.clone(), Duration::from_secs(600), Some(WINDOW), handoffs.clone());
     let bindings: Vec<_> = (0..3).map(|i| Arc::new(ObjectRef::new(&format!("b{i}")).within("apps"))).collect();
     for (i, binding) in bindings.iter().enumerate() {
         batcher.hand_off(&pool(), &Arc::new(identity(i)), binding.clone());
@@ -160,7 +160,7 @@ async fn asking_again_for_an_attachment_being_written_joins_that_write() {
 
     let arm = Arc::new(FakeCompute::new(Duration::from_secs(20)));
     let (handoffs, mut woken) = Handoffs::new();
-    let batcher = ComputeBatcher::new(arm.clone(), Arc::new(ReadCache::new(Duration::from_secs(600))), Some(WINDOW), Arc::new(handoffs));
+    let batcher = ComputeDesk::new(arm.clone(), Duration::from_secs(600), Some(WINDOW), Arc::new(handoffs));
     let binding = Arc::new(ObjectRef::new("b").within("apps"));
     batcher.hand_off(&pool(), &Arc::new(identity(0)), binding.clone());
     // The window has closed and the batch's read is under way: the binding, reconciled
@@ -172,4 +172,28 @@ async fn asking_again_for_an_attachment_being_written_joins_that_write() {
     // Long enough for a second batch to have been read and written, had there been one.
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!((arm.reads(), arm.writes()), (1, 1), "one read and one PATCH");
+}
+
+#[tokio::test(start_paused = true)]
+async fn bindings_that_find_an_entry_stale_at_once_share_one_read() {
+    let arm = Arc::new(FakeCompute::new(Duration::from_secs(1)));
+    let desk = Arc::new(ComputeDesk::new(arm.clone(), Duration::from_secs(10), Some(WINDOW), Arc::new(Handoffs::new().0)));
+    let read_all = || {
+        let reads: Vec<_> = (0..50)
+            .map(|_| {
+                let desk = desk.clone();
+                tokio::spawn(async move { desk.read(&pool()).await })
+            })
+            .collect();
+        futures::future::join_all(reads)
+    };
+    for read in read_all().await {
+        read.expect("task").expect("read");
+    }
+    assert_eq!(arm.reads(), 1, "fifty bindings, one read");
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    for read in read_all().await {
+        read.expect("task").expect("read");
+    }
+    assert_eq!(arm.reads(), 2, "expired: read again, once");
 }
