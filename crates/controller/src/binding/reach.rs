@@ -2,12 +2,12 @@
 //! ServiceAccount, AKS's identity binding, or, for the add-on's identity, where AKS put it.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 use kvbind_api::IdentityBinding;
 use kvbind_api::identity_binding::{AttachmentStatus, IdentityMode};
+use kvbind_azure::ComputeId;
 
 use super::azure_sync::{self, Change};
 use super::names::first_ten;
@@ -111,7 +111,7 @@ pub(super) async fn reach(
         None => {
             // From kvbind's own ledger, never from statuses a tenant can write.
             let newcomer = ctx.ledger.used_by(&identity.id, &namespace, &binding.name_any());
-            let pools: BTreeSet<Arc<str>> = reach.attachments.iter().map(|a| Arc::from(a.resource_id.to_ascii_lowercase())).collect();
+            let pools: BTreeSet<ComputeId> = reach.attachments.iter().filter_map(|a| ComputeId::parse(&a.resource_id).ok()).collect();
             let neighbours = ctx.ledger.sharing(&pools, &namespace);
             // The bindings already on these pools learn of this namespace: their notices
             // name it after their next reconcile, which this asks for when it is news.

@@ -120,7 +120,7 @@ pub(super) async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut
             // Pools this binding reaches may carry the identity without a record of it (a
             // crash between the PATCH and the status write); they are kvbind's to clean.
             if let Ok(targets) = super::inputs::targets_of(binding, ctx) {
-                records.attached.extend(targets.iter().map(|target| kvbind_azure::intern::intern(&target.key())));
+                records.attached.extend(targets.iter().cloned());
             }
         }
         let attachments =

@@ -15,9 +15,8 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kvbind_api::FIELD_MANAGER;
-use kvbind_azure::IdentityId;
-use kvbind_azure::intern::intern;
 use kvbind_azure::model::Permissions;
+use kvbind_azure::{ComputeId, IdentityId, VaultId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -50,12 +49,12 @@ impl Record {
     fn of(identity: &str, records: &Records) -> Record {
         Record {
             identity: identity.to_owned(),
-            attached: records.attached.iter().map(|a| a.to_string()).collect(),
+            attached: records.attached.iter().map(|target| target.key()).collect(),
             granted: records
                 .granted
                 .iter()
                 .filter(|(_, p)| !(p.secrets.is_empty() && p.keys.is_empty() && p.certificates.is_empty()))
-                .map(|(vault, p)| (vault.clone(), Granted { secrets: p.secrets.clone(), keys: p.keys.clone(), certificates: p.certificates.clone() }))
+                .map(|(vault, p)| (vault.key(), Granted { secrets: p.secrets.clone(), keys: p.keys.clone(), certificates: p.certificates.clone() }))
                 .collect(),
         }
     }
@@ -66,14 +65,14 @@ impl Record {
 
     fn records(&self) -> Records {
         Records {
-            attached: self.attached.iter().map(|a| intern(a)).collect(),
+            attached: self.attached.iter().filter_map(|target| ComputeId::parse(target).ok()).collect(),
             granted: self
                 .granted
                 .iter()
-                .map(|(vault, g)| {
+                .filter_map(|(vault, g)| {
                     let permissions =
                         Permissions { secrets: g.secrets.clone(), keys: g.keys.clone(), certificates: g.certificates.clone(), ..Permissions::default() };
-                    (vault.clone(), permissions)
+                    Some((VaultId::parse(vault).ok()?, permissions))
                 })
                 .collect(),
         }
@@ -171,25 +170,26 @@ fn parse(data: BTreeMap<String, String>) -> BTreeMap<String, Record> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use kvbind_azure::ResourceKind;
 
     use super::*;
 
     #[test]
     fn records_read_back_as_they_were_kept() {
         let mut records = Records::default();
-        records.attached.insert(Arc::from("/subscriptions/s/resourcegroups/mc/providers/microsoft.compute/virtualmachinescalesets/pool"));
-        records.granted.insert("/vault".to_owned(), Permissions { secrets: BTreeSet::from(["get".to_owned()]), ..Permissions::default() });
-        records.granted.insert("/emptied".to_owned(), Permissions::default());
+        let vault = |name: &str| VaultId::new(ResourceKind::Vault, "s", "vaults", name).expect("id");
+        records.attached.insert(ComputeId::new(ResourceKind::VirtualMachineScaleSet, "s", "MC", "Pool").expect("id"));
+        records.granted.insert(vault("kv"), Permissions { secrets: BTreeSet::from(["get".to_owned()]), ..Permissions::default() });
+        records.granted.insert(vault("emptied"), Permissions::default());
         let record = Record::of("/identity", &records);
-        assert!(!record.granted.contains_key("/emptied"), "a vault with nothing granted is not kept");
+        assert!(!record.granted.contains_key(&vault("emptied").key()), "a vault with nothing granted is not kept");
         let text = serde_json::to_string(&record).expect("serialises");
         let data = BTreeMap::from([(data_key("/identity"), text), ("broken".to_owned(), "{".to_owned())]);
         let parsed = parse(data);
         assert_eq!(parsed.len(), 1, "an unreadable entry is left out");
         let back = parsed[&data_key("/identity")].records();
         assert_eq!(back.attached, records.attached);
-        assert_eq!(back.granted["/vault"].secrets, BTreeSet::from(["get".to_owned()]));
+        assert_eq!(back.granted[&vault("kv")].secrets, BTreeSet::from(["get".to_owned()]));
         assert!(Record::of("/identity", &Records::default()).is_empty());
         assert!(data_key("/subscriptions/s/x").chars().all(|c| c.is_ascii_hexdigit()), "a valid ConfigMap key");
     }

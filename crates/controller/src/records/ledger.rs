@@ -71,9 +71,13 @@ impl Ledger {
     pub fn add_to(&self, identity: &IdentityId, records: &mut Records) {
         let entries = self.entries();
         let Some(entry) = entries.get(identity) else { return };
-        records.attached.extend(entry.attached.iter().cloned());
+        // The entry keeps lowercase IDs, shared, for its memory; they parse back as they
+        // were written.
+        records.attached.extend(entry.attached.iter().filter_map(|target| ComputeId::parse(target).ok()));
         for grant in &entry.granted {
-            records.granted.entry(grant.vault.to_string()).or_default().merge(&grant.permissions());
+            if let Ok(vault) = VaultId::parse(&grant.vault) {
+                records.granted.entry(vault).or_default().merge(&grant.permissions());
+            }
         }
     }
 
@@ -90,15 +94,15 @@ impl Ledger {
     }
 
     /// Records the targets kvbind has `identity` attached to now.
-    pub fn set_attached(&self, identity: &IdentityId, attached: &BTreeSet<Arc<str>>) {
-        self.entries().entry(identity.clone()).or_default().attached = attached.iter().cloned().collect();
+    pub fn set_attached(&self, identity: &IdentityId, attached: &BTreeSet<ComputeId>) {
+        self.entries().entry(identity.clone()).or_default().attached = attached.iter().map(|target| intern(&target.key())).collect();
     }
 
     /// Records the access-policy permissions kvbind has granted `identity` now.
-    pub fn set_granted(&self, identity: &IdentityId, granted: &BTreeMap<String, Permissions>) {
+    pub fn set_granted(&self, identity: &IdentityId, granted: &BTreeMap<VaultId, Permissions>) {
         self.entries().entry(identity.clone()).or_default().granted = granted
             .iter()
-            .map(|(vault, p)| Grant { vault: intern(vault), secrets: shared(&p.secrets), keys: shared(&p.keys), certificates: shared(&p.certificates) })
+            .map(|(vault, p)| Grant { vault: intern(&vault.key()), secrets: shared(&p.secrets), keys: shared(&p.keys), certificates: shared(&p.certificates) })
             .collect();
     }
 
@@ -116,7 +120,7 @@ impl Ledger {
     pub fn note_granted(&self, identity: &IdentityId, vault: &VaultId, permissions: &Permissions) {
         let mut records = Records::default();
         self.add_to(identity, &mut records);
-        records.granted.entry(vault.key()).or_default().merge(permissions);
+        records.granted.entry(vault.clone()).or_default().merge(permissions);
         self.set_granted(identity, &records.granted);
     }
 
@@ -135,16 +139,17 @@ impl Ledger {
     }
 
     /// The VM-mode bindings (namespace, name) outside `namespace` whose identities kvbind
-    /// attached to any of `pools` (lowercase IDs): their pods on those pools can get
-    /// `namespace`'s identity's tokens from IMDS, and `namespace`'s pods theirs.
-    pub fn sharing(&self, pools: &BTreeSet<Arc<str>>, namespace: &str) -> BTreeSet<(String, String)> {
+    /// attached to any of `pools`: their pods on those pools can get `namespace`'s
+    /// identity's tokens from IMDS, and `namespace`'s pods theirs.
+    pub fn sharing(&self, pools: &BTreeSet<ComputeId>, namespace: &str) -> BTreeSet<(String, String)> {
         if self.namespaces.lock().unwrap_or_else(PoisonError::into_inner).len() < 2 {
             return BTreeSet::new();
         }
+        let pools: BTreeSet<String> = pools.iter().map(|pool| pool.key()).collect();
         let entries = self.entries();
         entries
             .values()
-            .filter(|e| e.attached.iter().any(|a| pools.contains(a)))
+            .filter(|e| e.attached.iter().any(|a| pools.contains(&**a)))
             .flat_map(|e| e.users.iter())
             .filter(|(n, _)| &**n != namespace)
             .map(|(n, b)| (n.to_string(), b.to_string()))
@@ -188,22 +193,22 @@ mod tests {
     #[test]
     fn what_is_set_comes_back_for_that_identity_only() {
         let ledger = Ledger::default();
-        let attached: BTreeSet<Arc<str>> = ["/pool-a", "/pool-b"].into_iter().map(Arc::from).collect();
+        let attached: BTreeSet<ComputeId> = [pool("pool-a"), pool("pool-b")].into_iter().collect();
         let permissions = Permissions { secrets: names(&["get", "list"]), keys: names(&["get"]), ..Permissions::default() };
         ledger.set_attached(&id("id-1"), &attached);
-        ledger.set_granted(&id("id-1"), &BTreeMap::from([("/vault".to_owned(), permissions.clone())]));
+        ledger.set_granted(&id("id-1"), &BTreeMap::from([(vault(), permissions.clone())]));
 
         let records = recorded(&ledger, &id("id-1"));
         assert_eq!(records.attached, attached);
-        assert_eq!(records.granted, BTreeMap::from([("/vault".to_owned(), permissions)]));
+        assert_eq!(records.granted, BTreeMap::from([(vault(), permissions)]));
         assert!(recorded(&ledger, &id("id-2")).attached.is_empty());
     }
 
     #[test]
     fn setting_grants_keeps_the_attachments_and_forgetting_drops_both() {
         let ledger = Ledger::default();
-        ledger.set_attached(&id("id"), &BTreeSet::from([Arc::from("/pool")]));
-        ledger.set_granted(&id("id"), &BTreeMap::from([("/vault".to_owned(), Permissions { secrets: names(&["get"]), ..Permissions::default() })]));
+        ledger.set_attached(&id("id"), &BTreeSet::from([pool("pool")]));
+        ledger.set_granted(&id("id"), &BTreeMap::from([(vault(), Permissions { secrets: names(&["get"]), ..Permissions::default() })]));
         ledger.set_granted(&id("id"), &BTreeMap::new());
         let records = recorded(&ledger, &id("id"));
         assert_eq!(records.attached.len(), 1);
@@ -216,20 +221,20 @@ mod tests {
     #[test]
     fn the_bindings_sharing_a_pool_are_those_whose_identities_kvbind_attached_there() {
         let ledger = Ledger::default();
-        let pool = |p: &str| BTreeSet::from([Arc::<str>::from(p)]);
+        let on = |p: &str| BTreeSet::from([pool(p)]);
         let binding = |n: &str, b: &str| (n.to_owned(), b.to_owned());
-        ledger.set_attached(&id("id-a"), &pool("/pool-1"));
+        ledger.set_attached(&id("id-a"), &on("pool-1"));
         assert!(ledger.used_by(&id("id-a"), "team-a", "app"));
-        ledger.set_attached(&id("id-b"), &pool("/pool-1"));
+        ledger.set_attached(&id("id-b"), &on("pool-1"));
         assert!(ledger.used_by(&id("id-b"), "team-b", "web"));
         assert!(!ledger.used_by(&id("id-b"), "team-b", "web"), "recorded once");
-        ledger.set_attached(&id("id-c"), &pool("/pool-2"));
+        ledger.set_attached(&id("id-c"), &on("pool-2"));
         ledger.used_by(&id("id-c"), "team-c", "db");
-        assert_eq!(ledger.sharing(&pool("/pool-1"), "team-a"), BTreeSet::from([binding("team-b", "web")]));
-        assert_eq!(ledger.sharing(&pool("/pool-2"), "team-a"), BTreeSet::from([binding("team-c", "db")]));
-        assert!(ledger.sharing(&pool("/pool-3"), "team-a").is_empty());
+        assert_eq!(ledger.sharing(&on("pool-1"), "team-a"), BTreeSet::from([binding("team-b", "web")]));
+        assert_eq!(ledger.sharing(&on("pool-2"), "team-a"), BTreeSet::from([binding("team-c", "db")]));
+        assert!(ledger.sharing(&on("pool-3"), "team-a").is_empty());
         ledger.set_attached(&id("id-b"), &BTreeSet::new());
-        assert!(ledger.sharing(&pool("/pool-1"), "team-a").is_empty(), "detached, it no longer counts");
+        assert!(ledger.sharing(&on("pool-1"), "team-a").is_empty(), "detached, it no longer counts");
     }
 
     #[test]
@@ -241,17 +246,17 @@ mod tests {
         ledger.note_granted(&id("id"), &vault(), &Permissions { keys: names(&["get"]), ..Permissions::default() });
         let records = recorded(&ledger, &id("id"));
         assert_eq!(records.attached.len(), 1, "noted once");
-        let granted = &records.granted[&vault().key()];
+        let granted = &records.granted[&vault()];
         assert_eq!((granted.secrets.clone(), granted.keys.clone()), (names(&["get"]), names(&["get"])));
     }
 
     #[test]
     fn adding_merges_with_what_the_statuses_say() {
         let ledger = Ledger::default();
-        ledger.set_granted(&id("id"), &BTreeMap::from([("/vault".to_owned(), Permissions { secrets: names(&["list"]), ..Permissions::default() })]));
+        ledger.set_granted(&id("id"), &BTreeMap::from([(vault(), Permissions { secrets: names(&["list"]), ..Permissions::default() })]));
         let mut records = Records::default();
-        records.granted.entry("/vault".to_owned()).or_default().secrets.insert("get".to_owned());
+        records.granted.entry(vault()).or_default().secrets.insert("get".to_owned());
         ledger.add_to(&id("id"), &mut records);
-        assert_eq!(records.granted["/vault"].secrets, names(&["get", "list"]));
+        assert_eq!(records.granted[&vault()].secrets, names(&["get", "list"]));
     }
 }

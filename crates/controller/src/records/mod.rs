@@ -7,41 +7,41 @@ pub(crate) mod bound_identities;
 pub mod ledger;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use kvbind_api::identity_binding::{AttachmentOrigin, IdentityBindingStatus, VaultAccessModel};
-use kvbind_azure::intern::intern;
 use kvbind_azure::model::Permissions;
+use kvbind_azure::{ComputeId, VaultId};
 
 /// What kvbind did for one identity: its attachments and access-policy grants, as the ledger
 /// keeps them (and as a status shows them, which is how one binding's own are written down).
 #[derive(Debug, Default, Clone)]
 pub struct Records {
-    /// Targets kvbind attached the identity to (lowercase IDs).
-    /// Shared copies: every binding on the same pools records the same few IDs.
-    pub attached: BTreeSet<Arc<str>>,
-    /// Access-policy permissions kvbind granted, per vault (lowercase ID).
-    pub granted: BTreeMap<String, Permissions>,
+    /// Targets kvbind attached the identity to.
+    pub attached: BTreeSet<ComputeId>,
+    /// Access-policy permissions kvbind granted, per vault.
+    pub granted: BTreeMap<VaultId, Permissions>,
 }
 
 impl Records {
-    /// Collects the records of `statuses`.
+    /// Collects the records of `statuses` kvbind made (an ID that does not parse is no
+    /// record of anything kvbind could have done).
     pub fn from_statuses<'a>(statuses: impl IntoIterator<Item = &'a IdentityBindingStatus>) -> Records {
         let mut r = Records::default();
         for status in statuses {
-            for a in &status.attachments {
-                if a.origin == AttachmentOrigin::Attached {
-                    r.attached.insert(intern(&a.resource_id.to_ascii_lowercase()));
+            for a in status.attachments.iter().filter(|a| a.origin == AttachmentOrigin::Attached) {
+                if let Ok(target) = ComputeId::parse(&a.resource_id) {
+                    r.attached.insert(target);
                 }
             }
             for g in status.grants.iter().filter(|g| g.model == VaultAccessModel::AccessPolicy) {
+                let Ok(vault) = VaultId::parse(&g.vault_id) else { continue };
                 let granted = Permissions {
                     secrets: g.secrets.iter().cloned().collect(),
                     keys: g.keys.iter().cloned().collect(),
                     certificates: g.certificates.iter().cloned().collect(),
                     ..Permissions::default()
                 };
-                r.granted.entry(g.vault_id.to_ascii_lowercase()).or_default().merge(&granted);
+                r.granted.entry(vault).or_default().merge(&granted);
             }
         }
         r

@@ -68,12 +68,8 @@ pub async fn sync_attachments(
         }
         out.status.push(AttachmentStatus { resource_id: intern(&target.to_string()), origin });
     }
-    let desired_keys: BTreeSet<Arc<str>> = desired.iter().map(|target| intern(&target.key())).collect();
-    for key in plan::detachments(&records.attached, &desired_keys, may_remove) {
-        let Ok(target) = ComputeId::parse(key) else {
-            continue;
-        };
-        match ctx.azure.compute.change(&target, None, Some(identity)).await {
+    for target in plan::detachments(&records.attached, desired, may_remove) {
+        match ctx.azure.compute.change(target, None, Some(identity)).await {
             Ok(_) => changes.push(("IdentityDetached", format!("detached the identity from {} {}", target.kind().describe(), target.name))),
             // A pool that is gone took the identity with it.
             Err(kvbind_azure::AzureError::NotFound { .. }) => {}
@@ -101,7 +97,7 @@ pub(super) async fn attach(
         let change = ("IdentityAttached", format!("attached the identity to {} {}", target.kind().describe(), target.name));
         Some((AttachmentOrigin::Attached, after, before == 1, Some(change)))
     };
-    let recorded = records.attached.contains(target.key().as_str());
+    let recorded = records.attached.contains(target);
     match plan::attach_step(current.has(identity), current.user_assigned().len(), owned, recorded) {
         AttachStep::Keep { ours } => {
             // An attachment handed off before that has landed since is this reconcile's news.

@@ -75,7 +75,7 @@ pub(super) async fn sync_access_policy(
     waiting: Waiting<'_>,
     changes: &mut Vec<Change>,
 ) -> Result<(VaultGrantStatus, bool), BindingError> {
-    let change = access_policy_plan(vault, principal, objects, records.granted.get(&vault.id.key()), owned, may_remove);
+    let change = access_policy_plan(vault, principal, objects, records.granted.get(&vault.id), owned, may_remove);
     let entry = |permissions: Permissions| AccessPolicy { tenant_id: vault.tenant_id.clone(), object_id: principal.to_owned(), permissions };
     let mut pending = false;
     let granted_now = || ("AccessGranted", format!("granted {} on vault {}", describe(&change.granted), vault.id.name));

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use kvbind_azure::ComputeId;
+
 /// What to do on one scale set or VM the identity should be on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AttachStep {
@@ -38,11 +40,11 @@ pub fn attach_step(present: bool, carried: usize, owned: bool, recorded: bool) -
 /// The targets to detach the identity from: those kvbind's records say it attached that
 /// no binding wants any more, and only when every sharer's input read (`may_remove`): a
 /// sharer whose input is broken may still need them.
-pub fn detachments<'a>(recorded: &'a BTreeSet<std::sync::Arc<str>>, desired: &BTreeSet<std::sync::Arc<str>>, may_remove: bool) -> Vec<&'a str> {
+pub fn detachments<'a>(recorded: &'a BTreeSet<ComputeId>, desired: &BTreeSet<ComputeId>, may_remove: bool) -> Vec<&'a ComputeId> {
     if !may_remove {
         return Vec::new();
     }
-    recorded.iter().filter(|key| !desired.contains(*key)).map(|key| &**key).collect()
+    recorded.iter().filter(|target| !desired.contains(*target)).collect()
 }
 
 #[cfg(test)]
@@ -71,10 +73,13 @@ mod tests {
 
     #[test]
     fn only_recorded_attachments_no_one_wants_are_detached_and_none_while_a_sharer_is_broken() {
-        let set = |keys: &[&str]| keys.iter().map(|k| std::sync::Arc::from(*k)).collect::<BTreeSet<std::sync::Arc<str>>>();
+        let pool = |name: &str| ComputeId::new(kvbind_azure::ResourceKind::VirtualMachineScaleSet, "sub", "MC_nodes", name).expect("id");
+        let set = |names: &[&str]| names.iter().map(|n| pool(n)).collect::<BTreeSet<ComputeId>>();
         let recorded = set(&["pool-a", "pool-b", "pool-c"]);
-        let desired = set(&["pool-a", "pool-d"]);
-        assert_eq!(detachments(&recorded, &desired, true), ["pool-b", "pool-c"]);
+        let desired: BTreeSet<ComputeId> =
+            [ComputeId::new(kvbind_azure::ResourceKind::VirtualMachineScaleSet, "SUB", "mc_NODES", "POOL-A").expect("id"), pool("pool-d")].into();
+        let names: Vec<&str> = detachments(&recorded, &desired, true).into_iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["pool-b", "pool-c"], "pool-a is wanted, however ARM cased its ID");
         assert!(detachments(&recorded, &desired, false).is_empty());
         assert!(detachments(&set(&[]), &desired, true).is_empty(), "found attachments are never recorded, so never detached");
     }

@@ -100,7 +100,7 @@ impl Demand {
         if self.members.len() != before {
             self.sum();
         }
-        found.into_iter().filter(|(name, vault)| self.vaults.contains_key(name) || self.records.granted.contains_key(&vault.id.key())).collect()
+        found.into_iter().filter(|(name, vault)| self.vaults.contains_key(name) || self.records.granted.contains_key(&vault.id)).collect()
     }
 }
 

@@ -56,7 +56,7 @@ fn sharer(namespace: &str, needs: Option<Needs>) -> Sharer {
 /// Records of kvbind's access-policy grants on `vaults`.
 fn granted_on(vaults: &[&str]) -> Records {
     let get = Permissions { secrets: BTreeSet::from(["get".to_owned()]), ..Permissions::default() };
-    Records { granted: vaults.iter().map(|v| (vault_id(v).key(), get.clone())).collect(), ..Records::default() }
+    Records { granted: vaults.iter().map(|v| (vault_id(v), get.clone())).collect(), ..Records::default() }
 }
 
 struct Row {
