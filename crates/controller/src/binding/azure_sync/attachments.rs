@@ -38,6 +38,10 @@ pub struct Attachments {
 /// An identity kvbind created (`owned`) was attached by nobody else, so every attachment
 /// of it is kvbind's: that holds even when kvbind was killed between a PATCH and the status
 /// write that records it. For adopted identities the records are the only evidence.
+///
+/// Observe, plan, act: every target's identity block is read first (a read that fails
+/// stops the step before any write), [`plan::plan_attachments`] decides, and the writes
+/// follow.
 #[allow(clippy::too_many_arguments)]
 pub async fn sync_attachments(
     ctx: &Context,
@@ -49,10 +53,16 @@ pub async fn sync_attachments(
     waiting: Waiting<'_>,
     changes: &mut Vec<Change>,
 ) -> Result<Attachments, BindingError> {
+    let read = futures::future::join_all(desired.iter().map(|target| ctx.azure.compute.read(target))).await;
+    let observed: Vec<Arc<ComputeIdentity>> =
+        read.into_iter().collect::<Result<_, _>>().map_err(BindingError::azure(Step::Nodes, "reading the VM scale set's identities"))?;
+    let plan = plan::plan_attachments(identity, desired, &observed, &records.attached, owned, may_remove);
+
     // Every scale set at once: each has its own writer, and a binding on twenty pools
     // should wait for one PATCH, not twenty in a row. They share one copy of the ID.
     let shared = Arc::new(identity.clone());
-    let attached = futures::future::join_all(desired.iter().map(|target| attach(ctx, &shared, owned, target, records, waiting))).await;
+    let steps = plan.steps.iter().zip(observed).map(|((target, step), current)| attach(ctx, &shared, owned, target, *step, current, waiting));
+    let attached = futures::future::join_all(steps).await;
     let mut out = Attachments::default();
     for (target, result) in desired.iter().zip(attached) {
         let Some((origin, after, newly_crowded, change)) = result? else {
@@ -68,7 +78,7 @@ pub async fn sync_attachments(
         }
         out.status.push(AttachmentStatus { resource_id: intern(&target.to_string()), origin });
     }
-    for target in plan::detachments(&records.attached, desired, may_remove) {
+    for target in plan.detach {
         match ctx.azure.compute.change(target, None, Some(identity)).await {
             Ok(_) => changes.push(("IdentityDetached", format!("detached the identity from {} {}", target.kind().describe(), target.name))),
             // A pool that is gone took the identity with it.
@@ -81,24 +91,23 @@ pub async fn sync_attachments(
     Ok(out)
 }
 
-/// One scale set or VM: attached already (by kvbind or someone else), or attached now, or
-/// (`None`) handed to its writer. Returns who attached it, its identity block after,
-/// whether kvbind just gave it its second identity, and the change made.
+/// One scale set or VM, as planned: attached already (by kvbind or someone else), or
+/// attached now, or (`None`) handed to its writer. Returns who attached it, its identity
+/// block after, whether kvbind just gave it its second identity, and the change made.
 pub(super) async fn attach(
     ctx: &Context,
     identity: &Arc<IdentityId>,
     owned: bool,
     target: &ComputeId,
-    records: &Records,
+    step: AttachStep,
+    current: Arc<ComputeIdentity>,
     waiting: Waiting<'_>,
 ) -> Result<Option<(AttachmentOrigin, Arc<ComputeIdentity>, bool, Option<Change>)>, BindingError> {
-    let current = ctx.azure.compute.read(target).await.map_err(BindingError::azure(Step::Nodes, "reading the VM scale set's identities"))?;
     let attached_now = |before: usize, after| {
         let change = ("IdentityAttached", format!("attached the identity to {} {}", target.kind().describe(), target.name));
         Some((AttachmentOrigin::Attached, after, before == 1, Some(change)))
     };
-    let recorded = records.attached.contains(target);
-    match plan::attach_step(current.has(identity), current.user_assigned().len(), owned, recorded) {
+    match step {
         AttachStep::Keep { ours } => {
             // An attachment handed off before that has landed since is this reconcile's news.
             if let Waiting::HandOff { landed, .. } = waiting

@@ -2,8 +2,10 @@
 //! ones to take it off.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use kvbind_azure::ComputeId;
+use kvbind_azure::model::ComputeIdentity;
+use kvbind_azure::{ComputeId, IdentityId};
 
 /// What to do on one scale set or VM the identity should be on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +49,35 @@ pub fn detachments<'a>(recorded: &'a BTreeSet<ComputeId>, desired: &BTreeSet<Com
     recorded.iter().filter(|target| !desired.contains(*target)).collect()
 }
 
+/// Step 2 in VM mode, decided: what to do on each scale set or VM the identity should be
+/// on, and which to take it off.
+#[derive(Debug, PartialEq, Eq)]
+pub struct AttachPlan<'a> {
+    /// One step per desired target, in the order given.
+    pub steps: Vec<(&'a ComputeId, AttachStep)>,
+    /// The targets to detach it from.
+    pub detach: Vec<&'a ComputeId>,
+}
+
+/// Plans step 2 from each desired target's identity block as read (`observed`, in
+/// `desired`'s order), what kvbind's records say it attached, whether kvbind made the
+/// identity (`owned`), and whether every sharer's input read (`may_remove`).
+pub fn plan_attachments<'a>(
+    identity: &IdentityId,
+    desired: &'a BTreeSet<ComputeId>,
+    observed: &[Arc<ComputeIdentity>],
+    recorded: &'a BTreeSet<ComputeId>,
+    owned: bool,
+    may_remove: bool,
+) -> AttachPlan<'a> {
+    let steps = desired
+        .iter()
+        .zip(observed)
+        .map(|(target, block)| (target, attach_step(block.has(identity), block.user_assigned().len(), owned, recorded.contains(target))))
+        .collect();
+    AttachPlan { steps, detach: detachments(recorded, desired, may_remove) }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -82,5 +113,46 @@ mod tests {
         assert_eq!(names, ["pool-b", "pool-c"], "pool-a is wanted, however ARM cased its ID");
         assert!(detachments(&recorded, &desired, false).is_empty());
         assert!(detachments(&set(&[]), &desired, true).is_empty(), "found attachments are never recorded, so never detached");
+    }
+
+    #[test]
+    fn the_attachment_plan_keeps_what_is_there_attaches_within_the_limit_and_detaches_only_kvbinds() {
+        use kvbind_azure::ResourceKind;
+        use kvbind_azure::model::MAX_USER_ASSIGNED_PER_COMPUTE as LIMIT;
+
+        let pool = |name: &str| ComputeId::new(ResourceKind::VirtualMachineScaleSet, "sub", "MC_nodes", name).expect("id");
+        let identity = IdentityId::new(ResourceKind::UserAssignedIdentity, "sub", "ids", "app").expect("id");
+        let others = |n: usize| {
+            (0..n)
+                .map(|i| (format!("/subscriptions/sub/resourceGroups/ids/providers/Microsoft.ManagedIdentity/userAssignedIdentities/other-{i}"), String::new()))
+        };
+        let carrying = |n: usize, with_it: bool| {
+            let mine = with_it.then(|| (identity.to_string(), "principal".to_owned()));
+            Arc::new(ComputeIdentity::new(false, others(n).chain(mine).collect()))
+        };
+        // found: there before kvbind; kept: kvbind's by its records; new: room left; full: none.
+        let desired: BTreeSet<ComputeId> = ["found", "kept", "new", "full"].iter().map(|n| pool(n)).collect();
+        let by_name = |name: &str| match name {
+            "found" => carrying(2, true),
+            "kept" => carrying(0, true),
+            "new" => carrying(3, false),
+            _ => carrying(LIMIT, false),
+        };
+        let observed: Vec<Arc<ComputeIdentity>> = desired.iter().map(|t| by_name(&t.name)).collect();
+        let recorded: BTreeSet<ComputeId> = [pool("kept"), pool("gone")].into();
+        let step = |plan: &AttachPlan<'_>, name: &str| plan.steps.iter().find(|(t, _)| t.name == name).map(|(_, s)| *s);
+        let detached = |plan: &AttachPlan<'_>| plan.detach.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+
+        let plan = plan_attachments(&identity, &desired, &observed, &recorded, false, true);
+        assert_eq!(step(&plan, "found"), Some(AttachStep::Keep { ours: false }), "found there: never kvbind's to detach");
+        assert_eq!(step(&plan, "kept"), Some(AttachStep::Keep { ours: true }));
+        assert_eq!(step(&plan, "new"), Some(AttachStep::Attach { count: 4 }));
+        assert_eq!(step(&plan, "full"), Some(AttachStep::OverLimit { count: LIMIT + 1 }), "refused by name before Azure refuses the PATCH");
+        assert_eq!(detached(&plan), ["gone"], "only a recorded target no binding wants");
+
+        let created = plan_attachments(&identity, &desired, &observed, &recorded, true, true);
+        assert_eq!(step(&created, "found"), Some(AttachStep::Keep { ours: true }), "an identity kvbind made was attached by nobody else");
+        let held = plan_attachments(&identity, &desired, &observed, &recorded, false, false);
+        assert!(held.detach.is_empty(), "nothing detached while a sharer's input does not read");
     }
 }

@@ -11,5 +11,5 @@ pub mod attach;
 pub mod grants;
 pub mod group;
 
-pub use attach::{AttachStep, attach_step, detachments};
+pub use attach::{AttachStep, plan_attachments};
 pub use grants::{RoleChange, access_policy_permissions, access_policy_plan, list_reason, made_by_kvbind, role_assignment_change, role_assignments};
