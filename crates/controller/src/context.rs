@@ -15,10 +15,10 @@ use kvbind_azure::Arm;
 use crate::caches::node_targets::NodeTargets;
 use crate::caches::unpinned_classes::UnpinnedClasses;
 use crate::config::ControllerConfig;
-use crate::desks::compute::ComputeDesk;
+use crate::desks::compute::{ComputeClerk, ComputeDesk};
 use crate::desks::handoff::Handoffs;
 use crate::desks::identity::IdentityDesk;
-use crate::desks::vault::VaultDesk;
+use crate::desks::vault::{VaultClerk, VaultDesk};
 use crate::event_queue::EventQueue;
 use crate::external_secrets::EsoCaches;
 use crate::metrics::Metrics;
@@ -132,8 +132,8 @@ impl Context {
         let probe_http = probe_client(&config);
         let window = config.batching.then_some(config.batch_window);
         let handoffs = Arc::new(handoffs);
-        let compute = ComputeDesk::new(arm.clone(), config.resync, window, handoffs.clone());
-        let vaults = VaultDesk::new(arm.clone(), config.resync, window, handoffs.clone());
+        let compute = ComputeDesk::new(ComputeClerk::new(arm.clone()), config.resync, window, handoffs.clone());
+        let vaults = VaultDesk::new(VaultClerk::new(arm.clone()), config.resync, window, handoffs.clone());
         let identities = IdentityDesk::new(arm.clone(), config.resync);
         Arc::new(Context {
             index,

@@ -13,35 +13,11 @@ use std::sync::{Arc, Mutex};
 
 use kube::runtime::reflector::ObjectRef;
 use kvbind_api::IdentityBinding;
-use kvbind_azure::{AzureError, ComputeId, GroupResourceId, VaultId};
-use tokio::sync::{mpsc, oneshot};
+use kvbind_azure::{AzureError, GroupResourceId};
+use tokio::sync::mpsc;
 
 /// A binding waiting for a write it handed off.
 pub type Waiter = Arc<ObjectRef<IdentityBinding>>;
-
-/// Who hears of a batched write: a caller awaiting it in place, or a binding to wake.
-pub enum Answer<T> {
-    /// The caller awaits the result.
-    Reply(oneshot::Sender<Result<T, AzureError>>),
-    /// The binding is woken once it lands.
-    Wake(Waiter),
-}
-
-impl<T: Clone> Answer<T> {
-    /// Sends `result` to each reply and returns the bindings to wake.
-    pub fn answer_all(answers: impl IntoIterator<Item = Answer<T>>, result: &Result<T, AzureError>) -> Vec<Waiter> {
-        let mut woken = Vec::new();
-        for answer in answers {
-            match answer {
-                Answer::Reply(reply) => {
-                    let _ = reply.send(result.clone());
-                }
-                Answer::Wake(binding) => woken.push(binding),
-            }
-        }
-        woken
-    }
-}
 
 /// How a step waits for the batched writes it asks for.
 #[derive(Clone, Copy)]
@@ -61,22 +37,12 @@ pub enum Waiting<'a> {
 
 /// A batched write that landed, as the bindings that handed it off learn of it.
 #[derive(Debug)]
-pub enum Landing {
-    /// A scale set or VM took (or refused) a batch of identity changes; `Ok` carries how
-    /// many user-assigned identities it had before.
-    Compute {
-        /// The scale set or VM.
-        target: ComputeId,
-        /// How it went.
-        result: Result<usize, AzureError>,
-    },
-    /// A vault took (or refused) a batch of access-policy entries.
-    Vault {
-        /// The vault.
-        vault: VaultId,
-        /// How it went.
-        result: Result<(), AzureError>,
-    },
+struct Landing {
+    /// The resource written.
+    resource: GroupResourceId,
+    /// How it went: `Ok` carries what the resource held before (the user-assigned
+    /// identities of a scale set or VM, the access-policy entries of a vault).
+    result: Result<usize, AzureError>,
 }
 
 /// The writes that landed for one binding since its last reconcile.
@@ -89,20 +55,9 @@ impl Landed {
         self.0.is_empty()
     }
 
-    /// How the last write handed off for `target` went, if one landed.
-    pub fn compute(&self, target: &ComputeId) -> Option<&Result<usize, AzureError>> {
-        self.0.iter().rev().find_map(|l| match l.as_ref() {
-            Landing::Compute { target: t, result } if t == target => Some(result),
-            _ => None,
-        })
-    }
-
-    /// How the last write handed off for `vault` went, if one landed.
-    pub fn vault(&self, vault: &VaultId) -> Option<&Result<(), AzureError>> {
-        self.0.iter().rev().find_map(|l| match l.as_ref() {
-            Landing::Vault { vault: v, result } if v == vault => Some(result),
-            _ => None,
-        })
+    /// How the last write handed off for `resource` went, if one landed.
+    pub fn of(&self, resource: &GroupResourceId) -> Option<&Result<usize, AzureError>> {
+        self.0.iter().rev().find(|l| l.resource == *resource).map(|l| &l.result)
     }
 }
 
@@ -150,22 +105,16 @@ impl Handoffs {
         self.lock().entry(binding.as_ref().clone()).or_default().outstanding.insert(resource_hash(resource));
     }
 
-    /// Records `landing` for each of `waiters`, and wakes those with nothing else
+    /// Records how a write to `resource` went for each of `waiters`, and wakes those with nothing else
     /// outstanding (or for whom it failed), once per reconcile: a binding waiting for a
     /// vault and twenty pools reconciles once when the last of them lands, not 21 times.
-    pub fn land(&self, landing: Landing, waiters: Vec<Waiter>) {
+    pub fn land(&self, resource: &GroupResourceId, result: Result<usize, AzureError>, waiters: Vec<Waiter>) {
         if waiters.is_empty() {
             return;
         }
-        let resource = resource_hash(match &landing {
-            Landing::Compute { target, .. } => target,
-            Landing::Vault { vault, .. } => vault,
-        });
-        let failed = match &landing {
-            Landing::Compute { result, .. } => result.is_err(),
-            Landing::Vault { result, .. } => result.is_err(),
-        };
-        let landing = Arc::new(landing);
+        let failed = result.is_err();
+        let landing = Arc::new(Landing { resource: resource.clone(), result });
+        let resource = resource_hash(resource);
         let mut to_wake = Vec::new();
         {
             let mut bindings = self.lock();
@@ -225,7 +174,7 @@ impl Handoffs {
 
 #[cfg(test)]
 mod tests {
-    use kvbind_azure::ResourceKind;
+    use kvbind_azure::{ComputeId, ResourceKind};
 
     use super::*;
 
@@ -245,17 +194,17 @@ mod tests {
             handoffs.expect(&a, &pool(p));
         }
         handoffs.expect(&b, &pool("p1"));
-        handoffs.land(Landing::Compute { target: pool("p1"), result: Ok(1) }, vec![a.clone(), b.clone()]);
+        handoffs.land(&pool("p1"), Ok(1), vec![a.clone(), b.clone()]);
         assert_eq!(woken.recv().await.as_ref(), Some(b.as_ref()), "b waited only for p1");
         assert!(woken.try_recv().is_err(), "a still waits for p2");
-        handoffs.land(Landing::Compute { target: pool("p2"), result: Ok(0) }, vec![a.clone()]);
+        handoffs.land(&pool("p2"), Ok(0), vec![a.clone()]);
         assert_eq!(woken.recv().await.as_ref(), Some(a.as_ref()));
 
         let (landed, _) = handoffs.take(&a);
-        assert!(matches!(landed.compute(&pool("p1")), Some(Ok(1))));
-        assert!(matches!(landed.compute(&pool("p2")), Some(Ok(0))));
-        assert!(landed.compute(&pool("p3")).is_none());
-        assert!(handoffs.take(&a).0.compute(&pool("p1")).is_none(), "taking clears the record");
+        assert!(matches!(landed.of(&pool("p1")), Some(Ok(1))));
+        assert!(matches!(landed.of(&pool("p2")), Some(Ok(0))));
+        assert!(landed.of(&pool("p3")).is_none());
+        assert!(handoffs.take(&a).0.of(&pool("p1")).is_none(), "taking clears the record");
     }
 
     #[tokio::test]
@@ -266,15 +215,15 @@ mod tests {
             handoffs.expect(&a, &pool(p));
         }
         let refused = || AzureError::Transient { operation: "UpdateComputeIdentity", resource: "p".into(), message: "busy".into() };
-        handoffs.land(Landing::Compute { target: pool("p1"), result: Err(refused()) }, vec![a.clone()]);
-        handoffs.land(Landing::Compute { target: pool("p2"), result: Err(refused()) }, vec![a.clone()]);
+        handoffs.land(&pool("p1"), Err(refused()), vec![a.clone()]);
+        handoffs.land(&pool("p2"), Err(refused()), vec![a.clone()]);
         assert_eq!(woken.recv().await.as_ref(), Some(a.as_ref()));
         assert!(woken.try_recv().is_err(), "one wake until a reconciles");
         handoffs.defer(&a, vec![("IdentityCreated", "created".to_owned())]);
         let (landed, unreported) = handoffs.take(&a);
-        assert!(matches!(landed.compute(&pool("p2")), Some(Err(_))));
+        assert!(matches!(landed.of(&pool("p2")), Some(Err(_))));
         assert_eq!(unreported.len(), 1, "changes kept for the Event that ends its progress");
-        handoffs.land(Landing::Compute { target: pool("p3"), result: Ok(0) }, vec![a.clone()]);
+        handoffs.land(&pool("p3"), Ok(0), vec![a.clone()]);
         assert_eq!(woken.recv().await.as_ref(), Some(a.as_ref()), "after its reconcile, a is woken again");
     }
 }

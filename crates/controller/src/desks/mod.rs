@@ -11,10 +11,12 @@
 //! - [`identity`]: an identity, one turn at a time for creating and tagging it, and its
 //!   AKS identity bindings.
 //!
-//! A reconcile hands its slow writes to a desk and ends; the desk wakes it when they land
-//! ([`handoff`]). The queue the batching desks share is [`queue`].
+//! The batching desks are one generic [`desk::Desk`], each with its resource's
+//! [`desk::Clerk`]. A reconcile hands its slow writes to a desk and ends; the desk wakes it
+//! when they land ([`handoff`]). The queue the batching desks share is [`queue`].
 
 pub mod compute;
+pub mod desk;
 pub mod handoff;
 pub mod identity;
 pub mod queue;

@@ -11,7 +11,7 @@
 //! are collected for a short window and sent 16 to a request, one request at a time per
 //! vault: a thousand new identities cost 63 vault writes, not a thousand.
 //!
-//! A reconcile hands its grant over and ends ([`VaultDesk::hand_off`]); the
+//! A reconcile hands its grant over and ends ([`Desk::hand_off`]); the
 //! writer wakes it when the write lands (see [`crate::desks::handoff`]). Revoking is awaited in
 //! place.
 
@@ -20,76 +20,123 @@ use std::time::Duration;
 
 use kvbind_azure::model::{AccessPolicy, AccessPolicyOp, MAX_ACCESS_POLICIES_PER_REQUEST, Vault};
 use kvbind_azure::{Arm, AzureError, VaultId};
-use tokio::sync::oneshot;
 
 use crate::caches::shelf::Shelf;
-use crate::desks::handoff::{Answer, Handoffs, Landing, Waiter};
-use crate::desks::queue::{WriteQueues, enqueue, next_batch, take_all};
-use crate::turns::Turns;
+use crate::desks::desk::{Asker, Clerk, Desk};
+use crate::desks::queue::take_all;
 
 /// Access-policy entries a vault may hold: the REST spec types `accessPolicies` as 0 to
 /// 1,024 entries.
 pub const MAX_ACCESS_POLICIES_PER_VAULT: usize = 1024;
 
-struct Request {
-    op: AccessPolicyOp,
-    entry: AccessPolicy,
-    answer: Answer<()>,
+/// One binding's change to a vault's access policies.
+pub struct EntryChange {
+    /// Add to, remove from, or replace the principal's entry.
+    pub op: AccessPolicyOp,
+    /// The principal's entry.
+    pub entry: AccessPolicy,
+}
+
+/// A change with who hears of it.
+pub struct Request {
+    change: EntryChange,
+    asker: Asker<usize>,
 }
 
 /// Vaults, what their names stand for, and their access-policy writers.
-#[derive(Clone)]
-pub struct VaultDesk {
+pub type VaultDesk = Desk<VaultClerk>;
+
+/// What the vault desk knows of vaults: how to read them and write their access policies,
+/// and what vault a name stands for.
+pub struct VaultClerk {
     arm: Arc<dyn Arm>,
-    /// How long a read is trusted: the resync period.
-    ttl: Duration,
-    reads: Arc<Shelf<VaultId, Arc<Vault>>>,
     /// Vaults found by name (lowercase), kept until the vault answers 404.
-    names: Arc<Shelf<String, VaultId>>,
-    window: Option<Duration>,
-    queues: Arc<WriteQueues<VaultId, Vec<Request>>>,
-    handoffs: Arc<Handoffs>,
-    /// Without batching: one lock per vault, so a change asked for twice is written once.
-    single: Arc<Turns<VaultId>>,
+    names: Shelf<String, VaultId>,
+}
+
+impl VaultClerk {
+    /// The clerk for vaults behind `arm`.
+    pub fn new(arm: Arc<dyn Arm>) -> Self {
+        VaultClerk { arm, names: Shelf::default() }
+    }
 }
 
 impl VaultDesk {
-    /// A desk whose reads live for `ttl` and whose writer collects changes for `window`
-    /// before writing; `None` writes each change on its own (the naive strategy, for
-    /// comparison).
-    pub fn new(arm: Arc<dyn Arm>, ttl: Duration, window: Option<Duration>, handoffs: Arc<Handoffs>) -> Self {
-        VaultDesk { arm, ttl, reads: Arc::default(), names: Arc::default(), window, queues: Arc::default(), handoffs, single: Arc::default() }
-    }
-
-    /// A vault, read at most once a resync however many ask at once.
-    pub async fn read(&self, id: &VaultId) -> Result<Arc<Vault>, AzureError> {
-        self.reads.read_through(id, self.ttl, async { self.arm.get_vault(id).await.map(Arc::new) }).await
-    }
-
     /// The vault `name` stands for, as `find` answers it once however many ask; kept until
     /// [`forget_name`](Self::forget_name). A name nothing answers to is asked about again.
     pub async fn named<E>(&self, name: &str, find: impl std::future::Future<Output = Result<Option<VaultId>, E>>) -> Result<Option<VaultId>, E> {
-        self.names.read_found(&name.to_ascii_lowercase(), Duration::MAX, find).await
+        self.clerk.names.read_found(&name.to_ascii_lowercase(), Duration::MAX, find).await
     }
 
     /// Forgets what vault `name` stands for: the vault found by it answered 404 (deleted,
     /// or made again elsewhere).
     pub fn forget_name(&self, name: &str) {
-        self.names.forget(&name.to_ascii_lowercase());
+        self.clerk.names.forget(&name.to_ascii_lowercase());
+    }
+}
+
+impl Clerk for VaultClerk {
+    type Id = VaultId;
+    type Value = Arc<Vault>;
+    type Request = EntryChange;
+    type Queue = Vec<Request>;
+    type Batch = Vec<Request>;
+    type Done = usize;
+    const OPERATION: &'static str = "UpdateAccessPolicy";
+
+    async fn read(&self, id: &VaultId) -> Result<Arc<Vault>, AzureError> {
+        self.arm.get_vault(id).await.map(Arc::new)
     }
 
-    /// True when `op` with `entry` adds nothing the vault (as kvbind last saw it) has not
-    /// taken already: a binding that reconciles again while its grant is being written asks
-    /// for it again.
-    fn taken_already(&self, vault: &VaultId, op: AccessPolicyOp, entry: &AccessPolicy) -> bool {
-        op == AccessPolicyOp::Add && self.reads.peek(vault, |v| v.grants(entry)).unwrap_or(false)
+    fn queue(queue: &mut Vec<Request>, change: EntryChange, asker: Asker<usize>) {
+        queue.push(Request { change, asker });
     }
 
+    fn take(queue: &mut Vec<Request>) -> Option<Vec<Request>> {
+        take_all(queue)
+    }
+
+    /// Only the first batch waits a window: a vault takes its writes one at a time, so what
+    /// arrives while one is written goes out right after it.
+    async fn collect(&self, desk: &VaultDesk, _vault: &VaultId, first: bool) {
+        if first {
+            tokio::time::sleep(desk.window.unwrap_or_default()).await;
+        }
+    }
+
+    async fn write(&self, desk: &VaultDesk, vault: &VaultId, requests: Vec<Request>) {
+        self.write_batch(desk, vault, requests).await;
+    }
+
+    /// As in a batch: what the vault took since the binding asked is not sent again.
+    async fn write_alone(&self, desk: &VaultDesk, vault: &VaultId, EntryChange { op, entry }: EntryChange) -> Result<usize, AzureError> {
+        match taken_already(desk, vault, op, &entry) {
+            Some(held) => Ok(held),
+            None => self.send(desk, vault, op, std::slice::from_ref(&entry)).await,
+        }
+    }
+
+    fn held_before(entries: &usize) -> usize {
+        *entries
+    }
+}
+
+/// When `op` with `entry` adds nothing the vault (as kvbind last saw it) has not taken
+/// already, the entries it holds: a binding that reconciles again while its grant is being
+/// written asks for it again.
+fn taken_already(desk: &VaultDesk, vault: &VaultId, op: AccessPolicyOp, entry: &AccessPolicy) -> Option<usize> {
+    if op != AccessPolicyOp::Add {
+        return None;
+    }
+    desk.reads.peek(vault, |v| v.grants(entry).then_some(v.access_policies.len())).flatten()
+}
+
+impl VaultClerk {
     /// Answers the entries that would take the vault (as kvbind last read it) past
     /// [`MAX_ACCESS_POLICIES_PER_VAULT`] with the limit, in the order they were asked for,
     /// and leaves the others to be written: the vault's last free entries go to the first.
-    fn refuse_past_the_limit(&self, vault: &VaultId, entries: &mut Vec<AccessPolicy>, replies: &mut Vec<Vec<Answer<()>>>) {
-        let Some((held, principals)) = self.reads.peek(vault, |v| {
+    fn refuse_past_the_limit(desk: &VaultDesk, vault: &VaultId, entries: &mut Vec<AccessPolicy>, replies: &mut Vec<Vec<Asker<usize>>>) {
+        let Some((held, principals)) = desk.reads.peek(vault, |v| {
             let principals: std::collections::HashSet<String> = v.access_policies.iter().map(|p| p.object_id.to_ascii_lowercase()).collect();
             (v.access_policies.len(), principals)
         }) else {
@@ -115,8 +162,7 @@ impl VaultDesk {
                     vault.name
                 ),
             });
-            let woken = Answer::answer_all(replies.remove(i), &refused);
-            self.handoffs.land(Landing::Vault { vault: vault.clone(), result: refused }, woken);
+            desk.settle(vault, replies.remove(i), &refused);
         }
     }
 
@@ -124,77 +170,26 @@ impl VaultDesk {
     /// reconcile sees the change without reading the vault again (with a thousand
     /// principals it is hundreds of kilobytes). The read keeps its age: drift is still read
     /// at expiry.
-    async fn send(&self, vault: &VaultId, op: AccessPolicyOp, entries: &[AccessPolicy]) -> Result<(), AzureError> {
+    async fn send(&self, desk: &VaultDesk, vault: &VaultId, op: AccessPolicyOp, entries: &[AccessPolicy]) -> Result<usize, AzureError> {
+        let held = desk.reads.peek(vault, |v| v.access_policies.len()).unwrap_or_default();
         self.arm.update_access_policy(vault, op, entries).await?;
-        self.reads.change(vault, |kept| {
+        desk.reads.change(vault, |kept| {
             let kept = Arc::make_mut(kept);
             for entry in entries {
                 kept.apply(op, entry);
             }
         });
-        Ok(())
-    }
-
-    /// Applies `op` with `entry` on `vault`, together with whatever else is asked for the
-    /// same vault in the same window, and waits for the write.
-    pub async fn change(&self, vault: &VaultId, op: AccessPolicyOp, entry: AccessPolicy) -> Result<(), AzureError> {
-        let Some(_) = self.window else {
-            return self.send(vault, op, std::slice::from_ref(&entry)).await;
-        };
-        let (reply, answer) = oneshot::channel();
-        self.enqueue(vault, Request { op, entry, answer: Answer::Reply(reply) });
-        answer.await.unwrap_or_else(|_| {
-            Err(AzureError::Transient { operation: "UpdateAccessPolicy", resource: vault.to_string(), message: "the writer for this vault stopped".to_owned() })
-        })
-    }
-
-    /// Applies `op` with `entry` on `vault` with the next batch, and wakes `binding` when
-    /// that lands instead of waiting for it.
-    pub fn hand_off(&self, vault: &VaultId, op: AccessPolicyOp, entry: AccessPolicy, binding: Waiter) {
-        self.handoffs.expect(&binding, vault);
-        if self.window.is_some() {
-            self.enqueue(vault, Request { op, entry, answer: Answer::Wake(binding) });
-            return;
-        }
-        let (this, vault) = (self.clone(), vault.clone());
-        tokio::spawn(async move {
-            // As in a batch: what the vault took since the binding asked is not sent again.
-            let turn = this.single.turn(&vault);
-            let _turn = turn.lock().await;
-            let result = if this.taken_already(&vault, op, &entry) { Ok(()) } else { this.send(&vault, op, std::slice::from_ref(&entry)).await };
-            this.handoffs.land(Landing::Vault { vault, result }, vec![binding]);
-        });
-    }
-
-    fn enqueue(&self, vault: &VaultId, request: Request) {
-        if enqueue(&self.queues, vault, |pending: &mut Vec<Request>| pending.push(request)) {
-            tokio::spawn(self.clone().write_loop(vault.clone()));
-        }
-    }
-
-    /// Writes batches for one vault until no more changes arrive. Only the first batch
-    /// waits a window: a vault takes its writes one at a time, so what arrives while one is
-    /// written goes out right after it.
-    async fn write_loop(self, vault: VaultId) {
-        let mut wait = self.window.unwrap_or_default();
-        loop {
-            tokio::time::sleep(wait).await;
-            let Some(requests) = next_batch(&self.queues, &vault, take_all) else {
-                return;
-            };
-            self.write(&vault, requests).await;
-            wait = Duration::ZERO;
-        }
+        Ok(held)
     }
 
     /// Sends the requests grouped by operation, 16 entries a request, and answers each with
     /// the result of the request that carried it. Adds and removes for one principal merge
     /// into one entry (a union either way); replaces stay apart.
-    async fn write(&self, vault: &VaultId, requests: Vec<Request>) {
+    async fn write_batch(&self, desk: &VaultDesk, vault: &VaultId, requests: Vec<Request>) {
         // Per operation: the entries, and who hears of each.
-        type Group = (AccessPolicyOp, Vec<AccessPolicy>, Vec<Vec<Answer<()>>>);
+        type Group = (AccessPolicyOp, Vec<AccessPolicy>, Vec<Vec<Asker<usize>>>);
         let mut by_op: Vec<Group> = Vec::new();
-        for Request { op, entry, answer } in requests {
+        for Request { change: EntryChange { op, entry }, asker: answer } in requests {
             let slot = match by_op.iter().position(|(o, _, _)| *o == op) {
                 Some(i) => i,
                 None => {
@@ -219,33 +214,30 @@ impl VaultDesk {
             if op == AccessPolicyOp::Add {
                 let mut i = 0;
                 while i < entries.len() {
-                    if self.taken_already(vault, op, &entries[i]) {
+                    if let Some(held) = taken_already(desk, vault, op, &entries[i]) {
                         entries.swap_remove(i);
-                        let woken = Answer::answer_all(replies.swap_remove(i), &Ok(()));
-                        self.handoffs.land(Landing::Vault { vault: vault.clone(), result: Ok(()) }, woken);
+                        desk.settle(vault, replies.swap_remove(i), &Ok(held));
                     } else {
                         i += 1;
                     }
                 }
             }
             if op == AccessPolicyOp::Add {
-                self.refuse_past_the_limit(vault, &mut entries, &mut replies);
+                Self::refuse_past_the_limit(desk, vault, &mut entries, &mut replies);
             }
             for (chunk, chunk_replies) in entries.chunks(MAX_ACCESS_POLICIES_PER_REQUEST).zip(replies.chunks_mut(MAX_ACCESS_POLICIES_PER_REQUEST)) {
                 tracing::info!(vault = %vault, op = op.as_str(), entries = chunk.len(), "updating access policies");
-                let result = self.send(vault, op, chunk).await;
+                let result = self.send(desk, vault, op, chunk).await;
                 if chunk.len() > 1 && result.as_ref().is_err_and(|e| !e.is_retryable()) {
                     // ARM refuses a request for any one of its entries: each goes again on
                     // its own, so one bad entry fails only the bindings that asked for it.
                     for (entry, replies) in chunk.iter().zip(chunk_replies.iter_mut()) {
-                        let result = self.send(vault, op, std::slice::from_ref(entry)).await;
-                        let woken = Answer::answer_all(std::mem::take(replies), &result);
-                        self.handoffs.land(Landing::Vault { vault: vault.clone(), result }, woken);
+                        let result = self.send(desk, vault, op, std::slice::from_ref(entry)).await;
+                        desk.settle(vault, std::mem::take(replies), &result);
                     }
                     continue;
                 }
-                let woken = Answer::answer_all(chunk_replies.iter_mut().flat_map(std::mem::take), &result);
-                self.handoffs.land(Landing::Vault { vault: vault.clone(), result }, woken);
+                desk.settle(vault, chunk_replies.iter_mut().flat_map(std::mem::take), &result);
             }
         }
     }
@@ -256,7 +248,12 @@ mod tests {
     use kvbind_azure::model::Permissions;
 
     use super::*;
+    use crate::desks::handoff::Handoffs;
     use crate::fake_compute::FakeCompute;
+
+    fn add(entry: AccessPolicy) -> EntryChange {
+        EntryChange { op: AccessPolicyOp::Add, entry }
+    }
 
     fn entry(object_id: &str) -> AccessPolicy {
         AccessPolicy { tenant_id: "t".into(), object_id: object_id.into(), permissions: Permissions::default() }
@@ -266,12 +263,12 @@ mod tests {
     async fn one_entry_azure_refuses_fails_only_its_own_binding() {
         let arm = Arc::new(FakeCompute::refusing_principal("bad"));
         let (handoffs, _woken) = Handoffs::new();
-        let desk = VaultDesk::new(arm.clone(), Duration::from_secs(60), Some(Duration::from_millis(50)), Arc::new(handoffs));
+        let desk = VaultDesk::new(VaultClerk::new(arm.clone()), Duration::from_secs(60), Some(Duration::from_millis(50)), Arc::new(handoffs));
         let vault = VaultId::new(kvbind_azure::ResourceKind::Vault, "s", "rg", "kv").expect("id");
         let (good, bad, other) = tokio::join!(
-            desk.change(&vault, AccessPolicyOp::Add, entry("good")),
-            desk.change(&vault, AccessPolicyOp::Add, entry("bad")),
-            desk.change(&vault, AccessPolicyOp::Add, entry("other")),
+            desk.write_in_place(&vault, add(entry("good"))),
+            desk.write_in_place(&vault, add(entry("bad"))),
+            desk.write_in_place(&vault, add(entry("other"))),
         );
         assert!(good.is_ok() && other.is_ok(), "{good:?} {other:?}");
         assert!(matches!(bad, Err(AzureError::Invalid { .. })), "{bad:?}");

@@ -11,8 +11,8 @@ use kvbind_azure::{ComputeId, IdentityId};
 use super::records::record_ahead;
 use crate::binding::plan::{self, AttachStep};
 use crate::context::Context;
-use crate::desks::handoff::Change;
-use crate::desks::handoff::Waiting;
+use crate::desks::compute::Attachment;
+use crate::desks::handoff::{Change, Waiting};
 use crate::error::{BindingError, Step};
 use crate::records::Records;
 
@@ -79,7 +79,7 @@ pub async fn sync_attachments(
         out.status.push(AttachmentStatus { resource_id: intern(&target.to_string()), origin });
     }
     for target in plan.detach {
-        match ctx.azure.compute.change(target, None, Some(identity)).await {
+        match ctx.azure.compute.write_in_place(target, Attachment::Detach(Arc::new(identity.clone()))).await {
             Ok(_) => changes.push(("IdentityDetached", format!("detached the identity from {} {}", target.kind().describe(), target.name))),
             // A pool that is gone took the identity with it.
             Err(kvbind_azure::AzureError::NotFound { .. }) => {}
@@ -111,7 +111,7 @@ pub(super) async fn attach(
         AttachStep::Keep { ours } => {
             // An attachment handed off before that has landed since is this reconcile's news.
             if let Waiting::HandOff { landed, .. } = waiting
-                && let Some(Ok(before)) = landed.compute(target)
+                && let Some(Ok(before)) = landed.of(target)
             {
                 return Ok(attached_now(*before, current));
             }
@@ -128,19 +128,13 @@ pub(super) async fn attach(
     if !owned {
         record_ahead(ctx, identity, |ledger, identity| ledger.note_attached(identity, target)).await?;
     }
-    match waiting {
-        Waiting::InPlace => {
-            let written = ctx.azure.compute.change(target, Some(identity), None).await.map_err(BindingError::azure(Step::Nodes, "attaching the identity"))?;
-            Ok(attached_now(written.before, written.after))
-        }
-        Waiting::HandOff { binding, landed } => {
-            // A handed-off write that failed is this reconcile's error; the binding's retry
-            // hands it off again.
-            if let Some(Err(e)) = landed.compute(target) {
-                return Err(BindingError::azure(Step::Nodes, "attaching the identity")(e.clone()));
-            }
-            ctx.azure.compute.hand_off(target, identity, binding.clone());
-            Ok(None)
-        }
+    // A handed-off write that failed is this reconcile's error; the binding's retry hands
+    // it off again.
+    if let Waiting::HandOff { landed, .. } = waiting
+        && let Some(Err(e)) = landed.of(target)
+    {
+        return Err(BindingError::azure(Step::Nodes, "attaching the identity")(e.clone()));
     }
+    let written = ctx.azure.compute.write(target, Attachment::Attach(identity.clone()), waiting).await;
+    Ok(written.map_err(BindingError::azure(Step::Nodes, "attaching the identity"))?.and_then(|w| attached_now(w.before, w.after)))
 }

@@ -11,8 +11,8 @@ use kvbind_azure::{IdentityId, VaultId};
 use super::records::record_ahead;
 use crate::binding::plan::{RoleChange, access_policy_permissions, access_policy_plan, list_reason, role_assignment_change, role_assignments};
 use crate::context::Context;
-use crate::desks::handoff::Change;
-use crate::desks::handoff::Waiting;
+use crate::desks::handoff::{Change, Waiting};
+use crate::desks::vault::EntryChange;
 use crate::error::{BindingError, Step};
 use crate::records::Records;
 
@@ -82,35 +82,31 @@ pub(super) async fn sync_access_policy(
     if !owned && !change.add.is_empty() {
         record_ahead(ctx, identity, |ledger, identity| ledger.note_granted(identity, &vault.id, &change.add)).await?;
     }
-    match waiting {
-        _ if change.add.is_empty() => {
-            // A grant handed off before that has landed since is this reconcile's news.
-            if let Waiting::HandOff { landed, .. } = waiting
-                && let Some(Ok(())) = landed.vault(&vault.id)
-            {
-                changes.push(granted_now());
-            }
+    if change.add.is_empty() {
+        // A grant handed off before that has landed since is this reconcile's news.
+        if let Waiting::HandOff { landed, .. } = waiting
+            && let Some(Ok(_)) = landed.of(&vault.id)
+        {
+            changes.push(granted_now());
         }
-        Waiting::InPlace => {
-            ctx.azure
-                .vaults
-                .change(&vault.id, AccessPolicyOp::Add, entry(change.add.clone()))
-                .await
-                .map_err(BindingError::azure(Step::Access, "adding the access policy"))?;
-            changes.push(("AccessGranted", format!("granted {} on vault {}", describe(&change.add), vault.id.name)));
+    } else {
+        // A handed-off write that failed is this reconcile's error; the binding's retry
+        // hands it off again.
+        if let Waiting::HandOff { landed, .. } = waiting
+            && let Some(Err(e)) = landed.of(&vault.id)
+        {
+            return Err(BindingError::azure(Step::Access, "adding the access policy")(e.clone()));
         }
-        Waiting::HandOff { binding, landed } => {
-            if let Some(Err(e)) = landed.vault(&vault.id) {
-                return Err(BindingError::azure(Step::Access, "adding the access policy")(e.clone()));
-            }
-            ctx.azure.vaults.hand_off(&vault.id, AccessPolicyOp::Add, entry(change.add.clone()), binding.clone());
-            pending = true;
+        let add = EntryChange { op: AccessPolicyOp::Add, entry: entry(change.add.clone()) };
+        match ctx.azure.vaults.write(&vault.id, add, waiting).await.map_err(BindingError::azure(Step::Access, "adding the access policy"))? {
+            Some(_) => changes.push(("AccessGranted", format!("granted {} on vault {}", describe(&change.add), vault.id.name))),
+            None => pending = true,
         }
     }
     if !change.remove.is_empty() {
         ctx.azure
             .vaults
-            .change(&vault.id, AccessPolicyOp::Remove, entry(change.remove.clone()))
+            .write_in_place(&vault.id, EntryChange { op: AccessPolicyOp::Remove, entry: entry(change.remove.clone()) })
             .await
             .map_err(BindingError::azure(Step::Access, "removing access-policy permissions"))?;
         changes.push(("AccessRevoked", format!("revoked {} on vault {}", describe(&change.remove), vault.id.name)));

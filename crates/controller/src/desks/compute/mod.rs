@@ -19,54 +19,49 @@
 //! resolving their identities (each of them is about to ask for an attachment), up to
 //! [`MAX_WINDOWS`] windows.
 //!
-//! A reconcile hands its attachment over and ends ([`ComputeDesk::hand_off`]); the
+//! A reconcile hands its attachment over and ends ([`Desk::hand_off`]); the
 //! writer wakes it when the PATCH lands (see [`crate::desks::handoff`]). Detaching, which a binding
 //! must see done before it lets go of its records, is awaited in place.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use kvbind_azure::model::{ComputeIdentity, IdentityChange, MAX_USER_ASSIGNED_PER_COMPUTE};
 use kvbind_azure::{Arm, AzureError, ComputeId, IdentityId};
-use tokio::sync::oneshot;
 
-use crate::caches::shelf::Shelf;
-use crate::desks::handoff::{Answer, Handoffs, Landing, Waiter};
-use crate::desks::queue::{WriteQueues, enqueue, next_batch};
-use crate::turns::Turns;
+use crate::desks::desk::{Asker, Clerk, Desk};
 
 /// The longest a batch waits for more changes, in batch windows. A thousand new bindings
 /// create their identities over twenty seconds or so; closing the batch before they are all
 /// in costs a second PATCH, which takes as long again.
 pub const MAX_WINDOWS: u32 = 16;
 
-/// Who waits for a write: an answer, with the identity it asked to attach (none for a
-/// detach), so that an identity the target has no room for is refused to its askers alone.
-type Asker = (Option<Arc<IdentityId>>, Answer<Written>);
+/// Who waits for a write, with the identity it asked to attach (none for a detach), so
+/// that an identity the target has no room for is refused to its askers alone.
+type Attacher = (Option<Arc<IdentityId>>, Asker<Written>);
 
 #[derive(Default)]
 struct Pending {
     change: IdentityChange,
-    answers: Vec<Asker>,
+    answers: Vec<Attacher>,
 }
 
 /// One target's changes: those for its next write, and the write in flight.
 #[derive(Default)]
-struct Queue {
+pub struct Queue {
     next: Pending,
     /// The write in flight (shared with it: a thousand identities on twenty pools are not
     /// copied). A binding that reconciles again meanwhile asks for its attachment again; it
     /// waits for that write instead of costing another.
     writing: Option<Arc<IdentityChange>>,
     /// Who joined the write in flight.
-    joined: Vec<Asker>,
+    joined: Vec<Attacher>,
 }
 
 impl Queue {
     /// The changes waiting, taken as the write in flight; `None` when none are.
-    fn take_next(&mut self) -> Option<(Arc<IdentityChange>, Vec<Asker>)> {
+    fn take_next(&mut self) -> Option<(Arc<IdentityChange>, Vec<Attacher>)> {
         if self.next.answers.is_empty() {
             return None;
         }
@@ -127,23 +122,23 @@ fn within_limit(current: &ComputeIdentity, change: &IdentityChange) -> Option<(I
     Some((IdentityChange { add, remove: change.remove.clone() }, refused, kept + new.len()))
 }
 
+/// What one binding asks of a scale set or VM.
+pub enum Attachment {
+    /// Attach the identity.
+    Attach(Arc<IdentityId>),
+    /// Detach it.
+    Detach(Arc<IdentityId>),
+}
+
 /// Identity blocks per VM scale set or VM, and their writers.
-#[derive(Clone)]
-pub struct ComputeDesk {
+pub type ComputeDesk = Desk<ComputeClerk>;
+
+/// What the compute desk knows of scale sets and VMs: how to read and patch their identity
+/// blocks, and who is about to ask for an attachment.
+pub struct ComputeClerk {
     arm: Arc<dyn Arm>,
-    /// How long a read is trusted: the resync period.
-    ttl: Duration,
-    /// Each identity block as last read or written, shared: with a thousand identities on a
-    /// pool it is large, and every binding on the pool reads it.
-    reads: Arc<Shelf<ComputeId, Arc<ComputeIdentity>>>,
-    window: Option<Duration>,
-    queues: Arc<WriteQueues<ComputeId, Queue>>,
-    /// Without batching: one lock per target, so single writes still never overlap.
-    single: Arc<Turns<ComputeId>>,
     /// Bindings resolving their identity right now.
-    resolving: Arc<Resolving>,
-    /// Where handed-off changes land.
-    handoffs: Arc<Handoffs>,
+    resolving: Resolving,
 }
 
 /// How many bindings are resolving (reading or creating) their identity right now: each is
@@ -171,146 +166,69 @@ impl Drop for ResolvingGuard<'_> {
     }
 }
 
+impl ComputeClerk {
+    /// The clerk for scale sets and VMs behind `arm`.
+    pub fn new(arm: Arc<dyn Arm>) -> Self {
+        ComputeClerk { arm, resolving: Resolving::default() }
+    }
+}
+
 impl ComputeDesk {
-    /// A desk whose reads live for `ttl` and whose writer collects changes for `window`
-    /// before writing; `None` writes each change on its own, one at a time per target (the
-    /// naive strategy, for comparison).
-    pub fn new(arm: Arc<dyn Arm>, ttl: Duration, window: Option<Duration>, handoffs: Arc<Handoffs>) -> Self {
-        ComputeDesk { arm, ttl, reads: Arc::default(), window, queues: Arc::default(), single: Arc::default(), resolving: Arc::default(), handoffs }
-    }
-
-    /// `target`'s identity block, read at most once a resync however many ask at once.
-    pub async fn read(&self, target: &ComputeId) -> Result<Arc<ComputeIdentity>, AzureError> {
-        self.reads.read_through(target, self.ttl, async { self.arm.get_compute_identity(target).await.map(Arc::new) }).await
-    }
-
     /// Counts a binding as resolving its identity (it will soon ask for attachments) until
     /// the guard is dropped; open batches wait for it.
     pub fn resolving_identity(&self) -> ResolvingGuard<'_> {
-        self.resolving.start()
+        self.clerk.resolving.start()
+    }
+}
+
+impl Clerk for ComputeClerk {
+    type Id = ComputeId;
+    type Value = Arc<ComputeIdentity>;
+    type Request = Attachment;
+    type Queue = Queue;
+    type Batch = (Arc<IdentityChange>, Vec<Attacher>);
+    type Done = Written;
+    const OPERATION: &'static str = "UpdateComputeIdentity";
+
+    async fn read(&self, target: &ComputeId) -> Result<Arc<ComputeIdentity>, AzureError> {
+        self.arm.get_compute_identity(target).await.map(Arc::new)
     }
 
-    /// Attaches `add` and detaches `remove` on `target`, together with whatever else is
-    /// asked for the same target in the same window, and waits for the write. Returns the
-    /// identity block after it (or as it was, when nothing needed to change).
-    pub async fn change(&self, target: &ComputeId, add: Option<&IdentityId>, remove: Option<&IdentityId>) -> Result<Written, AzureError> {
-        let (add, remove) = (add.map(|id| Arc::new(id.clone())), remove.map(|id| Arc::new(id.clone())));
-        let (add, remove) = (add.as_ref(), remove.as_ref());
-        if self.window.is_none() {
-            return self.write_alone(target, add, remove).await;
-        }
-        let (reply, answer) = oneshot::channel();
-        self.enqueue(target, add, remove, Answer::Reply(reply));
-        answer.await.unwrap_or_else(|_| {
-            Err(AzureError::Transient {
-                operation: "UpdateComputeIdentity",
-                resource: target.to_string(),
-                message: "the writer for this resource stopped".to_owned(),
-            })
-        })
-    }
-
-    /// Attaches `identity` to `target` with the next batch, and wakes `binding` when that
-    /// lands instead of waiting for it.
-    pub fn hand_off(&self, target: &ComputeId, identity: &Arc<IdentityId>, binding: Waiter) {
-        self.handoffs.expect(&binding, target);
-        if self.window.is_some() {
-            self.enqueue(target, Some(identity), None, Answer::Wake(binding));
-            return;
-        }
-        let (this, target, identity) = (self.clone(), target.clone(), identity.clone());
-        tokio::spawn(async move {
-            let result = this.write_alone(&target, Some(&identity), None).await;
-            this.handoffs.land(Landing::Compute { result: result.map(|w| w.before), target }, vec![binding]);
-        });
-    }
-
-    /// Without batching: one write per change, one at a time per target.
-    async fn write_alone(&self, target: &ComputeId, add: Option<&Arc<IdentityId>>, remove: Option<&Arc<IdentityId>>) -> Result<Written, AzureError> {
-        let turn = self.single.turn(target);
-        let _turn = turn.lock().await;
-        let change = IdentityChange { add: add.into_iter().cloned().collect(), remove: remove.into_iter().cloned().collect() };
-        let Outcome { result, mut refused } = self.write(target, &change).await;
-        match refused.pop() {
-            Some((_, refusal)) => Err(refusal),
-            None => result,
-        }
-    }
-
-    fn enqueue(&self, target: &ComputeId, add: Option<&Arc<IdentityId>>, remove: Option<&Arc<IdentityId>>, answer: Answer<Written>) {
-        let start_writer = enqueue(&self.queues, target, |queue: &mut Queue| {
-            let pending = &mut queue.next;
-            let being_written = |id: &Arc<IdentityId>| queue.writing.as_ref().is_some_and(|w| w.add.contains(id));
-            let asker = (add.cloned(), answer);
-            match (add, remove) {
-                (Some(id), None) if being_written(id) && !pending.change.remove.contains(id) => queue.joined.push(asker),
-                _ => {
-                    if let Some(id) = add {
-                        pending.change.remove.remove(id);
-                        pending.change.add.insert(id.clone());
-                    }
-                    if let Some(id) = remove {
-                        pending.change.add.remove(id);
-                        pending.change.remove.insert(id.clone());
-                    }
-                    pending.answers.push(asker);
-                }
+    /// An attachment asked for again while the write in flight carries it joins that write;
+    /// any other change goes into the next, where the last word on an identity wins.
+    fn queue(queue: &mut Queue, request: Attachment, asker: Asker<Written>) {
+        let pending = &mut queue.next;
+        let being_written = |id: &Arc<IdentityId>| queue.writing.as_ref().is_some_and(|w| w.add.contains(id));
+        match request {
+            Attachment::Attach(id) if being_written(&id) && !pending.change.remove.contains(&id) => queue.joined.push((Some(id), asker)),
+            Attachment::Attach(id) => {
+                pending.change.remove.remove(&id);
+                pending.change.add.insert(id.clone());
+                pending.answers.push((Some(id), asker));
             }
-        });
-        if start_writer {
-            tokio::spawn(self.clone().write_loop(target.clone()));
-        }
-    }
-
-    /// Writes batches for one target until no more changes arrive.
-    async fn write_loop(self, target: ComputeId) {
-        let window = self.window.unwrap_or_default();
-        loop {
-            self.collect(&target, window).await;
-            let Some((change, answers)) = next_batch(&self.queues, &target, Queue::take_next) else {
-                return;
-            };
-            let Outcome { result, refused } = self.write(&target, &change).await;
-            drop(change);
-            let mut askers: Vec<Asker> = answers.into_iter().chain(self.finish_batch(&target)).collect();
-            for (identities, refusal) in refused {
-                let (left_out, rest) = askers.into_iter().partition(|(id, _)| id.as_ref().is_some_and(|id| identities.contains(id)));
-                askers = rest;
-                let refusal = Err(refusal);
-                let woken = Answer::answer_all(left_out.into_iter().map(|(_, answer): Asker| answer), &refusal);
-                self.handoffs.land(Landing::Compute { target: target.clone(), result: refusal.map(|w: Written| w.before) }, woken);
+            Attachment::Detach(id) => {
+                pending.change.add.remove(&id);
+                pending.change.remove.insert(id);
+                pending.answers.push((None, asker));
             }
-            let woken = Answer::answer_all(askers.into_iter().map(|(_, answer)| answer), &result);
-            self.handoffs.land(Landing::Compute { target: target.clone(), result: result.map(|w| w.before) }, woken);
         }
     }
 
-    /// Ends the write in flight for `target`: who joined it.
-    fn finish_batch(&self, target: &ComputeId) -> Vec<Asker> {
-        let mut queues = self.queues.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(queue) = queues.get_mut(target) else {
-            return Vec::new();
-        };
-        queue.writing = None;
-        std::mem::take(&mut queue.joined)
+    fn take(queue: &mut Queue) -> Option<Self::Batch> {
+        queue.take_next()
     }
 
     /// Waits while changes keep arriving or bindings are resolving their identities (a
     /// quarter window with neither closes the batch), for at most [`MAX_WINDOWS`] windows.
     /// Bindings about to ask are the ones resolving, so a batch need not wait a whole
     /// window for them: it closes as soon as they are all in.
-    async fn collect(&self, target: &ComputeId, window: Duration) {
+    async fn collect(&self, desk: &ComputeDesk, target: &ComputeId, _first: bool) {
+        let window = desk.window.unwrap_or_default();
         let started = tokio::time::Instant::now();
         tokio::time::sleep(window / 4).await;
         // New changes, not new askers: bindings that ask again for what is queued (or share
         // an identity) add nothing to wait for.
-        let arrived = || {
-            self.queues
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(target)
-                .map_or(0, |q| q.next.change.add.len() + q.next.change.remove.len())
-        };
+        let arrived = || desk.queued(target, |q| q.next.change.add.len() + q.next.change.remove.len()).unwrap_or(0);
         let mut seen = arrived();
         while started.elapsed() < window * MAX_WINDOWS {
             tokio::time::sleep(window / 4).await;
@@ -322,24 +240,62 @@ impl ComputeDesk {
         }
     }
 
+    async fn write(&self, desk: &ComputeDesk, target: &ComputeId, (change, answers): Self::Batch) {
+        let Outcome { result, refused } = self.write_change(desk, target, &change).await;
+        drop(change);
+        // The write in flight ends: who joined it hears with the batch's askers.
+        let joined = desk
+            .queued(target, |queue| {
+                queue.writing = None;
+                std::mem::take(&mut queue.joined)
+            })
+            .unwrap_or_default();
+        let mut askers: Vec<Attacher> = answers.into_iter().chain(joined).collect();
+        for (identities, refusal) in refused {
+            let (left_out, rest): (Vec<Attacher>, Vec<Attacher>) =
+                askers.into_iter().partition(|(id, _)| id.as_ref().is_some_and(|id| identities.contains(id)));
+            askers = rest;
+            desk.settle(target, left_out.into_iter().map(|(_, asker)| asker), &Err(refusal));
+        }
+        desk.settle(target, askers.into_iter().map(|(_, asker)| asker), &result);
+    }
+
+    async fn write_alone(&self, desk: &ComputeDesk, target: &ComputeId, request: Attachment) -> Result<Written, AzureError> {
+        let change = match request {
+            Attachment::Attach(id) => IdentityChange { add: [id].into(), remove: Default::default() },
+            Attachment::Detach(id) => IdentityChange { add: Default::default(), remove: [id].into() },
+        };
+        let Outcome { result, mut refused } = self.write_change(desk, target, &change).await;
+        match refused.pop() {
+            Some((_, refusal)) => Err(refusal),
+            None => result,
+        }
+    }
+
+    fn held_before(written: &Written) -> usize {
+        written.before
+    }
+}
+
+impl ComputeClerk {
     /// Writes `change`, less the identities `target` has no room for.
-    async fn write(&self, target: &ComputeId, change: &IdentityChange) -> Outcome {
+    async fn write_change(&self, desk: &ComputeDesk, target: &ComputeId, change: &IdentityChange) -> Outcome {
         // Always a fresh read before a write: the PATCH must keep what is there now.
         let current = match self.arm.get_compute_identity(target).await {
             Ok(current) => Arc::new(current),
             Err(e) => return Outcome { result: Err(e), refused: Vec::new() },
         };
-        self.reads.put(target.clone(), current.clone());
+        desk.reads.put(target.clone(), current.clone());
         // Azure refuses the whole update past its limit, so the batch is cut to what fits
         // and the rest is refused to its askers by name: one tenant's identity too many
         // does not fail everyone's attachment.
         let mut refused = Vec::new();
         let mut change = std::borrow::Cow::Borrowed(change);
         if let Some((within, left_out, count)) = within_limit(&current, &change) {
-            refused.push((left_out, self.limit_refusal(target, count)));
+            refused.push((left_out, limit_refusal(target, count)));
             change = std::borrow::Cow::Owned(within);
         }
-        let mut result = self.write_within(target, current.clone(), &change).await;
+        let mut result = self.write_within(desk, target, current.clone(), &change).await;
         // One identity ARM refuses by name fails the whole update; it is refused to its
         // askers and the others are written without it, once.
         if let Err(e) = &result {
@@ -348,25 +304,19 @@ impl ComputeDesk {
                 tracing::warn!(target = %target, refused = named.len(), "{e}");
                 let rest = IdentityChange { add: change.add.iter().filter(|id| !named.contains(*id)).cloned().collect(), remove: change.remove.clone() };
                 refused.push((named, e.clone()));
-                result = self.write_within(target, current, &rest).await;
+                result = self.write_within(desk, target, current, &rest).await;
             }
         }
         Outcome { result, refused }
     }
 
-    /// The refusal of identities past Azure's limit on `target`.
-    fn limit_refusal(&self, target: &ComputeId, count: usize) -> AzureError {
-        let refusal = AzureError::LimitReached {
-            operation: "UpdateComputeIdentity",
-            resource: target.to_string(),
-            limit: "PoolIdentityLimit",
-            message: crate::error::pool_identity_limit(&target.name, count, MAX_USER_ASSIGNED_PER_COMPUTE),
-        };
-        tracing::warn!(target = %target, "{refusal}");
-        refusal
-    }
-
-    async fn write_within(&self, target: &ComputeId, current: Arc<ComputeIdentity>, change: &IdentityChange) -> Result<Written, AzureError> {
+    async fn write_within(
+        &self,
+        desk: &ComputeDesk,
+        target: &ComputeId,
+        current: Arc<ComputeIdentity>,
+        change: &IdentityChange,
+    ) -> Result<Written, AzureError> {
         let before = current.user_assigned().len();
         let needed = change.add.iter().any(|id| !current.has(id)) || change.remove.iter().any(|id| current.has(id));
         if !needed {
@@ -374,9 +324,21 @@ impl ComputeDesk {
         }
         tracing::info!(target = %target, add = change.add.len(), remove = change.remove.len(), "updating identities");
         let after = Arc::new(self.arm.update_compute_identities(target, &current, change).await?);
-        self.reads.put(target.clone(), after.clone());
+        desk.reads.put(target.clone(), after.clone());
         Ok(Written { before, after })
     }
+}
+
+/// The refusal of identities past Azure's limit on `target`.
+fn limit_refusal(target: &ComputeId, count: usize) -> AzureError {
+    let refusal = AzureError::LimitReached {
+        operation: "UpdateComputeIdentity",
+        resource: target.to_string(),
+        limit: "PoolIdentityLimit",
+        message: crate::error::pool_identity_limit(&target.name, count, MAX_USER_ASSIGNED_PER_COMPUTE),
+    };
+    tracing::warn!(target = %target, "{refusal}");
+    refusal
 }
 
 #[cfg(test)]

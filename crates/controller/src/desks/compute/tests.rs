@@ -6,6 +6,7 @@ use std::time::Duration;
 use kvbind_azure::ResourceKind;
 
 use super::*;
+use crate::desks::handoff::Handoffs;
 use crate::fake_compute::FakeCompute;
 
 const WINDOW: Duration = Duration::from_secs(2);
@@ -19,7 +20,7 @@ fn identity(i: usize) -> IdentityId {
 }
 
 fn batcher_for(arm: &Arc<FakeCompute>) -> ComputeDesk {
-    ComputeDesk::new(arm.clone(), Duration::from_secs(600), Some(WINDOW), Arc::new(Handoffs::new().0))
+    ComputeDesk::new(ComputeClerk::new(arm.clone()), Duration::from_secs(600), Some(WINDOW), Arc::new(Handoffs::new().0))
 }
 
 /// Attaches identity `i`, `after` from now.
@@ -27,7 +28,7 @@ fn attach_later(batcher: &ComputeDesk, i: usize, after: Duration) -> tokio::task
     let batcher = batcher.clone();
     tokio::spawn(async move {
         tokio::time::sleep(after).await;
-        batcher.change(&pool(), Some(&identity(i)), None).await
+        batcher.write_in_place(&pool(), Attachment::Attach(Arc::new(identity(i)))).await
     })
 }
 
@@ -92,10 +93,10 @@ async fn handed_off_attachments_land_in_one_write_and_wake_their_bindings() {
     let arm = Arc::new(FakeCompute::new(Duration::from_secs(20)));
     let (handoffs, mut woken) = Handoffs::new();
     let handoffs = Arc::new(handoffs);
-    let batcher = ComputeDesk::new(arm.clone(), Duration::from_secs(600), Some(WINDOW), handoffs.clone());
+    let batcher = ComputeDesk::new(ComputeClerk::new(arm.clone()), Duration::from_secs(600), Some(WINDOW), handoffs.clone());
     let bindings: Vec<_> = (0..3).map(|i| Arc::new(ObjectRef::new(&format!("b{i}")).within("apps"))).collect();
     for (i, binding) in bindings.iter().enumerate() {
-        batcher.hand_off(&pool(), &Arc::new(identity(i)), binding.clone());
+        batcher.hand_off(&pool(), Attachment::Attach(Arc::new(identity(i))), binding.clone());
     }
     // Handing off returns at once; the bindings hear when the PATCH has landed.
     let mut heard = Vec::new();
@@ -105,7 +106,7 @@ async fn handed_off_attachments_land_in_one_write_and_wake_their_bindings() {
     assert_eq!(heard, bindings.iter().map(|b| b.as_ref().clone()).collect::<Vec<_>>());
     assert_eq!(*arm.added.lock().expect("lock"), vec![3], "one PATCH for the three");
     for binding in &bindings {
-        assert!(matches!(handoffs.take(binding).0.compute(&pool()), Some(Ok(0))), "landed, on a pool that had no identity before");
+        assert!(matches!(handoffs.take(binding).0.of(&pool()), Some(Ok(0))), "landed, on a pool that had no identity before");
     }
 }
 
@@ -133,7 +134,7 @@ async fn identities_past_azures_limit_are_refused_to_their_askers_and_the_rest_o
     // A detach in the same batch makes room for one more.
     let detach = {
         let batcher = batcher.clone();
-        tokio::spawn(async move { batcher.change(&pool(), None, Some(&identity(0))).await })
+        tokio::spawn(async move { batcher.write_in_place(&pool(), Attachment::Detach(Arc::new(identity(0)))).await })
     };
     let more = [attach_later(&batcher, refused[0], Duration::ZERO), attach_later(&batcher, refused[1], Duration::ZERO)];
     detach.await.expect("task").expect("detached");
@@ -160,14 +161,14 @@ async fn asking_again_for_an_attachment_being_written_joins_that_write() {
 
     let arm = Arc::new(FakeCompute::new(Duration::from_secs(20)));
     let (handoffs, mut woken) = Handoffs::new();
-    let batcher = ComputeDesk::new(arm.clone(), Duration::from_secs(600), Some(WINDOW), Arc::new(handoffs));
+    let batcher = ComputeDesk::new(ComputeClerk::new(arm.clone()), Duration::from_secs(600), Some(WINDOW), Arc::new(handoffs));
     let binding = Arc::new(ObjectRef::new("b").within("apps"));
-    batcher.hand_off(&pool(), &Arc::new(identity(0)), binding.clone());
+    batcher.hand_off(&pool(), Attachment::Attach(Arc::new(identity(0))), binding.clone());
     // The window has closed and the batch's read is under way: the binding, reconciled
     // again meanwhile, asks once more.
     tokio::time::sleep(WINDOW * 2).await;
     assert_eq!(arm.reads(), 1, "the write is in flight");
-    batcher.hand_off(&pool(), &Arc::new(identity(0)), binding.clone());
+    batcher.hand_off(&pool(), Attachment::Attach(Arc::new(identity(0))), binding.clone());
     assert!(woken.recv().await.is_some());
     // Long enough for a second batch to have been read and written, had there been one.
     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -177,7 +178,7 @@ async fn asking_again_for_an_attachment_being_written_joins_that_write() {
 #[tokio::test(start_paused = true)]
 async fn bindings_that_find_an_entry_stale_at_once_share_one_read() {
     let arm = Arc::new(FakeCompute::new(Duration::from_secs(1)));
-    let desk = Arc::new(ComputeDesk::new(arm.clone(), Duration::from_secs(10), Some(WINDOW), Arc::new(Handoffs::new().0)));
+    let desk = Arc::new(ComputeDesk::new(ComputeClerk::new(arm.clone()), Duration::from_secs(10), Some(WINDOW), Arc::new(Handoffs::new().0)));
     let read_all = || {
         let reads: Vec<_> = (0..50)
             .map(|_| {
