@@ -10,9 +10,11 @@
 //!   ─▶ policy/   the judge: may it, and may each binding sharing its identity (no write yet); its answers
 //!                are kept in the index (policy/judged) until a watch they read from reports a change
 //!   ─▶ binding/  the group's demand (binding/plan/group, pure), then the identity, then reach (pools or
-//!                federation) and access (grants) side by side, each deciding in binding/plan
+//!                federation) and access (grants) side by side, each deciding in binding/plan (identity,
+//!                attach, federation, grants)
 //!   ─▶ desks/    one per kind of Azure resource (scale sets and VMs, vaults, identities): its reads kept
-//!                for a resync, its writes batched and serialised, the bindings woken when they land
+//!                for a resync, its writes batched and serialised by one generic desk.rs, the bindings
+//!                woken when they land
 //!   ─▶ Azure (the ARM port), and records/ notes what kvbind did
 //!   ─▶ binding/write_back: the classes and stores name the identity; status (kstatus conditions) and Events back
 //! ```

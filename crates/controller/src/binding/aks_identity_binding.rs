@@ -18,13 +18,10 @@ use serde_json::json;
 
 use super::absent::delete_if_present;
 use super::azure_sync::Change;
+use super::plan::federation::{API_GROUP, VERB, aks_binding_current, aks_rbac_current};
 use crate::context::Context;
 use crate::error::{BindingError, Step};
 
-/// The API group AKS's token proxy authorises against.
-pub const API_GROUP: &str = "cid.wi.aks.azure.com";
-/// The verb AKS's token proxy asks for, on a resource named by the identity's client ID.
-pub const VERB: &str = "use-managed-identity";
 /// The federated credential AKS puts on an identity for all its identity bindings.
 pub const SHARED_CREDENTIAL: &str = "aks-identity-binding";
 
@@ -99,7 +96,7 @@ pub async fn bind(
         }
     };
     let bound = match found {
-        Some(found) if found.identity == identity.id && found.provisioning_state.eq_ignore_ascii_case("Succeeded") => found,
+        Some(found) if aks_binding_current(Some(&found), &identity.id) => found,
         _ => {
             let made = ctx
                 .azure
@@ -118,21 +115,7 @@ pub async fn bind(
     let role_bindings: Api<ClusterRoleBinding> = Api::all(ctx.kube.client.clone());
     let current_role = roles.get_opt(&role).await.map_err(|source| BindingError::Kube { action: "reading the ClusterRole", source })?;
     let current_binding = role_bindings.get_opt(&role).await.map_err(|source| BindingError::Kube { action: "reading the ClusterRoleBinding", source })?;
-    let role_current = current_role.is_some_and(|r| {
-        r.rules.as_deref().is_some_and(|rules| {
-            rules.len() == 1
-                && rules[0].verbs == [VERB]
-                && rules[0].api_groups.as_deref() == Some(&[API_GROUP.to_owned()])
-                && rules[0].resources.as_deref() == Some(std::slice::from_ref(&identity.client_id))
-        })
-    });
-    let binding_current = current_binding.is_some_and(|b| {
-        b.role_ref.name == role
-            && b.subjects
-                .as_deref()
-                .is_some_and(|s| s.len() == 1 && s[0].kind == "ServiceAccount" && s[0].name == service_account && s[0].namespace.as_deref() == Some(namespace))
-    });
-    if !role_current || !binding_current {
+    if !aks_rbac_current(current_role.as_ref(), current_binding.as_ref(), &role, namespace, service_account, &identity.client_id) {
         let apply = PatchParams::apply(FIELD_MANAGER).force();
         roles
             .patch(&role, &apply, &Patch::Apply(cluster_role(&role, namespace, &identity.client_id)))

@@ -14,6 +14,7 @@ use super::azure_sync::{self, Change};
 use super::demand::demand;
 use super::events::publish;
 use super::names::key;
+use super::plan;
 use super::{aks_identity_binding, imds_egress, workload_identity, write_back};
 use crate::context::Context;
 use crate::desks::handoff::Waiting;
@@ -88,7 +89,7 @@ pub(super) async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut
     // this installation made it for this namespace (`ensure_identity`).
     let owned = found
         .as_ref()
-        .is_some_and(|i| !adopt && azure_sync::made_here(i, &ctx.config.installation) && azure_sync::ours_to_join(i, &namespace, &[key(binding)]));
+        .is_some_and(|i| !adopt && plan::identity::made_here(i, &ctx.config.installation) && plan::identity::ours_to_join(i, &namespace, &[key(binding)]));
     // Nothing is undone for a binding kvbind has no evidence of having served: no policy
     // allows it, the identity is not this installation's, and the ledger knows nothing of
     // it. Its status may say anything; the tenant writes that.

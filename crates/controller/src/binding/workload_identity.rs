@@ -12,6 +12,7 @@ use kvbind_azure::model::{FederatedCredential, Identity, TOKEN_EXCHANGE_AUDIENCE
 use serde_json::json;
 
 use super::azure_sync::Change;
+use super::plan::federation::federation_step;
 use crate::context::Context;
 use crate::error::{BindingError, Step};
 
@@ -53,15 +54,8 @@ pub async fn federate(
         .await
         .map_err(|source| BindingError::Kube { action: "reading the ServiceAccount", source })?
         .ok_or_else(|| BindingError::ServiceAccountNotFound(service_account.to_owned()))?;
-    let annotated = account.metadata.annotations.as_ref().and_then(|a| a.get(CLIENT_ID_ANNOTATION)).cloned();
-    let ours = previous.is_some_and(|p| p.service_account == service_account);
-    if let Some(found) = &annotated
-        && found != &identity.client_id
-        && !ours
-    {
-        return Err(BindingError::ServiceAccountConflict { name: service_account.to_owned(), found: found.clone() });
-    }
-
+    let annotated = account.metadata.annotations.as_ref().and_then(|a| a.get(CLIENT_ID_ANNOTATION)).map(String::as_str);
+    let federated_before = previous.is_some_and(|p| p.service_account == service_account);
     let wanted = FederatedCredential {
         name: credential_name(&ctx.config.installation, namespace, service_account),
         issuer: issuer.clone(),
@@ -74,13 +68,15 @@ pub async fn federate(
         .get_federated_credential(&identity.id, &wanted.name)
         .await
         .map_err(BindingError::azure(Step::Nodes, "reading the federated credential"))?;
-    if found.as_ref() != Some(&wanted) {
+    let step = federation_step(&wanted, found.as_ref(), annotated, &identity.client_id, federated_before)
+        .map_err(|found| BindingError::ServiceAccountConflict { name: service_account.to_owned(), found })?;
+    if step.credential {
         ctx.azure.arm.put_federated_credential(&identity.id, &wanted).await.map_err(BindingError::azure(Step::Nodes, "creating the federated credential"))?;
         changes
             .push(("FederatedCredentialCreated", format!("federated identity {} with ServiceAccount {service_account} (issuer {issuer})", identity.id.name)));
     }
 
-    if annotated.as_deref() != Some(identity.client_id.as_str()) {
+    if step.annotation {
         let patch = json!({
             "apiVersion": "v1",
             "kind": "ServiceAccount",

@@ -4,7 +4,7 @@ use kvbind_api::identity_binding::IdentitySpec;
 use kvbind_azure::model::Identity;
 use kvbind_azure::{ComputeId, IdentityId};
 
-use super::ownership::{IdentityStep, identity_step, identity_tags, made_here};
+use crate::binding::plan::identity::{IdentityStep, identity_step, identity_tags, made_here};
 use crate::context::Context;
 use crate::desks::handoff::Change;
 use crate::error::{BindingError, Step};

@@ -5,14 +5,12 @@
 mod attachments;
 mod grants;
 mod identity;
-mod ownership;
 mod records;
 mod vaults;
 
 pub use self::attachments::{Attachments, sync_attachments};
 pub use self::grants::{Grants, sync_grants};
 pub use self::identity::{delete_identity, ensure_identity};
-pub use self::ownership::{made_here, ours_to_join};
 pub use self::records::keep_adoption_record;
 pub use self::vaults::resolve_vaults;
 /// Something kvbind changed in Azure, for an Event.

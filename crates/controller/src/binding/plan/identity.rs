@@ -1,4 +1,5 @@
-//! Which identities are this installation's: the tags kvbind writes and reads.
+//! Step 1's decision: which identities are this installation's (the tags kvbind writes
+//! and reads), and whether to create, keep, retag, adopt, or refuse the one a binding names.
 
 use std::collections::BTreeMap;
 

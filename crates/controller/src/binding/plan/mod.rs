@@ -3,13 +3,18 @@
 //! table test; the steps in [`super::azure_sync`] read Azure, ask these, and write.
 //!
 //! - [`group`]: what an identity's group of bindings needs together, and what it may remove;
+//! - [`identity`]: whose the identity is, and whether to create, keep, retag or adopt it;
+//! - [`federation`]: the federated credential and annotation, or the AKS identity binding
+//!   and its ClusterRole, from what is there;
 //! - [`attach`]: per scale set or VM, keep, attach, refuse past Azure's limit, or detach;
 //! - [`grants`]: per vault, the least-privilege permissions or role assignments, and the
 //!   change from what the vault holds.
 
 pub mod attach;
+pub mod federation;
 pub mod grants;
 pub mod group;
+pub mod identity;
 
 pub use attach::{AttachStep, plan_attachments};
 pub use grants::{RoleChange, access_policy_permissions, access_policy_plan, list_reason, made_by_kvbind, role_assignment_change, role_assignments};
