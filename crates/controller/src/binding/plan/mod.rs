@@ -4,6 +4,8 @@
 //!
 //! - [`group`]: what an identity's group of bindings needs together, and what it may remove;
 //! - [`identity`]: whose the identity is, and whether to create, keep, retag or adopt it;
+//! - [`reach`]: which way the pods reach the identity (pools, federation, AKS), and what an
+//!   earlier way left to take back;
 //! - [`federation`]: the federated credential and annotation, or the AKS identity binding
 //!   and its ClusterRole, from what is there;
 //! - [`attach`]: per scale set or VM, keep, attach, refuse past Azure's limit, or detach;
@@ -15,6 +17,7 @@ pub mod federation;
 pub mod grants;
 pub mod group;
 pub mod identity;
+pub mod reach;
 
 pub use attach::{AttachStep, plan_attachments};
 pub use grants::{RoleChange, access_policy_permissions, access_policy_plan, list_reason, made_by_kvbind, role_assignment_change, role_assignments};
