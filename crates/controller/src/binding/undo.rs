@@ -79,41 +79,24 @@ pub(super) async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut
     let mut demand = demand(binding, &identity_id, None, &judge);
     let namespace = binding.namespace().unwrap_or_default();
     let sharers = sharing_identity(binding, &identity_id, &judge);
-    // The sharers of this namespace keep the classes, the federation and the namespace's
-    // place in the admission policy that they use too.
-    let sharers_here: Vec<&Arc<IdentityBinding>> = sharers.iter().filter(|b| b.namespace().as_deref() == Some(namespace.as_str())).collect();
-    let shared_classes: BTreeSet<String> =
-        sharers_here.iter().filter_map(|b| b.status.as_ref()).flat_map(|s| s.secret_provider_classes.iter().map(|c| c.name.clone())).collect();
+    let sharers_here: Vec<&IdentityBinding> = sharers.iter().filter(|b| b.namespace().as_deref() == Some(namespace.as_str())).map(|b| b.as_ref()).collect();
+    let leaving = plan::undo::leaving(binding, &sharers_here);
     let found = ctx.azure.arm.get_identity(&identity_id).await.map_err(BindingError::azure(Step::Identity, "reading the identity"))?;
     // An identity adopted by ID is never kvbind's, whoever tagged it; one named is only when
     // this installation made it for this namespace (`ensure_identity`).
-    let owned = found
-        .as_ref()
-        .is_some_and(|i| !adopt && plan::identity::made_here(i, &ctx.config.installation) && plan::identity::ours_to_join(i, &namespace, &[key(binding)]));
+    let owned = found.as_ref().is_some_and(|i| plan::identity::owned(i, adopt, &ctx.config.installation, &namespace, &[key(binding)]));
     // Nothing is undone for a binding kvbind has no evidence of having served: no policy
     // allows it, the identity is not this installation's, and the ledger knows nothing of
     // it. Its status may say anything; the tenant writes that.
     if !owned && !ctx.ledger.knows(&identity_id) && !policy::admits(binding, &judge) {
         return Ok(());
     }
-    if let Some(federation) = binding.status.as_ref().and_then(|s| s.workload_identity.as_ref()) {
-        let shared = sharers_here
-            .iter()
-            .any(|b| b.status.as_ref().and_then(|s| s.workload_identity.as_ref()).is_some_and(|w| w.service_account == federation.service_account));
-        if !shared {
-            workload_identity::unfederate(ctx, &namespace, &identity_id, &federation.service_account, changes).await?;
-        }
+    if let Some(account) = leaving.unfederate {
+        workload_identity::unfederate(ctx, &namespace, &identity_id, account, changes).await?;
     }
     let client_id = found.as_ref().map(|i| i.client_id.clone());
     if let Some(identity) = found {
-        // The ServiceAccounts the spec and the status name: every name removed is derived
-        // from this namespace, so a status can at most point kvbind at its own namespace's.
-        let mut accounts: BTreeSet<&str> = BTreeSet::new();
-        if binding.spec.mode == IdentityMode::AksIdentityBinding {
-            accounts.extend(binding.spec.service_account.as_ref().map(|s| s.name.as_str()));
-        }
-        accounts.extend(binding.status.as_ref().and_then(|s| s.aks_identity_binding.as_ref()).map(|b| b.service_account.as_str()));
-        for account in accounts {
+        for account in &leaving.aks_accounts {
             release_aks_binding(&judge, binding, &identity.id, &identity.client_id, account, true, owned, changes).await?;
         }
         let mut records = demand.records.clone();
@@ -173,10 +156,8 @@ pub(super) async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut
             ctx.ledger.forget(&identity.id);
         }
     }
-    for class in binding.status.iter().flat_map(|s| s.secret_provider_classes.iter()) {
-        if !shared_classes.contains(&class.name) {
-            write_back::forget_identity(ctx, &namespace, &class.name).await?;
-        }
+    for class in &leaving.classes {
+        write_back::forget_identity(ctx, &namespace, class).await?;
     }
     // Only kvbind's own fields go, and only in the binding's namespace, so the names may
     // come from the spec and status; a store another live binding names keeps them.
@@ -199,7 +180,7 @@ pub(super) async fn undo(binding: &IdentityBinding, ctx: &Context, changes: &mut
     if !others_here {
         imds_egress::keep(ctx, &namespace, false, changes).await?;
     }
-    if let (Some(bound), Some(client_id), true) = (&ctx.bound, client_id, sharers_here.is_empty()) {
+    if let (Some(bound), Some(client_id), true) = (&ctx.bound, client_id, leaving.withdraw_namespace) {
         bound
             .unbind(&client_id, &namespace)
             .await

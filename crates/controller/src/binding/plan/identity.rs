@@ -29,6 +29,15 @@ pub fn ours_to_join(identity: &Identity, namespace: &str, users: &[String]) -> b
     named.iter().any(|key| key.split_once('/').is_some_and(|(ns, _)| ns == namespace) || users.iter().any(|u| u == key))
 }
 
+/// Whether what kvbind did with `identity` for a binding of `namespace` was done to its
+/// own: the identity was named (not adopted by resource ID, `adopted`), this installation
+/// made it, and made it for this namespace or for `users`. Only then are its attachments
+/// and grants kvbind's to take back without a record of each, and the identity kvbind's to
+/// delete.
+pub fn owned(identity: &Identity, adopted: bool, installation: &str, namespace: &str, users: &[String]) -> bool {
+    !adopted && made_here(identity, installation) && ours_to_join(identity, namespace, users)
+}
+
 /// The bindings tag: the users' keys, whole, as many as fit in Azure's 256 characters.
 pub fn owners_tag(users: &[String]) -> String {
     let mut owners = String::new();
@@ -130,6 +139,10 @@ mod tests {
         for (case, found, may_adopt, step) in table {
             assert_eq!(identity_step(found.as_ref(), may_adopt, HERE, "team-a", &users, &wanted), step, "{case}");
         }
+        assert!(owned(&identity(&wanted_list), false, HERE, "team-a", &users), "made here, for this namespace");
+        assert!(!owned(&identity(&wanted_list), true, HERE, "team-a", &users), "adopted by ID, whoever tagged it");
+        assert!(!owned(&identity(&leftover_of_b), false, HERE, "team-a", &users), "made here for another namespace");
+        assert!(!owned(&identity(&another_installation), false, HERE, "team-a", &users), "another installation's");
         assert_eq!(
             identity_step(Some(&identity(&wanted_list)), false, "", "team-a", &users, &wanted),
             IdentityStep::RefuseAdoption,

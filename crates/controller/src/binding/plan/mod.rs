@@ -9,6 +9,8 @@
 //! - [`federation`]: the federated credential and annotation, or the AKS identity binding
 //!   and its ClusterRole, from what is there;
 //! - [`attach`]: per scale set or VM, keep, attach, refuse past Azure's limit, or detach;
+//! - [`undo`]: what a leaving binding takes back in its namespace, and what its sharers
+//!   keep;
 //! - [`grants`]: per vault, the least-privilege permissions or role assignments, and the
 //!   change from what the vault holds.
 
@@ -18,6 +20,7 @@ pub mod grants;
 pub mod group;
 pub mod identity;
 pub mod reach;
+pub mod undo;
 
 pub use attach::{AttachStep, plan_attachments};
 pub use grants::{RoleChange, access_policy_permissions, access_policy_plan, list_reason, made_by_kvbind, role_assignment_change, role_assignments};
