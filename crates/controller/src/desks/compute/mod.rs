@@ -6,7 +6,6 @@
 //! per binding. kvbind's own writes update it; a change made by someone else is seen at the
 //! next expiry, which is when the resync promises to repair drift.
 //!
-//!
 //! Compute allows about four identity PATCHes per scale set per minute and answers 409 to a
 //! second write while one is in flight. So attach and detach requests from every binding
 //! for the same scale set are collected for a short window and sent as one PATCH, and a
