@@ -71,6 +71,7 @@ pub(super) async fn reach(
         message: String::new(),
     };
     match plan.way {
+        // Returned above, before any attachment: AKS keeps the add-on's identity.
         Way::AddOn => {}
         Way::AksBinding(account) => {
             let bound = aks_identity_binding::bind(ctx, &namespace, account, identity, changes).await?;

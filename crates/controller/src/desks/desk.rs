@@ -115,11 +115,17 @@ impl<C: Clerk> Desk<C> {
     }
 
     /// Asks for `request` on `id` as `waiting` says: awaited in place (`Some` with how it
-    /// went), or handed off for a binding that is woken when it lands (`None`).
+    /// went), or handed off for a binding that is woken when it lands (`None`). A write
+    /// handed off before that landed with an error is that error.
     pub async fn write(&self, id: &C::Id, request: C::Request, waiting: Waiting<'_>) -> Result<Option<C::Done>, AzureError> {
         match waiting {
             Waiting::InPlace => self.write_in_place(id, request).await.map(Some),
-            Waiting::HandOff { binding, .. } => {
+            Waiting::HandOff { binding, landed } => {
+                // A handed-off write that failed is this reconcile's error; the binding's
+                // retry hands it off again.
+                if let Some(Err(e)) = landed.of(id) {
+                    return Err(e.clone());
+                }
                 self.hand_off(id, request, binding.clone());
                 Ok(None)
             }

@@ -128,13 +128,6 @@ pub(super) async fn attach(
     if !owned {
         record_ahead(ctx, identity, |ledger, identity| ledger.note_attached(identity, target)).await?;
     }
-    // A handed-off write that failed is this reconcile's error; the binding's retry hands
-    // it off again.
-    if let Waiting::HandOff { landed, .. } = waiting
-        && let Some(Err(e)) = landed.of(target)
-    {
-        return Err(BindingError::azure(Step::Nodes, "attaching the identity")(e.clone()));
-    }
     let written = ctx.azure.compute.write(target, Attachment::Attach(identity.clone()), waiting).await;
     Ok(written.map_err(BindingError::azure(Step::Nodes, "attaching the identity"))?.and_then(|w| attached_now(w.before, w.after)))
 }

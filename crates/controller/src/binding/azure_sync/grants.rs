@@ -90,13 +90,6 @@ pub(super) async fn sync_access_policy(
             changes.push(granted_now());
         }
     } else {
-        // A handed-off write that failed is this reconcile's error; the binding's retry
-        // hands it off again.
-        if let Waiting::HandOff { landed, .. } = waiting
-            && let Some(Err(e)) = landed.of(&vault.id)
-        {
-            return Err(BindingError::azure(Step::Access, "adding the access policy")(e.clone()));
-        }
         let add = EntryChange { op: AccessPolicyOp::Add, entry: entry(change.add.clone()) };
         match ctx.azure.vaults.write(&vault.id, add, waiting).await.map_err(BindingError::azure(Step::Access, "adding the access policy"))? {
             Some(_) => changes.push(("AccessGranted", format!("granted {} on vault {}", describe(&change.add), vault.id.name))),
