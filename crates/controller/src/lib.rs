@@ -11,7 +11,7 @@
 //!                are kept in the index (policy/judged) until a watch they read from reports a change
 //!   ─▶ binding/  the group's demand (binding/plan/group, pure), then the identity, then reach (pools or
 //!                federation) and access (grants) side by side, each deciding in binding/plan (identity,
-//!                reach, attach, federation, grants; undo for a binding that goes)
+//!                reach, attach, federation, grants, write_back; undo for a binding that goes)
 //!   ─▶ desks/    one per kind of Azure resource (scale sets and VMs, vaults, identities): its reads kept
 //!                for a resync, its writes batched and serialised by one generic desk.rs, the bindings
 //!                woken when they land

@@ -67,13 +67,20 @@ impl Default for PacingSettings {
     }
 }
 
+/// Which of the budgets a request spends, each paced to its [`PacingSettings`] field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
+    /// [`PacingSettings::reads`], keyed by subscription.
     Reads,
+    /// [`PacingSettings::writes`], keyed by subscription.
     Writes,
+    /// [`PacingSettings::deletes`], keyed by subscription.
     Deletes,
+    /// [`PacingSettings::compute_updates`], keyed by the scale set's or VM's path.
     ComputeUpdates,
+    /// [`PacingSettings::identity_creates`], keyed by subscription.
     IdentityCreates,
+    /// [`PacingSettings::identity_assignments`], keyed by subscription.
     IdentityAssignments,
 }
 

@@ -1,22 +1,26 @@
-//! Writing the identity into the SecretProviderClasses, with server-side apply under
-//! kvbind's field manager, so every other parameter stays as its owner wrote it.
+//! Writing the identity into the SecretProviderClasses and External Secrets stores, and
+//! taking it back, with server-side apply under kvbind's field manager, so every other
+//! field stays as its owner wrote it. What to write is [`super::plan::write_back`]'s.
 
+use std::fmt::Debug;
+
+use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
 use kvbind_api::FIELD_MANAGER;
-use kvbind_api::external_secrets::{SecretStore, fields};
+use kvbind_api::external_secrets::SecretStore;
 use kvbind_api::identity_binding::IdentityMode;
-use kvbind_api::secret_provider_class::{SecretProviderClass, keys};
-use serde_json::json;
+use kvbind_api::secret_provider_class::SecretProviderClass;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 
 use super::azure_sync::Change;
+use super::plan::write_back::{class_parameters, store_provider};
 use crate::context::Context;
 use crate::error::BindingError;
-use crate::needs::{ClassInput, StoreInput, store_auth_type};
+use crate::needs::{ClassInput, StoreInput};
 
-/// Writes the identity into each class that does not carry it yet: for VM managed identity
-/// `useVMManagedIdentity: "true"` and `userAssignedIdentityID`, for workload identity
-/// `clientID`, for AKS identity bindings `useAzureTokenProxy: "true"` and `clientID`. Being a full apply of kvbind's fields, it also takes back the other mode's
-/// parameters when a binding changes mode.
+/// Writes the identity into each class that does not carry it yet, as
+/// [`class_parameters`] decides.
 pub async fn write_identity(
     ctx: &Context,
     namespace: &str,
@@ -27,34 +31,8 @@ pub async fn write_identity(
 ) -> Result<(), BindingError> {
     let api: Api<SecretProviderClass> = Api::namespaced(ctx.kube.client.clone(), namespace);
     for class in classes {
-        let current = match mode {
-            IdentityMode::VmManagedIdentity => {
-                class.uses_vm_identity && class.identity_id.as_deref() == Some(client_id) && class.client_id.is_none() && !class.uses_token_proxy
-            }
-            IdentityMode::WorkloadIdentity => {
-                class.client_id.as_deref() == Some(client_id) && !class.uses_vm_identity && class.identity_id.is_none() && !class.uses_token_proxy
-            }
-            IdentityMode::AksIdentityBinding => {
-                class.client_id.as_deref() == Some(client_id) && class.uses_token_proxy && !class.uses_vm_identity && class.identity_id.is_none()
-            }
-        };
-        if current {
-            continue;
-        }
-        let parameters = match mode {
-            IdentityMode::VmManagedIdentity => {
-                json!({keys::USE_VM_MANAGED_IDENTITY: "true", keys::USER_ASSIGNED_IDENTITY_ID: client_id})
-            }
-            IdentityMode::WorkloadIdentity => json!({keys::CLIENT_ID: client_id}),
-            IdentityMode::AksIdentityBinding => json!({keys::USE_AZURE_TOKEN_PROXY: "true", keys::CLIENT_ID: client_id}),
-        };
-        let patch = json!({
-            "apiVersion": "secrets-store.csi.x-k8s.io/v1",
-            "kind": "SecretProviderClass",
-            "metadata": {"name": class.name, "namespace": namespace},
-            "spec": {"parameters": parameters},
-        });
-        api.patch(&class.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        let Some(parameters) = class_parameters(class, client_id, mode) else { continue };
+        apply(&api, &class.name, namespace, Some(json!({"parameters": parameters})))
             .await
             .map_err(|source| BindingError::Kube { action: "writing the client ID into the SecretProviderClass", source })?;
         changes.push(("SecretProviderClassUpdated", format!("wrote client ID {client_id} into SecretProviderClass {}", class.name)));
@@ -62,27 +40,14 @@ pub async fn write_identity(
     Ok(())
 }
 
-/// Takes back what kvbind wrote into a class: applying an empty configuration under
-/// kvbind's field manager removes the fields only kvbind owned.
+/// Takes back what kvbind wrote into a class.
 pub async fn forget_identity(ctx: &Context, namespace: &str, class: &str) -> Result<(), BindingError> {
     let api: Api<SecretProviderClass> = Api::namespaced(ctx.kube.client.clone(), namespace);
-    let patch = json!({
-        "apiVersion": "secrets-store.csi.x-k8s.io/v1",
-        "kind": "SecretProviderClass",
-        "metadata": {"name": class, "namespace": namespace},
-    });
-    match api.patch(class, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(source) => Err(BindingError::Kube { action: "removing the client ID from the SecretProviderClass", source }),
-    }
+    take_back(&api, class, namespace).await.map_err(|source| BindingError::Kube { action: "removing the client ID from the SecretProviderClass", source })
 }
 
-/// Writes the identity into each External Secrets store that does not carry it yet: for VM
-/// managed identity `authType: ManagedIdentity` and `identityId` (the client ID, which ESO
-/// asks IMDS for), for workload identity `authType: WorkloadIdentity` and the binding's
-/// ServiceAccount, whose client ID annotation ESO reads. As with classes, the full apply of
-/// kvbind's fields takes back the other mode's.
+/// Writes the identity into each External Secrets store that does not carry it yet, as
+/// [`store_provider`] decides.
 pub async fn write_store_identity(
     ctx: &Context,
     namespace: &str,
@@ -93,33 +58,9 @@ pub async fn write_store_identity(
     changes: &mut Vec<Change>,
 ) -> Result<(), BindingError> {
     let api: Api<SecretStore> = Api::namespaced(ctx.kube.client.clone(), namespace);
-    let auth_type = store_auth_type(mode);
     for store in stores {
-        let current = store.auth_type.as_deref() == Some(auth_type)
-            && match mode {
-                IdentityMode::VmManagedIdentity => store.identity_id.as_deref() == Some(client_id) && store.service_account.is_none(),
-                // The CRD refuses stores in mode AKSIdentityBinding; were one to come, ESO's
-                // nearest is workload identity.
-                IdentityMode::WorkloadIdentity | IdentityMode::AksIdentityBinding => {
-                    store.service_account.as_deref() == service_account && store.identity_id.is_none()
-                }
-            };
-        if current {
-            continue;
-        }
-        let azurekv = match mode {
-            IdentityMode::VmManagedIdentity => json!({fields::AUTH_TYPE: auth_type, fields::IDENTITY_ID: client_id}),
-            IdentityMode::WorkloadIdentity | IdentityMode::AksIdentityBinding => {
-                json!({fields::AUTH_TYPE: auth_type, fields::SERVICE_ACCOUNT_REF: {"name": service_account}})
-            }
-        };
-        let patch = json!({
-            "apiVersion": kvbind_api::external_secrets::API_VERSION,
-            "kind": "SecretStore",
-            "metadata": {"name": store.name, "namespace": namespace},
-            "spec": {"provider": {"azurekv": azurekv}},
-        });
-        api.patch(&store.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        let Some(azurekv) = store_provider(store, client_id, mode, service_account) else { continue };
+        apply(&api, &store.name, namespace, Some(json!({"provider": {"azurekv": azurekv}})))
             .await
             .map_err(|source| BindingError::Kube { action: "writing the identity into the SecretStore", source })?;
         changes.push(("SecretStoreUpdated", format!("wrote the identity (client ID {client_id}) into SecretStore {}", store.name)));
@@ -127,17 +68,37 @@ pub async fn write_store_identity(
     Ok(())
 }
 
-/// Takes back what kvbind wrote into a store, as [`forget_identity`] does for a class.
+/// Takes back what kvbind wrote into a store.
 pub async fn forget_store_identity(ctx: &Context, namespace: &str, store: &str) -> Result<(), BindingError> {
     let api: Api<SecretStore> = Api::namespaced(ctx.kube.client.clone(), namespace);
-    let patch = json!({
-        "apiVersion": kvbind_api::external_secrets::API_VERSION,
-        "kind": "SecretStore",
-        "metadata": {"name": store, "namespace": namespace},
+    take_back(&api, store, namespace).await.map_err(|source| BindingError::Kube { action: "removing the identity from the SecretStore", source })
+}
+
+/// Applies `spec` as kvbind's fields of object `name`, under kvbind's field manager, so
+/// every other field stays as its owner wrote it.
+async fn apply<K>(api: &Api<K>, name: &str, namespace: &str, spec: Option<Value>) -> kube::Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    let mut configuration = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": {"name": name, "namespace": namespace},
     });
-    match api.patch(store, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await {
-        Ok(_) => Ok(()),
+    if let Some(spec) = spec {
+        configuration["spec"] = spec;
+    }
+    api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&configuration)).await.map(drop)
+}
+
+/// Applies an empty configuration under kvbind's field manager, which removes the fields
+/// only kvbind owned. An object gone holds nothing of kvbind's.
+async fn take_back<K>(api: &Api<K>, name: &str, namespace: &str) -> kube::Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+{
+    match apply(api, name, namespace, None).await {
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
-        Err(source) => Err(BindingError::Kube { action: "removing the identity from the SecretStore", source }),
+        other => other,
     }
 }

@@ -12,7 +12,8 @@
 //! - [`undo`]: what a leaving binding takes back in its namespace, and what its sharers
 //!   keep;
 //! - [`grants`]: per vault, the least-privilege permissions or role assignments, and the
-//!   change from what the vault holds.
+//!   change from what the vault holds;
+//! - [`write_back`]: the fields kvbind owns in a class or store for the binding's mode.
 
 pub mod attach;
 pub mod federation;
@@ -21,6 +22,7 @@ pub mod group;
 pub mod identity;
 pub mod reach;
 pub mod undo;
+pub mod write_back;
 
 pub use attach::{AttachStep, plan_attachments};
 pub use grants::{RoleChange, access_policy_permissions, access_policy_plan, list_reason, made_by_kvbind, role_assignment_change, role_assignments};
