@@ -6,6 +6,8 @@
 //! exist". kvbind still attaches (the binding asks for it), but it names those classes in a
 //! condition on the binding and an Event on each class, instead of breaking them silently.
 
+use std::sync::Arc;
+
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use kvbind_api::IdentityBinding;
@@ -23,7 +25,7 @@ pub const CONDITION: &str = "UnpinnedClassesAtRisk";
 const LISTED: usize = 10;
 
 /// Adds the condition, and Events on the classes when kvbind just made a pool crowded.
-pub fn report(ctx: &Context, binding: &IdentityBinding, own: &[ClassInput], crowded: &[ComputeId], newly_crowded: &[ComputeId], progress: &mut Progress) {
+pub fn report(ctx: &Context, binding: &IdentityBinding, own: &[Arc<ClassInput>], crowded: &[ComputeId], newly_crowded: &[ComputeId], progress: &mut Progress) {
     if crowded.is_empty() {
         return;
     }

@@ -2,6 +2,8 @@
 //! stop the mount: said as a condition while it holds, and as a Warning Event when it is
 //! new. The findings that would stop the mount fail the binding in [`super::inputs`].
 
+use std::sync::Arc;
+
 use kube::Resource;
 use kube::runtime::events::{Event, EventType};
 use kvbind_api::IdentityBinding;
@@ -13,7 +15,7 @@ use crate::event_queue::Repeats;
 use crate::needs::ClassInput;
 
 /// The condition's reason and message for `classes`' warnings; `None` when there are none.
-pub fn summary(classes: &[ClassInput]) -> Option<(&'static str, String)> {
+pub fn summary(classes: &[Arc<ClassInput>]) -> Option<(&'static str, String)> {
     let found: Vec<(&str, &kvbind_api::class_lint::Finding)> = classes.iter().flat_map(|c| c.warnings.iter().map(move |w| (c.name.as_str(), w))).collect();
     let (_, first) = found.first()?;
     let reason = if found.iter().all(|(_, f)| f.reason() == first.reason()) { first.reason() } else { "ParameterWarnings" };
@@ -22,7 +24,7 @@ pub fn summary(classes: &[ClassInput]) -> Option<(&'static str, String)> {
 }
 
 /// Adds the condition to `progress`, and queues the Event when the message is new.
-pub fn report(ctx: &Context, binding: &IdentityBinding, classes: &[ClassInput], progress: &mut Progress) {
+pub fn report(ctx: &Context, binding: &IdentityBinding, classes: &[Arc<ClassInput>], progress: &mut Progress) {
     let Some((reason, message)) = summary(classes) else { return };
     let said = binding.status.as_ref().and_then(|s| find(&s.conditions, CLASS_LINT)).is_some_and(|c| c.message == message);
     if !said {
@@ -39,8 +41,8 @@ mod tests {
 
     use super::*;
 
-    fn class(name: &str, warnings: Vec<Finding>) -> ClassInput {
-        ClassInput {
+    fn class(name: &str, warnings: Vec<Finding>) -> Arc<ClassInput> {
+        Arc::new(ClassInput {
             name: name.into(),
             vault_name: "kv".into(),
             tenant_id: "t".into(),
@@ -50,7 +52,7 @@ mod tests {
             uses_token_proxy: false,
             client_id: None,
             warnings,
-        }
+        })
     }
 
     #[test]

@@ -152,7 +152,7 @@ pub(super) async fn converge(
 
 /// Step 4's work: the classes and stores to name the identity in.
 pub(super) struct ClassWrite {
-    pub(super) classes: Vec<crate::needs::ClassInput>,
+    pub(super) classes: Vec<Arc<crate::needs::ClassInput>>,
     pub(super) stores: Vec<crate::needs::StoreInput>,
     pub(super) client_id: String,
     /// A named class that does not exist.

@@ -20,7 +20,7 @@ use crate::selector::matches;
 /// The SecretProviderClasses a binding selects, validated, and the names of those it
 /// names that do not exist: a missing class needs nothing, so its grants go, but the binding
 /// says it is missing.
-pub fn classes_of(binding: &IdentityBinding, ctx: &Context) -> Result<(Vec<ClassInput>, Vec<String>), BindingError> {
+pub fn classes_of(binding: &IdentityBinding, ctx: &Context) -> Result<(Vec<Arc<ClassInput>>, Vec<String>), BindingError> {
     let namespace = binding.namespace().unwrap_or_default();
     let selector = &binding.spec.secret_provider_classes;
     let mut found: Vec<Arc<SecretProviderClass>> = Vec::new();

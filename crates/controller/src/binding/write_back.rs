@@ -3,6 +3,7 @@
 //! field stays as its owner wrote it. What to write is [`super::plan::write_back`]'s.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
@@ -24,7 +25,7 @@ use crate::needs::{ClassInput, StoreInput};
 pub async fn write_identity(
     ctx: &Context,
     namespace: &str,
-    classes: &[ClassInput],
+    classes: &[Arc<ClassInput>],
     client_id: &str,
     mode: IdentityMode,
     changes: &mut Vec<Change>,

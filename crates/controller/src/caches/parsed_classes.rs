@@ -6,7 +6,7 @@
 //! mode, so it is kept per class UID and mode until the class's resourceVersion moves on.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use kube::ResourceExt;
 use kvbind_api::identity_binding::IdentityMode;
@@ -19,10 +19,14 @@ use crate::needs::ClassInput;
 /// deleted classes' entries go then, and a tenant's churn cannot grow it without bound.
 const SLACK: usize = 64;
 
-/// Parsed classes by UID and mode, with the resourceVersion they were parsed at.
+/// A class's UID and the mode it was read in.
+type ClassKey = (String, IdentityMode);
+
+/// Parsed classes by UID and mode, with the resourceVersion they were parsed at. Every
+/// binding's needs share the one parse of each class rather than hold a copy.
 #[derive(Debug, Default)]
 pub struct ParsedClasses {
-    parsed: Mutex<HashMap<(String, IdentityMode), (String, ClassInput)>>,
+    parsed: Mutex<HashMap<ClassKey, (String, Arc<ClassInput>)>>,
 }
 
 impl ParsedClasses {
@@ -35,9 +39,9 @@ impl ParsedClasses {
         mode: IdentityMode,
         cached: impl FnOnce() -> usize,
         parse: impl FnOnce() -> Result<ClassInput, BindingError>,
-    ) -> Result<ClassInput, BindingError> {
+    ) -> Result<Arc<ClassInput>, BindingError> {
         let (Some(uid), Some(version)) = (class.uid(), class.resource_version()) else {
-            return parse();
+            return parse().map(Arc::new);
         };
         let key = (uid, mode);
         if let Some((at, input)) = self.parsed.lock().unwrap_or_else(PoisonError::into_inner).get(&key)
@@ -45,7 +49,7 @@ impl ParsedClasses {
         {
             return Ok(input.clone());
         }
-        let input = parse()?;
+        let input = Arc::new(parse()?);
         let bound = 2 * cached() + SLACK;
         let mut parsed = self.parsed.lock().unwrap_or_else(PoisonError::into_inner);
         if parsed.len() > bound {

@@ -1,6 +1,7 @@
 //! The shapes of what a binding asks for: each class and store it serves, and all of it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use kvbind_api::KeyVaultObject;
 use kvbind_api::class_lint::Finding;
@@ -58,7 +59,7 @@ pub struct Needs {
     /// Objects per vault name (lowercase), with the tenant the classes name.
     pub vaults: BTreeMap<String, (String, Vec<KeyVaultObject>)>,
     /// The classes, for write-back.
-    pub classes: Vec<ClassInput>,
+    pub classes: Vec<Arc<ClassInput>>,
     /// Classes named in the spec that do not exist (any more).
     pub missing: Vec<String>,
     /// The External Secrets stores, for write-back.

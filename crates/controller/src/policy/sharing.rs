@@ -22,7 +22,7 @@ fn neighbours<'a>(binding: &'a IdentityBinding, ctx: &Context) -> impl Iterator<
 /// Fails when another live binding of the namespace, one a policy allows, serves one of
 /// `classes` with another identity or mode: the two would write the class in turn for
 /// ever. Bindings no policy allows write no class, so they conflict with nobody.
-pub fn check_class_conflicts(binding: &IdentityBinding, identity: &IdentityId, classes: &[ClassInput], judge: &Judge<'_>) -> Result<(), BindingError> {
+pub fn check_class_conflicts(binding: &IdentityBinding, identity: &IdentityId, classes: &[Arc<ClassInput>], judge: &Judge<'_>) -> Result<(), BindingError> {
     let ctx = judge.ctx;
     let namespace = binding.namespace().unwrap_or_default();
     for class in classes {

@@ -19,6 +19,7 @@ pub mod schedule;
 pub mod verdict;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
@@ -72,7 +73,7 @@ pub struct Wanted {
 
 impl Wanted {
     /// What `classes` list.
-    pub fn of(classes: &[ClassInput]) -> Wanted {
+    pub fn of(classes: &[Arc<ClassInput>]) -> Wanted {
         let mut by_tenant: BTreeMap<String, BTreeSet<ProbeObject>> = BTreeMap::new();
         for class in classes {
             let listed = by_tenant.entry(class.tenant_id.to_ascii_lowercase()).or_default();
